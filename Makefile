@@ -1,0 +1,27 @@
+# desist: `make run` runs the pipeline on the committed sample; `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test ui sample clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(BIN)/.installed
+	$(BIN)/desist run
+
+test: $(BIN)/.installed
+	$(BIN)/pytest -q -n 2
+
+ui: $(BIN)/.installed
+	$(BIN)/desist ui
+
+sample: $(BIN)/.installed
+	$(BIN)/desist generate --people 20000 --seed 2026 --out data/sample
+
+clean:
+	rm -rf data/*.duckdb data/*.duckdb.wal reports/out .dagster_home

@@ -1,0 +1,3 @@
+"""desist: recidivism and programme-evaluation pipeline."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,128 @@
+"""The `desist` command: run the pipeline, generate synthetic data, start the UI."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from desist.config import PROJECT_ROOT, Settings, load_settings
+
+DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
+DAGSTER_YAML = """\
+# Local Dagster instance for desist (created on demand, not committed).
+concurrency:
+  pools:
+    default_limit: 1   # DuckDB allows one writer: warehouse assets run one at a time
+telemetry:
+  enabled: false
+"""
+
+
+def dagster_home() -> Path:
+    """A local DAGSTER_HOME (sqlite storage) inside the project, created on first use."""
+    home = Path(os.environ.get("DAGSTER_HOME") or DAGSTER_HOME)
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def run_pipeline(settings: Settings) -> tuple[bool, str]:
+    """Materialise the whole asset graph in-process. Returns (success, run id or failure reason)."""
+    import dagster as dg
+
+    from pipelines.definitions import build_definitions
+
+    dagster_home()
+    defs = build_definitions(str(settings.source))
+    job = defs.resolve_implicit_global_asset_job_def()
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+    if result.success:
+        return True, result.run_id
+    return False, failure_reason(result)
+
+
+def failure_reason(result) -> str:
+    """One line saying which step failed and why."""
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            cause = error.cause or error
+            message = (cause.message or error.message).strip().splitlines()[-1]
+            return f"step '{event.step_key}' failed: {message}"
+    return "the run failed without a step failure (see the Dagster event log)"
+
+
+def print_outputs(settings: Settings) -> None:
+    from desist import outputs
+
+    outputs.print_summary(settings)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    print(f"desist: running the pipeline with {settings.source}", flush=True)
+    ok, detail = run_pipeline(settings)
+    if not ok:
+        print(f"desist: run failed: {detail}", file=sys.stderr)
+        return 1
+    print(f"desist: run {detail} succeeded")
+    print_outputs(settings)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from desist.generate import write_extract
+
+    summary = write_extract(Path(args.out), people=args.people, seed=args.seed, fmt=args.format)
+    print(f"desist: wrote a synthetic extract of {args.people:,} people to {args.out}")
+    for key, value in summary.items():
+        print(f"  {key}: {value}")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    os.environ["DESIST_CONFIG"] = str(settings.source)
+    dagster_home()
+    dagster = Path(sys.executable).with_name("dagster")
+    os.execv(str(dagster), [str(dagster), "dev", "-m", "pipelines.definitions", "-p", str(args.port)])
+    return 0  # not reached
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="desist", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="materialise the whole pipeline in-process")
+    run.add_argument("--config", help="settings file (default: $DESIST_CONFIG or evaluation.yaml)")
+    run.set_defaults(func=cmd_run)
+
+    gen = sub.add_parser("generate", help="write a synthetic extract with its ground truth")
+    gen.add_argument("--people", type=int, default=20_000)
+    gen.add_argument("--seed", type=int, default=2026)
+    gen.add_argument("--out", required=True)
+    gen.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    gen.set_defaults(func=cmd_generate)
+
+    ui = sub.add_parser("ui", help="start the Dagster UI on this evaluation")
+    ui.add_argument("--config")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"desist: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,52 @@
+"""DuckDB helpers: open the warehouse, run the layered SQL files in sql/."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from desist.config import PROJECT_ROOT, Settings
+
+SQL_DIR = PROJECT_ROOT / "sql"
+SCHEMAS = ("raw", "quarantine", "staging", "analysis", "results")
+
+
+def connect(settings: Settings, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse with its schemas and the evaluation settings as SQL variables.
+
+    SQL files read settings through ``getvariable('name')`` so the same statement serves
+    every evaluation without string formatting.
+    """
+    path = Path(settings.paths.warehouse)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    if not read_only:
+        for schema in SCHEMAS:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    set_variables(con, settings)
+    return con
+
+
+def set_variables(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    values = {
+        "data_cutoff": settings.data_cutoff,
+        "index_from": settings.cohort.index_from,
+        "index_to": settings.cohort.index_to,
+        "enrolment_days_before": settings.cohort.enrolment_days_before,
+        "enrolment_days_after": settings.cohort.enrolment_days_after,
+        "waiting_period_months": settings.follow_up.waiting_period_months,
+        "headline_months": settings.follow_up.headline_months,
+        "windows_months": settings.follow_up.windows_months,
+        "disclosure_min_count": settings.disclosure.min_count,
+    }
+    for name, value in values.items():
+        con.execute(f"SET VARIABLE {name} = ?", [value])
+
+
+def sql_text(relative_path: str) -> str:
+    """The text of one statement file, e.g. ``sql_text("analysis/cohort.sql")``."""
+    return (SQL_DIR / relative_path).read_text()
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, relative_path: str) -> None:
+    con.execute(sql_text(relative_path))

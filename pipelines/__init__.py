@@ -1,0 +1,1 @@
+"""Dagster wiring for desist: assets, checks, resources, schedules and sensors."""

@@ -1,0 +1,39 @@
+"""Resources shared by every asset: the evaluation settings and the warehouse connection."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+import dagster as dg
+import duckdb
+
+from desist import warehouse
+from desist.config import Settings, config_path, load_settings
+
+# Every asset that writes the warehouse runs in this pool; the instance limits it to one
+# slot because DuckDB allows a single writer process.
+WAREHOUSE_POOL = "warehouse"
+
+
+@lru_cache(maxsize=8)
+def _settings_for(path: str) -> Settings:
+    return load_settings(path)
+
+
+class Warehouse(dg.ConfigurableResource):
+    """The evaluation settings and a connection to the working DuckDB database."""
+
+    config_file: str = ""
+
+    @property
+    def settings(self) -> Settings:
+        return _settings_for(str(config_path(self.config_file or None)))
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = warehouse.connect(self.settings, read_only=read_only)
+        try:
+            yield con
+        finally:
+            con.close()

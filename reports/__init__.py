@@ -1,0 +1,1 @@
+"""Funders' HTML reports: Jinja2 templates and plotly figures."""
