@@ -93,6 +93,15 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from desist import outputs
+
+    settings = load_settings(args.config)
+    dagster_home()
+    outputs.print_status(settings, limit=args.limit)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="desist", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -112,6 +121,11 @@ def parser() -> argparse.ArgumentParser:
     ui.add_argument("--config")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)
+
+    status = sub.add_parser("status", help="the last runs, their outcome, and quarantine counts")
+    status.add_argument("--config")
+    status.add_argument("--limit", type=int, default=10)
+    status.set_defaults(func=cmd_status)
     return top
 
 

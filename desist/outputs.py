@@ -1,6 +1,8 @@
 """What a finished run leaves behind, printed for the evaluator."""
 from __future__ import annotations
 
+import datetime as dt
+
 import duckdb
 
 from desist.config import Settings
@@ -27,3 +29,31 @@ def print_summary(settings: Settings) -> None:
     if paths.reports.exists():
         for report in sorted(paths.reports.glob("*.html")):
             print(f"  report: {report}")
+
+
+def print_status(settings: Settings, limit: int = 10) -> None:
+    """The last runs and their outcome, then quarantine counts from the published database.
+
+    The published file is read, not the warehouse, so status works while a run is writing.
+    """
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        records = instance.get_run_records(limit=limit)
+        print(f"Last {len(records)} runs:")
+        for record in records:
+            run = record.dagster_run
+            started = record.start_time and dt.datetime.fromtimestamp(record.start_time, dt.timezone.utc)
+            ended = record.end_time and dt.datetime.fromtimestamp(record.end_time, dt.timezone.utc)
+            took = f"{ended - started}" if started and ended else "-"
+            when = started.strftime("%Y-%m-%d %H:%M:%S UTC") if started else "not started"
+            print(f"  {run.run_id[:8]}  {run.status.value:<10} {when}  took {took}")
+    research = settings.paths.research
+    if not research.exists():
+        print(f"No published database yet at {research}.")
+        return
+    with duckdb.connect(str(research), read_only=True) as con:
+        print(f"\nQuarantined rows (from {research}):")
+        print(con.sql(
+            "SELECT table_name, stage, reason, rows FROM quarantine_summary ORDER BY table_name, stage, reason"
+        ).df().to_string(index=False))

@@ -5,7 +5,10 @@ import os
 
 import dagster as dg
 
+from desist.config import config_path, load_settings
+from pipelines.publish import build_publish_assets
 from pipelines.resources import Warehouse
+from pipelines.schedules import EVALUATION_JOB, build_schedule_and_sensor
 
 ASSET_MODULES: list = []
 CHECK_MODULES: list = []
@@ -13,10 +16,17 @@ CHECK_MODULES: list = []
 
 def build_definitions(config_file: str | None = None) -> dg.Definitions:
     """Definitions for one evaluation settings file (default: $DESIST_CONFIG or evaluation.yaml)."""
+    config_file = str(config_path(config_file or os.environ.get("DESIST_CONFIG") or None))
+    assets = list(dg.load_assets_from_modules(ASSET_MODULES))
+    upstream = [key for asset in assets for key in asset.keys]
+    schedule, sensor = build_schedule_and_sensor(load_settings(config_file))
     return dg.Definitions(
-        assets=dg.load_assets_from_modules(ASSET_MODULES),
+        assets=[*assets, *build_publish_assets(upstream)],
         asset_checks=dg.load_asset_checks_from_modules(CHECK_MODULES),
-        resources={"warehouse": Warehouse(config_file=config_file or os.environ.get("DESIST_CONFIG", ""))},
+        jobs=[EVALUATION_JOB],
+        schedules=[schedule],
+        sensors=[sensor],
+        resources={"warehouse": Warehouse(config_file=config_file)},
     )
 
 

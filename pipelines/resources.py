@@ -1,5 +1,4 @@
 """Resources shared by every asset: the evaluation settings and the warehouse connection."""
-from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager

@@ -1,0 +1,28 @@
+"""Provenance carried by every output: code version and a fingerprint of the input files."""
+from __future__ import annotations
+
+import hashlib
+import subprocess
+
+from desist import __version__
+from desist.config import PROJECT_ROOT
+
+
+def code_version() -> str:
+    """`git describe` of the project when it is a checkout (marked -dirty when edited), else the package version."""
+    try:
+        described = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--tags"],
+            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    return f"{__version__}+{described}" if described else __version__
+
+
+def input_fingerprint(file_hashes: list[tuple[str, str]]) -> str:
+    """One sha256 over the (file name, file sha256) pairs, independent of their order."""
+    digest = hashlib.sha256()
+    for name, sha in sorted(file_hashes):
+        digest.update(f"{name}\0{sha}\n".encode())
+    return digest.hexdigest()

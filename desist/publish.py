@@ -1,0 +1,143 @@
+"""Publish the researcher database: a new DuckDB file built beside the old one and swapped in atomically.
+
+Researchers may hold the published file open read-only at any time. The run never writes
+to that file: it builds ``<name>.building`` from the warehouse, documents every table, view
+and column with ``COMMENT ON``, and renames it over the published path. A reader keeps
+the old file (the inode it opened) until it reconnects, then sees the new data.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from desist.config import PROJECT_ROOT
+
+PUBLISHED_SQL = PROJECT_ROOT / "sql" / "published"
+CATALOGUE = PUBLISHED_SQL / "catalogue.yaml"
+BUILD_ALIAS = "research_build"
+
+
+@dataclass(frozen=True)
+class PublishedObject:
+    name: str
+    kind: str  # "table" or "view"
+    description: str
+    columns: dict[str, str]
+    sql: str  # a SELECT: tables read the warehouse, views read published tables
+
+
+def load_catalogue(path: Path = CATALOGUE) -> list[PublishedObject]:
+    """Every published table and view in publishing order, with its documentation and query."""
+    entries = yaml.safe_load(path.read_text())
+    objects = []
+    for name, entry in entries.items():
+        kind = entry.get("kind", "table")
+        sql_file = PUBLISHED_SQL / ("views" if kind == "view" else "tables") / f"{name}.sql"
+        objects.append(PublishedObject(
+            name=name, kind=kind, description=entry["description"].strip(),
+            columns={col: text.strip() for col, text in entry["columns"].items()},
+            sql=sql_file.read_text().strip().rstrip(";"),
+        ))
+    return objects
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def publish(con: duckdb.DuckDBPyConnection, research_path: Path, parquet_dir: Path | None = None) -> dict[str, int]:
+    """Build the researcher database from the warehouse open on `con`, then swap it in.
+
+    Returns the row count of every published table and view.
+    """
+    research_path = Path(research_path)
+    research_path.parent.mkdir(parents=True, exist_ok=True)
+    building = research_path.with_name(research_path.name + ".building")
+    building.unlink(missing_ok=True)
+    objects = load_catalogue()
+    counts: dict[str, int] = {}
+    con.execute(f"ATTACH {_quote(str(building))} AS {BUILD_ALIAS}")
+    try:
+        for obj in objects:
+            target = f"{BUILD_ALIAS}.main.{obj.name}"
+            if obj.kind == "table":
+                con.execute(f"CREATE TABLE {target} AS {obj.sql}")
+            else:
+                # Views are created from inside the new file so their table references stay
+                # unqualified and resolve in whatever file name the researcher opens.
+                home = con.execute("SELECT current_database()").fetchone()[0]
+                con.execute(f"USE {BUILD_ALIAS}")
+                try:
+                    con.execute(f"CREATE VIEW {obj.name} AS {obj.sql}")
+                finally:
+                    con.execute(f"USE {home}")
+            _document(con, target, obj)
+            counts[obj.name] = con.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
+        if parquet_dir is not None:
+            _export_parquet(con, parquet_dir, [o.name for o in objects if o.kind == "table"])
+    finally:
+        con.execute(f"DETACH {BUILD_ALIAS}")
+    os.replace(building, research_path)
+    return counts
+
+
+def _document(con: duckdb.DuckDBPyConnection, target: str, obj: PublishedObject) -> None:
+    actual = [row[0] for row in con.execute(f"DESCRIBE {target}").fetchall()]
+    undocumented = [c for c in actual if c not in obj.columns]
+    missing = [c for c in obj.columns if c not in actual]
+    if undocumented or missing:
+        raise ValueError(
+            f"published {obj.kind} '{obj.name}' does not match its catalogue entry: "
+            f"undocumented columns {undocumented}, documented but absent {missing}"
+        )
+    keyword = "VIEW" if obj.kind == "view" else "TABLE"
+    con.execute(f"COMMENT ON {keyword} {target} IS {_quote(obj.description)}")
+    for column, text in obj.columns.items():
+        con.execute(f"COMMENT ON COLUMN {target}.{column} IS {_quote(text)}")
+
+
+def _export_parquet(con: duckdb.DuckDBPyConnection, parquet_dir: Path, tables: list[str]) -> None:
+    """The published tables as Parquet, written to a fresh folder and swapped in whole."""
+    parquet_dir = Path(parquet_dir)
+    staging_dir = parquet_dir.with_name(parquet_dir.name + ".building")
+    shutil.rmtree(staging_dir, ignore_errors=True)
+    staging_dir.mkdir(parents=True)
+    for table in tables:
+        target = staging_dir / f"{table}.parquet"
+        con.execute(f"COPY {BUILD_ALIAS}.main.{table} TO {_quote(str(target))} (FORMAT parquet)")
+    old = parquet_dir.with_name(parquet_dir.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if parquet_dir.exists():
+        parquet_dir.rename(old)
+    staging_dir.rename(parquet_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def data_dictionary(research_path: Path) -> str:
+    """Markdown data dictionary generated from the comments in a published database."""
+    with duckdb.connect(str(research_path), read_only=True) as con:
+        objects = con.execute(
+            "SELECT table_name, 'table' AS kind, comment FROM duckdb_tables() "
+            "UNION ALL SELECT view_name, 'view', comment FROM duckdb_views() WHERE NOT internal "
+            "ORDER BY 2, 1"
+        ).fetchall()
+        columns = con.execute(
+            "SELECT table_name, column_name, data_type, comment FROM duckdb_columns() "
+            "ORDER BY table_name, column_index"
+        ).fetchall()
+    lines = [
+        "# Data dictionary of the researcher database",
+        "",
+        "Generated from the `COMMENT ON` documentation inside the published DuckDB file.",
+        "",
+    ]
+    for name, kind, comment in objects:
+        lines += [f"## `{name}` ({kind})", "", comment or "", "", "| column | type | meaning |", "|---|---|---|"]
+        lines += [f"| `{col}` | {dtype} | {text or ''} |" for table, col, dtype, text in columns if table == name]
+        lines.append("")
+    return "\n".join(lines)
