@@ -17,8 +17,7 @@ import yaml
 
 from desist.config import PROJECT_ROOT
 
-PUBLISHED_SQL = PROJECT_ROOT / "sql" / "published"
-CATALOGUE = PUBLISHED_SQL / "catalogue.yaml"
+CATALOGUE = PROJECT_ROOT / "sql" / "published" / "catalogue.yaml"
 BUILD_ALIAS = "research_build"
 
 
@@ -37,7 +36,7 @@ def load_catalogue(path: Path = CATALOGUE) -> list[PublishedObject]:
     objects = []
     for name, entry in entries.items():
         kind = entry.get("kind", "table")
-        sql_file = PUBLISHED_SQL / ("views" if kind == "view" else "tables") / f"{name}.sql"
+        sql_file = path.parent / ("views" if kind == "view" else "tables") / f"{name}.sql"
         objects.append(PublishedObject(
             name=name, kind=kind, description=entry["description"].strip(),
             columns={col: text.strip() for col, text in entry["columns"].items()},
@@ -50,7 +49,12 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def publish(con: duckdb.DuckDBPyConnection, research_path: Path, parquet_dir: Path | None = None) -> dict[str, int]:
+def publish(
+    con: duckdb.DuckDBPyConnection,
+    research_path: Path,
+    parquet_dir: Path | None = None,
+    catalogue: Path = CATALOGUE,
+) -> dict[str, int]:
     """Build the researcher database from the warehouse open on `con`, then swap it in.
 
     Returns the row count of every published table and view.
@@ -59,7 +63,7 @@ def publish(con: duckdb.DuckDBPyConnection, research_path: Path, parquet_dir: Pa
     research_path.parent.mkdir(parents=True, exist_ok=True)
     building = research_path.with_name(research_path.name + ".building")
     building.unlink(missing_ok=True)
-    objects = load_catalogue()
+    objects = load_catalogue(catalogue)
     counts: dict[str, int] = {}
     con.execute(f"ATTACH {_quote(str(building))} AS {BUILD_ALIAS}")
     try:
