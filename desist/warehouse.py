@@ -38,6 +38,7 @@ def set_variables(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
         "headline_months": settings.follow_up.headline_months,
         "windows_months": settings.follow_up.windows_months,
         "disclosure_min_count": settings.disclosure.min_count,
+        "covariates": settings.covariates.all,
     }
     for name, value in values.items():
         con.execute(f"SET VARIABLE {name} = ?", [value])
