@@ -1,0 +1,108 @@
+-- From everyone enrolled to everyone analysed, per programme: how many people remain after
+-- each step, how many the step lost and why. Participants and the comparison pool are
+-- followed separately (cohort_group). A step's reason explains its losses; the first step of
+-- each group has no losses. "Complete follow-up" and "analysed" refer to the headline window.
+--
+-- participants: enrolled -> linked_to_index_event (an enrolment starts within the enrolment
+--   window of any index event) -> eligible_index_event (one of those events lies in the cohort
+--   period) -> complete_follow_up -> analysed (complete and every configured covariate present)
+-- comparison: eligible_index_event (anyone with an index event in the cohort period) ->
+--   never_enrolled (in this programme) -> complete_follow_up -> analysed
+CREATE OR REPLACE TABLE analysis.attrition AS
+WITH enrolled AS (
+    SELECT programme_id, count(DISTINCT person_id) AS people
+    FROM staging.participation
+    GROUP BY programme_id
+),
+linked AS (
+    SELECT programme_id, count(DISTINCT person_id) AS people
+    FROM analysis.enrolment_links
+    GROUP BY programme_id
+),
+with_eligible_event AS (
+    SELECT count(DISTINCT person_id) AS people
+    FROM staging.index_events
+    WHERE index_date BETWEEN getvariable('index_from') AND getvariable('index_to')
+),
+followed AS (
+    SELECT
+        measure.programme_id,
+        count(*) FILTER (WHERE measure.treated) AS treated_in_cohort,
+        count(*) FILTER (WHERE measure.treated AND measure.complete) AS treated_complete,
+        count(*) FILTER (WHERE measure.treated AND measure.complete AND covariate.covariates_complete)
+            AS treated_analysed,
+        count(*) FILTER (WHERE NOT measure.treated) AS pool_in_cohort,
+        count(*) FILTER (WHERE NOT measure.treated AND measure.complete) AS pool_complete,
+        count(*) FILTER (WHERE NOT measure.treated AND measure.complete AND covariate.covariates_complete)
+            AS pool_analysed
+    FROM analysis.measures AS measure
+    JOIN analysis.covariates AS covariate USING (programme_id, person_id)
+    WHERE measure.window_months = getvariable('headline_months')
+    GROUP BY measure.programme_id
+),
+counts AS (
+    SELECT
+        programme.programme_id,
+        coalesce(enrolled.people, 0) AS enrolled,
+        coalesce(linked.people, 0) AS linked,
+        coalesce(followed.treated_in_cohort, 0) AS treated_in_cohort,
+        coalesce(followed.treated_complete, 0) AS treated_complete,
+        coalesce(followed.treated_analysed, 0) AS treated_analysed,
+        with_eligible_event.people AS with_eligible_event,
+        coalesce(followed.pool_in_cohort, 0) AS pool_in_cohort,
+        coalesce(followed.pool_complete, 0) AS pool_complete,
+        coalesce(followed.pool_analysed, 0) AS pool_analysed
+    FROM staging.programmes AS programme
+    CROSS JOIN with_eligible_event
+    LEFT JOIN enrolled USING (programme_id)
+    LEFT JOIN linked USING (programme_id)
+    LEFT JOIN followed USING (programme_id)
+),
+reasons AS (
+    SELECT
+        format('no enrolment starts between {} days before and {} days after an index event',
+               getvariable('enrolment_days_before'), getvariable('enrolment_days_after')) AS not_linked,
+        format('every linked index event lies outside the cohort period {} to {}',
+               getvariable('index_from'), getvariable('index_to')) AS not_eligible,
+        format('the {}-month window plus {}-month waiting period ends after the data cut-off {}',
+               getvariable('headline_months'), getvariable('waiting_period_months'),
+               getvariable('data_cutoff')) AS incomplete,
+        'a configured covariate is missing' AS covariate_missing,
+        'enrolled in the programme' AS enrolled
+),
+steps AS (
+    SELECT
+        counts.programme_id,
+        unnest([
+            {'cohort_group': 'participants', 'step_number': 1, 'step': 'enrolled',
+             'people': counts.enrolled, 'reason': NULL},
+            {'cohort_group': 'participants', 'step_number': 2, 'step': 'linked_to_index_event',
+             'people': counts.linked, 'reason': reasons.not_linked},
+            {'cohort_group': 'participants', 'step_number': 3, 'step': 'eligible_index_event',
+             'people': counts.treated_in_cohort, 'reason': reasons.not_eligible},
+            {'cohort_group': 'participants', 'step_number': 4, 'step': 'complete_follow_up',
+             'people': counts.treated_complete, 'reason': reasons.incomplete},
+            {'cohort_group': 'participants', 'step_number': 5, 'step': 'analysed',
+             'people': counts.treated_analysed, 'reason': reasons.covariate_missing},
+            {'cohort_group': 'comparison', 'step_number': 1, 'step': 'eligible_index_event',
+             'people': counts.with_eligible_event, 'reason': NULL},
+            {'cohort_group': 'comparison', 'step_number': 2, 'step': 'never_enrolled',
+             'people': counts.pool_in_cohort, 'reason': reasons.enrolled},
+            {'cohort_group': 'comparison', 'step_number': 3, 'step': 'complete_follow_up',
+             'people': counts.pool_complete, 'reason': reasons.incomplete},
+            {'cohort_group': 'comparison', 'step_number': 4, 'step': 'analysed',
+             'people': counts.pool_analysed, 'reason': reasons.covariate_missing}
+        ], recursive := true)
+    FROM counts
+    CROSS JOIN reasons
+)
+SELECT
+    programme_id,
+    cohort_group,
+    step_number::INTEGER AS step_number,
+    step,
+    people,
+    lag(people) OVER (PARTITION BY programme_id, cohort_group ORDER BY step_number) - people AS lost,
+    reason
+FROM steps
+ORDER BY programme_id, cohort_group DESC, step_number;

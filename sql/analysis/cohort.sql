@@ -1,0 +1,54 @@
+-- One row per programme x person analysed for that programme, with one index event each.
+--
+-- Participants (treated): people with an enrolment in the programme that starts within the
+-- enrolment window of an index event inside the cohort period. Their enrolment is the
+-- earliest such enrolment, and their index event the earliest eligible event it links to.
+--
+-- Comparison pool (not treated): people with an index event inside the cohort period who never
+-- enrolled in this programme, on any date; their index event is their first eligible one.
+-- Someone enrolled in another programme stays in this programme's pool.
+CREATE OR REPLACE TABLE analysis.cohort AS
+WITH eligible_events AS (
+    SELECT person_id, index_date, index_type
+    FROM staging.index_events
+    WHERE index_date BETWEEN getvariable('index_from') AND getvariable('index_to')
+),
+participants AS (
+    SELECT programme_id, person_id, index_date, enrolment_start_date
+    FROM analysis.enrolment_links
+    WHERE index_eligible
+    QUALIFY row_number() OVER (
+        PARTITION BY programme_id, person_id ORDER BY enrolment_start_date, index_date
+    ) = 1
+),
+first_eligible_events AS (
+    SELECT person_id, min(index_date) AS index_date
+    FROM eligible_events
+    GROUP BY person_id
+),
+comparison AS (
+    SELECT programme.programme_id, event.person_id, event.index_date
+    FROM staging.programmes AS programme
+    CROSS JOIN first_eligible_events AS event
+    ANTI JOIN staging.participation AS enrolment
+      ON enrolment.programme_id = programme.programme_id
+     AND enrolment.person_id = event.person_id
+),
+members AS (
+    SELECT programme_id, person_id, index_date, true AS treated, enrolment_start_date
+    FROM participants
+    UNION ALL
+    SELECT programme_id, person_id, index_date, false AS treated, NULL::DATE AS enrolment_start_date
+    FROM comparison
+)
+SELECT
+    members.programme_id,
+    members.person_id,
+    members.treated,
+    members.index_date,
+    event.index_type,
+    date_trunc('quarter', members.index_date)::DATE AS index_quarter,
+    members.enrolment_start_date,
+    members.enrolment_start_date - members.index_date AS enrolment_days_from_index
+FROM members
+JOIN eligible_events AS event USING (person_id, index_date);

@@ -1,0 +1,84 @@
+-- Characteristics at the index date, one row per programme x person in analysis.cohort.
+--
+-- Derived from the offence history, counting only what was known at the index date:
+--   prior_proven_offences      offences committed and proven strictly before the index date
+--                              (an index offence proven on the index date itself is not prior);
+--   prior_custodial_sentences  those of them disposed of by custody (one per offence record);
+--   years_since_first_offence  (index date - earliest of those offence dates) / 365.25;
+--                              0 when there is no prior proven offence: the criminal history
+--                              starts at the index event;
+--   age_at_index               index year - birth year. Only the birth year is held, so this is
+--                              the age reached during the index year: at most one year above
+--                              the exact age, the same for everyone;
+--   female                     sex = 'female' (NULL when the person is not in staging.people).
+-- The index event's own columns and the person's region, sex and ethnic group are carried as
+-- supplied. Missing optional inputs stay NULL; covariates_complete says whether every
+-- covariate named in evaluation.yaml (the SQL variable 'covariates') is present.
+CREATE OR REPLACE TABLE analysis.covariates AS
+WITH index_points AS (
+    SELECT DISTINCT person_id, index_date FROM analysis.cohort
+),
+history AS (
+    SELECT
+        point.person_id,
+        point.index_date,
+        count(offence.offence_id) AS prior_proven_offences,
+        count(offence.offence_id) FILTER (WHERE offence.disposal = 'custody') AS prior_custodial_sentences,
+        min(offence.offence_date) AS first_offence_date
+    FROM index_points AS point
+    LEFT JOIN staging.offences AS offence
+      ON offence.person_id = point.person_id
+     AND offence.offence_date < point.index_date
+     AND offence.proven_date < point.index_date
+    GROUP BY point.person_id, point.index_date
+),
+characteristics AS (
+    SELECT
+        cohort.programme_id,
+        cohort.person_id,
+        cohort.treated,
+        cohort.index_date,
+        year(cohort.index_date) - person.birth_year AS age_at_index,
+        history.prior_proven_offences,
+        history.prior_custodial_sentences,
+        coalesce(datediff('day', history.first_offence_date, cohort.index_date) / 365.25, 0.0)
+            AS years_since_first_offence,
+        event.risk_score,
+        event.sentence_months,
+        event.employment_at_index,
+        event.accommodation_at_index,
+        person.sex = 'female' AS female,
+        event.index_type,
+        person.region,
+        event.index_offence_group,
+        event.prior_offences,
+        event.prior_custody,
+        event.age_first_offence,
+        person.sex,
+        person.ethnic_group,
+        person.birth_year
+    FROM analysis.cohort AS cohort
+    JOIN staging.index_events AS event USING (person_id, index_date)
+    JOIN history USING (person_id, index_date)
+    LEFT JOIN staging.people AS person USING (person_id)
+),
+-- The configured covariates have mixed types; as text they fit one list whose non-NULL count
+-- is compared with the number configured. person_id (never NULL) keeps the selection
+-- non-empty when no covariate is configured.
+configured_as_text AS (
+    SELECT
+        programme_id,
+        COLUMNS(lambda name: name = 'person_id' OR list_contains(getvariable('covariates'), name))::VARCHAR
+    FROM characteristics
+),
+completeness AS (
+    SELECT
+        programme_id,
+        person_id,
+        list_count([*COLUMNS(lambda name: name <> 'programme_id')])
+            = len(getvariable('covariates')) + 1 AS covariates_complete
+    FROM configured_as_text
+)
+SELECT characteristics.*, completeness.covariates_complete
+FROM characteristics
+JOIN completeness USING (programme_id, person_id);
