@@ -6,7 +6,9 @@ import os
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from models.indicators import CRITERION_INDICATORS, DIRECTIONS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = PROJECT_ROOT / "evaluation.yaml"
@@ -72,6 +74,60 @@ class Schedule(_Section):
     cron: str = "0 6 1 * *"
 
 
+class SuccessCriterion(_Section):
+    """A success criterion: the named indicator should move in `direction` relative to `target`."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    label: str = Field(min_length=1)  # plain words, shown to funders
+    indicator: str
+    target: float
+    direction: str
+
+    @field_validator("indicator")
+    @classmethod
+    def _known_indicator(cls, value: str) -> str:
+        if value not in CRITERION_INDICATORS:
+            raise ValueError(f"unknown indicator '{value}'; expected one of {sorted(CRITERION_INDICATORS)}")
+        return value
+
+    @field_validator("direction")
+    @classmethod
+    def _known_direction(cls, value: str) -> str:
+        if value not in DIRECTIONS:
+            raise ValueError(f"unknown direction '{value}'; expected one of {list(DIRECTIONS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _target_in_range(self) -> SuccessCriterion:
+        low, high = CRITERION_INDICATORS[self.indicator].target_range
+        if not low <= self.target <= high:
+            raise ValueError(f"success criterion '{self.id}': target {self.target} is outside "
+                             f"[{low}, {high}] for indicator '{self.indicator}'")
+        return self
+
+
+DEFAULT_SUCCESS_CRITERIA = [
+    SuccessCriterion(id="reoffending", indicator="reoffending_rate_difference", target=0, direction="decrease",
+                     label="Fewer participants reoffend within a year than similar people who did not take part"),
+    SuccessCriterion(id="life_skills", indicator="life_skills_change", target=0, direction="increase",
+                     label="Life skills scores improve between the start and the end of the programme"),
+    SuccessCriterion(id="employment", indicator="employment_gain", target=0.25, direction="at_least",
+                     label="At least a quarter of participants not in work at the start are in work by the end "
+                           "or at follow-up"),
+    SuccessCriterion(id="settled_accommodation", indicator="settled_accommodation_gain", target=0.25,
+                     direction="at_least",
+                     label="At least a quarter of participants without settled accommodation at the start have "
+                           "it by the end"),
+    SuccessCriterion(id="community_integration", indicator="community_integration_change", target=0,
+                     direction="increase",
+                     label="Community integration scores improve between the start and the end of the programme"),
+    SuccessCriterion(id="satisfaction", indicator="satisfaction_mean", target=4.0, direction="at_least",
+                     label="Stakeholders rate their satisfaction at 4 out of 5 or higher on average"),
+    SuccessCriterion(id="satisfied_share", indicator="share_satisfied", target=0.75, direction="at_least",
+                     label="At least three in four stakeholders are satisfied (4 or 5 out of 5)"),
+]
+
+
 class Settings(_Section):
     paths: Paths
     data_cutoff: dt.date
@@ -82,7 +138,17 @@ class Settings(_Section):
     validation: Validation = Validation()
     disclosure: Disclosure = Disclosure()
     schedule: Schedule = Schedule()
+    success_criteria: list[SuccessCriterion] = DEFAULT_SUCCESS_CRITERIA
     source: Path | None = None  # the file these settings were read from
+
+    @field_validator("success_criteria")
+    @classmethod
+    def _unique_criterion_ids(cls, value: list[SuccessCriterion]) -> list[SuccessCriterion]:
+        ids = [criterion.id for criterion in value]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"success_criteria ids must be unique; repeated: {repeated}")
+        return value
 
 
 def config_path(explicit: str | os.PathLike | None = None) -> Path:
