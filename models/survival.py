@@ -640,7 +640,8 @@ class PHTestResult:
         table: ``term, chisq, df, p``.
         transform: time transform, ``"km"`` (1 − left-continuous Kaplan–Meier).
         alpha: threshold below which ``warning`` is set.
-        warning: plain-words warning naming the covariates whose p < alpha, else None.
+        warning: plain-words warning naming the covariates whose p < alpha (or saying the
+            test is impossible because all events share one time), else None.
     """
 
     table: pd.DataFrame
@@ -714,6 +715,12 @@ def proportional_hazards_test(
     g_subject = g_subject - g_subject[event == 1].mean()
     g = np.zeros(len(terms.event_times))
     g[terms.subject_own_time[event == 1]] = g_subject[event == 1]
+    if np.all(g == 0):
+        untestable = pd.DataFrame(
+            {"term": [*names, "GLOBAL"], "chisq": np.nan, "df": np.r_[np.ones(p, dtype=int), p], "p": np.nan}
+        )
+        note = "Proportional hazards cannot be tested: every event happened at the same time."
+        return PHTestResult(table=untestable, transform="km", alpha=alpha, warning=note)
 
     # Score and information of the model with covariates (x, x * g(t)) at (beta, 0).
     score_gamma = g @ terms.schoenfeld
@@ -851,8 +858,11 @@ def cox_matched(
         raise ValueError("treatment must be 0 (comparison) or 1 (treated)")
     if len(np.unique(treat)) < 2:
         raise ValueError("treatment has only one value; both treated and comparison rows are needed")
-    if event.sum() == 0:
-        raise ValueError("no events: a Cox model needs at least one observed event")
+    for value, name in ((1.0, "treated"), (0.0, "comparison")):
+        if event[treat == value].sum() == 0:
+            raise ValueError(
+                f"no events in the {name} group: the hazard ratio is 0 or infinite and cannot be estimated"
+            )
     cluster_codes = _cluster_codes(cluster, len(time))
     z_crit = _z(conf_level)
 

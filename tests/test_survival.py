@@ -414,6 +414,18 @@ def test_cox_matched_rejects_bad_input(treatment, weights, message):
         cox_matched([1, 2, 3, 4], [1, 0, 1, 1], treatment, weights)
 
 
+@pytest.mark.parametrize(("event", "group"), [([1, 1, 0, 1, 0, 0], "treated"), ([0, 0, 1, 0, 1, 0], "comparison")])
+def test_cox_matched_refuses_a_group_without_events(event, group):
+    with pytest.raises(ValueError, match=f"no events in the {group} group: the hazard ratio is 0 or infinite"):
+        cox_matched([1, 2, 3, 4, 5, 6], event, [0, 0, 1, 0, 1, 1])
+
+
+def test_ph_test_with_all_events_at_one_time_is_reported_untestable():
+    fit = cox_matched([2, 2, 2, 2, 5, 6], [1, 1, 1, 1, 0, 0], [0, 1, 1, 0, 1, 0])
+    assert fit.ph_test.table.chisq.isna().all()
+    assert fit.ph_test.warning == "Proportional hazards cannot be tested: every event happened at the same time."
+
+
 def test_cox_matched_rejects_mismatched_cluster():
     with pytest.raises(ValueError, match="cluster has shape \\(3,\\) but time has 4 values"):
         cox_matched([1, 2, 3, 4], [1, 0, 1, 1], [0, 1, 0, 1], cluster=[1, 1, 2])
