@@ -72,8 +72,9 @@ def _survival_inputs(time, event, weights=None) -> tuple[np.ndarray, np.ndarray,
         raise ValueError("no observations: time is empty")
     if len(event) != len(time):
         raise ValueError(f"event has {len(event)} values but time has {len(time)}")
-    if (time < 0).any() or not np.isfinite(time).all():
-        raise ValueError(f"time must be finite and non-negative; {int((~(time >= 0) | ~np.isfinite(time)).sum())} values are not")
+    invalid_time = ~np.isfinite(time) | (time < 0)
+    if invalid_time.any():
+        raise ValueError(f"time must be finite and non-negative; {int(invalid_time.sum())} values are not")
     if not np.isin(event, (0.0, 1.0)).all():
         raise ValueError("event must be 0 (censored) or 1 (event)")
     if weights is None:
@@ -509,12 +510,10 @@ def _efron_terms(time, event, weights, x, beta) -> _EfronTerms:
     n_tied = events_at[has_event]
     event_weight = np.bincount(ev, weights=w_ev, minlength=m)
     event_risk = np.bincount(ev, weights=w_ev * risk[is_event], minlength=m)
-    event_x = np.column_stack(
-        [np.bincount(ev, weights=w_ev * x[is_event, j], minlength=m) for j in range(p)]
-    ).reshape(m, p)
+    event_x = np.column_stack([np.bincount(ev, weights=w_ev * x[is_event, j], minlength=m) for j in range(p)])
     event_risk_x = np.column_stack(
         [np.bincount(ev, weights=w_ev * risk[is_event] * x[is_event, j], minlength=m) for j in range(p)]
-    ).reshape(m, p)
+    )
 
     tie_time = np.repeat(np.arange(m), n_tied)
     tie_start = np.cumsum(n_tied) - n_tied
@@ -528,7 +527,7 @@ def _efron_terms(time, event, weights, x, beta) -> _EfronTerms:
     weighted_mean = tie_weight[:, None] * tie_mean
     schoenfeld = event_x - np.column_stack(
         [np.bincount(tie_time, weights=weighted_mean[:, j], minlength=m) for j in range(p)]
-    ).reshape(m, p)
+    )
     # The exp(eta - max) shift adds max(eta) to each log-denominator; put it back.
     loglik = float(
         np.sum(w_ev * eta[is_event]) - np.sum(tie_weight * (np.log(tie_denominator) + eta.max()))
@@ -582,7 +581,7 @@ def _efron_score_residuals(terms: _EfronTerms, event, x) -> np.ndarray:
         return np.bincount(terms.tie_time, weights=values, minlength=m)
 
     def by_time_cols(values):
-        return np.column_stack([by_time(values[:, j]) for j in range(p)]).reshape(m, p)
+        return np.column_stack([by_time(values[:, j]) for j in range(p)])
 
     hazard_all = by_time(hazard)
     hazard_kept = by_time(hazard * kept)
