@@ -1,0 +1,583 @@
+"""Greedy nearest-neighbour matching with the semantics of R MatchIt ``method = "nearest"``.
+
+Reproduces ``matchit(method = "nearest", distance = <distance>, estimand = "ATT",
+m.order = "largest")`` (MatchIt 4.5.1) exactly, including its tie-breaking:
+
+* All units are ordered by distance (R ``sort.list``: stable, so equal distances keep data
+  order). A control is "left" of a treated unit when it comes earlier in that order.
+* Treated units are matched in descending order of distance (R ``order(decreasing =
+  TRUE)``, stable). With ``ratio = k`` matching runs in k rounds: every treated unit gets
+  its first control, then every treated unit its second, and so on.
+* Each treated unit takes the nearest still-available control on either side; when the
+  two are equally far the left (smaller-distance) one wins.
+* Caliper: a control farther than the caliper is never taken. With ``std_caliper`` the
+  caliper is in standard deviations of the distance over all units (R ``sd``, n - 1
+  denominator) — MatchIt's ``process.caliper`` uses ``sd(distance)`` pooled over treated and
+  controls, not the treated-group SD.
+* Exact matching: units are matched only within strata of identical values.
+* With replacement each treated unit takes its k nearest distinct controls. (MatchIt 4.5.1
+  itself gives one control k times for ``ratio > 1`` with replacement — a bug fixed in
+  later versions — so here the corrected behaviour is implemented.)
+
+Weights (ATT, R ``match.data()``): matched treated 1; a control gets the sum of 1/m over
+the treated units it is matched to (m = controls of that treated unit), and then control
+weights are scaled to sum to the number of matched controls. ``subclass`` numbers matched
+sets as MatchIt's ``mm2subclass`` does (ordering the treated units' row numbers as text).
+
+Algorithm, with no Python loop over people
+------------------------------------------
+Greedy matching without replacement is sequential, but on a line it is local: a treated
+unit's choice depends only on controls near it, so the units split into independent
+*blocks* (runs of the sorted controls together with the treated units whose candidates lie
+in them). Each treated unit starts with a window of a few control ranks on either side;
+overlapping windows merge into blocks. All blocks are then simulated *in lockstep*: step t
+makes the t-th decision of every block at once with vectorised nearest-available look-ups
+(prefix maximum/minimum over availability flags), so the Python loop runs over steps — the
+decision count of the largest block — never over people. A certificate then checks every
+decision: the chosen control must be strictly nearer than the nearest control outside the
+block (and an unmatched unit must have no outside control within the caliper). Blocks for
+which this holds made exactly the decisions the global greedy pass makes (by induction over
+the matching order, nothing outside a block can change them); windows of units that fail
+are widened and the pass is repeated. Sorting dominates: O(n log n).
+
+Example::
+
+    >>> import numpy as np
+    >>> treated = np.array([1, 0, 0, 1, 0, 0], dtype=bool)
+    >>> distance = np.array([0.9, 0.85, 0.1, 0.5, 0.45, 0.6])
+    >>> m = match_nearest(treated, distance)
+    >>> m.pairs[["treated", "control"]].to_dict("records")
+    [{'treated': 0, 'control': 1}, {'treated': 3, 'control': 4}]
+    >>> m.weights.tolist()
+    [1.0, 1.0, 0.0, 1.0, 1.0, 0.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+# First window: this many control ranks on each side per match wanted, plus one.
+_INITIAL_WINDOW_PER_MATCH = 2
+# A unit whose block decision cannot be certified gets a window this many times wider.
+_WINDOW_GROWTH = 4
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """Result of nearest-neighbour matching (positions refer to rows of the input).
+
+    Attributes:
+        index: row labels of the input (a RangeIndex unless ``index`` was given).
+        treated: boolean treatment indicator per row.
+        distance: the matching distance per row.
+        weights: MatchIt ATT matching weights per row (0 = not in the matched sample).
+        subclass: matched-set id per row (1, 2, ...; 0 = unmatched), as MatchIt's
+            ``match.data()`` ``subclass``. ``None`` with replacement, where a control can
+            sit in several sets: use ``pairs`` / :meth:`get_matches` instead.
+        match_matrix: (treated units in data order) × ratio array of matched control
+            positions, -1 where no control was found (MatchIt ``match.matrix``).
+        pairs: one row per treated–control match: ``treated, control`` (labels),
+            ``treated_position, control_position, slot`` (round 1..ratio), ``subclass``
+            (the treated unit's matched set) and ``distance`` (absolute distance gap).
+        counts: rows ``All, Matched (ESS), Matched, Unmatched, Discarded`` × columns
+            ``control, treated`` (MatchIt ``summary()$nn``).
+        unmatched_treated: labels of treated rows left without any match.
+        ratio, replace, caliper, std_caliper: the settings used.
+        caliper_width: the caliper in distance units (``None`` without a caliper).
+        exact: names of the exact-matching variables (empty if none).
+    """
+
+    index: pd.Index
+    treated: np.ndarray
+    distance: np.ndarray
+    weights: np.ndarray
+    subclass: np.ndarray | None
+    match_matrix: np.ndarray
+    pairs: pd.DataFrame
+    counts: pd.DataFrame
+    unmatched_treated: pd.Index
+    ratio: int
+    replace: bool
+    caliper: float | None
+    std_caliper: bool
+    caliper_width: float | None
+    exact: tuple[str, ...]
+
+    @property
+    def matched(self) -> np.ndarray:
+        """Boolean per row: in the matched sample (weight above zero)."""
+        return self.weights > 0
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per input row: ``treated, distance, weights, subclass, matched``
+        (``subclass`` 0 for unmatched rows; absent with replacement)."""
+        frame = pd.DataFrame(
+            {"treated": self.treated, "distance": self.distance, "weights": self.weights},
+            index=self.index,
+        )
+        if self.subclass is not None:
+            frame["subclass"] = self.subclass
+        frame["matched"] = self.matched
+        return frame
+
+    def get_matches(self) -> pd.DataFrame:
+        """Long form as MatchIt ``get_matches()``: a row per unit per matched set with
+        ``id`` (row label), ``position``, ``subclass``, ``treated`` and ``weights`` (1 for
+        the treated unit, 1/m for each of its m controls). A control matched to several
+        treated units appears once per set."""
+        pairs = self.pairs
+        per_set = pairs.groupby("subclass")["control"].transform("size").to_numpy()
+        treated_rows = pairs.drop_duplicates("subclass")
+        frame = pd.concat(
+            [
+                pd.DataFrame(
+                    {
+                        "id": treated_rows["treated"].to_numpy(),
+                        "position": treated_rows["treated_position"].to_numpy(),
+                        "subclass": treated_rows["subclass"].to_numpy(),
+                        "treated": True,
+                        "weights": 1.0,
+                    }
+                ),
+                pd.DataFrame(
+                    {
+                        "id": pairs["control"].to_numpy(),
+                        "position": pairs["control_position"].to_numpy(),
+                        "subclass": pairs["subclass"].to_numpy(),
+                        "treated": False,
+                        "weights": 1.0 / per_set,
+                    }
+                ),
+            ],
+            ignore_index=True,
+        )
+        return frame.sort_values(["subclass", "treated"], ascending=[True, False], kind="stable").reset_index(drop=True)
+
+    def summary(self) -> str:
+        c = self.counts
+        caliper = "no caliper" if self.caliper is None else (
+            f"caliper {self.caliper:g}{' SD' if self.std_caliper else ''} ({self.caliper_width:.4g} on the distance)"
+        )
+        lines = [
+            f"Nearest-neighbour matching {self.ratio}:1 {'with' if self.replace else 'without'} replacement, "
+            f"{caliper}{', exact on ' + ', '.join(self.exact) if self.exact else ''}",
+            f"  treated: {c.at['All', 'treated']:.0f} in all, {c.at['Matched', 'treated']:.0f} matched, "
+            f"{c.at['Unmatched', 'treated']:.0f} unmatched",
+            f"  comparison: {c.at['All', 'control']:.0f} in all, {c.at['Matched', 'control']:.0f} matched "
+            f"(effective sample size {c.at['Matched (ESS)', 'control']:.1f})",
+        ]
+        if len(self.unmatched_treated):
+            shown = ", ".join(map(str, self.unmatched_treated[:20]))
+            more = f" and {len(self.unmatched_treated) - 20} more" if len(self.unmatched_treated) > 20 else ""
+            lines.append(f"  unmatched treated: {shown}{more}")
+        return "\n".join(lines)
+
+
+def effective_sample_size(weights: np.ndarray) -> float:
+    """Kish effective sample size (sum w)^2 / sum w^2 (MatchIt ``ESS``)."""
+    weights = np.asarray(weights, dtype=float)
+    return float(weights.sum() ** 2 / (weights**2).sum()) if weights.any() else 0.0
+
+
+# ---------------------------------------------------------------------------------------
+# Input handling
+# ---------------------------------------------------------------------------------------
+
+
+def _strata_codes(exact, n: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Integer stratum per row from exact-matching values (Series, DataFrame or array)."""
+    if exact is None:
+        return np.zeros(n, dtype=np.int64), ()
+    if isinstance(exact, pd.Series):
+        frame, names = exact.to_frame(), (str(exact.name),)
+    elif isinstance(exact, pd.DataFrame):
+        frame, names = exact, tuple(map(str, exact.columns))
+    else:
+        values = np.asarray(exact)
+        frame = pd.DataFrame(values.reshape(n, -1))
+        names = tuple(f"exact_{j}" for j in range(frame.shape[1]))
+    if len(frame) != n:
+        raise ValueError(f"exact has {len(frame)} rows but there are {n} units")
+    missing = frame.isna().any(axis=0)
+    if missing.any():
+        raise ValueError(f"exact-matching variable(s) with missing values: {', '.join(map(str, frame.columns[missing]))}")
+    codes = frame.groupby(list(frame.columns), sort=True, observed=True).ngroup().to_numpy()
+    return codes.astype(np.int64), names
+
+
+def _validated(treated, distance) -> tuple[np.ndarray, np.ndarray]:
+    treated = np.asarray(treated)
+    distance = np.asarray(distance, dtype=float)
+    if treated.ndim != 1 or distance.shape != treated.shape:
+        raise ValueError(f"treated and distance must be 1-d of equal length, got {treated.shape} and {distance.shape}")
+    if treated.dtype != bool:
+        if not np.isin(treated, (0, 1)).all():
+            raise ValueError("treated must be boolean or 0/1")
+        treated = treated == 1
+    if not np.isfinite(distance).all():
+        raise ValueError(f"distance has {int((~np.isfinite(distance)).sum())} missing or infinite values")
+    if not treated.any():
+        raise ValueError("there are no treated units to match")
+    if treated.all():
+        raise ValueError("there are no comparison units to match to")
+    return treated, distance
+
+
+# ---------------------------------------------------------------------------------------
+# Matching on a line
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Line:
+    """Controls sorted by (stratum, distance, row) and each treated unit's place among them.
+
+    Treated arrays are in matching order (descending distance, ties in row order).
+    """
+
+    control_rows: np.ndarray  # row positions of sorted controls
+    control_x: np.ndarray  # their distances
+    treated_rows: np.ndarray  # row positions of treated units, matching order
+    treated_x: np.ndarray
+    insert: np.ndarray  # number of sorted controls "left" of each treated unit
+    stratum_lo: np.ndarray  # control range [lo, hi) of each treated unit's stratum
+    stratum_hi: np.ndarray
+
+
+def _line(treated: np.ndarray, distance: np.ndarray, strata: np.ndarray) -> _Line:
+    order = np.lexsort((distance, strata))  # stable: ties keep row order, as sort.list
+    is_control = ~treated[order]
+    controls_before = np.cumsum(is_control) - is_control
+    control_rows = order[is_control]
+    control_strata = strata[control_rows]
+
+    treated_rows_data_order = np.flatnonzero(treated)
+    # matching order: descending distance, ties in data order (R order(decreasing = TRUE))
+    matching_order = treated_rows_data_order[np.argsort(-distance[treated_rows_data_order], kind="stable")]
+    rank_in_line = np.empty(len(order), dtype=np.int64)
+    rank_in_line[order] = np.arange(len(order))
+    insert = controls_before[rank_in_line[matching_order]]
+    treated_strata = strata[matching_order]
+    lo = np.searchsorted(control_strata, treated_strata, side="left")
+    hi = np.searchsorted(control_strata, treated_strata, side="right")
+    return _Line(
+        control_rows=control_rows,
+        control_x=distance[control_rows],
+        treated_rows=matching_order,
+        treated_x=distance[matching_order],
+        insert=insert,
+        stratum_lo=lo,
+        stratum_hi=hi,
+    )
+
+
+def _with_replacement(line: _Line, ratio: int, caliper_width: float | None) -> np.ndarray:
+    """Each treated unit's k nearest distinct controls, in MatchIt's pick order.
+
+    Picking repeatedly the nearer of the nearest remaining left and right controls (left
+    on ties) is a stable merge of the left list and the right list by distance.
+    Returns (treated, ratio) sorted-control positions, -1 where none.
+    """
+    offsets = np.arange(1, ratio + 1)
+    left = line.insert[:, None] - offsets  # nearest first
+    right = line.insert[:, None] + offsets - 1
+    candidates = np.concatenate([left, right], axis=1)
+    valid = (candidates >= line.stratum_lo[:, None]) & (candidates < line.stratum_hi[:, None])
+    safe = np.where(valid, candidates, 0)
+    gap = np.where(valid, np.abs(line.control_x[safe] - line.treated_x[:, None]), np.inf)
+    if caliper_width is not None:
+        gap[gap > caliper_width] = np.inf
+    pick_order = np.argsort(gap, axis=1, kind="stable")[:, :ratio]
+    picked = np.take_along_axis(candidates, pick_order, axis=1)
+    picked_gap = np.take_along_axis(gap, pick_order, axis=1)
+    return np.where(np.isfinite(picked_gap), picked, -1)
+
+
+@dataclass(frozen=True)
+class _Blocks:
+    treated: np.ndarray  # treated units (matching-order positions) grouped by block, matching order within
+    start: np.ndarray  # per block: first entry in `treated`
+    size: np.ndarray  # per block: number of treated units
+    lo: np.ndarray  # per block: control range [lo, hi)
+    hi: np.ndarray
+
+
+def _blocks(line: _Line, window: np.ndarray, active: np.ndarray) -> _Blocks:
+    """Merge the control windows of the `active` treated units into disjoint blocks."""
+    units = np.flatnonzero(active)
+    lo = np.maximum(line.stratum_lo[units], line.insert[units] - window[units])
+    hi = np.minimum(line.stratum_hi[units], line.insert[units] + window[units])
+    by_lo = np.argsort(lo, kind="stable")
+    units, lo, hi = units[by_lo], lo[by_lo], hi[by_lo]
+    reach = np.maximum.accumulate(hi)
+    new_block = np.ones(len(units), dtype=bool)
+    new_block[1:] = lo[1:] >= reach[:-1]
+    block_of = np.cumsum(new_block) - 1
+    starts = np.flatnonzero(new_block)
+    block_lo = lo[starts]
+    block_hi = np.maximum.reduceat(hi, starts)
+    # within a block, units must be in matching order (their position in `line`)
+    grouped = np.lexsort((units, block_of))
+    size = np.diff(np.append(starts, len(units)))
+    return _Blocks(treated=units[grouped], start=starts, size=size, lo=block_lo, hi=block_hi)
+
+
+def _simulate_blocks(line: _Line, blocks: _Blocks, ratio: int, caliper_width: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy matching run independently in every block, all blocks in lockstep.
+
+    Returns, per treated unit (matching-order position) and round, the chosen sorted-control
+    position (-1 if none) and the distance gap to it (inf if none).
+    """
+    n_treated = len(line.treated_x)
+    chosen = np.full((n_treated, ratio), -1, dtype=np.int64)
+    chosen_gap = np.full((n_treated, ratio), np.inf)
+    decisions = blocks.size * ratio
+    by_work = np.argsort(-decisions, kind="stable")  # active blocks form a prefix at every step
+    block_lo, block_hi = blocks.lo[by_work], blocks.hi[by_work]
+    block_start, block_size = blocks.start[by_work], blocks.size[by_work]
+    decisions = decisions[by_work]
+    width = block_hi - block_lo
+    flat_offset = np.concatenate([[0], np.cumsum(width)])
+    flat_control = np.concatenate([np.arange(a, b) for a, b in zip(block_lo, block_hi)]) if len(width) else np.empty(0, np.int64)
+    flat_position = np.arange(len(flat_control))
+    available = np.ones(len(flat_control), dtype=bool)
+    # blocks with more than `step` decisions: a prefix, as decisions are sorted descending
+    active_count = np.searchsorted(-decisions, -np.arange(decisions.max() if len(decisions) else 0), side="left")
+    missing = len(flat_control)
+
+    for step, n_active in enumerate(active_count):
+        sizes = block_size[:n_active]
+        rounds, within = np.divmod(step, sizes)
+        unit = blocks.treated[block_start[:n_active] + within]
+        first, end = flat_offset[:n_active], flat_offset[1 : n_active + 1]
+        flat_insert = first + (line.insert[unit] - block_lo[:n_active])
+        span = end[-1]
+        free = available[:span]
+        last_free = np.maximum.accumulate(np.where(free, flat_position[:span], -1))
+        next_free = np.minimum.accumulate(np.where(free, flat_position[:span], missing)[::-1])[::-1]
+
+        left = np.where(flat_insert > first, last_free[np.maximum(flat_insert - 1, 0)], -1)
+        left = np.where(left >= first, left, -1)
+        right = np.where(flat_insert < end, next_free[np.minimum(flat_insert, span - 1)], missing)
+        right = np.where(right < end, right, -1)
+
+        x = line.treated_x[unit]
+        gap_left = np.where(left >= 0, np.abs(line.control_x[flat_control[left]] - x), np.inf)
+        gap_right = np.where(right >= 0, np.abs(line.control_x[flat_control[right]] - x), np.inf)
+        if caliper_width is not None:
+            gap_left[gap_left > caliper_width] = np.inf
+            gap_right[gap_right > caliper_width] = np.inf
+        take_left = np.isfinite(gap_left) & (gap_left <= gap_right)
+        take = np.where(take_left, left, np.where(np.isfinite(gap_right), right, -1))
+        gap = np.where(take_left, gap_left, gap_right)
+        found = take >= 0
+        available[take[found]] = False
+        chosen[unit[found], rounds[found]] = flat_control[take[found]]
+        chosen_gap[unit, rounds] = gap
+    return chosen, chosen_gap
+
+
+def _certified(line: _Line, blocks: _Blocks, chosen_gap: np.ndarray, caliper_width: float | None) -> np.ndarray:
+    """Per treated unit: are all its decisions safe from controls outside its block?"""
+    n_treated = len(line.treated_x)
+    block_of = np.repeat(np.arange(len(blocks.size)), blocks.size)
+    units = blocks.treated
+    lo, hi = blocks.lo[block_of], blocks.hi[block_of]
+    x = line.treated_x[units]
+    outside_left = np.where(lo > line.stratum_lo[units], x - line.control_x[np.maximum(lo - 1, 0)], np.inf)
+    outside_right = np.where(hi < line.stratum_hi[units], line.control_x[np.minimum(hi, len(line.control_x) - 1)] - x, np.inf)
+    outside = np.minimum(np.abs(outside_left), np.abs(outside_right))[:, None]
+    gaps = chosen_gap[units]
+    if caliper_width is None:
+        ok_rows = np.where(np.isfinite(gaps), gaps < outside, ~np.isfinite(outside)).all(axis=1)
+    else:
+        ok_rows = np.where(np.isfinite(gaps), gaps < outside, outside > caliper_width).all(axis=1)
+    ok = np.ones(n_treated, dtype=bool)
+    ok[units] = ok_rows
+    return ok
+
+
+def _without_replacement(line: _Line, ratio: int, caliper_width: float | None) -> np.ndarray:
+    """Greedy matching without replacement; (treated, ratio) sorted-control positions."""
+    n_treated = len(line.treated_x)
+    has_controls = line.stratum_hi > line.stratum_lo
+    window = np.full(n_treated, _INITIAL_WINDOW_PER_MATCH * ratio + 1, dtype=np.int64)
+    while True:
+        blocks = _blocks(line, window, has_controls)
+        chosen, chosen_gap = _simulate_blocks(line, blocks, ratio, caliper_width)
+        ok = _certified(line, blocks, chosen_gap, caliper_width)
+        if ok.all():
+            return chosen
+        window[~ok] *= _WINDOW_GROWTH
+
+
+# ---------------------------------------------------------------------------------------
+# Public interface
+# ---------------------------------------------------------------------------------------
+
+
+def _subclass_labels(treated_rows: np.ndarray) -> np.ndarray:
+    """MatchIt's matched-set numbers: treated units ranked by their 1-based row number
+    compared as text (R ``factor()`` on the character row numbers)."""
+    as_text = np.array([str(row + 1) for row in treated_rows.tolist()]) if len(treated_rows) else np.array([], dtype=str)
+    labels = np.empty(len(treated_rows), dtype=np.int64)
+    labels[np.argsort(as_text, kind="stable")] = np.arange(1, len(treated_rows) + 1)
+    return labels
+
+
+def match_nearest(
+    treated,
+    distance,
+    *,
+    ratio: int = 1,
+    replace: bool = False,
+    caliper: float | None = None,
+    std_caliper: bool = True,
+    exact=None,
+    index: Sequence | pd.Index | None = None,
+) -> MatchResult:
+    """Greedy nearest-neighbour matching on ``distance`` for the ATT (MatchIt semantics).
+
+    Args:
+        treated: boolean or 0/1 per unit.
+        distance: matching distance per unit, e.g. the propensity model's
+            ``linear_predictor`` (MatchIt ``link = "linear.logit"``).
+        ratio: controls per treated unit (k of k:1).
+        replace: match with replacement (a control may serve several treated units).
+        caliper: maximum allowed distance gap, in SDs of ``distance`` (``std_caliper``)
+            or in distance units; ``None`` for no caliper.
+        std_caliper: whether ``caliper`` is in standard deviations of the distance
+            (computed over all units, as MatchIt).
+        exact: values to match exactly on (Series, DataFrame of several variables, or
+            array), one row per unit.
+        index: row labels for the output (default 0..n-1).
+
+    Raises:
+        ValueError: for inconsistent inputs, a non-positive ratio or caliper.
+    """
+    treated, distance = _validated(treated, distance)
+    n = len(treated)
+    if int(ratio) != ratio or ratio < 1:
+        raise ValueError(f"ratio must be a whole number of at least 1, got {ratio!r}")
+    ratio = int(ratio)
+    index = pd.RangeIndex(n) if index is None else pd.Index(index)
+    if len(index) != n:
+        raise ValueError(f"index has {len(index)} labels but there are {n} units")
+    caliper_width = None
+    if caliper is not None:
+        if not caliper > 0:
+            raise ValueError(f"caliper must be positive, got {caliper!r}")
+        caliper_width = float(caliper * np.std(distance, ddof=1)) if std_caliper else float(caliper)
+    strata, exact_names = _strata_codes(exact, n)
+
+    line = _line(treated, distance, strata)
+    chosen = _with_replacement(line, ratio, caliper_width) if replace else _without_replacement(line, ratio, caliper_width)
+
+    # Back to rows: match matrix in data order of treated units.
+    n_treated = len(line.treated_rows)
+    control_row = np.where(chosen >= 0, line.control_rows[np.maximum(chosen, 0)], -1)
+    data_order = np.argsort(line.treated_rows, kind="stable")
+    treated_rows = line.treated_rows[data_order]
+    match_matrix = control_row[data_order]
+
+    per_treated = (match_matrix >= 0).sum(axis=1)
+    is_matched_treated = per_treated > 0
+    weights = np.zeros(n)
+    weights[treated_rows[is_matched_treated]] = 1.0
+    slot_rows, slot_cols = np.nonzero(match_matrix >= 0)
+    matched_controls = match_matrix[slot_rows, slot_cols]
+    np.add.at(weights, matched_controls, 1.0 / per_treated[slot_rows])
+    control_mask = ~treated
+    control_total = weights[control_mask].sum()
+    n_matched_controls = int((weights[control_mask] > 0).sum())
+    if control_total > 0:
+        weights[control_mask] *= n_matched_controls / control_total
+
+    set_label = np.zeros(n_treated, dtype=np.int64)
+    set_label[is_matched_treated] = _subclass_labels(treated_rows[is_matched_treated])
+    subclass = None
+    if not replace:
+        subclass = np.zeros(n, dtype=np.int64)
+        subclass[treated_rows[is_matched_treated]] = set_label[is_matched_treated]
+        subclass[matched_controls] = set_label[slot_rows]
+
+    pairs = pd.DataFrame(
+        {
+            "treated": index[treated_rows[slot_rows]],
+            "control": index[matched_controls],
+            "treated_position": treated_rows[slot_rows],
+            "control_position": matched_controls,
+            "slot": slot_cols + 1,
+            "subclass": set_label[slot_rows],
+            "distance": np.abs(distance[treated_rows[slot_rows]] - distance[matched_controls]),
+        }
+    )
+    counts = pd.DataFrame(
+        {
+            "control": [
+                control_mask.sum(),
+                effective_sample_size(weights[control_mask]),
+                n_matched_controls,
+                control_mask.sum() - n_matched_controls,
+                0,
+            ],
+            "treated": [
+                n_treated,
+                effective_sample_size(weights[treated]),
+                int(is_matched_treated.sum()),
+                int((~is_matched_treated).sum()),
+                0,
+            ],
+        },
+        index=pd.Index(["All", "Matched (ESS)", "Matched", "Unmatched", "Discarded"], name="sample"),
+    ).astype(float)
+    return MatchResult(
+        index=index,
+        treated=treated,
+        distance=distance,
+        weights=weights,
+        subclass=subclass,
+        match_matrix=match_matrix,
+        pairs=pairs,
+        counts=counts,
+        unmatched_treated=index[treated_rows[~is_matched_treated]],
+        ratio=ratio,
+        replace=replace,
+        caliper=None if caliper is None else float(caliper),
+        std_caliper=std_caliper,
+        caliper_width=caliper_width,
+        exact=exact_names,
+    )
+
+
+def match_propensity(
+    data: pd.DataFrame,
+    distance,
+    treatment: str,
+    *,
+    ratio: int = 1,
+    replace: bool = False,
+    caliper: float | None = None,
+    std_caliper: bool = True,
+    exact: Sequence[str] = (),
+) -> MatchResult:
+    """:func:`match_nearest` on a DataFrame: treatment and exact-matching variables by
+    column name, output labelled by ``data.index``. ``distance`` is typically
+    ``fit_propensity(...).linear_predictor``."""
+    absent = [name for name in [treatment, *exact] if name not in data.columns]
+    if absent:
+        raise ValueError(f"columns not in the data: {', '.join(map(repr, absent))}")
+    return match_nearest(
+        data[treatment].to_numpy(),
+        distance,
+        ratio=ratio,
+        replace=replace,
+        caliper=caliper,
+        std_caliper=std_caliper,
+        exact=data[list(exact)] if exact else None,
+        index=data.index,
+    )
