@@ -22,12 +22,12 @@ participants AS (
     ) = 1
 ),
 first_eligible_events AS (
-    SELECT person_id, min(index_date) AS index_date
+    SELECT person_id, index_date, index_type
     FROM eligible_events
-    GROUP BY person_id
+    QUALIFY row_number() OVER (PARTITION BY person_id ORDER BY index_date) = 1
 ),
 comparison AS (
-    SELECT programme.programme_id, event.person_id, event.index_date
+    SELECT programme.programme_id, event.person_id, event.index_date, event.index_type
     FROM staging.programmes AS programme
     CROSS JOIN first_eligible_events AS event
     ANTI JOIN staging.participation AS enrolment
@@ -35,20 +35,26 @@ comparison AS (
      AND enrolment.person_id = event.person_id
 ),
 members AS (
-    SELECT programme_id, person_id, index_date, true AS treated, enrolment_start_date
-    FROM participants
+    SELECT
+        participant.programme_id,
+        participant.person_id,
+        true AS treated,
+        participant.index_date,
+        event.index_type,
+        participant.enrolment_start_date
+    FROM participants AS participant
+    JOIN eligible_events AS event USING (person_id, index_date)
     UNION ALL
-    SELECT programme_id, person_id, index_date, false AS treated, NULL::DATE AS enrolment_start_date
+    SELECT programme_id, person_id, false, index_date, index_type, NULL::DATE
     FROM comparison
 )
 SELECT
-    members.programme_id,
-    members.person_id,
-    members.treated,
-    members.index_date,
-    event.index_type,
-    date_trunc('quarter', members.index_date)::DATE AS index_quarter,
-    members.enrolment_start_date,
-    members.enrolment_start_date - members.index_date AS enrolment_days_from_index
-FROM members
-JOIN eligible_events AS event USING (person_id, index_date);
+    programme_id,
+    person_id,
+    treated,
+    index_date,
+    index_type,
+    date_trunc('quarter', index_date)::DATE AS index_quarter,
+    enrolment_start_date,
+    enrolment_start_date - index_date AS enrolment_days_from_index
+FROM members;

@@ -14,6 +14,7 @@
 -- The index event's own columns and the person's region, sex and ethnic group are carried as
 -- supplied. Missing optional inputs stay NULL; covariates_complete says whether every
 -- covariate named in evaluation.yaml (the SQL variable 'covariates') is present.
+-- Nothing here depends on the programme, so it is worked out once per person and index date.
 CREATE OR REPLACE TABLE analysis.covariates AS
 WITH index_points AS (
     SELECT DISTINCT person_id, index_date FROM analysis.cohort
@@ -34,14 +35,12 @@ history AS (
 ),
 characteristics AS (
     SELECT
-        cohort.programme_id,
-        cohort.person_id,
-        cohort.treated,
-        cohort.index_date,
-        year(cohort.index_date) - person.birth_year AS age_at_index,
+        history.person_id,
+        history.index_date,
+        year(history.index_date) - person.birth_year AS age_at_index,
         history.prior_proven_offences,
         history.prior_custodial_sentences,
-        coalesce(datediff('day', history.first_offence_date, cohort.index_date) / 365.25, 0.0)
+        coalesce(datediff('day', history.first_offence_date, history.index_date) / 365.25, 0.0)
             AS years_since_first_offence,
         event.risk_score,
         event.sentence_months,
@@ -57,9 +56,8 @@ characteristics AS (
         person.sex,
         person.ethnic_group,
         person.birth_year
-    FROM analysis.cohort AS cohort
+    FROM history
     JOIN staging.index_events AS event USING (person_id, index_date)
-    JOIN history USING (person_id, index_date)
     LEFT JOIN staging.people AS person USING (person_id)
 ),
 -- The configured covariates have mixed types; as text they fit one list whose non-NULL count
@@ -67,18 +65,25 @@ characteristics AS (
 -- non-empty when no covariate is configured.
 configured_as_text AS (
     SELECT
-        programme_id,
+        index_date,
         COLUMNS(lambda name: name = 'person_id' OR list_contains(getvariable('covariates'), name))::VARCHAR
     FROM characteristics
 ),
 completeness AS (
     SELECT
-        programme_id,
         person_id,
-        list_count([*COLUMNS(lambda name: name <> 'programme_id')])
+        index_date,
+        list_count([*COLUMNS(lambda name: name <> 'index_date')])
             = len(getvariable('covariates')) + 1 AS covariates_complete
     FROM configured_as_text
 )
-SELECT characteristics.*, completeness.covariates_complete
-FROM characteristics
-JOIN completeness USING (programme_id, person_id);
+SELECT
+    cohort.programme_id,
+    cohort.person_id,
+    cohort.treated,
+    cohort.index_date,
+    characteristics.* EXCLUDE (person_id, index_date),
+    completeness.covariates_complete
+FROM analysis.cohort AS cohort
+JOIN characteristics USING (person_id, index_date)
+JOIN completeness USING (person_id, index_date);

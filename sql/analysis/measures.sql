@@ -34,6 +34,20 @@ windows AS (
     FROM index_points AS point
     CROSS JOIN (SELECT unnest(getvariable('windows_months')) AS window_months)
 ),
+-- Offences from the index date on, joined once per index date rather than once per window.
+followed_offences AS (
+    SELECT
+        point.person_id,
+        point.index_date,
+        offence.offence_date,
+        offence.proven_date,
+        offence.disposal,
+        offence.severity
+    FROM index_points AS point
+    JOIN staging.offences AS offence
+      ON offence.person_id = point.person_id
+     AND offence.offence_date >= point.index_date
+),
 reoffences AS (
     SELECT
         follow_up.person_id,
@@ -44,11 +58,9 @@ reoffences AS (
         bool_or(offence.disposal = 'custody') AS custodial,
         max(offence.severity) AS most_serious_severity
     FROM windows AS follow_up
-    JOIN staging.offences AS offence
-      ON offence.person_id = follow_up.person_id
-     AND offence.offence_date >= follow_up.index_date
-     AND offence.offence_date < follow_up.window_end
-     AND offence.proven_date <= follow_up.proof_deadline
+    JOIN followed_offences AS offence USING (person_id, index_date)
+    WHERE offence.offence_date < follow_up.window_end
+      AND offence.proven_date <= follow_up.proof_deadline
     GROUP BY follow_up.person_id, follow_up.index_date, follow_up.window_months
 ),
 outcomes AS (

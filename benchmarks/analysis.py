@@ -1,0 +1,99 @@
+"""Time and peak memory of building every analysis table for a large synthetic extract.
+
+    .venv/bin/python benchmarks/analysis.py [--people 1000000] [--seed 1]
+
+The extract is generated in memory and loaded straight into staging tables of a warehouse
+file in a temporary folder. The analysis build then runs in a fresh child process, so its
+peak resident memory is not mixed up with the generator's.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from desist import analysis, warehouse
+from desist.config import DEFAULT_CONFIG, load_settings
+from desist.contract import TABLES
+
+DUCKDB_TYPES = {
+    "id": "VARCHAR", "text": "VARCHAR", "date": "DATE",
+    "integer": "BIGINT", "number": "DOUBLE", "boolean": "BOOLEAN",
+}
+
+
+def write_settings(folder: Path) -> Path:
+    raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    raw["paths"] = {
+        "landing": str(folder / "landing"),
+        "warehouse": str(folder / "warehouse.duckdb"),
+        "research": str(folder / "research.duckdb"),
+        "reports": str(folder / "reports"),
+    }
+    path = folder / "evaluation.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def load_staging(settings_file: Path, people: int, seed: int) -> dict[str, int]:
+    from desist.generate import generate
+
+    started = time.perf_counter()
+    extract = generate(people=people, seed=seed)
+    print(f"generated {people:,} people in {time.perf_counter() - started:.1f} s")
+    con = warehouse.connect(load_settings(settings_file))
+    rows = {}
+    for table in TABLES.values():
+        typed = ", ".join(f"CAST({c.name} AS {DUCKDB_TYPES[c.type]}) AS {c.name}" for c in table.columns)
+        con.register("frame", extract.tables[table.name])
+        con.execute(
+            f"CREATE OR REPLACE TABLE staging.{table.name} AS "
+            f"SELECT {typed}, 'generated' AS source_file, "
+            f"row_number() OVER () AS source_row FROM frame"
+        )
+        con.unregister("frame")
+        rows[table.name] = len(extract.tables[table.name])
+    con.close()
+    return rows
+
+
+def build(settings_file: Path) -> None:
+    con = warehouse.connect(load_settings(settings_file))
+    timings = {}
+    started = time.perf_counter()
+    for table in analysis.ANALYSIS_TABLES:
+        table_started = time.perf_counter()
+        rows = analysis.build_table(con, table.name)
+        timings[table.name] = (time.perf_counter() - table_started, rows)
+    total = time.perf_counter() - started
+    con.close()
+    for name, (seconds, rows) in timings.items():
+        print(f"  analysis.{name:<24} {rows:>12,} rows  {seconds:6.2f} s")
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"all analysis tables: {total:.2f} s, peak resident memory {peak_mib:,.0f} MiB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--people", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--build", type=Path, help=argparse.SUPPRESS)  # the child process
+    args = parser.parse_args()
+    if args.build:
+        build(args.build)
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        settings_file = write_settings(Path(folder))
+        rows = load_staging(settings_file, args.people, args.seed)
+        print("staging rows: " + ", ".join(f"{name} {n:,}" for name, n in rows.items()))
+        subprocess.run([sys.executable, __file__, "--build", str(settings_file)], check=True)
+
+
+if __name__ == "__main__":
+    main()
