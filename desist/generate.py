@@ -552,7 +552,7 @@ def _reoffending(rng, person, stage, choice, hazard_ratio, cut):
     pairs = {}
     for arm, days in (("with", treated), ("without", untreated)):
         arm_committed, arm_keep = offences_in(days)
-        counted = arm_keep & (arm_committed < window_end[owner]) & (arm_committed + delay < proof_end[owner])
+        counted = arm_keep & (arm_committed < window_end[owner]) & (arm_committed + delay <= proof_end[owner])
         frequency = np.bincount(owner[counted], minlength=n)
         pairs[f"reoffended_{arm}"] = frequency[participants] > 0
         pairs[f"frequency_{arm}"] = frequency[participants]
@@ -765,7 +765,7 @@ def _truth(people: int, seed: int, cutoff: date, pairs: dict) -> dict:
             "index_event": "the participant's first index event whose enrolment window (90 days before to "
                            "180 days after the index date, inclusive) contains start_date",
             "reoffended_12m": "at least one offence committed on or after the index date and before index date "
-                              "+ 12 months, and proven before index date + 18 months",
+                              "+ 12 months, and proven on or before index date + 18 months",
             "participants_with_complete_follow_up": "participants whose index date + 18 months is on or before "
                                                     "the cut-off",
             "months": "calendar months; a day missing from the target month becomes its last day "

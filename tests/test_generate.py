@@ -213,7 +213,7 @@ def test_truth_with_programme_equals_the_rate_measured_from_the_data(extract, re
     counted = pairs[
         (pairs["offence_date"] >= pairs["index_date"])
         & (pairs["offence_date"] < pairs["index_date"] + pd.DateOffset(months=12))
-        & (pairs["proven_date"] < pairs["index_date"] + pd.DateOffset(months=18))
+        & (pairs["proven_date"] <= pairs["index_date"] + pd.DateOffset(months=18))
     ]
     per_person = index.merge(counted.groupby("person_id").size().rename("k").reset_index(), how="left").fillna(
         {"k": 0})
