@@ -1,0 +1,539 @@
+"""Effect estimates for an outcome: matched, naive and covariate-adjusted, with JDL gates.
+
+Matched estimate (the headline)
+    Weighted least squares of ``outcome ~ treated`` on the matched sample with the matching
+    weights: the coefficient is the difference between the treated mean and the weighted
+    comparison mean. Its variance is cluster-robust, exactly R
+    ``sandwich::vcovCL(lm(y ~ treat, weights = weights), cluster = ~subclass)`` with the
+    default ``type = "HC1"``, ``cadjust = TRUE``:
+    ``V = G/(G-1) * (n-1)/(n-k) * B M B`` with ``B = (X'WX)^-1``, ``M`` the sum over
+    clusters of the outer products of the summed scores ``w_i e_i x_i``, n rows, k = 2
+    coefficients and G clusters. Clusters are the matched sets; after matching *with
+    replacement*, where a control belongs to several sets, each person is their own
+    cluster (clustering on the unit id over ``match.data()`` rows, i.e. HC1 robust — the
+    robust SE MatchIt's documentation recommends there). Intervals and p-values use the
+    normal distribution. For binary and count outcomes the ratio of means (risk or rate
+    ratio) has a delta-method interval on the log scale from the same covariance.
+
+Naive estimate
+    Difference of unweighted means over everyone, before matching, with the Welch SE,
+    Welch–Satterthwaite degrees of freedom and a t interval (R ``t.test``).
+
+Covariate-adjusted estimate
+    OLS of ``outcome ~ treated + covariates`` on the full cohort (a linear probability
+    model for binary outcomes) with the HC3 robust SE (R ``sandwich::vcovHC(type =
+    "HC3")``) and normal intervals.
+
+Gates (UK Justice Data Lab rules, as parameters): at least ``min_treated`` (60) treated
+people for any estimate; a time-to-first measure (days to first reoffence among
+reoffenders) only with at least ``min_treated_reoffenders`` (30) treated reoffenders.
+A gated estimate carries its counts and a status but no numbers.
+
+Sensitivity: the E-value (VanderWeele & Ding, 2017) of the risk ratio and of its
+confidence limit closest to 1.
+
+Example::
+
+    >>> import numpy as np
+    >>> y = np.array([1, 0, 0, 1, 1, 0, 1, 1])
+    >>> treated = np.array([1, 1, 1, 1, 0, 0, 0, 0], dtype=bool)
+    >>> est = matched_difference(y, treated, np.ones(8), cluster=[1, 2, 3, 4, 1, 2, 3, 4])
+    >>> est.mean_treated, est.mean_comparison, est.difference
+    (0.5, 0.75, -0.25)
+    >>> round(e_value(3.9), 2)
+    7.26
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from models.matching import MatchResult
+from models.propensity import check_estimable, design_matrix
+
+OUTCOME_KINDS = ("binary", "count", "continuous", "time_to_first")
+MIN_TREATED = 60
+MIN_TREATED_REOFFENDERS = 30
+
+STATUS_OK = "ok"
+STATUS_TOO_FEW_TREATED = "too_few_treated"
+STATUS_TOO_FEW_TREATED_REOFFENDERS = "too_few_treated_reoffenders"
+
+
+@dataclass(frozen=True)
+class EffectEstimate:
+    """One estimate of the treated-minus-comparison difference.
+
+    Attributes:
+        method: ``matched``, ``naive`` or ``adjusted``.
+        variance: how the SE was computed (e.g. ``cluster-robust HC1 (matched sets)``).
+        mean_treated, mean_comparison: group means (comparison weighted when matched;
+            for ``adjusted``, the comparison mean is the treated mean minus the difference).
+        difference, se, ci_low, ci_high, p_value: the estimate and its inference.
+        df: degrees of freedom of the t reference distribution (``inf`` = normal).
+        ratio, ratio_ci_low, ratio_ci_high: treated/comparison ratio of means with a
+            log-scale delta-method CI (matched binary and count outcomes; else NaN).
+        n, n_treated, n_comparison: rows used; n_clusters: clusters in the variance.
+        conf_level: confidence level of the intervals.
+    """
+
+    method: str
+    variance: str
+    mean_treated: float
+    mean_comparison: float
+    difference: float
+    se: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    df: float
+    n: int
+    n_treated: int
+    n_comparison: int
+    n_clusters: int
+    conf_level: float
+    ratio: float = np.nan
+    ratio_ci_low: float = np.nan
+    ratio_ci_high: float = np.nan
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([self.__dict__])
+
+
+def _not_estimated(method: str, variance: str, n: int, n_treated: int, n_comparison: int, conf_level: float) -> EffectEstimate:
+    nan = float("nan")
+    return EffectEstimate(method, variance, nan, nan, nan, nan, nan, nan, nan, nan, n, n_treated, n_comparison, 0, conf_level)
+
+
+def _z(conf_level: float) -> float:
+    if not 0 < conf_level < 1:
+        raise ValueError(f"conf_level must be between 0 and 1, got {conf_level}")
+    return float(stats.norm.ppf(0.5 + conf_level / 2))
+
+
+def _as_vectors(outcome, treated, weights=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    y = np.asarray(outcome, dtype=float)
+    t = np.asarray(treated)
+    if t.dtype != bool:
+        if not np.isin(t, (0, 1)).all():
+            raise ValueError("treated must be boolean or 0/1")
+        t = t == 1
+    if y.ndim != 1 or t.shape != y.shape:
+        raise ValueError(f"outcome and treated must be 1-d of equal length, got {y.shape} and {t.shape}")
+    w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=float)
+    if w.shape != y.shape:
+        raise ValueError(f"weights has shape {w.shape} but outcome has {y.shape}")
+    if (w < 0).any() or not np.isfinite(w).all():
+        raise ValueError("weights must be finite and non-negative")
+    return y, t, w
+
+
+def matched_difference(
+    outcome,
+    treated,
+    weights,
+    cluster=None,
+    *,
+    ratio: bool = False,
+    conf_level: float = 0.95,
+) -> EffectEstimate:
+    """Weighted difference in means with a cluster-robust (HC1) variance.
+
+    Equals R ``lm(y ~ treat, weights = w)`` with ``sandwich::vcovCL(fit, cluster =
+    cluster)``. Rows with zero weight or a missing outcome are left out (as
+    ``match.data()`` leaves out unmatched people).
+
+    Args:
+        outcome: outcome per row.
+        treated: boolean or 0/1 per row.
+        weights: matching weights per row.
+        cluster: matched-set id per row; ``None`` makes every row its own cluster.
+        ratio: also estimate the ratio of means (risk or rate ratio).
+        conf_level: confidence level.
+    """
+    y, t, w = _as_vectors(outcome, treated, weights)
+    keep = (w > 0) & ~np.isnan(y)
+    if cluster is None:
+        codes = np.arange(len(y))
+        variance = "HC1 robust (each person a cluster)"
+    else:
+        cluster = np.asarray(cluster)
+        if cluster.shape != y.shape:
+            raise ValueError(f"cluster has shape {cluster.shape} but outcome has {y.shape}")
+        if pd.isna(cluster[keep]).any():
+            raise ValueError("cluster is missing for rows in the matched sample")
+        codes = pd.factorize(cluster)[0]
+        variance = "cluster-robust HC1 (matched sets)"
+    y, t, w, codes = y[keep], t[keep], w[keep], codes[keep]
+    n, n_treated = len(y), int(t.sum())
+    if n_treated == 0 or n_treated == n:
+        raise ValueError("the matched sample needs treated and comparison rows with an outcome")
+    codes = pd.factorize(codes)[0]
+    z = _z(conf_level)
+
+    w1, w0 = w[t], w[~t]
+    mean_treated = float(np.dot(w1, y[t]) / w1.sum())
+    mean_comparison = float(np.dot(w0, y[~t]) / w0.sum())
+    residual = y - np.where(t, mean_treated, mean_comparison)
+    # Scores w e x with x = (1, treated), summed within clusters.
+    score = np.column_stack([w * residual, w * residual * t])
+    n_clusters = int(codes.max()) + 1
+    cluster_score = np.column_stack([np.bincount(codes, weights=score[:, j], minlength=n_clusters) for j in range(2)])
+    meat = cluster_score.T @ cluster_score
+    total, total_treated = w.sum(), w1.sum()
+    bread = np.linalg.inv(np.array([[total, total_treated], [total_treated, total_treated]]))
+    k = 2
+    adjustment = n_clusters / (n_clusters - 1) * (n - 1) / (n - k)
+    vcov = adjustment * bread @ meat @ bread
+
+    difference = mean_treated - mean_comparison
+    se = float(np.sqrt(vcov[1, 1]))
+    estimate = EffectEstimate(
+        method="matched",
+        variance=variance,
+        mean_treated=mean_treated,
+        mean_comparison=mean_comparison,
+        difference=difference,
+        se=se,
+        ci_low=difference - z * se,
+        ci_high=difference + z * se,
+        p_value=float(2 * stats.norm.sf(abs(difference / se))),
+        df=float("inf"),
+        n=n,
+        n_treated=n_treated,
+        n_comparison=n - n_treated,
+        n_clusters=n_clusters,
+        conf_level=conf_level,
+    )
+    if ratio and mean_treated > 0 and mean_comparison > 0:
+        # log(mean_t / mean_c) with mean_c = b0 and mean_t = b0 + b1
+        gradient = np.array([1 / mean_treated - 1 / mean_comparison, 1 / mean_treated])
+        se_log = float(np.sqrt(gradient @ vcov @ gradient))
+        log_ratio = np.log(mean_treated / mean_comparison)
+        estimate = replace(
+            estimate,
+            ratio=mean_treated / mean_comparison,
+            ratio_ci_low=float(np.exp(log_ratio - z * se_log)),
+            ratio_ci_high=float(np.exp(log_ratio + z * se_log)),
+        )
+    return estimate
+
+
+def naive_difference(outcome, treated, *, conf_level: float = 0.95) -> EffectEstimate:
+    """Unmatched difference in means with the Welch SE and t interval (R ``t.test``).
+    Rows with a missing outcome are left out."""
+    y, t, _ = _as_vectors(outcome, treated)
+    keep = ~np.isnan(y)
+    y, t = y[keep], t[keep]
+    y1, y0 = y[t], y[~t]
+    if len(y1) < 2 or len(y0) < 2:
+        raise ValueError("the naive difference needs at least two treated and two comparison rows with an outcome")
+    v1, v0 = y1.var(ddof=1) / len(y1), y0.var(ddof=1) / len(y0)
+    se = float(np.sqrt(v1 + v0))
+    df = float((v1 + v0) ** 2 / (v1**2 / (len(y1) - 1) + v0**2 / (len(y0) - 1)))
+    difference = float(y1.mean() - y0.mean())
+    if not 0 < conf_level < 1:
+        raise ValueError(f"conf_level must be between 0 and 1, got {conf_level}")
+    t_crit = float(stats.t.ppf(0.5 + conf_level / 2, df))
+    return EffectEstimate(
+        method="naive",
+        variance="Welch",
+        mean_treated=float(y1.mean()),
+        mean_comparison=float(y0.mean()),
+        difference=difference,
+        se=se,
+        ci_low=difference - t_crit * se,
+        ci_high=difference + t_crit * se,
+        p_value=float(2 * stats.t.sf(abs(difference / se), df)),
+        df=df,
+        n=len(y),
+        n_treated=len(y1),
+        n_comparison=len(y0),
+        n_clusters=len(y),
+        conf_level=conf_level,
+    )
+
+
+def adjusted_difference(
+    data: pd.DataFrame,
+    outcome: str,
+    treatment: str,
+    covariates: Sequence[str],
+    categorical: Sequence[str] | None = None,
+    *,
+    conf_level: float = 0.95,
+) -> EffectEstimate:
+    """OLS of ``outcome ~ treatment + covariates`` on the full cohort with the HC3
+    robust SE (R ``sandwich::vcovHC(type = "HC3")``); rows with a missing outcome are
+    left out. Categorical covariates enter as indicators for every level but the first."""
+    for name in (outcome, treatment):
+        if name not in data.columns:
+            raise ValueError(f"column {name!r} is not in the data")
+    keep = data[outcome].notna().to_numpy()
+    rows = data.loc[keep]
+    y, t, _ = _as_vectors(rows[outcome].to_numpy(dtype=float), rows[treatment].to_numpy())
+    design = design_matrix(rows, covariates, categorical)
+    check_estimable(design)
+    x = np.column_stack([np.ones(len(y)), t.astype(float), design.matrix.to_numpy()])
+    xtx_inv = np.linalg.inv(x.T @ x)
+    beta = xtx_inv @ (x.T @ y)
+    residual = y - x @ beta
+    leverage = np.einsum("ij,jk,ik->i", x, xtx_inv, x)
+    scaled = x * (residual / (1 - leverage))[:, None]
+    vcov = xtx_inv @ (scaled.T @ scaled) @ xtx_inv
+    z = _z(conf_level)
+    difference = float(beta[1])
+    se = float(np.sqrt(vcov[1, 1]))
+    mean_treated = float(y[t].mean())
+    return EffectEstimate(
+        method="adjusted",
+        variance="HC3 robust",
+        mean_treated=mean_treated,
+        mean_comparison=mean_treated - difference,
+        difference=difference,
+        se=se,
+        ci_low=difference - z * se,
+        ci_high=difference + z * se,
+        p_value=float(2 * stats.norm.sf(abs(difference / se))),
+        df=float("inf"),
+        n=len(y),
+        n_treated=int(t.sum()),
+        n_comparison=int((~t).sum()),
+        n_clusters=len(y),
+        conf_level=conf_level,
+    )
+
+
+def e_value(risk_ratio: float) -> float:
+    """E-value of a risk ratio (VanderWeele & Ding 2017): RR + sqrt(RR (RR - 1)), with
+    RR inverted first when below 1. The minimum strength of association (risk-ratio
+    scale) an unmeasured confounder would need with both treatment and outcome to
+    explain the estimate away."""
+    if not risk_ratio > 0:
+        raise ValueError(f"a risk ratio must be positive, got {risk_ratio}")
+    rr = 1 / risk_ratio if risk_ratio < 1 else risk_ratio
+    return float(rr + np.sqrt(rr * (rr - 1)))
+
+
+def e_value_ci(risk_ratio: float, ci_low: float, ci_high: float) -> float:
+    """E-value of the confidence limit closest to 1; 1 when the interval includes 1."""
+    if ci_low <= 1 <= ci_high:
+        return 1.0
+    return e_value(ci_low if risk_ratio > 1 else ci_high)
+
+
+def _round_half_away(value: float) -> int:
+    return int(np.sign(value) * np.floor(abs(value) + 0.5))
+
+
+def plain_language(
+    ci_low: float,
+    ci_high: float,
+    *,
+    took_part: str = "took part",
+    event: str = "reoffended",
+    window: str = "within a year",
+) -> str:
+    """The difference in a proportion (treated minus comparison, as a CI) per 100 people.
+
+    >>> plain_language(-0.081, -0.032)
+    'For 100 typical people who took part, compared with 100 similar people who did not, between 3 and 8 fewer reoffended within a year.'
+    >>> plain_language(-0.03, 0.02)
+    'For 100 typical people who took part, compared with 100 similar people who did not, between 3 fewer and 2 more reoffended within a year.'
+    """
+    low, high = _round_half_away(100 * ci_low), _round_half_away(100 * ci_high)
+    if high < 0:
+        amount = f"about {-high} fewer" if low == high else f"between {-high} and {-low} fewer"
+    elif low > 0:
+        amount = f"about {low} more" if low == high else f"between {low} and {high} more"
+    elif low == high == 0:
+        amount = "about the same number (a difference of less than 1 either way)"
+    elif low == 0:
+        amount = f"between 0 and {high} more"
+    elif high == 0:
+        amount = f"between 0 and {-low} fewer"
+    else:
+        amount = f"between {-low} fewer and {high} more"
+    return (
+        f"For 100 typical people who {took_part}, compared with 100 similar people who did not, "
+        f"{amount} {event} {window}."
+    )
+
+
+@dataclass(frozen=True)
+class EffectSummary:
+    """Everything reported for one outcome.
+
+    Attributes:
+        outcome: outcome column name; kind: ``binary``, ``count``, ``continuous`` or
+            ``time_to_first``.
+        status: ``ok``, ``too_few_treated`` or ``too_few_treated_reoffenders``; when not
+            ``ok`` the estimates hold counts only (numbers are NaN).
+        n_treated: treated people in the matched sample (the JDL count);
+            n_treated_reoffenders: treated people with a time-to-first value
+            (``time_to_first`` only, else ``None``).
+        matched, naive, adjusted: the three estimates (see :class:`EffectEstimate`).
+        sentence: plain-language result for a binary outcome (``None`` otherwise or gated).
+        e_value, e_value_ci: E-values of the matched risk/rate ratio and its CI limit
+            closest to 1 (NaN when there is no ratio).
+        min_treated, min_treated_reoffenders: the gates applied.
+    """
+
+    outcome: str
+    kind: str
+    status: str
+    n_treated: int
+    n_treated_reoffenders: int | None
+    matched: EffectEstimate
+    naive: EffectEstimate
+    adjusted: EffectEstimate
+    sentence: str | None
+    e_value: float
+    e_value_ci: float
+    min_treated: int
+    min_treated_reoffenders: int
+    notes: tuple[str, ...] = field(default=())
+
+    def to_frame(self) -> pd.DataFrame:
+        """Three rows (matched, naive, adjusted) with the outcome, kind and status."""
+        frame = pd.concat([e.to_frame() for e in (self.matched, self.naive, self.adjusted)], ignore_index=True)
+        frame.insert(0, "status", self.status)
+        frame.insert(0, "kind", self.kind)
+        frame.insert(0, "outcome", self.outcome)
+        frame["e_value"] = [self.e_value, np.nan, np.nan]
+        frame["e_value_ci"] = [self.e_value_ci, np.nan, np.nan]
+        return frame
+
+    def summary(self) -> str:
+        if self.status != STATUS_OK:
+            return f"{self.outcome}: not estimated ({self.status.replace('_', ' ')}; {self.n_treated} treated)"
+        m = self.matched
+        line = (
+            f"{self.outcome}: treated {m.mean_treated:.3f} vs matched comparison {m.mean_comparison:.3f}, "
+            f"difference {m.difference:+.3f} ({m.conf_level:.0%} CI {m.ci_low:+.3f} to {m.ci_high:+.3f}, p = {m.p_value:.3g}); "
+            f"naive {self.naive.difference:+.3f}, adjusted {self.adjusted.difference:+.3f}"
+        )
+        if self.sentence:
+            line += f"\n  {self.sentence}"
+        if np.isfinite(self.e_value):
+            line += f"\n  E-value {self.e_value:.2f} (CI limit {self.e_value_ci:.2f})"
+        return line
+
+
+def estimate_effect(
+    data: pd.DataFrame,
+    outcome: str,
+    match: MatchResult,
+    *,
+    treatment: str,
+    covariates: Sequence[str],
+    categorical: Sequence[str] | None = None,
+    kind: str = "binary",
+    conf_level: float = 0.95,
+    min_treated: int = MIN_TREATED,
+    min_treated_reoffenders: int = MIN_TREATED_REOFFENDERS,
+    took_part: str = "took part",
+    event: str = "reoffended",
+    window: str = "within a year",
+) -> EffectSummary:
+    """Matched, naive and adjusted estimates for ``outcome``, gated by the JDL rules.
+
+    Args:
+        data: the full cohort, rows aligned with ``match`` (the rows it was fitted on).
+        outcome: outcome column. Missing values mean "not measured" (e.g. a follow-up
+            window not yet complete) and those rows are left out — except for
+            ``time_to_first``, where a missing value means "did not reoffend".
+        match: the matching result (weights; matched sets as clusters, or each person
+            after matching with replacement).
+        treatment: 0/1 treatment column; covariates, categorical: for the adjusted model.
+        kind: ``binary``, ``count``, ``continuous`` or ``time_to_first``.
+        min_treated: fewest treated people for any estimate.
+        min_treated_reoffenders: fewest treated reoffenders for ``time_to_first``.
+        took_part, event, window: wording of the plain-language sentence.
+    """
+    if kind not in OUTCOME_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(OUTCOME_KINDS)}; got {kind!r}")
+    if outcome not in data.columns:
+        raise ValueError(f"outcome column {outcome!r} is not in the data")
+    if len(data) != len(match.weights):
+        raise ValueError(f"data has {len(data)} rows but the matching was done on {len(match.weights)}")
+    if treatment not in data.columns:
+        raise ValueError(f"treatment column {treatment!r} is not in the data")
+    y = data[outcome].to_numpy(dtype=float)
+    treated = match.treated
+    if not np.array_equal(data[treatment].to_numpy() == 1, treated):
+        raise ValueError(f"column {treatment!r} does not agree with the matching's treatment: are the rows aligned?")
+    if kind == "binary" and not np.isin(y[~np.isnan(y)], (0, 1)).all():
+        raise ValueError(f"binary outcome {outcome!r} has values other than 0 and 1")
+    in_matched = match.weights > 0
+    measured = ~np.isnan(y)
+    if kind == "time_to_first":
+        n_treated = int((in_matched & treated).sum())
+        n_reoffenders: int | None = int((in_matched & treated & measured).sum())
+    else:
+        n_treated = int((in_matched & treated & measured).sum())
+        n_reoffenders = None
+
+    status = STATUS_OK
+    if n_treated < min_treated:
+        status = STATUS_TOO_FEW_TREATED
+    elif n_reoffenders is not None and n_reoffenders < min_treated_reoffenders:
+        status = STATUS_TOO_FEW_TREATED_REOFFENDERS
+    if status != STATUS_OK:
+        n_used = int((in_matched & measured).sum())
+        n_t = int((in_matched & measured & treated).sum())
+        gated = _not_estimated("matched", "", n_used, n_t, n_used - n_t, conf_level)
+        return EffectSummary(
+            outcome=outcome,
+            kind=kind,
+            status=status,
+            n_treated=n_treated,
+            n_treated_reoffenders=n_reoffenders,
+            matched=gated,
+            naive=replace(gated, method="naive"),
+            adjusted=replace(gated, method="adjusted"),
+            sentence=None,
+            e_value=float("nan"),
+            e_value_ci=float("nan"),
+            min_treated=min_treated,
+            min_treated_reoffenders=min_treated_reoffenders,
+        )
+
+    with_ratio = kind in ("binary", "count")
+    matched = matched_difference(y, treated, match.weights, match.subclass, ratio=with_ratio, conf_level=conf_level)
+    naive = naive_difference(y, treated, conf_level=conf_level)
+    adjusted = adjusted_difference(data, outcome, treatment, covariates, categorical, conf_level=conf_level)
+    sentence = None
+    if kind == "binary":
+        sentence = plain_language(matched.ci_low, matched.ci_high, took_part=took_part, event=event, window=window)
+    ev = ev_ci = float("nan")
+    if with_ratio and np.isfinite(matched.ratio):
+        ev = e_value(matched.ratio)
+        ev_ci = e_value_ci(matched.ratio, matched.ratio_ci_low, matched.ratio_ci_high)
+    notes = ()
+    if len(match.unmatched_treated):
+        notes = (
+            f"{len(match.unmatched_treated)} treated people had no match within the caliper and are not in the "
+            "matched estimate, which therefore describes the matched treated people only",
+        )
+    return EffectSummary(
+        outcome=outcome,
+        kind=kind,
+        status=status,
+        n_treated=n_treated,
+        n_treated_reoffenders=n_reoffenders,
+        matched=matched,
+        naive=naive,
+        adjusted=adjusted,
+        sentence=sentence,
+        e_value=ev,
+        e_value_ci=ev_ci,
+        min_treated=min_treated,
+        min_treated_reoffenders=min_treated_reoffenders,
+        notes=notes,
+    )
