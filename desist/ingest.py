@@ -1,0 +1,685 @@
+"""Ingest: landing files -> raw (every row, as text) -> staging (typed) or quarantine.
+
+Every data row of every landing file ends in exactly one place:
+
+- ``staging.<table>``: the row typed by the data contract (``desist.contract``), or
+- ``quarantine.rows`` (stage ``'ingest'``): the row with its file, row number, raw values
+  and a reason code from :data:`REASONS`, or
+- nowhere, because its whole file was rejected (a direct-identifier column, a missing
+  required column, not UTF-8, unreadable); the file's rows are counted as rejected.
+
+So for every file in ``raw.ingest_summary``:
+``rows_loaded + rows_quarantined + rows_rejected = rows_read``.
+
+Row numbers (``source_row``) count data records from 1: the header is not counted, a quoted
+value spanning several lines is one record, and blank lines are skipped. In a spreadsheet the
+record is on row ``source_row + 1``.
+
+Runs are incremental and repeatable. Files are fingerprinted (sha256) in ``raw.files``; an
+unchanged file is not read again, a changed file replaces the rows it loaded before (in one
+transaction per file), and a file gone from the landing folder has its rows removed (status
+``'removed'``). A .csv/.parquet file whose name starts with no table name is reported with
+status ``'ignored'``; other files (README.md, ground_truth.json) are skipped. Staging, the
+ingest-stage quarantine rows and the summary are rebuilt from raw in one transaction on every
+run, so a second run over the same files changes no row of any table, and rows that data
+validation put in quarantine (stage ``'validation'``) are left alone.
+
+The per-table SQL in sql/raw/<table>.sql and sql/staging/<table>.sql is generated from the
+contract by ``python -m desist.ingest``; edit the contract, then regenerate.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from desist.contract import DIRECT_IDENTIFIERS, NAME_ALLOWED, TABLES, Column, Table
+from desist.warehouse import SQL_DIR, run_sql
+
+# Why a row was quarantined. The first problem of a row is its reason; all are in its detail.
+REASONS: dict[str, str] = {
+    "malformed_row": "the row has a different number of fields from the header",
+    "missing_key": "a key column is empty",
+    "missing_value": "a required column is empty",
+    "bad_date": "not a date written yyyy-mm-dd",
+    "bad_integer": "not a whole number",
+    "bad_number": "not a finite number",
+    "bad_boolean": "not one of true/false, yes/no, 1/0",
+    "out_of_domain": "not one of the values the contract allows",
+    "out_of_range": "outside the range the contract allows",
+    "duplicate_key": "the same key was loaded before (by file name, then row); the first is kept",
+}
+
+# Status of a landing file in raw.files and raw.ingest_summary.
+STATUSES = ("loaded", "rejected", "ignored", "removed")
+
+DATA_FORMATS = {".csv": "csv", ".parquet": "parquet"}
+_SENTINEL_NULL = "\x01"  # no CSV field holds it: empty fields stay '', padding stays NULL
+_EXTRA_FIELD = "c_extra"  # catches the first field beyond the header
+
+
+# ---------------------------------------------------------------- landing files
+
+def normalise_column(name: str) -> str:
+    """A header name as the contract spells it: lower case, runs of other characters -> '_'."""
+    return re.sub(r"[^0-9a-z]+", "_", name.strip().lower()).strip("_")
+
+
+def match_table(file_name: str) -> str | None:
+    """The table a landing file feeds: the longest table name its name starts with."""
+    name = file_name.lower()
+    matches = [table for table in TABLES if name.startswith(table)]
+    return max(matches, key=len) if matches else None
+
+
+def fingerprint(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    path: Path
+    table: str | None  # None: the name starts with no table name
+    format: str | None  # "csv" / "parquet"; None: not a data file type
+    sha256: str
+    size_bytes: int
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def discover(landing: Path) -> list[LandingFile]:
+    """Files in the landing folder (not its subfolders) that are data or are named like data.
+
+    Hidden files are skipped, and so are files that neither end in .csv/.parquet nor start
+    with a table name (README.md, ground_truth.json). Everything else gets a summary row.
+    """
+    landing = Path(landing)
+    if not landing.is_dir():
+        raise FileNotFoundError(f"landing folder not found: {landing}")
+    found = []
+    for path in sorted(landing.iterdir()):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        table = match_table(path.name)
+        fmt = DATA_FORMATS.get(path.suffix.lower())
+        if table is None and fmt is None:
+            continue
+        found.append(LandingFile(path, table, fmt, fingerprint(path), path.stat().st_size))
+    return found
+
+
+# ---------------------------------------------------------------- reading one file
+
+def map_columns(table: Table, header: list[str], file_name: str) -> tuple[dict[str, int], list[str], list[str]]:
+    """Match a file header to the contract: (contract column -> header position, notes, problems)."""
+    positions: dict[str, int] = {}
+    notes: list[str] = []
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    extras: list[str] = []
+    for position, original in enumerate(header):
+        name = normalise_column(original)
+        if not name:
+            extras.append(f"unnamed column {position + 1}")
+            continue
+        if name in seen:
+            problems.append(f"columns {seen[name]!r} and {original!r} are both read as {name!r}")
+            continue
+        seen[name] = original
+        if name in DIRECT_IDENTIFIERS and not (name == "name" and table.name in NAME_ALLOWED):
+            problems.append(
+                f"column {original!r} is a direct identifier; only pseudonymous data is accepted, "
+                "so the whole file is rejected (remove the column and send the file again)"
+            )
+        elif name in table.column_names:
+            positions[name] = position
+        else:
+            extras.append(repr(original))
+    missing = [c.name for c in table.columns if c.name not in positions]
+    required_missing = [name for name in missing if table.column(name).required]
+    optional_missing = [name for name in missing if not table.column(name).required]
+    if required_missing:
+        hint = " (is the file comma-separated?)" if len(header) == 1 else ""
+        problems.append(f"required column(s) missing: {', '.join(required_missing)}{hint}")
+    if extras:
+        notes.append(f"extra column(s) ignored: {', '.join(extras)}")
+    if optional_missing:
+        notes.append(f"optional column(s) absent, loaded as empty: {', '.join(optional_missing)}")
+    return positions, notes, [f"{file_name}: {problem}" for problem in problems]
+
+
+def _csv_header(path: Path) -> list[str] | None:
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+        return next(csv.reader(handle), None)
+
+
+def _csv_source(field_count: int, encoding: str = "utf-8") -> str:
+    """read_csv over a file whose header has `field_count` fields, every value as text.
+
+    Fields are read by position (c1, c2, ...) plus one more: a row with too many fields fills
+    it, a row with too few is padded with NULL (empty fields read as ''), so every row is
+    read and a wrong field count is visible. One thread keeps file order for row numbers.
+    """
+    columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(1, field_count + 1))
+    return (
+        f"read_csv($path, columns={{{columns}, '{_EXTRA_FIELD}': 'VARCHAR'}}, auto_detect=false, "
+        "header=true, delim=',', quote='\"', escape='\"', null_padding=true, strict_mode=false, "
+        f"nullstr=$null, parallel=false, encoding='{encoding}')"
+    )
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class FileLoad:
+    status: str  # "loaded" or "rejected"
+    rows_read: int
+    reason: str
+
+
+def _load_csv(con, file: LandingFile, table: Table, loaded_at: dt.datetime) -> FileLoad:
+    header = _csv_header(file.path)
+    if header is None:
+        return FileLoad("rejected", 0, f"{file.name}: the file is empty (no header row)")
+    positions, notes, problems = map_columns(table, header, file.name)
+    params = {"path": str(file.path), "null": _SENTINEL_NULL}
+    if problems:
+        return FileLoad("rejected", _count_csv_rows(con, file, len(header)), "; ".join(problems))
+    last, n = f"c{len(header)}", len(header)
+    values = [f"c{positions[c.name] + 1}" if c.name in positions else "NULL" for c in table.columns]
+    statement = (
+        f"INSERT INTO raw.{table.name} SELECT {', '.join(values)}, $file AS source_file, "
+        "row_number() OVER () AS source_row, "
+        f"CASE WHEN {last} IS NULL THEN 'the row has fewer fields than the header ({n})' "
+        f"WHEN {_EXTRA_FIELD} IS NOT NULL THEN 'the row has more fields than the header ({n})' "
+        f"END AS row_error, $loaded_at AS loaded_at FROM {_csv_source(n)}"
+    )
+    rows = con.execute(statement, {**params, "file": file.name, "loaded_at": loaded_at}).fetchone()[0]
+    return FileLoad("loaded", rows, "; ".join(notes))
+
+
+def _unreadable(con, file: LandingFile, error: duckdb.Error) -> FileLoad:
+    """A file DuckDB could not read, rejected whole; its rows are counted when they can be."""
+    message = str(error)
+    if file.format == "csv" and "unicode" in message.lower():
+        line = re.search(r"Line: (\d+)", message)
+        where = f" (first bad byte on data row {int(line.group(1)) - 1})" if line else ""
+        try:
+            rows = _count_csv_rows(con, file, len(_csv_header(file.path) or [""]), encoding="latin-1")
+        except duckdb.Error:
+            rows = 0
+        return FileLoad("rejected", rows,
+                        f"{file.name}: the file is not UTF-8 encoded{where}; save it as UTF-8 and send it again")
+    first_line = message.strip().splitlines()[0]
+    return FileLoad("rejected", 0, f"{file.name}: the file could not be read ({first_line})")
+
+
+def _count_csv_rows(con, file: LandingFile, field_count: int, encoding: str = "utf-8") -> int:
+    source = _csv_source(field_count, encoding)
+    return con.execute(f"SELECT count(*) FROM {source}", {"path": str(file.path), "null": _SENTINEL_NULL}).fetchone()[0]
+
+
+def _load_parquet(con, file: LandingFile, table: Table, loaded_at: dt.datetime) -> FileLoad:
+    schema = con.execute("DESCRIBE SELECT * FROM read_parquet($path)", {"path": str(file.path)}).fetchall()
+    header = [row[0] for row in schema]
+    types = {row[0]: row[1] for row in schema}
+    positions, notes, problems = map_columns(table, header, file.name)
+    source = "read_parquet($path, file_row_number=true)"
+    if problems:
+        rows = con.execute(f"SELECT count(*) FROM {source}", {"path": str(file.path)}).fetchone()[0]
+        return FileLoad("rejected", rows, "; ".join(problems))
+    values = []
+    for column in table.columns:
+        if column.name not in positions:
+            values.append("NULL")
+            continue
+        original = header[positions[column.name]]
+        values.append(_parquet_text(_quote(original), types[original], column))
+    statement = (
+        f"INSERT INTO raw.{table.name} SELECT {', '.join(values)}, $file AS source_file, "
+        f"file_row_number + 1 AS source_row, NULL AS row_error, $loaded_at AS loaded_at FROM {source}"
+    )
+    rows = con.execute(statement, {"path": str(file.path), "file": file.name, "loaded_at": loaded_at}).fetchone()[0]
+    return FileLoad("loaded", rows, "; ".join(notes))
+
+
+def _parquet_text(column_sql: str, parquet_type: str, column: Column) -> str:
+    """A Parquet column as the text a CSV would carry.
+
+    Timestamps at midnight in a date column become the date (pandas writes dates that way);
+    any other time of day stays visible and is quarantined as bad_date.
+    """
+    if column.type == "date" and parquet_type.startswith("TIMESTAMP"):
+        return (f"CASE WHEN {column_sql} = date_trunc('day', {column_sql}) "
+                f"THEN CAST({column_sql} AS DATE)::VARCHAR ELSE {column_sql}::VARCHAR END")
+    return f"{column_sql}::VARCHAR"
+
+
+# ---------------------------------------------------------------- raw layer
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """What one run did with one landing file."""
+
+    file_name: str
+    table_name: str | None
+    action: str  # "new", "changed", "unchanged" or "removed"
+    status: str  # one of STATUSES
+    rows_read: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class RawLoad:
+    files: list[FileOutcome]
+
+    def count(self, attribute: str) -> dict[str, int]:
+        return dict(Counter(getattr(outcome, attribute) for outcome in self.files))
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    """A landing file as raw.files last saw it."""
+
+    table_name: str | None
+    sha256: str
+    status: str
+    rows_read: int
+    reason: str | None
+
+
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """All or nothing: a failure leaves the warehouse as it was before."""
+    con.begin()
+    try:
+        yield
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()
+
+
+def create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """raw.files, raw.<table> and quarantine.rows, when they do not exist yet."""
+    run_sql(con, "raw/files.sql")
+    for table in TABLES:
+        run_sql(con, f"raw/{table}.sql")
+    run_sql(con, "staging/quarantine_rows.sql")
+
+
+def load_raw(con: duckdb.DuckDBPyConnection, landing: Path) -> RawLoad:
+    """Bring raw up to date with the landing folder.
+
+    Each file is replaced in its own transaction (its old rows, its new rows and its raw.files
+    row together), so a run that stops half-way leaves every file either done or as it was,
+    and the next run carries on from there.
+    """
+    create_tables(con)
+    loaded_at = dt.datetime.now(dt.timezone.utc)
+    previous = {
+        row[0]: _Recorded(*row[1:])
+        for row in con.execute(
+            "SELECT file_name, table_name, sha256, status, rows_read, reason FROM raw.files"
+        ).fetchall()
+    }
+    outcomes = []
+    current = discover(Path(landing))
+    for file in current:
+        before = previous.get(file.name)
+        known = before is not None and before.status != "removed"
+        if known and before.sha256 == file.sha256:
+            outcomes.append(FileOutcome(file.name, file.table, "unchanged", before.status, before.rows_read,
+                                        before.reason or ""))
+            continue
+        outcome = _replace_file(con, file, before, loaded_at)
+        action = "changed" if known else "new"
+        outcomes.append(FileOutcome(file.name, file.table, action, outcome.status, outcome.rows_read, outcome.reason))
+    present = {file.name for file in current}
+    for name, before in previous.items():
+        if name not in present and before.status != "removed":
+            outcomes.append(_remove_file(con, name, before, loaded_at))
+    return RawLoad(outcomes)
+
+
+def _replace_file(con, file: LandingFile, before: _Recorded | None, loaded_at: dt.datetime) -> FileLoad:
+    try:
+        with _transaction(con):
+            _forget_rows(con, file.name, before)
+            outcome = _load_file(con, file, loaded_at)
+            _record_file(con, file, outcome, loaded_at)
+    except duckdb.Error as error:  # rolled back: nothing of the file was kept
+        outcome = _unreadable(con, file, error)
+        with _transaction(con):
+            _forget_rows(con, file.name, before)
+            _record_file(con, file, outcome, loaded_at)
+    return outcome
+
+
+def _remove_file(con, name: str, before: _Recorded, loaded_at: dt.datetime) -> FileOutcome:
+    with _transaction(con):
+        removed = _forget_rows(con, name, before)
+        reason = f"{name} is no longer in the landing folder"
+        if before.status == "loaded":
+            reason += f": its {removed} rows were removed from raw.{before.table_name}, staging and quarantine"
+        con.execute(
+            "UPDATE raw.files SET status = 'removed', reason = ?, rows_read = 0, rows_rejected = 0, "
+            "loaded_at = ? WHERE file_name = ?",
+            [reason, loaded_at, name],
+        )
+    return FileOutcome(name, before.table_name, "removed", "removed", 0, reason)
+
+
+def _forget_rows(con, name: str, before: _Recorded | None) -> int:
+    """Delete the raw rows a file loaded before; how many there were."""
+    if before is None or before.table_name is None:
+        return 0
+    return con.execute(f"DELETE FROM raw.{before.table_name} WHERE source_file = ?", [name]).fetchone()[0]
+
+
+def _load_file(con, file: LandingFile, loaded_at: dt.datetime) -> FileLoad:
+    if file.table is None:
+        tables = ", ".join(TABLES)
+        return FileLoad("ignored", 0, f"{file.name}: the name starts with no table name ({tables})")
+    if file.format is None:
+        return FileLoad("ignored", 0, f"{file.name}: not a .csv or .parquet file")
+    loader = _load_csv if file.format == "csv" else _load_parquet
+    return loader(con, file, TABLES[file.table], loaded_at)
+
+
+def _record_file(con, file: LandingFile, outcome: FileLoad, loaded_at: dt.datetime) -> None:
+    rejected = outcome.rows_read if outcome.status == "rejected" else 0
+    con.execute("DELETE FROM raw.files WHERE file_name = ?", [file.name])
+    con.execute(
+        "INSERT INTO raw.files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [file.name, str(file.path), file.table, file.format, file.sha256, file.size_bytes, outcome.status,
+         outcome.reason or None, outcome.rows_read, rejected, loaded_at],
+    )
+
+
+# ---------------------------------------------------------------- staging and quarantine
+
+@dataclass(frozen=True)
+class TableCounts:
+    rows_read: int
+    rows_loaded: int
+    rows_quarantined: int
+
+
+def build_staging(con: duckdb.DuckDBPyConnection) -> dict[str, TableCounts]:
+    """Rebuild staging.<table>, the ingest-stage quarantine rows and raw.ingest_summary, in one transaction."""
+    create_tables(con)
+    with _transaction(con):
+        return _build_staging(con)
+
+
+def _build_staging(con) -> dict[str, TableCounts]:
+    for table in TABLES:
+        run_sql(con, f"staging/{table}.sql")
+    run_sql(con, "raw/ingest_summary.sql")
+    rows = con.execute(
+        "SELECT table_name, sum(rows_read), sum(rows_loaded), sum(rows_quarantined) "
+        "FROM raw.ingest_summary WHERE status = 'loaded' GROUP BY table_name"
+    ).fetchall()
+    counts = {name: TableCounts(int(read), int(loaded), int(quarantined)) for name, read, loaded, quarantined in rows}
+    return {table: counts.get(table, TableCounts(0, 0, 0)) for table in TABLES}
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    raw: RawLoad
+    tables: dict[str, TableCounts]
+
+
+def ingest(con: duckdb.DuckDBPyConnection, landing: Path) -> IngestReport:
+    """Landing folder -> raw -> staging and quarantine -> summary."""
+    return IngestReport(load_raw(con, landing), build_staging(con))
+
+
+# ---------------------------------------------------------------- SQL generated from the contract
+
+_GENERATED = "-- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.\n"
+_DUCKDB_TYPES = {"id": "VARCHAR", "text": "VARCHAR", "date": "DATE", "integer": "BIGINT", "number": "DOUBLE",
+                 "boolean": "BOOLEAN"}
+_BAD_TYPE = {"date": "bad_date", "integer": "bad_integer", "number": "bad_number", "boolean": "bad_boolean"}
+_TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _in_list(values) -> str:
+    return ", ".join(_literal(v) for v in values)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def raw_table_sql(table: Table) -> str:
+    columns = "".join(f"    {c.name} VARCHAR,\n" for c in table.columns)
+    return (
+        f"-- raw.{table.name}: every row of every {table.name} landing file, as text.\n"
+        "-- source_row counts data records from 1 (the header is not counted); row_error says why a\n"
+        "-- row's field count differs from its header's (such rows are quarantined as malformed_row).\n"
+        + _GENERATED
+        + f"CREATE TABLE IF NOT EXISTS raw.{table.name} (\n{columns}"
+        "    source_file VARCHAR NOT NULL,\n    source_row BIGINT NOT NULL,\n    row_error VARCHAR,\n"
+        "    loaded_at TIMESTAMPTZ NOT NULL\n);\n"
+    )
+
+
+def _typed(column: Column) -> str:
+    """SQL turning the trimmed text v_<column> into the contract type; NULL when it cannot."""
+    v = f"v_{column.name}"
+    if column.type in ("id", "text"):
+        return f"lower({v})" if column.domain else v
+    if column.type == "date":
+        return f"CASE WHEN regexp_full_match({v}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') THEN TRY_CAST({v} AS DATE) END"
+    if column.type == "integer":
+        # TRY_CAST alone would round '3.5' to 4; a whole number may be written 3 or 3.0.
+        return (f"CASE WHEN regexp_full_match({v}, '[+-]?[0-9]+(\\.0*)?') "
+                f"THEN TRY_CAST(regexp_replace({v}, '\\.0*$', '') AS BIGINT) END")
+    if column.type == "number":
+        # TRY_CAST alone would accept '1_000' and 'nan'.
+        return (f"CASE WHEN regexp_full_match({v}, '[+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]+)?') "
+                f"AND isfinite(TRY_CAST({v} AS DOUBLE)) THEN TRY_CAST({v} AS DOUBLE) END")
+    if column.type == "boolean":
+        return (f"CASE WHEN lower({v}) IN ({_in_list(_TRUE)}) THEN true "
+                f"WHEN lower({v}) IN ({_in_list(_FALSE)}) THEN false END")
+    raise ValueError(f"contract column {column.name!r} has unknown type {column.type!r}")
+
+
+def _problem(column: str | None, reason: str, raw_value: str, note: str) -> str:
+    name = _literal(column) if column else "NULL::VARCHAR"
+    return f"{{'column_name': {name}, 'reason': '{reason}', 'raw_value': {raw_value}, 'note': {note}}}"
+
+
+def _column_check(table: Table, column: Column) -> str:
+    """A CASE giving the first problem of one column, or NULL."""
+    v, t, raw = f"v_{column.name}", f"t_{column.name}", column.name
+    branches = []
+    if column.required:
+        reason = "missing_key" if column.name in table.key else "missing_value"
+        branches.append((f"{v} IS NULL", _problem(column.name, reason, raw, _literal("the value is empty"))))
+    else:
+        branches.append((f"{v} IS NULL", "NULL"))
+    if column.type in _BAD_TYPE:
+        expected = {"date": "a date written yyyy-mm-dd", "integer": "a whole number", "number": "a finite number",
+                    "boolean": "true/false, yes/no or 1/0"}[column.type]
+        branches.append((f"{t} IS NULL", _problem(column.name, _BAD_TYPE[column.type], raw,
+                                                   _literal(f"expected {expected}"))))
+    if column.domain:
+        branches.append((f"{t} NOT IN ({_in_list(column.domain)})",
+                         _problem(column.name, "out_of_domain", raw,
+                                  _literal(f"expected one of {', '.join(column.domain)}"))))
+    if column.minimum is not None or column.maximum is not None:
+        low = f"{t} < {_number(column.minimum)}" if column.minimum is not None else None
+        high = f"{t} > {_number(column.maximum)}" if column.maximum is not None else None
+        bounds = f"{_number(column.minimum) if column.minimum is not None else '-inf'} to " \
+                 f"{_number(column.maximum) if column.maximum is not None else 'inf'}"
+        branches.append((" OR ".join(b for b in (low, high) if b),
+                         _problem(column.name, "out_of_range", raw, _literal(f"expected {bounds}"))))
+    whens = "".join(f"\n                WHEN {condition} THEN {result}" for condition, result in branches)
+    return f"            CASE{whens}\n            END"
+
+
+def staging_sql(table: Table) -> str:
+    """staging.<table> and its ingest-stage quarantine rows, rebuilt from raw.<table>."""
+    name = table.name
+    trimmed = ",\n".join(f"        NULLIF(trim({c.name}), '') AS v_{c.name}" for c in table.columns)
+    typed = ",\n".join(f"        {_typed(c)} AS t_{c.name}" for c in table.columns)
+    checks = ",\n".join(_column_check(table, c) for c in table.columns)
+    key_typed = ", ".join(f"t_{k}" for k in table.key)
+    key_label = ",".join(table.key)
+    key_raw = " || ',' || ".join(f"{k}" for k in table.key) if len(table.key) > 1 else table.key[0]
+    duplicate = _problem(
+        key_label, "duplicate_key", key_raw,
+        "'key already loaded from ' || first_file || ' row ' || first_row",
+    )
+    malformed = _problem(None, "malformed_row", "NULL::VARCHAR", "row_error")
+    staged = ",\n".join(f"    t_{c.name}::{_DUCKDB_TYPES[c.type]} AS {c.name}" for c in table.columns)
+    record = ", ".join(f"'{c.name}': {c.name}" for c in table.columns)
+    return f"""\
+-- staging.{name}: rows of raw.{name} typed by the contract. A row that cannot be typed, or
+-- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
+-- instead, with its first problem as reason and column and every problem in detail.
+{_GENERATED}CREATE OR REPLACE TEMP TABLE checked_{name} AS
+WITH trimmed AS (
+    SELECT
+        *,
+{trimmed}
+    FROM raw.{name}
+), typed AS (
+    SELECT
+        *,
+{typed}
+    FROM trimmed
+), checked AS (
+    SELECT
+        *,
+        CASE WHEN row_error IS NOT NULL THEN [{malformed}]
+        ELSE list_filter([
+{checks}
+        ], lambda p: p IS NOT NULL) END AS found
+    FROM typed
+), ranked AS (
+    SELECT
+        *,
+        row_number() OVER same_key AS key_rank,
+        first_value(source_file) OVER same_key AS first_file,
+        first_value(source_row) OVER same_key AS first_row
+    FROM checked
+    WINDOW same_key AS (PARTITION BY len(found) = 0, {key_typed} ORDER BY source_file, source_row)
+)
+SELECT
+    *,
+    CASE WHEN len(found) = 0 AND key_rank > 1 THEN [{duplicate}] ELSE found END AS problems
+FROM ranked;
+
+CREATE OR REPLACE TABLE staging.{name} AS
+SELECT
+{staged},
+    source_file,
+    source_row
+FROM checked_{name}
+WHERE len(problems) = 0
+ORDER BY source_file, source_row;
+
+DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = '{name}';
+
+INSERT INTO quarantine.rows
+SELECT
+    '{name}' AS table_name,
+    source_file,
+    source_row,
+    problems[1].column_name,
+    problems[1].raw_value,
+    problems[1].reason,
+    array_to_string(list_transform(problems, lambda p: concat_ws(' ',
+        p.column_name || ':', p.reason, '''' || p.raw_value || '''', '(' || p.note || ')')), '; ') AS detail,
+    to_json({{{record}, 'source_file': source_file, 'source_row': source_row}})::VARCHAR AS raw_record,
+    'ingest' AS stage,
+    loaded_at AS quarantined_at
+FROM checked_{name}
+WHERE len(problems) > 0
+ORDER BY source_file, source_row;
+
+DROP TABLE checked_{name};
+"""
+
+
+def summary_sql() -> str:
+    staged = "\n    UNION ALL ".join(
+        f"SELECT '{t}' AS table_name, source_file, count(*) AS n FROM staging.{t} GROUP BY source_file"
+        for t in TABLES
+    )
+    return f"""\
+-- raw.ingest_summary: one row per landing file: what was read, loaded, quarantined and rejected.
+-- For every file rows_loaded + rows_quarantined + rows_rejected = rows_read; a rejected file's
+-- rows are all rejected, an ignored or removed file has no rows. sha256 is NULL for a removed file.
+{_GENERATED}CREATE OR REPLACE TABLE raw.ingest_summary AS
+WITH staged AS (
+    {staged}
+), by_reason AS (
+    SELECT table_name, source_file, reason, count(*) AS n
+    FROM quarantine.rows
+    WHERE stage = 'ingest'
+    GROUP BY ALL
+), quarantined AS (
+    SELECT table_name, source_file, sum(n)::BIGINT AS n, string_agg(reason || ' ' || n, ', ' ORDER BY reason) AS reasons
+    FROM by_reason
+    GROUP BY ALL
+)
+SELECT
+    f.table_name,
+    f.file_name,
+    CASE WHEN f.status <> 'removed' THEN f.sha256 END AS sha256,
+    f.status,
+    f.rows_read,
+    coalesce(s.n, 0) AS rows_loaded,
+    coalesce(q.n, 0) AS rows_quarantined,
+    f.rows_rejected,
+    concat_ws('; ', f.reason, 'quarantined: ' || q.reasons) AS reason
+FROM raw.files AS f
+LEFT JOIN staged AS s ON s.table_name = f.table_name AND s.source_file = f.file_name
+LEFT JOIN quarantined AS q ON q.table_name = f.table_name AND q.source_file = f.file_name
+ORDER BY f.table_name NULLS LAST, f.file_name;
+"""
+
+
+def generated_sql() -> dict[Path, str]:
+    """Every generated SQL file, by path."""
+    files = {SQL_DIR / "raw" / "ingest_summary.sql": summary_sql()}
+    for table in TABLES.values():
+        files[SQL_DIR / "raw" / f"{table.name}.sql"] = raw_table_sql(table)
+        files[SQL_DIR / "staging" / f"{table.name}.sql"] = staging_sql(table)
+    return files
+
+
+def write_sql() -> list[Path]:
+    written = []
+    for path, text in generated_sql().items():
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+            written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for path in write_sql():
+        print(f"wrote {path}")

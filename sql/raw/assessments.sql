@@ -1,0 +1,18 @@
+-- raw.assessments: every row of every assessments landing file, as text.
+-- source_row counts data records from 1 (the header is not counted); row_error says why a
+-- row's field count differs from its header's (such rows are quarantined as malformed_row).
+-- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
+CREATE TABLE IF NOT EXISTS raw.assessments (
+    person_id VARCHAR,
+    programme_id VARCHAR,
+    assessment_date VARCHAR,
+    stage VARCHAR,
+    employment_status VARCHAR,
+    accommodation_status VARCHAR,
+    life_skills_score VARCHAR,
+    community_integration_score VARCHAR,
+    source_file VARCHAR NOT NULL,
+    source_row BIGINT NOT NULL,
+    row_error VARCHAR,
+    loaded_at TIMESTAMPTZ NOT NULL
+);

@@ -1,0 +1,118 @@
+-- staging.assessments: rows of raw.assessments typed by the contract. A row that cannot be typed, or
+-- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
+-- instead, with its first problem as reason and column and every problem in detail.
+-- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
+CREATE OR REPLACE TEMP TABLE checked_assessments AS
+WITH trimmed AS (
+    SELECT
+        *,
+        NULLIF(trim(person_id), '') AS v_person_id,
+        NULLIF(trim(programme_id), '') AS v_programme_id,
+        NULLIF(trim(assessment_date), '') AS v_assessment_date,
+        NULLIF(trim(stage), '') AS v_stage,
+        NULLIF(trim(employment_status), '') AS v_employment_status,
+        NULLIF(trim(accommodation_status), '') AS v_accommodation_status,
+        NULLIF(trim(life_skills_score), '') AS v_life_skills_score,
+        NULLIF(trim(community_integration_score), '') AS v_community_integration_score
+    FROM raw.assessments
+), typed AS (
+    SELECT
+        *,
+        v_person_id AS t_person_id,
+        v_programme_id AS t_programme_id,
+        CASE WHEN regexp_full_match(v_assessment_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_assessment_date AS DATE) END AS t_assessment_date,
+        lower(v_stage) AS t_stage,
+        lower(v_employment_status) AS t_employment_status,
+        lower(v_accommodation_status) AS t_accommodation_status,
+        CASE WHEN regexp_full_match(v_life_skills_score, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_life_skills_score, '\.0*$', '') AS BIGINT) END AS t_life_skills_score,
+        CASE WHEN regexp_full_match(v_community_integration_score, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_community_integration_score, '\.0*$', '') AS BIGINT) END AS t_community_integration_score
+    FROM trimmed
+), checked AS (
+    SELECT
+        *,
+        CASE WHEN row_error IS NOT NULL THEN [{'column_name': NULL::VARCHAR, 'reason': 'malformed_row', 'raw_value': NULL::VARCHAR, 'note': row_error}]
+        ELSE list_filter([
+            CASE
+                WHEN v_person_id IS NULL THEN {'column_name': 'person_id', 'reason': 'missing_key', 'raw_value': person_id, 'note': 'the value is empty'}
+            END,
+            CASE
+                WHEN v_programme_id IS NULL THEN {'column_name': 'programme_id', 'reason': 'missing_key', 'raw_value': programme_id, 'note': 'the value is empty'}
+            END,
+            CASE
+                WHEN v_assessment_date IS NULL THEN {'column_name': 'assessment_date', 'reason': 'missing_value', 'raw_value': assessment_date, 'note': 'the value is empty'}
+                WHEN t_assessment_date IS NULL THEN {'column_name': 'assessment_date', 'reason': 'bad_date', 'raw_value': assessment_date, 'note': 'expected a date written yyyy-mm-dd'}
+            END,
+            CASE
+                WHEN v_stage IS NULL THEN {'column_name': 'stage', 'reason': 'missing_key', 'raw_value': stage, 'note': 'the value is empty'}
+                WHEN t_stage NOT IN ('baseline', 'exit', 'follow_up') THEN {'column_name': 'stage', 'reason': 'out_of_domain', 'raw_value': stage, 'note': 'expected one of baseline, exit, follow_up'}
+            END,
+            CASE
+                WHEN v_employment_status IS NULL THEN {'column_name': 'employment_status', 'reason': 'missing_value', 'raw_value': employment_status, 'note': 'the value is empty'}
+                WHEN t_employment_status NOT IN ('employed', 'training', 'unemployed', 'inactive') THEN {'column_name': 'employment_status', 'reason': 'out_of_domain', 'raw_value': employment_status, 'note': 'expected one of employed, training, unemployed, inactive'}
+            END,
+            CASE
+                WHEN v_accommodation_status IS NULL THEN {'column_name': 'accommodation_status', 'reason': 'missing_value', 'raw_value': accommodation_status, 'note': 'the value is empty'}
+                WHEN t_accommodation_status NOT IN ('settled', 'unsettled') THEN {'column_name': 'accommodation_status', 'reason': 'out_of_domain', 'raw_value': accommodation_status, 'note': 'expected one of settled, unsettled'}
+            END,
+            CASE
+                WHEN v_life_skills_score IS NULL THEN {'column_name': 'life_skills_score', 'reason': 'missing_value', 'raw_value': life_skills_score, 'note': 'the value is empty'}
+                WHEN t_life_skills_score IS NULL THEN {'column_name': 'life_skills_score', 'reason': 'bad_integer', 'raw_value': life_skills_score, 'note': 'expected a whole number'}
+                WHEN t_life_skills_score < 1 OR t_life_skills_score > 10 THEN {'column_name': 'life_skills_score', 'reason': 'out_of_range', 'raw_value': life_skills_score, 'note': 'expected 1 to 10'}
+            END,
+            CASE
+                WHEN v_community_integration_score IS NULL THEN {'column_name': 'community_integration_score', 'reason': 'missing_value', 'raw_value': community_integration_score, 'note': 'the value is empty'}
+                WHEN t_community_integration_score IS NULL THEN {'column_name': 'community_integration_score', 'reason': 'bad_integer', 'raw_value': community_integration_score, 'note': 'expected a whole number'}
+                WHEN t_community_integration_score < 1 OR t_community_integration_score > 10 THEN {'column_name': 'community_integration_score', 'reason': 'out_of_range', 'raw_value': community_integration_score, 'note': 'expected 1 to 10'}
+            END
+        ], lambda p: p IS NOT NULL) END AS found
+    FROM typed
+), ranked AS (
+    SELECT
+        *,
+        row_number() OVER same_key AS key_rank,
+        first_value(source_file) OVER same_key AS first_file,
+        first_value(source_row) OVER same_key AS first_row
+    FROM checked
+    WINDOW same_key AS (PARTITION BY len(found) = 0, t_person_id, t_programme_id, t_stage ORDER BY source_file, source_row)
+)
+SELECT
+    *,
+    CASE WHEN len(found) = 0 AND key_rank > 1 THEN [{'column_name': 'person_id,programme_id,stage', 'reason': 'duplicate_key', 'raw_value': person_id || ',' || programme_id || ',' || stage, 'note': 'key already loaded from ' || first_file || ' row ' || first_row}] ELSE found END AS problems
+FROM ranked;
+
+CREATE OR REPLACE TABLE staging.assessments AS
+SELECT
+    t_person_id::VARCHAR AS person_id,
+    t_programme_id::VARCHAR AS programme_id,
+    t_assessment_date::DATE AS assessment_date,
+    t_stage::VARCHAR AS stage,
+    t_employment_status::VARCHAR AS employment_status,
+    t_accommodation_status::VARCHAR AS accommodation_status,
+    t_life_skills_score::BIGINT AS life_skills_score,
+    t_community_integration_score::BIGINT AS community_integration_score,
+    source_file,
+    source_row
+FROM checked_assessments
+WHERE len(problems) = 0
+ORDER BY source_file, source_row;
+
+DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'assessments';
+
+INSERT INTO quarantine.rows
+SELECT
+    'assessments' AS table_name,
+    source_file,
+    source_row,
+    problems[1].column_name,
+    problems[1].raw_value,
+    problems[1].reason,
+    array_to_string(list_transform(problems, lambda p: concat_ws(' ',
+        p.column_name || ':', p.reason, '''' || p.raw_value || '''', '(' || p.note || ')')), '; ') AS detail,
+    to_json({'person_id': person_id, 'programme_id': programme_id, 'assessment_date': assessment_date, 'stage': stage, 'employment_status': employment_status, 'accommodation_status': accommodation_status, 'life_skills_score': life_skills_score, 'community_integration_score': community_integration_score, 'source_file': source_file, 'source_row': source_row})::VARCHAR AS raw_record,
+    'ingest' AS stage,
+    loaded_at AS quarantined_at
+FROM checked_assessments
+WHERE len(problems) > 0
+ORDER BY source_file, source_row;
+
+DROP TABLE checked_assessments;

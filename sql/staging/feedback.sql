@@ -1,0 +1,104 @@
+-- staging.feedback: rows of raw.feedback typed by the contract. A row that cannot be typed, or
+-- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
+-- instead, with its first problem as reason and column and every problem in detail.
+-- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
+CREATE OR REPLACE TEMP TABLE checked_feedback AS
+WITH trimmed AS (
+    SELECT
+        *,
+        NULLIF(trim(response_id), '') AS v_response_id,
+        NULLIF(trim(programme_id), '') AS v_programme_id,
+        NULLIF(trim(respondent_type), '') AS v_respondent_type,
+        NULLIF(trim(response_date), '') AS v_response_date,
+        NULLIF(trim(satisfaction), '') AS v_satisfaction,
+        NULLIF(trim(relationship_quality), '') AS v_relationship_quality
+    FROM raw.feedback
+), typed AS (
+    SELECT
+        *,
+        v_response_id AS t_response_id,
+        v_programme_id AS t_programme_id,
+        lower(v_respondent_type) AS t_respondent_type,
+        CASE WHEN regexp_full_match(v_response_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_response_date AS DATE) END AS t_response_date,
+        CASE WHEN regexp_full_match(v_satisfaction, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_satisfaction, '\.0*$', '') AS BIGINT) END AS t_satisfaction,
+        CASE WHEN regexp_full_match(v_relationship_quality, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_relationship_quality, '\.0*$', '') AS BIGINT) END AS t_relationship_quality
+    FROM trimmed
+), checked AS (
+    SELECT
+        *,
+        CASE WHEN row_error IS NOT NULL THEN [{'column_name': NULL::VARCHAR, 'reason': 'malformed_row', 'raw_value': NULL::VARCHAR, 'note': row_error}]
+        ELSE list_filter([
+            CASE
+                WHEN v_response_id IS NULL THEN {'column_name': 'response_id', 'reason': 'missing_key', 'raw_value': response_id, 'note': 'the value is empty'}
+            END,
+            CASE
+                WHEN v_programme_id IS NULL THEN {'column_name': 'programme_id', 'reason': 'missing_value', 'raw_value': programme_id, 'note': 'the value is empty'}
+            END,
+            CASE
+                WHEN v_respondent_type IS NULL THEN {'column_name': 'respondent_type', 'reason': 'missing_value', 'raw_value': respondent_type, 'note': 'the value is empty'}
+                WHEN t_respondent_type NOT IN ('participant', 'mentor', 'partner', 'staff') THEN {'column_name': 'respondent_type', 'reason': 'out_of_domain', 'raw_value': respondent_type, 'note': 'expected one of participant, mentor, partner, staff'}
+            END,
+            CASE
+                WHEN v_response_date IS NULL THEN {'column_name': 'response_date', 'reason': 'missing_value', 'raw_value': response_date, 'note': 'the value is empty'}
+                WHEN t_response_date IS NULL THEN {'column_name': 'response_date', 'reason': 'bad_date', 'raw_value': response_date, 'note': 'expected a date written yyyy-mm-dd'}
+            END,
+            CASE
+                WHEN v_satisfaction IS NULL THEN {'column_name': 'satisfaction', 'reason': 'missing_value', 'raw_value': satisfaction, 'note': 'the value is empty'}
+                WHEN t_satisfaction IS NULL THEN {'column_name': 'satisfaction', 'reason': 'bad_integer', 'raw_value': satisfaction, 'note': 'expected a whole number'}
+                WHEN t_satisfaction < 1 OR t_satisfaction > 5 THEN {'column_name': 'satisfaction', 'reason': 'out_of_range', 'raw_value': satisfaction, 'note': 'expected 1 to 5'}
+            END,
+            CASE
+                WHEN v_relationship_quality IS NULL THEN NULL
+                WHEN t_relationship_quality IS NULL THEN {'column_name': 'relationship_quality', 'reason': 'bad_integer', 'raw_value': relationship_quality, 'note': 'expected a whole number'}
+                WHEN t_relationship_quality < 1 OR t_relationship_quality > 5 THEN {'column_name': 'relationship_quality', 'reason': 'out_of_range', 'raw_value': relationship_quality, 'note': 'expected 1 to 5'}
+            END
+        ], lambda p: p IS NOT NULL) END AS found
+    FROM typed
+), ranked AS (
+    SELECT
+        *,
+        row_number() OVER same_key AS key_rank,
+        first_value(source_file) OVER same_key AS first_file,
+        first_value(source_row) OVER same_key AS first_row
+    FROM checked
+    WINDOW same_key AS (PARTITION BY len(found) = 0, t_response_id ORDER BY source_file, source_row)
+)
+SELECT
+    *,
+    CASE WHEN len(found) = 0 AND key_rank > 1 THEN [{'column_name': 'response_id', 'reason': 'duplicate_key', 'raw_value': response_id, 'note': 'key already loaded from ' || first_file || ' row ' || first_row}] ELSE found END AS problems
+FROM ranked;
+
+CREATE OR REPLACE TABLE staging.feedback AS
+SELECT
+    t_response_id::VARCHAR AS response_id,
+    t_programme_id::VARCHAR AS programme_id,
+    t_respondent_type::VARCHAR AS respondent_type,
+    t_response_date::DATE AS response_date,
+    t_satisfaction::BIGINT AS satisfaction,
+    t_relationship_quality::BIGINT AS relationship_quality,
+    source_file,
+    source_row
+FROM checked_feedback
+WHERE len(problems) = 0
+ORDER BY source_file, source_row;
+
+DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'feedback';
+
+INSERT INTO quarantine.rows
+SELECT
+    'feedback' AS table_name,
+    source_file,
+    source_row,
+    problems[1].column_name,
+    problems[1].raw_value,
+    problems[1].reason,
+    array_to_string(list_transform(problems, lambda p: concat_ws(' ',
+        p.column_name || ':', p.reason, '''' || p.raw_value || '''', '(' || p.note || ')')), '; ') AS detail,
+    to_json({'response_id': response_id, 'programme_id': programme_id, 'respondent_type': respondent_type, 'response_date': response_date, 'satisfaction': satisfaction, 'relationship_quality': relationship_quality, 'source_file': source_file, 'source_row': source_row})::VARCHAR AS raw_record,
+    'ingest' AS stage,
+    loaded_at AS quarantined_at
+FROM checked_feedback
+WHERE len(problems) > 0
+ORDER BY source_file, source_row;
+
+DROP TABLE checked_feedback;

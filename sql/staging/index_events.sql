@@ -1,0 +1,143 @@
+-- staging.index_events: rows of raw.index_events typed by the contract. A row that cannot be typed, or
+-- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
+-- instead, with its first problem as reason and column and every problem in detail.
+-- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
+CREATE OR REPLACE TEMP TABLE checked_index_events AS
+WITH trimmed AS (
+    SELECT
+        *,
+        NULLIF(trim(person_id), '') AS v_person_id,
+        NULLIF(trim(index_date), '') AS v_index_date,
+        NULLIF(trim(index_type), '') AS v_index_type,
+        NULLIF(trim(index_offence_group), '') AS v_index_offence_group,
+        NULLIF(trim(sentence_months), '') AS v_sentence_months,
+        NULLIF(trim(prior_offences), '') AS v_prior_offences,
+        NULLIF(trim(prior_custody), '') AS v_prior_custody,
+        NULLIF(trim(age_first_offence), '') AS v_age_first_offence,
+        NULLIF(trim(risk_score), '') AS v_risk_score,
+        NULLIF(trim(employment_at_index), '') AS v_employment_at_index,
+        NULLIF(trim(accommodation_at_index), '') AS v_accommodation_at_index
+    FROM raw.index_events
+), typed AS (
+    SELECT
+        *,
+        v_person_id AS t_person_id,
+        CASE WHEN regexp_full_match(v_index_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_index_date AS DATE) END AS t_index_date,
+        lower(v_index_type) AS t_index_type,
+        lower(v_index_offence_group) AS t_index_offence_group,
+        CASE WHEN regexp_full_match(v_sentence_months, '[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?') AND isfinite(TRY_CAST(v_sentence_months AS DOUBLE)) THEN TRY_CAST(v_sentence_months AS DOUBLE) END AS t_sentence_months,
+        CASE WHEN regexp_full_match(v_prior_offences, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_prior_offences, '\.0*$', '') AS BIGINT) END AS t_prior_offences,
+        CASE WHEN regexp_full_match(v_prior_custody, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_prior_custody, '\.0*$', '') AS BIGINT) END AS t_prior_custody,
+        CASE WHEN regexp_full_match(v_age_first_offence, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_age_first_offence, '\.0*$', '') AS BIGINT) END AS t_age_first_offence,
+        CASE WHEN regexp_full_match(v_risk_score, '[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?') AND isfinite(TRY_CAST(v_risk_score AS DOUBLE)) THEN TRY_CAST(v_risk_score AS DOUBLE) END AS t_risk_score,
+        CASE WHEN lower(v_employment_at_index) IN ('true', 'yes', '1') THEN true WHEN lower(v_employment_at_index) IN ('false', 'no', '0') THEN false END AS t_employment_at_index,
+        CASE WHEN lower(v_accommodation_at_index) IN ('true', 'yes', '1') THEN true WHEN lower(v_accommodation_at_index) IN ('false', 'no', '0') THEN false END AS t_accommodation_at_index
+    FROM trimmed
+), checked AS (
+    SELECT
+        *,
+        CASE WHEN row_error IS NOT NULL THEN [{'column_name': NULL::VARCHAR, 'reason': 'malformed_row', 'raw_value': NULL::VARCHAR, 'note': row_error}]
+        ELSE list_filter([
+            CASE
+                WHEN v_person_id IS NULL THEN {'column_name': 'person_id', 'reason': 'missing_key', 'raw_value': person_id, 'note': 'the value is empty'}
+            END,
+            CASE
+                WHEN v_index_date IS NULL THEN {'column_name': 'index_date', 'reason': 'missing_key', 'raw_value': index_date, 'note': 'the value is empty'}
+                WHEN t_index_date IS NULL THEN {'column_name': 'index_date', 'reason': 'bad_date', 'raw_value': index_date, 'note': 'expected a date written yyyy-mm-dd'}
+            END,
+            CASE
+                WHEN v_index_type IS NULL THEN {'column_name': 'index_type', 'reason': 'missing_value', 'raw_value': index_type, 'note': 'the value is empty'}
+                WHEN t_index_type NOT IN ('custody_release', 'community_sentence') THEN {'column_name': 'index_type', 'reason': 'out_of_domain', 'raw_value': index_type, 'note': 'expected one of custody_release, community_sentence'}
+            END,
+            CASE
+                WHEN v_index_offence_group IS NULL THEN {'column_name': 'index_offence_group', 'reason': 'missing_value', 'raw_value': index_offence_group, 'note': 'the value is empty'}
+                WHEN t_index_offence_group NOT IN ('violence', 'sexual', 'robbery', 'theft', 'burglary', 'criminal_damage', 'drugs', 'public_order', 'fraud', 'motoring', 'other') THEN {'column_name': 'index_offence_group', 'reason': 'out_of_domain', 'raw_value': index_offence_group, 'note': 'expected one of violence, sexual, robbery, theft, burglary, criminal_damage, drugs, public_order, fraud, motoring, other'}
+            END,
+            CASE
+                WHEN v_sentence_months IS NULL THEN {'column_name': 'sentence_months', 'reason': 'missing_value', 'raw_value': sentence_months, 'note': 'the value is empty'}
+                WHEN t_sentence_months IS NULL THEN {'column_name': 'sentence_months', 'reason': 'bad_number', 'raw_value': sentence_months, 'note': 'expected a finite number'}
+                WHEN t_sentence_months < 0 OR t_sentence_months > 600 THEN {'column_name': 'sentence_months', 'reason': 'out_of_range', 'raw_value': sentence_months, 'note': 'expected 0 to 600'}
+            END,
+            CASE
+                WHEN v_prior_offences IS NULL THEN NULL
+                WHEN t_prior_offences IS NULL THEN {'column_name': 'prior_offences', 'reason': 'bad_integer', 'raw_value': prior_offences, 'note': 'expected a whole number'}
+                WHEN t_prior_offences < 0 OR t_prior_offences > 500 THEN {'column_name': 'prior_offences', 'reason': 'out_of_range', 'raw_value': prior_offences, 'note': 'expected 0 to 500'}
+            END,
+            CASE
+                WHEN v_prior_custody IS NULL THEN NULL
+                WHEN t_prior_custody IS NULL THEN {'column_name': 'prior_custody', 'reason': 'bad_integer', 'raw_value': prior_custody, 'note': 'expected a whole number'}
+                WHEN t_prior_custody < 0 OR t_prior_custody > 200 THEN {'column_name': 'prior_custody', 'reason': 'out_of_range', 'raw_value': prior_custody, 'note': 'expected 0 to 200'}
+            END,
+            CASE
+                WHEN v_age_first_offence IS NULL THEN NULL
+                WHEN t_age_first_offence IS NULL THEN {'column_name': 'age_first_offence', 'reason': 'bad_integer', 'raw_value': age_first_offence, 'note': 'expected a whole number'}
+                WHEN t_age_first_offence < 5 OR t_age_first_offence > 100 THEN {'column_name': 'age_first_offence', 'reason': 'out_of_range', 'raw_value': age_first_offence, 'note': 'expected 5 to 100'}
+            END,
+            CASE
+                WHEN v_risk_score IS NULL THEN NULL
+                WHEN t_risk_score IS NULL THEN {'column_name': 'risk_score', 'reason': 'bad_number', 'raw_value': risk_score, 'note': 'expected a finite number'}
+                WHEN t_risk_score < 0 OR t_risk_score > 100 THEN {'column_name': 'risk_score', 'reason': 'out_of_range', 'raw_value': risk_score, 'note': 'expected 0 to 100'}
+            END,
+            CASE
+                WHEN v_employment_at_index IS NULL THEN NULL
+                WHEN t_employment_at_index IS NULL THEN {'column_name': 'employment_at_index', 'reason': 'bad_boolean', 'raw_value': employment_at_index, 'note': 'expected true/false, yes/no or 1/0'}
+            END,
+            CASE
+                WHEN v_accommodation_at_index IS NULL THEN NULL
+                WHEN t_accommodation_at_index IS NULL THEN {'column_name': 'accommodation_at_index', 'reason': 'bad_boolean', 'raw_value': accommodation_at_index, 'note': 'expected true/false, yes/no or 1/0'}
+            END
+        ], lambda p: p IS NOT NULL) END AS found
+    FROM typed
+), ranked AS (
+    SELECT
+        *,
+        row_number() OVER same_key AS key_rank,
+        first_value(source_file) OVER same_key AS first_file,
+        first_value(source_row) OVER same_key AS first_row
+    FROM checked
+    WINDOW same_key AS (PARTITION BY len(found) = 0, t_person_id, t_index_date ORDER BY source_file, source_row)
+)
+SELECT
+    *,
+    CASE WHEN len(found) = 0 AND key_rank > 1 THEN [{'column_name': 'person_id,index_date', 'reason': 'duplicate_key', 'raw_value': person_id || ',' || index_date, 'note': 'key already loaded from ' || first_file || ' row ' || first_row}] ELSE found END AS problems
+FROM ranked;
+
+CREATE OR REPLACE TABLE staging.index_events AS
+SELECT
+    t_person_id::VARCHAR AS person_id,
+    t_index_date::DATE AS index_date,
+    t_index_type::VARCHAR AS index_type,
+    t_index_offence_group::VARCHAR AS index_offence_group,
+    t_sentence_months::DOUBLE AS sentence_months,
+    t_prior_offences::BIGINT AS prior_offences,
+    t_prior_custody::BIGINT AS prior_custody,
+    t_age_first_offence::BIGINT AS age_first_offence,
+    t_risk_score::DOUBLE AS risk_score,
+    t_employment_at_index::BOOLEAN AS employment_at_index,
+    t_accommodation_at_index::BOOLEAN AS accommodation_at_index,
+    source_file,
+    source_row
+FROM checked_index_events
+WHERE len(problems) = 0
+ORDER BY source_file, source_row;
+
+DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'index_events';
+
+INSERT INTO quarantine.rows
+SELECT
+    'index_events' AS table_name,
+    source_file,
+    source_row,
+    problems[1].column_name,
+    problems[1].raw_value,
+    problems[1].reason,
+    array_to_string(list_transform(problems, lambda p: concat_ws(' ',
+        p.column_name || ':', p.reason, '''' || p.raw_value || '''', '(' || p.note || ')')), '; ') AS detail,
+    to_json({'person_id': person_id, 'index_date': index_date, 'index_type': index_type, 'index_offence_group': index_offence_group, 'sentence_months': sentence_months, 'prior_offences': prior_offences, 'prior_custody': prior_custody, 'age_first_offence': age_first_offence, 'risk_score': risk_score, 'employment_at_index': employment_at_index, 'accommodation_at_index': accommodation_at_index, 'source_file': source_file, 'source_row': source_row})::VARCHAR AS raw_record,
+    'ingest' AS stage,
+    loaded_at AS quarantined_at
+FROM checked_index_events
+WHERE len(problems) > 0
+ORDER BY source_file, source_row;
+
+DROP TABLE checked_index_events;

@@ -1,0 +1,102 @@
+-- staging.mentors: rows of raw.mentors typed by the contract. A row that cannot be typed, or
+-- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
+-- instead, with its first problem as reason and column and every problem in detail.
+-- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
+CREATE OR REPLACE TEMP TABLE checked_mentors AS
+WITH trimmed AS (
+    SELECT
+        *,
+        NULLIF(trim(mentor_id), '') AS v_mentor_id,
+        NULLIF(trim(programme_id), '') AS v_programme_id,
+        NULLIF(trim(age_band), '') AS v_age_band,
+        NULLIF(trim(sex), '') AS v_sex,
+        NULLIF(trim(lived_experience), '') AS v_lived_experience,
+        NULLIF(trim(trained_date), '') AS v_trained_date
+    FROM raw.mentors
+), typed AS (
+    SELECT
+        *,
+        v_mentor_id AS t_mentor_id,
+        v_programme_id AS t_programme_id,
+        lower(v_age_band) AS t_age_band,
+        lower(v_sex) AS t_sex,
+        CASE WHEN lower(v_lived_experience) IN ('true', 'yes', '1') THEN true WHEN lower(v_lived_experience) IN ('false', 'no', '0') THEN false END AS t_lived_experience,
+        CASE WHEN regexp_full_match(v_trained_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_trained_date AS DATE) END AS t_trained_date
+    FROM trimmed
+), checked AS (
+    SELECT
+        *,
+        CASE WHEN row_error IS NOT NULL THEN [{'column_name': NULL::VARCHAR, 'reason': 'malformed_row', 'raw_value': NULL::VARCHAR, 'note': row_error}]
+        ELSE list_filter([
+            CASE
+                WHEN v_mentor_id IS NULL THEN {'column_name': 'mentor_id', 'reason': 'missing_key', 'raw_value': mentor_id, 'note': 'the value is empty'}
+            END,
+            CASE
+                WHEN v_programme_id IS NULL THEN {'column_name': 'programme_id', 'reason': 'missing_value', 'raw_value': programme_id, 'note': 'the value is empty'}
+            END,
+            CASE
+                WHEN v_age_band IS NULL THEN {'column_name': 'age_band', 'reason': 'missing_value', 'raw_value': age_band, 'note': 'the value is empty'}
+                WHEN t_age_band NOT IN ('18-24', '25-34', '35-44', '45-54', '55-64', '65+') THEN {'column_name': 'age_band', 'reason': 'out_of_domain', 'raw_value': age_band, 'note': 'expected one of 18-24, 25-34, 35-44, 45-54, 55-64, 65+'}
+            END,
+            CASE
+                WHEN v_sex IS NULL THEN {'column_name': 'sex', 'reason': 'missing_value', 'raw_value': sex, 'note': 'the value is empty'}
+                WHEN t_sex NOT IN ('female', 'male', 'other') THEN {'column_name': 'sex', 'reason': 'out_of_domain', 'raw_value': sex, 'note': 'expected one of female, male, other'}
+            END,
+            CASE
+                WHEN v_lived_experience IS NULL THEN {'column_name': 'lived_experience', 'reason': 'missing_value', 'raw_value': lived_experience, 'note': 'the value is empty'}
+                WHEN t_lived_experience IS NULL THEN {'column_name': 'lived_experience', 'reason': 'bad_boolean', 'raw_value': lived_experience, 'note': 'expected true/false, yes/no or 1/0'}
+            END,
+            CASE
+                WHEN v_trained_date IS NULL THEN NULL
+                WHEN t_trained_date IS NULL THEN {'column_name': 'trained_date', 'reason': 'bad_date', 'raw_value': trained_date, 'note': 'expected a date written yyyy-mm-dd'}
+            END
+        ], lambda p: p IS NOT NULL) END AS found
+    FROM typed
+), ranked AS (
+    SELECT
+        *,
+        row_number() OVER same_key AS key_rank,
+        first_value(source_file) OVER same_key AS first_file,
+        first_value(source_row) OVER same_key AS first_row
+    FROM checked
+    WINDOW same_key AS (PARTITION BY len(found) = 0, t_mentor_id ORDER BY source_file, source_row)
+)
+SELECT
+    *,
+    CASE WHEN len(found) = 0 AND key_rank > 1 THEN [{'column_name': 'mentor_id', 'reason': 'duplicate_key', 'raw_value': mentor_id, 'note': 'key already loaded from ' || first_file || ' row ' || first_row}] ELSE found END AS problems
+FROM ranked;
+
+CREATE OR REPLACE TABLE staging.mentors AS
+SELECT
+    t_mentor_id::VARCHAR AS mentor_id,
+    t_programme_id::VARCHAR AS programme_id,
+    t_age_band::VARCHAR AS age_band,
+    t_sex::VARCHAR AS sex,
+    t_lived_experience::BOOLEAN AS lived_experience,
+    t_trained_date::DATE AS trained_date,
+    source_file,
+    source_row
+FROM checked_mentors
+WHERE len(problems) = 0
+ORDER BY source_file, source_row;
+
+DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'mentors';
+
+INSERT INTO quarantine.rows
+SELECT
+    'mentors' AS table_name,
+    source_file,
+    source_row,
+    problems[1].column_name,
+    problems[1].raw_value,
+    problems[1].reason,
+    array_to_string(list_transform(problems, lambda p: concat_ws(' ',
+        p.column_name || ':', p.reason, '''' || p.raw_value || '''', '(' || p.note || ')')), '; ') AS detail,
+    to_json({'mentor_id': mentor_id, 'programme_id': programme_id, 'age_band': age_band, 'sex': sex, 'lived_experience': lived_experience, 'trained_date': trained_date, 'source_file': source_file, 'source_row': source_row})::VARCHAR AS raw_record,
+    'ingest' AS stage,
+    loaded_at AS quarantined_at
+FROM checked_mentors
+WHERE len(problems) > 0
+ORDER BY source_file, source_row;
+
+DROP TABLE checked_mentors;

@@ -1,0 +1,110 @@
+-- staging.offences: rows of raw.offences typed by the contract. A row that cannot be typed, or
+-- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
+-- instead, with its first problem as reason and column and every problem in detail.
+-- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
+CREATE OR REPLACE TEMP TABLE checked_offences AS
+WITH trimmed AS (
+    SELECT
+        *,
+        NULLIF(trim(offence_id), '') AS v_offence_id,
+        NULLIF(trim(person_id), '') AS v_person_id,
+        NULLIF(trim(offence_date), '') AS v_offence_date,
+        NULLIF(trim(proven_date), '') AS v_proven_date,
+        NULLIF(trim(offence_group), '') AS v_offence_group,
+        NULLIF(trim(severity), '') AS v_severity,
+        NULLIF(trim(disposal), '') AS v_disposal
+    FROM raw.offences
+), typed AS (
+    SELECT
+        *,
+        v_offence_id AS t_offence_id,
+        v_person_id AS t_person_id,
+        CASE WHEN regexp_full_match(v_offence_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_offence_date AS DATE) END AS t_offence_date,
+        CASE WHEN regexp_full_match(v_proven_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_proven_date AS DATE) END AS t_proven_date,
+        lower(v_offence_group) AS t_offence_group,
+        CASE WHEN regexp_full_match(v_severity, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_severity, '\.0*$', '') AS BIGINT) END AS t_severity,
+        lower(v_disposal) AS t_disposal
+    FROM trimmed
+), checked AS (
+    SELECT
+        *,
+        CASE WHEN row_error IS NOT NULL THEN [{'column_name': NULL::VARCHAR, 'reason': 'malformed_row', 'raw_value': NULL::VARCHAR, 'note': row_error}]
+        ELSE list_filter([
+            CASE
+                WHEN v_offence_id IS NULL THEN {'column_name': 'offence_id', 'reason': 'missing_key', 'raw_value': offence_id, 'note': 'the value is empty'}
+            END,
+            CASE
+                WHEN v_person_id IS NULL THEN {'column_name': 'person_id', 'reason': 'missing_value', 'raw_value': person_id, 'note': 'the value is empty'}
+            END,
+            CASE
+                WHEN v_offence_date IS NULL THEN {'column_name': 'offence_date', 'reason': 'missing_value', 'raw_value': offence_date, 'note': 'the value is empty'}
+                WHEN t_offence_date IS NULL THEN {'column_name': 'offence_date', 'reason': 'bad_date', 'raw_value': offence_date, 'note': 'expected a date written yyyy-mm-dd'}
+            END,
+            CASE
+                WHEN v_proven_date IS NULL THEN {'column_name': 'proven_date', 'reason': 'missing_value', 'raw_value': proven_date, 'note': 'the value is empty'}
+                WHEN t_proven_date IS NULL THEN {'column_name': 'proven_date', 'reason': 'bad_date', 'raw_value': proven_date, 'note': 'expected a date written yyyy-mm-dd'}
+            END,
+            CASE
+                WHEN v_offence_group IS NULL THEN {'column_name': 'offence_group', 'reason': 'missing_value', 'raw_value': offence_group, 'note': 'the value is empty'}
+                WHEN t_offence_group NOT IN ('violence', 'sexual', 'robbery', 'theft', 'burglary', 'criminal_damage', 'drugs', 'public_order', 'fraud', 'motoring', 'other') THEN {'column_name': 'offence_group', 'reason': 'out_of_domain', 'raw_value': offence_group, 'note': 'expected one of violence, sexual, robbery, theft, burglary, criminal_damage, drugs, public_order, fraud, motoring, other'}
+            END,
+            CASE
+                WHEN v_severity IS NULL THEN {'column_name': 'severity', 'reason': 'missing_value', 'raw_value': severity, 'note': 'the value is empty'}
+                WHEN t_severity IS NULL THEN {'column_name': 'severity', 'reason': 'bad_integer', 'raw_value': severity, 'note': 'expected a whole number'}
+                WHEN t_severity < 1 OR t_severity > 5 THEN {'column_name': 'severity', 'reason': 'out_of_range', 'raw_value': severity, 'note': 'expected 1 to 5'}
+            END,
+            CASE
+                WHEN v_disposal IS NULL THEN {'column_name': 'disposal', 'reason': 'missing_value', 'raw_value': disposal, 'note': 'the value is empty'}
+                WHEN t_disposal NOT IN ('custody', 'community', 'fine', 'caution', 'other') THEN {'column_name': 'disposal', 'reason': 'out_of_domain', 'raw_value': disposal, 'note': 'expected one of custody, community, fine, caution, other'}
+            END
+        ], lambda p: p IS NOT NULL) END AS found
+    FROM typed
+), ranked AS (
+    SELECT
+        *,
+        row_number() OVER same_key AS key_rank,
+        first_value(source_file) OVER same_key AS first_file,
+        first_value(source_row) OVER same_key AS first_row
+    FROM checked
+    WINDOW same_key AS (PARTITION BY len(found) = 0, t_offence_id ORDER BY source_file, source_row)
+)
+SELECT
+    *,
+    CASE WHEN len(found) = 0 AND key_rank > 1 THEN [{'column_name': 'offence_id', 'reason': 'duplicate_key', 'raw_value': offence_id, 'note': 'key already loaded from ' || first_file || ' row ' || first_row}] ELSE found END AS problems
+FROM ranked;
+
+CREATE OR REPLACE TABLE staging.offences AS
+SELECT
+    t_offence_id::VARCHAR AS offence_id,
+    t_person_id::VARCHAR AS person_id,
+    t_offence_date::DATE AS offence_date,
+    t_proven_date::DATE AS proven_date,
+    t_offence_group::VARCHAR AS offence_group,
+    t_severity::BIGINT AS severity,
+    t_disposal::VARCHAR AS disposal,
+    source_file,
+    source_row
+FROM checked_offences
+WHERE len(problems) = 0
+ORDER BY source_file, source_row;
+
+DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'offences';
+
+INSERT INTO quarantine.rows
+SELECT
+    'offences' AS table_name,
+    source_file,
+    source_row,
+    problems[1].column_name,
+    problems[1].raw_value,
+    problems[1].reason,
+    array_to_string(list_transform(problems, lambda p: concat_ws(' ',
+        p.column_name || ':', p.reason, '''' || p.raw_value || '''', '(' || p.note || ')')), '; ') AS detail,
+    to_json({'offence_id': offence_id, 'person_id': person_id, 'offence_date': offence_date, 'proven_date': proven_date, 'offence_group': offence_group, 'severity': severity, 'disposal': disposal, 'source_file': source_file, 'source_row': source_row})::VARCHAR AS raw_record,
+    'ingest' AS stage,
+    loaded_at AS quarantined_at
+FROM checked_offences
+WHERE len(problems) > 0
+ORDER BY source_file, source_row;
+
+DROP TABLE checked_offences;

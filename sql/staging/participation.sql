@@ -1,0 +1,117 @@
+-- staging.participation: rows of raw.participation typed by the contract. A row that cannot be typed, or
+-- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
+-- instead, with its first problem as reason and column and every problem in detail.
+-- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
+CREATE OR REPLACE TEMP TABLE checked_participation AS
+WITH trimmed AS (
+    SELECT
+        *,
+        NULLIF(trim(person_id), '') AS v_person_id,
+        NULLIF(trim(programme_id), '') AS v_programme_id,
+        NULLIF(trim(start_date), '') AS v_start_date,
+        NULLIF(trim(end_date), '') AS v_end_date,
+        NULLIF(trim(status), '') AS v_status,
+        NULLIF(trim(sessions_offered), '') AS v_sessions_offered,
+        NULLIF(trim(sessions_attended), '') AS v_sessions_attended,
+        NULLIF(trim(mentor_id), '') AS v_mentor_id
+    FROM raw.participation
+), typed AS (
+    SELECT
+        *,
+        v_person_id AS t_person_id,
+        v_programme_id AS t_programme_id,
+        CASE WHEN regexp_full_match(v_start_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_start_date AS DATE) END AS t_start_date,
+        CASE WHEN regexp_full_match(v_end_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_end_date AS DATE) END AS t_end_date,
+        lower(v_status) AS t_status,
+        CASE WHEN regexp_full_match(v_sessions_offered, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_sessions_offered, '\.0*$', '') AS BIGINT) END AS t_sessions_offered,
+        CASE WHEN regexp_full_match(v_sessions_attended, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_sessions_attended, '\.0*$', '') AS BIGINT) END AS t_sessions_attended,
+        v_mentor_id AS t_mentor_id
+    FROM trimmed
+), checked AS (
+    SELECT
+        *,
+        CASE WHEN row_error IS NOT NULL THEN [{'column_name': NULL::VARCHAR, 'reason': 'malformed_row', 'raw_value': NULL::VARCHAR, 'note': row_error}]
+        ELSE list_filter([
+            CASE
+                WHEN v_person_id IS NULL THEN {'column_name': 'person_id', 'reason': 'missing_key', 'raw_value': person_id, 'note': 'the value is empty'}
+            END,
+            CASE
+                WHEN v_programme_id IS NULL THEN {'column_name': 'programme_id', 'reason': 'missing_key', 'raw_value': programme_id, 'note': 'the value is empty'}
+            END,
+            CASE
+                WHEN v_start_date IS NULL THEN {'column_name': 'start_date', 'reason': 'missing_key', 'raw_value': start_date, 'note': 'the value is empty'}
+                WHEN t_start_date IS NULL THEN {'column_name': 'start_date', 'reason': 'bad_date', 'raw_value': start_date, 'note': 'expected a date written yyyy-mm-dd'}
+            END,
+            CASE
+                WHEN v_end_date IS NULL THEN NULL
+                WHEN t_end_date IS NULL THEN {'column_name': 'end_date', 'reason': 'bad_date', 'raw_value': end_date, 'note': 'expected a date written yyyy-mm-dd'}
+            END,
+            CASE
+                WHEN v_status IS NULL THEN {'column_name': 'status', 'reason': 'missing_value', 'raw_value': status, 'note': 'the value is empty'}
+                WHEN t_status NOT IN ('completed', 'withdrawn', 'ongoing') THEN {'column_name': 'status', 'reason': 'out_of_domain', 'raw_value': status, 'note': 'expected one of completed, withdrawn, ongoing'}
+            END,
+            CASE
+                WHEN v_sessions_offered IS NULL THEN {'column_name': 'sessions_offered', 'reason': 'missing_value', 'raw_value': sessions_offered, 'note': 'the value is empty'}
+                WHEN t_sessions_offered IS NULL THEN {'column_name': 'sessions_offered', 'reason': 'bad_integer', 'raw_value': sessions_offered, 'note': 'expected a whole number'}
+                WHEN t_sessions_offered < 0 OR t_sessions_offered > 1000 THEN {'column_name': 'sessions_offered', 'reason': 'out_of_range', 'raw_value': sessions_offered, 'note': 'expected 0 to 1000'}
+            END,
+            CASE
+                WHEN v_sessions_attended IS NULL THEN {'column_name': 'sessions_attended', 'reason': 'missing_value', 'raw_value': sessions_attended, 'note': 'the value is empty'}
+                WHEN t_sessions_attended IS NULL THEN {'column_name': 'sessions_attended', 'reason': 'bad_integer', 'raw_value': sessions_attended, 'note': 'expected a whole number'}
+                WHEN t_sessions_attended < 0 OR t_sessions_attended > 1000 THEN {'column_name': 'sessions_attended', 'reason': 'out_of_range', 'raw_value': sessions_attended, 'note': 'expected 0 to 1000'}
+            END,
+            CASE
+                WHEN v_mentor_id IS NULL THEN NULL
+            END
+        ], lambda p: p IS NOT NULL) END AS found
+    FROM typed
+), ranked AS (
+    SELECT
+        *,
+        row_number() OVER same_key AS key_rank,
+        first_value(source_file) OVER same_key AS first_file,
+        first_value(source_row) OVER same_key AS first_row
+    FROM checked
+    WINDOW same_key AS (PARTITION BY len(found) = 0, t_person_id, t_programme_id, t_start_date ORDER BY source_file, source_row)
+)
+SELECT
+    *,
+    CASE WHEN len(found) = 0 AND key_rank > 1 THEN [{'column_name': 'person_id,programme_id,start_date', 'reason': 'duplicate_key', 'raw_value': person_id || ',' || programme_id || ',' || start_date, 'note': 'key already loaded from ' || first_file || ' row ' || first_row}] ELSE found END AS problems
+FROM ranked;
+
+CREATE OR REPLACE TABLE staging.participation AS
+SELECT
+    t_person_id::VARCHAR AS person_id,
+    t_programme_id::VARCHAR AS programme_id,
+    t_start_date::DATE AS start_date,
+    t_end_date::DATE AS end_date,
+    t_status::VARCHAR AS status,
+    t_sessions_offered::BIGINT AS sessions_offered,
+    t_sessions_attended::BIGINT AS sessions_attended,
+    t_mentor_id::VARCHAR AS mentor_id,
+    source_file,
+    source_row
+FROM checked_participation
+WHERE len(problems) = 0
+ORDER BY source_file, source_row;
+
+DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'participation';
+
+INSERT INTO quarantine.rows
+SELECT
+    'participation' AS table_name,
+    source_file,
+    source_row,
+    problems[1].column_name,
+    problems[1].raw_value,
+    problems[1].reason,
+    array_to_string(list_transform(problems, lambda p: concat_ws(' ',
+        p.column_name || ':', p.reason, '''' || p.raw_value || '''', '(' || p.note || ')')), '; ') AS detail,
+    to_json({'person_id': person_id, 'programme_id': programme_id, 'start_date': start_date, 'end_date': end_date, 'status': status, 'sessions_offered': sessions_offered, 'sessions_attended': sessions_attended, 'mentor_id': mentor_id, 'source_file': source_file, 'source_row': source_row})::VARCHAR AS raw_record,
+    'ingest' AS stage,
+    loaded_at AS quarantined_at
+FROM checked_participation
+WHERE len(problems) > 0
+ORDER BY source_file, source_row;
+
+DROP TABLE checked_participation;

@@ -1,0 +1,97 @@
+-- staging.people: rows of raw.people typed by the contract. A row that cannot be typed, or
+-- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
+-- instead, with its first problem as reason and column and every problem in detail.
+-- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
+CREATE OR REPLACE TEMP TABLE checked_people AS
+WITH trimmed AS (
+    SELECT
+        *,
+        NULLIF(trim(person_id), '') AS v_person_id,
+        NULLIF(trim(sex), '') AS v_sex,
+        NULLIF(trim(birth_year), '') AS v_birth_year,
+        NULLIF(trim(ethnic_group), '') AS v_ethnic_group,
+        NULLIF(trim(region), '') AS v_region
+    FROM raw.people
+), typed AS (
+    SELECT
+        *,
+        v_person_id AS t_person_id,
+        lower(v_sex) AS t_sex,
+        CASE WHEN regexp_full_match(v_birth_year, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_birth_year, '\.0*$', '') AS BIGINT) END AS t_birth_year,
+        lower(v_ethnic_group) AS t_ethnic_group,
+        lower(v_region) AS t_region
+    FROM trimmed
+), checked AS (
+    SELECT
+        *,
+        CASE WHEN row_error IS NOT NULL THEN [{'column_name': NULL::VARCHAR, 'reason': 'malformed_row', 'raw_value': NULL::VARCHAR, 'note': row_error}]
+        ELSE list_filter([
+            CASE
+                WHEN v_person_id IS NULL THEN {'column_name': 'person_id', 'reason': 'missing_key', 'raw_value': person_id, 'note': 'the value is empty'}
+            END,
+            CASE
+                WHEN v_sex IS NULL THEN {'column_name': 'sex', 'reason': 'missing_value', 'raw_value': sex, 'note': 'the value is empty'}
+                WHEN t_sex NOT IN ('female', 'male', 'other') THEN {'column_name': 'sex', 'reason': 'out_of_domain', 'raw_value': sex, 'note': 'expected one of female, male, other'}
+            END,
+            CASE
+                WHEN v_birth_year IS NULL THEN {'column_name': 'birth_year', 'reason': 'missing_value', 'raw_value': birth_year, 'note': 'the value is empty'}
+                WHEN t_birth_year IS NULL THEN {'column_name': 'birth_year', 'reason': 'bad_integer', 'raw_value': birth_year, 'note': 'expected a whole number'}
+                WHEN t_birth_year < 1900 OR t_birth_year > 2015 THEN {'column_name': 'birth_year', 'reason': 'out_of_range', 'raw_value': birth_year, 'note': 'expected 1900 to 2015'}
+            END,
+            CASE
+                WHEN v_ethnic_group IS NULL THEN NULL
+                WHEN t_ethnic_group NOT IN ('asian', 'black', 'mixed', 'white', 'other', 'not_stated') THEN {'column_name': 'ethnic_group', 'reason': 'out_of_domain', 'raw_value': ethnic_group, 'note': 'expected one of asian, black, mixed, white, other, not_stated'}
+            END,
+            CASE
+                WHEN v_region IS NULL THEN {'column_name': 'region', 'reason': 'missing_value', 'raw_value': region, 'note': 'the value is empty'}
+                WHEN t_region NOT IN ('north_east', 'north_west', 'yorkshire', 'east_midlands', 'west_midlands', 'east', 'london', 'south_east', 'south_west', 'wales') THEN {'column_name': 'region', 'reason': 'out_of_domain', 'raw_value': region, 'note': 'expected one of north_east, north_west, yorkshire, east_midlands, west_midlands, east, london, south_east, south_west, wales'}
+            END
+        ], lambda p: p IS NOT NULL) END AS found
+    FROM typed
+), ranked AS (
+    SELECT
+        *,
+        row_number() OVER same_key AS key_rank,
+        first_value(source_file) OVER same_key AS first_file,
+        first_value(source_row) OVER same_key AS first_row
+    FROM checked
+    WINDOW same_key AS (PARTITION BY len(found) = 0, t_person_id ORDER BY source_file, source_row)
+)
+SELECT
+    *,
+    CASE WHEN len(found) = 0 AND key_rank > 1 THEN [{'column_name': 'person_id', 'reason': 'duplicate_key', 'raw_value': person_id, 'note': 'key already loaded from ' || first_file || ' row ' || first_row}] ELSE found END AS problems
+FROM ranked;
+
+CREATE OR REPLACE TABLE staging.people AS
+SELECT
+    t_person_id::VARCHAR AS person_id,
+    t_sex::VARCHAR AS sex,
+    t_birth_year::BIGINT AS birth_year,
+    t_ethnic_group::VARCHAR AS ethnic_group,
+    t_region::VARCHAR AS region,
+    source_file,
+    source_row
+FROM checked_people
+WHERE len(problems) = 0
+ORDER BY source_file, source_row;
+
+DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'people';
+
+INSERT INTO quarantine.rows
+SELECT
+    'people' AS table_name,
+    source_file,
+    source_row,
+    problems[1].column_name,
+    problems[1].raw_value,
+    problems[1].reason,
+    array_to_string(list_transform(problems, lambda p: concat_ws(' ',
+        p.column_name || ':', p.reason, '''' || p.raw_value || '''', '(' || p.note || ')')), '; ') AS detail,
+    to_json({'person_id': person_id, 'sex': sex, 'birth_year': birth_year, 'ethnic_group': ethnic_group, 'region': region, 'source_file': source_file, 'source_row': source_row})::VARCHAR AS raw_record,
+    'ingest' AS stage,
+    loaded_at AS quarantined_at
+FROM checked_people
+WHERE len(problems) > 0
+ORDER BY source_file, source_row;
+
+DROP TABLE checked_people;

@@ -1,0 +1,87 @@
+-- staging.programmes: rows of raw.programmes typed by the contract. A row that cannot be typed, or
+-- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
+-- instead, with its first problem as reason and column and every problem in detail.
+-- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
+CREATE OR REPLACE TEMP TABLE checked_programmes AS
+WITH trimmed AS (
+    SELECT
+        *,
+        NULLIF(trim(programme_id), '') AS v_programme_id,
+        NULLIF(trim(name), '') AS v_name,
+        NULLIF(trim(programme_type), '') AS v_programme_type,
+        NULLIF(trim(provider), '') AS v_provider
+    FROM raw.programmes
+), typed AS (
+    SELECT
+        *,
+        v_programme_id AS t_programme_id,
+        v_name AS t_name,
+        lower(v_programme_type) AS t_programme_type,
+        v_provider AS t_provider
+    FROM trimmed
+), checked AS (
+    SELECT
+        *,
+        CASE WHEN row_error IS NOT NULL THEN [{'column_name': NULL::VARCHAR, 'reason': 'malformed_row', 'raw_value': NULL::VARCHAR, 'note': row_error}]
+        ELSE list_filter([
+            CASE
+                WHEN v_programme_id IS NULL THEN {'column_name': 'programme_id', 'reason': 'missing_key', 'raw_value': programme_id, 'note': 'the value is empty'}
+            END,
+            CASE
+                WHEN v_name IS NULL THEN {'column_name': 'name', 'reason': 'missing_value', 'raw_value': name, 'note': 'the value is empty'}
+            END,
+            CASE
+                WHEN v_programme_type IS NULL THEN {'column_name': 'programme_type', 'reason': 'missing_value', 'raw_value': programme_type, 'note': 'the value is empty'}
+                WHEN t_programme_type NOT IN ('structured_mentoring', 'peer_mentoring', 'community_support', 'rehabilitative_workshop') THEN {'column_name': 'programme_type', 'reason': 'out_of_domain', 'raw_value': programme_type, 'note': 'expected one of structured_mentoring, peer_mentoring, community_support, rehabilitative_workshop'}
+            END,
+            CASE
+                WHEN v_provider IS NULL THEN {'column_name': 'provider', 'reason': 'missing_value', 'raw_value': provider, 'note': 'the value is empty'}
+            END
+        ], lambda p: p IS NOT NULL) END AS found
+    FROM typed
+), ranked AS (
+    SELECT
+        *,
+        row_number() OVER same_key AS key_rank,
+        first_value(source_file) OVER same_key AS first_file,
+        first_value(source_row) OVER same_key AS first_row
+    FROM checked
+    WINDOW same_key AS (PARTITION BY len(found) = 0, t_programme_id ORDER BY source_file, source_row)
+)
+SELECT
+    *,
+    CASE WHEN len(found) = 0 AND key_rank > 1 THEN [{'column_name': 'programme_id', 'reason': 'duplicate_key', 'raw_value': programme_id, 'note': 'key already loaded from ' || first_file || ' row ' || first_row}] ELSE found END AS problems
+FROM ranked;
+
+CREATE OR REPLACE TABLE staging.programmes AS
+SELECT
+    t_programme_id::VARCHAR AS programme_id,
+    t_name::VARCHAR AS name,
+    t_programme_type::VARCHAR AS programme_type,
+    t_provider::VARCHAR AS provider,
+    source_file,
+    source_row
+FROM checked_programmes
+WHERE len(problems) = 0
+ORDER BY source_file, source_row;
+
+DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'programmes';
+
+INSERT INTO quarantine.rows
+SELECT
+    'programmes' AS table_name,
+    source_file,
+    source_row,
+    problems[1].column_name,
+    problems[1].raw_value,
+    problems[1].reason,
+    array_to_string(list_transform(problems, lambda p: concat_ws(' ',
+        p.column_name || ':', p.reason, '''' || p.raw_value || '''', '(' || p.note || ')')), '; ') AS detail,
+    to_json({'programme_id': programme_id, 'name': name, 'programme_type': programme_type, 'provider': provider, 'source_file': source_file, 'source_row': source_row})::VARCHAR AS raw_record,
+    'ingest' AS stage,
+    loaded_at AS quarantined_at
+FROM checked_programmes
+WHERE len(problems) > 0
+ORDER BY source_file, source_row;
+
+DROP TABLE checked_programmes;
