@@ -133,7 +133,7 @@ _FACTORS = {
 }
 _OUTCOMES = {
     "completed": ("completion", "the completion rate"),
-    "reoffended": ("reoffending", "the 12-month proven reoffending rate"),
+    "reoffended": ("reoffending", "the {window}-month proven reoffending rate"),
 }
 
 DESCRIPTIVE_INDICATORS: dict[str, IndicatorSpec] = {
@@ -475,8 +475,9 @@ def _check_inputs(name: str, frame: pd.DataFrame | None) -> pd.DataFrame:
     return frame
 
 
-def _complete_whole_period(summary: pd.DataFrame, programmes: Sequence[str]) -> pd.DataFrame:
-    """Give every programme a whole-period row, with n = 0 where it has no data."""
+def _for_programmes(summary: pd.DataFrame, programmes: Sequence[str]) -> pd.DataFrame:
+    """The rows of the listed programmes, each with a whole-period row (n = 0 where it has no data)."""
+    summary = summary[summary["programme_id"].isin(programmes)]
     present = set(summary.loc[summary["period"] == ALL_PERIODS, "programme_id"])
     absent = [p for p in programmes if p not in present]
     if not absent:
@@ -533,7 +534,8 @@ def compute_indicators(
     * ``enrolments``: one row per enrolment, with ``completed`` (for finished enrolments),
       ``sessions_attended_share``, ``relationship_days`` (ended mentoring relationships),
       ``ended_within_4_weeks`` (mentoring relationships observed for four weeks), the three
-      mentor-compatibility flags and ``reoffended`` (12-month proven reoffending, where measurable);
+      mentor-compatibility flags and ``reoffended`` (proven reoffending within
+      ``reoffending_window_months``, where measurable);
     * ``feedback``: one row per survey response;
     * ``effects``: ``results.effects`` rows (``None`` when no effect estimates exist yet).
 
@@ -561,7 +563,7 @@ def compute_indicators(
                                       reoffending_window_months)
         else:
             summary = _summarise(spec, frames[spec.source], keys, conf_level)
-        summary = _complete_whole_period(summary, programmes).assign(
+        summary = _for_programmes(summary, programmes).assign(
             criterion_id=criterion.id, label=criterion.label)
         if spec.source == "effects":
             missing = summary["estimate"].isna() & summary["notes"].isna()
@@ -570,6 +572,7 @@ def compute_indicators(
         parts = [summary]
         if spec.source == "feedback":
             by_type = _summarise(spec, frames["feedback"], [*keys, "respondent_type"], conf_level)
+            by_type = by_type[by_type["programme_id"].isin(programmes)]
             by_type = by_type.assign(
                 criterion_id=criterion.id + "." + by_type["respondent_type"].astype(str),
                 label=criterion.label + " (" + by_type["respondent_type"].astype(str) + " responses)",
@@ -578,8 +581,9 @@ def compute_indicators(
         blocks.extend(_block(part, spec, criterion.direction, criterion.target) for part in parts)
 
     for spec in DESCRIPTIVE_INDICATORS.values():
-        summary = _complete_whole_period(_summarise(spec, frames[spec.source], keys, conf_level), programmes)
-        blocks.append(_block(summary.assign(criterion_id=None, label=spec.label), spec, None, np.nan))
+        summary = _for_programmes(_summarise(spec, frames[spec.source], keys, conf_level), programmes)
+        label = spec.label.format(window=reoffending_window_months)
+        blocks.append(_block(summary.assign(criterion_id=None, label=label), spec, None, np.nan))
 
     table = pd.concat([b for b in blocks if not b.empty], ignore_index=True)
     return IndicatorTable(_apply_status_and_disclosure(table, min_count), min_count)
