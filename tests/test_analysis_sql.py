@@ -221,6 +221,17 @@ def test_one_index_event_per_person_per_programme(con):
     """) == [(6 + 7 + 14, 6 + 7 + 14)]
 
 
+def test_index_quarter_labels_the_cohort_period(con):
+    assert rows(con, """
+        SELECT person_id, index_type, index_quarter FROM analysis.cohort
+        WHERE programme_id = 'P1' AND person_id IN ('A', 'B', 'J') ORDER BY person_id
+    """) == [
+        ("A", "custody_release", "2020Q1"),
+        ("B", "community_sentence", "2020Q1"),
+        ("J", "custody_release", "2023Q4"),
+    ]
+
+
 # --- fixed-window measures ----------------------------------------------------------------
 
 def test_offence_on_index_date_counts_and_offence_before_does_not(con):

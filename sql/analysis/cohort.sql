@@ -7,6 +7,8 @@
 -- Comparison pool (not treated): people with an index event inside the cohort period who never
 -- enrolled in this programme, on any date; their index event is their first eligible one.
 -- Someone enrolled in another programme stays in this programme's pool.
+--
+-- index_quarter labels the cohort period the index date falls in, e.g. '2022Q3'.
 CREATE OR REPLACE TABLE analysis.cohort AS
 WITH eligible_events AS (
     SELECT person_id, index_date, index_type
@@ -54,7 +56,7 @@ SELECT
     treated,
     index_date,
     index_type,
-    date_trunc('quarter', index_date)::DATE AS index_quarter,
+    year(index_date)::VARCHAR || 'Q' || quarter(index_date)::VARCHAR AS index_quarter,
     enrolment_start_date,
     enrolment_start_date - index_date AS enrolment_days_from_index
 FROM members;
