@@ -80,7 +80,9 @@ TABLES_BY_NAME = {table.name: table for table in ANALYSIS_TABLES}
 
 def build_table(con: duckdb.DuckDBPyConnection, name: str) -> int:
     """(Re)build one analysis table from its statement file; returns its row count."""
-    warehouse.run_sql(con, TABLES_BY_NAME[name].sql_file)
+    table = TABLES_BY_NAME[name]
+    check_inputs_exist(con, table)
+    warehouse.run_sql(con, table.sql_file)
     if name == "covariates":
         check_configured_covariates(con)
     return con.execute(f"SELECT count(*) FROM analysis.{name}").fetchall()[0][0]
@@ -89,6 +91,23 @@ def build_table(con: duckdb.DuckDBPyConnection, name: str) -> int:
 def build_analysis(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Build every analysis table in order; returns the row count of each."""
     return {table.name: build_table(con, table.name) for table in ANALYSIS_TABLES}
+
+
+def check_inputs_exist(con: duckdb.DuckDBPyConnection, table: AnalysisTable) -> None:
+    present = {
+        row[0] for row in con.execute(
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables"
+        ).fetchall()
+    }
+    missing = [
+        *(f"staging.{name}" for name in table.staging_inputs if f"staging.{name}" not in present),
+        *(f"analysis.{name}" for name in table.analysis_inputs if f"analysis.{name}" not in present),
+    ]
+    if missing:
+        raise RuntimeError(
+            f"analysis.{table.name} reads {', '.join(missing)}, which the warehouse does not hold yet: "
+            "ingest the landing files and build the analysis tables in order"
+        )
 
 
 def check_configured_covariates(con: duckdb.DuckDBPyConnection) -> None:
@@ -105,7 +124,8 @@ def check_configured_covariates(con: duckdb.DuckDBPyConnection) -> None:
     }
     unknown = [name for name in configured if name not in available]
     if unknown:
+        keys = {"programme_id", "person_id", "treated", "index_date", "covariates_complete"}
         raise ValueError(
             f"evaluation.yaml covariates {unknown} are not columns of analysis.covariates; "
-            f"available: {sorted(available - {'programme_id', 'person_id', 'treated', 'index_date', 'covariates_complete'})}"
+            f"the covariates available are {sorted(available - keys)}"
         )

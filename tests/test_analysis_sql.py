@@ -477,3 +477,14 @@ def test_dagster_assets_build_the_analysis_tables(make_settings):
         "enrolment_links": 8, "cohort": 27, "covariates": 27, "engagement": 6, "measures": 81,
         "follow_up_completeness": 12, "survival": 27, "attrition": 18,
     }
+
+
+def test_missing_staging_table_is_named(make_settings):
+    connection = warehouse.connect(make_settings())
+    load_scenario(connection)
+    connection.execute("DROP TABLE staging.offences")
+    analysis.build_table(connection, "enrolment_links")
+    analysis.build_table(connection, "cohort")
+    with pytest.raises(RuntimeError, match=r"analysis.measures reads staging.offences, which the warehouse does not hold yet"):
+        analysis.build_table(connection, "measures")
+    connection.close()
