@@ -182,7 +182,9 @@ def _term_statistics(x: np.ndarray, treated: np.ndarray, w: np.ndarray, sd_treat
     elif too_small:
         ecdf_mean = ecdf_max = np.nan
     else:
-        variance_ratio = _weighted_variance(x[treated], w[treated], False) / _weighted_variance(x[~treated], w[~treated], False)
+        # a group with a single weighted unit has no variance: NaN, as in R
+        with np.errstate(invalid="ignore", divide="ignore"):
+            variance_ratio = _weighted_variance(x[treated], w[treated], False) / _weighted_variance(x[~treated], w[~treated], False)
         ecdf_mean, ecdf_max = _ecdf_gaps(x, treated, w)
     return {
         "binary": binary,

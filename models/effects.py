@@ -110,6 +110,13 @@ def _not_estimated(method: str, variance: str, n: int, n_treated: int, n_compari
     return EffectEstimate(method, variance, nan, nan, nan, nan, nan, nan, nan, nan, n, n_treated, n_comparison, 0, conf_level)
 
 
+def _two_sided_p(difference: float, se: float, df: float = np.inf) -> float:
+    """Two-sided p-value of difference / se (NaN when the SE is zero)."""
+    if not se > 0:
+        return float("nan")
+    return float(2 * stats.t.sf(abs(difference / se), df)) if np.isfinite(df) else float(2 * stats.norm.sf(abs(difference / se)))
+
+
 def _z(conf_level: float) -> float:
     if not 0 < conf_level < 1:
         raise ValueError(f"conf_level must be between 0 and 1, got {conf_level}")
@@ -202,7 +209,7 @@ def matched_difference(
         se=se,
         ci_low=difference - z * se,
         ci_high=difference + z * se,
-        p_value=float(2 * stats.norm.sf(abs(difference / se))),
+        p_value=_two_sided_p(difference, se),
         df=float("inf"),
         n=n,
         n_treated=n_treated,
@@ -249,7 +256,7 @@ def naive_difference(outcome, treated, *, conf_level: float = 0.95) -> EffectEst
         se=se,
         ci_low=difference - t_crit * se,
         ci_high=difference + t_crit * se,
-        p_value=float(2 * stats.t.sf(abs(difference / se), df)),
+        p_value=_two_sided_p(difference, se, df),
         df=df,
         n=len(y),
         n_treated=len(y1),
@@ -299,7 +306,7 @@ def adjusted_difference(
         se=se,
         ci_low=difference - z * se,
         ci_high=difference + z * se,
-        p_value=float(2 * stats.norm.sf(abs(difference / se))),
+        p_value=_two_sided_p(difference, se),
         df=float("inf"),
         n=len(y),
         n_treated=int(t.sum()),
