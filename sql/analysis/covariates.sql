@@ -9,7 +9,7 @@
 --                              starts at the index event;
 --   age_at_index               index year - birth year. Only the birth year is held, so this is
 --                              the age reached during the index year: at most one year above
---                              the exact age, the same for everyone;
+--                              the exact age, by the same rule for everyone;
 --   female                     sex = 'female' (NULL when the person is not in staging.people).
 -- The index event's own columns and the person's region, sex and ethnic group are carried as
 -- supplied. Missing optional inputs stay NULL; covariates_complete says whether every

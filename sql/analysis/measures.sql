@@ -1,14 +1,16 @@
 -- Proven reoffending over fixed follow-up windows, one row per programme x person x window
 -- (the windows are the SQL variable 'windows_months').
 --
--- For a window of N months and a waiting period of W months (all dates inclusive unless said):
+-- For a window of N months and a waiting period of W months (dates are whole days):
 --   window_end     = index_date + N months (calendar months; a day missing from the target
 --                    month falls back to its last day, e.g. 31 Aug + 6 months = 28/29 Feb)
 --   proof_deadline = index_date + (N + W) months, computed in one step
 --   an offence counts when  index_date <= offence_date < window_end
 --                      and  proven_date <= proof_deadline.
--- An offence committed on the index date counts: follow-up starts on the index date, as in
--- the Justice Data Lab measure, while the index offence itself was committed earlier.
+-- An offence committed on the index date counts: the Justice Data Lab follow-up period starts
+-- on the index date itself (the day of release or of the start of the sentence), and the index
+-- offence was committed before it. An offence committed earlier but proven after the index
+-- date is not a reoffence.
 -- The window is complete when proof_deadline <= data_cutoff. Incomplete windows keep their row
 -- with complete = false and every measure NULL: they are excluded, not counted as
 -- non-reoffending (analysis.follow_up_completeness counts them).
