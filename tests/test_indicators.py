@@ -174,7 +174,7 @@ Q1_INTEGRATION = [-1, -2, 0, -1, -3, -1, -2, -1, 0, -2, -1, -1]
 
 
 def assessment_frame() -> pd.DataFrame:
-    """P1: 16 people with exit assessments (12 in 2022Q1, 4 in 2022Q2); P2: 40 with employment data."""
+    """P1: 16 people with exit assessments (12 in 2022Q1, 4 in 2022Q2); P2: 100 people, 40 with employment data."""
     n1, n2 = len(Q1_SKILLS), len(Q2_SKILLS)
     p1 = pd.DataFrame({
         "programme_id": "P1",
