@@ -1,0 +1,766 @@
+"""The funders' HTML reports: one self-contained page per programme and a portfolio index.
+
+``load_report_data(con, settings)`` reads the results tables from the warehouse into plain
+DataFrames; ``build_reports(data, out_dir)`` turns them into pages. The builder never touches
+the database, so it can be exercised with hand-built frames.
+
+Every page carries plotly.js once, inline, from the installed plotly package, and nothing
+else from outside: no CDN, fonts, images or MathJax. Before anything is rendered or drawn,
+all frames pass :func:`reports.disclosure.disclose`. A table that does not exist yet in the
+warehouse leaves its section reading "not available".
+
+>>> data = load_report_data(con, settings)          # doctest: +SKIP
+>>> build_reports(data, settings.paths.reports)     # doctest: +SKIP
+[PosixPath('.../index.html'), PosixPath('.../P01.html'), ...]
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import jinja2
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.offline
+from markupsafe import Markup
+
+from desist.config import Settings
+from reports import figures
+from reports.disclosure import (
+    PERCENT_UNITS, PERCENTILE_COLUMNS, PROPORTION_UNITS, SUPPRESSED, disclose, numeric,
+)
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+# Report table name -> where the pipeline writes it.
+TABLE_SOURCES = {
+    "programmes": "staging.programmes",
+    "programmes_analysed": "results.programmes_analysed",
+    "sample_sizes": "results.sample_sizes",
+    "matched_sets": "results.matched_sets",
+    "unmatched": "results.unmatched",
+    "balance": "results.balance",
+    "effects": "results.effects",
+    "km_curves": "results.km_curves",
+    "km_horizons": "results.km_horizons",
+    "logrank": "results.logrank",
+    "cox": "results.cox",
+    "ph_tests": "results.ph_tests",
+    "rmst": "results.rmst",
+    "indicators": "results.indicators",
+    "attrition": "analysis.attrition",
+    "run_info": "results.run_info",
+}
+
+NOT_AVAILABLE = "not available"
+MISSING = "—"
+MINUS = "\u2212"
+JDL_MIN_TREATED = 60
+
+STATUS = {  # symbol and words, so status never rests on colour alone
+    "met": ("✓", "Met"),
+    "not_met": ("✗", "Not met"),
+    "inconclusive": ("?", "Inconclusive"),
+    "not_enough_data": ("–", "Not enough data"),
+}
+ESTIMATORS = {
+    "matched": "Matched comparison",
+    "naive": "Before matching (naive)",
+    "adjusted": "Covariate-adjusted (full cohort)",
+}
+
+
+@dataclass(frozen=True)
+class Measure:
+    label: str
+    value_format: str       # how a group's value is shown: percent | number2 | days
+    difference_format: str  # how the difference is shown: pp | number2 | days
+
+
+MEASURES = {
+    "reoffended": Measure("Proven reoffending rate", "percent", "pp"),
+    "frequency": Measure("Proven reoffences per person", "number2", "number2"),
+    "days_to_first": Measure("Days to first proven reoffence (reoffenders only)", "days", "days"),
+    "custodial_reoffence": Measure("Reoffending that led to custody", "percent", "pp"),
+}
+
+
+@dataclass
+class ReportData:
+    """Everything a report shows: the settings and the results tables by name (see TABLE_SOURCES).
+
+    A table missing from `tables` has not been produced; its sections read "not available".
+    """
+
+    settings: Settings
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+@dataclass
+class Table:
+    columns: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class Chart:
+    id: str
+    title: str
+    alt: str            # the chart's message in words: aria-label and caption
+    spec: Markup        # plotly figure JSON, safe inside <script>
+    table: Table        # the numbers behind the chart
+
+
+def load_report_data(con: duckdb.DuckDBPyConnection, settings: Settings) -> ReportData:
+    """Read every table in TABLE_SOURCES that exists in the warehouse."""
+    existing = {
+        f"{schema}.{name}"
+        for schema, name in con.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables"
+        ).fetchall()
+    }
+    tables = {
+        name: con.sql(f"SELECT * FROM {source}").df()
+        for name, source in TABLE_SOURCES.items()
+        if source in existing
+    }
+    return ReportData(settings=settings, tables=tables)
+
+
+def build_reports(data: ReportData, out_dir: Path) -> list[Path]:
+    """Write index.html and <programme>.html for every programme into `out_dir`; return their paths.
+
+    Pages are written to a fresh folder that then replaces `out_dir`, so a failure leaves the
+    previous reports whole and a programme that is no longer analysed leaves no stale page.
+    """
+    out_dir = Path(out_dir)
+    min_count = data.settings.disclosure.min_count
+    shown = disclose(display_tables(data.tables), min_count)
+    programmes = programme_list(shown)
+    environment = template_environment()
+    common = {
+        "plotlyjs": Markup(plotly.offline.get_plotlyjs()),
+        "min_count": min_count,
+        "provenance": provenance(shown.get("run_info")),
+        "built_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    pages = {"index.html": environment.get_template("index.html.j2").render(
+        **common, **portfolio_context(programmes, shown, data.settings))}
+    for programme in programmes.itertuples(index=False):
+        pages[programme.file_name] = environment.get_template("programme.html.j2").render(
+            **common, **programme_context(programme, shown, data.settings))
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the reports are meant to be read
+    try:
+        for name, page in pages.items():
+            (staging / name).write_text(page, encoding="utf-8")
+        replace_folder(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [out_dir / name for name in pages]
+
+
+def replace_folder(new: Path, target: Path) -> None:
+    """Swap `new` in for `target` with two renames, removing the old folder afterwards."""
+    old = target.with_name(f".{target.name}-old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def template_environment() -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.globals["STATUS"] = STATUS
+    return environment
+
+
+# ---------------------------------------------------------------------------------------------
+# From warehouse tables to the tables a report shows
+
+
+def display_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The tables as a report uses them. Person-level matched sets become score percentiles."""
+    shown = {name: frame for name, frame in tables.items() if name != "matched_sets"}
+    if "matched_sets" in tables:
+        shown["propensity_overlap"] = propensity_percentiles(tables["matched_sets"])
+    return shown
+
+
+def propensity_percentiles(matched_sets: pd.DataFrame) -> pd.DataFrame:
+    """5th, 25th, 50th, 75th and 95th percentiles of the propensity score per programme and group,
+    for everyone analysed ('all') and for the matched sample ('matched': weight > 0)."""
+    people = matched_sets.assign(grp=np.where(matched_sets["treated"].astype(bool), "treated", "comparison"))
+    samples = {"all": people, "matched": people[people["weight"] > 0]}
+    parts = []
+    for sample, frame in samples.items():
+        grouped = frame.groupby(["programme_id", "grp"])["propensity"]
+        percentiles = grouped.quantile([0.05, 0.25, 0.5, 0.75, 0.95]).unstack()
+        percentiles.columns = list(PERCENTILE_COLUMNS)
+        percentiles["n"] = grouped.size()
+        parts.append(percentiles.reset_index().assign(sample=sample))
+    return pd.concat(parts, ignore_index=True)
+
+
+def programme_list(shown: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per programme: id, name, type, provider, file name; from the analysed list if there is one."""
+    source = shown.get("programmes_analysed")
+    if source is None:
+        source = shown.get("programmes")
+    if source is None:
+        source = pd.DataFrame({"programme_id": sorted(shown["effects"]["programme_id"].unique())}
+                              if "effects" in shown else {"programme_id": []})
+    programmes = pd.DataFrame({"programme_id": source["programme_id"].astype(str)})
+    for column in ("name", "programme_type", "provider"):
+        programmes[column] = source[column].fillna("").astype(str) if column in source else ""
+    programmes["name"] = programmes["name"].where(programmes["name"] != "", programmes["programme_id"])
+    programmes["file_name"] = [page_file_name(pid) for pid in programmes["programme_id"]]
+    return programmes.sort_values("programme_id").reset_index(drop=True)
+
+
+def page_file_name(programme_id: str) -> str:
+    """`<programme_id>.html` when the id is a plain file name, else a stable digest of it."""
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", programme_id) and programme_id != "index":
+        return f"{programme_id}.html"
+    return f"programme-{hashlib.sha256(programme_id.encode()).hexdigest()[:12]}.html"
+
+
+def rows_of(shown: dict[str, pd.DataFrame], name: str, programme_id: str) -> pd.DataFrame | None:
+    """The programme's rows of a table, or None when the table has not been produced."""
+    frame = shown.get(name)
+    if frame is None:
+        return None
+    return frame[frame["programme_id"].astype(str) == programme_id].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting: every cell is a string; suppressed cells read "suppressed"
+
+
+def missing(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def fmt(value: object, kind: str) -> str:
+    """A value as text: count | percent (share 0..1) | pp (share difference) | number2 | days | p | ratio."""
+    if isinstance(value, str) and value == SUPPRESSED:
+        return SUPPRESSED
+    if missing(value):
+        return MISSING
+    number = float(value)
+    text = {
+        "count": lambda: f"{round(number):,}",
+        "percent": lambda: f"{number * 100:.1f}%",
+        "pp": lambda: f"{number * 100:+.1f} pp",
+        "number2": lambda: f"{number:.2f}",
+        "days": lambda: f"{number:,.0f}",
+        "ratio": lambda: f"{number:.2f}",
+        "p": lambda: "<0.001" if number < 0.001 else f"{number:.3f}",
+    }[kind]()
+    return text.replace("-", MINUS)
+
+
+def fmt_ci(lower: object, upper: object, kind: str) -> str:
+    if SUPPRESSED in (lower, upper):
+        return SUPPRESSED
+    if missing(lower) or missing(upper):
+        return MISSING
+    return f"{fmt(lower, kind)} to {fmt(upper, kind)}"
+
+
+def fmt_indicator(value: object, unit: object) -> str:
+    unit = "" if missing(unit) else str(unit)
+    if unit.strip().lower() in PROPORTION_UNITS:
+        return fmt(value, "percent")
+    if isinstance(value, str) or missing(value):
+        return fmt(value, "number2")
+    if unit.strip().lower() in PERCENT_UNITS:
+        return f"{float(value):.1f}%".replace("-", MINUS)
+    return f"{fmt(value, 'number2')} {unit}".strip()
+
+
+def indicator_scale(unit: object) -> float:
+    """Factor that puts an indicator on the scale it is read in (shares as percent)."""
+    return 100.0 if not missing(unit) and str(unit).strip().lower() in PROPORTION_UNITS else 1.0
+
+
+def text(value: object) -> str:
+    return MISSING if missing(value) else str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Charts
+
+
+def chart(chart_id: str, title: str, figure: go.Figure, alt: str, table: Table) -> Chart:
+    return Chart(id=chart_id, title=title, alt=alt, spec=script_json(figure.to_json()), table=table)
+
+
+def script_json(json_text: str) -> Markup:
+    """JSON that can sit inside a <script> element: <, > and & as \\u escapes, so no text in it
+    (a programme named '</script>...') can close the element. Those characters occur in JSON only
+    inside strings, where the escapes mean the same thing."""
+    escaped = (json_text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+               .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    return Markup(escaped)
+
+
+# ---------------------------------------------------------------------------------------------
+# The programme page
+
+
+def programme_context(programme, shown: dict[str, pd.DataFrame], settings: Settings) -> dict:
+    pid = programme.programme_id
+    effects = rows_of(shown, "effects", pid)
+    return {
+        "programme": programme,
+        "title": programme.name,
+        "headline": headline(effects, settings),
+        "scorecard": scorecard(rows_of(shown, "indicators", pid)),
+        "reoffending": reoffending_section(effects, settings),
+        "survival": survival_section(pid, shown, settings),
+        "matching": matching_section(pid, shown, settings),
+        "attrition": attrition_section(rows_of(shown, "attrition", pid)),
+        "outcomes": outcomes_section(rows_of(shown, "indicators", pid)),
+        "method": method_notes(effects, rows_of(shown, "ph_tests", pid), settings),
+    }
+
+
+def headline_row(effects: pd.DataFrame | None, settings: Settings) -> pd.Series | None:
+    if effects is None:
+        return None
+    row = effects[(effects["measure"] == "reoffended") & (effects["estimator"] == "matched")
+                  & (effects["window_months"] == settings.follow_up.headline_months)]
+    return None if row.empty else row.iloc[0]
+
+
+def headline(effects: pd.DataFrame | None, settings: Settings) -> dict:
+    """The headline in plain words, and the numbers behind it."""
+    months = settings.follow_up.headline_months
+    row = headline_row(effects, settings)
+    if row is None:
+        return {"sentence": f"The {months}-month reoffending estimate is {NOT_AVAILABLE}.", "detail": ""}
+    if row["gate_status"] == "too_few_treated":
+        return {"sentence": f"Fewer than {JDL_MIN_TREATED} participants could be analysed, so no reoffending "
+                            "estimate is published for this programme.", "detail": ""}
+    if row["sentence"] == SUPPRESSED:
+        return {"sentence": "The reoffending estimate is suppressed because a number behind it is too small "
+                            "to publish.", "detail": ""}
+    sentence = text(row["sentence"])
+    detail = (f"Within {months} months, {fmt(row['treated_value'], 'percent')} of participants and "
+              f"{fmt(row['comparison_value'], 'percent')} of the matched comparison group reoffended: a difference "
+              f"of {fmt(row['difference'], 'pp')} (95% confidence interval {fmt_ci(row['ci_lower'], row['ci_upper'], 'pp')}"
+              f"; p = {fmt(row['p_value'], 'p')}). Based on {fmt(row['n_treated'], 'count')} participants and "
+              f"{fmt(row['n_comparison'], 'count')} comparison people.")
+    return {"sentence": sentence, "detail": detail}
+
+
+def scorecard(indicators: pd.DataFrame | None) -> list[dict] | None:
+    if indicators is None:
+        return None
+    overall = indicators[indicators["period"] == "all"]
+    return [
+        {
+            "label": text(row["label"]),
+            "indicator": text(row["indicator"]),
+            "estimate": fmt_indicator(row["estimate"], row["unit"]),
+            "ci": (SUPPRESSED if SUPPRESSED in (row["ci_lower"], row["ci_upper"]) else
+                   MISSING if missing(row["ci_lower"]) or missing(row["ci_upper"]) else
+                   f"{fmt_indicator(row['ci_lower'], row['unit'])} to {fmt_indicator(row['ci_upper'], row['unit'])}"),
+            "target": target_words(row["direction"], fmt_indicator(row["target"], row["unit"])),
+            "n": fmt(row["n"], "count"),
+            "status": row["status"] if row["status"] in STATUS else "not_enough_data",
+        }
+        for _, row in overall.iterrows()
+    ]
+
+
+def target_words(direction: object, target: str) -> str:
+    return {
+        "increase": f"an increase of at least {target}",
+        "decrease": f"a decrease of at least {target}",
+        "at_least": f"at least {target}",
+        "at_most": f"at most {target}",
+    }.get(direction, target)
+
+
+def reoffending_section(effects: pd.DataFrame | None, settings: Settings) -> dict | None:
+    if effects is None or effects.empty:
+        return None
+    rows = []
+    for (measure, window), group in effects.groupby(["measure", "window_months"], sort=False):
+        if measure not in MEASURES:
+            continue
+        spec = MEASURES[measure]
+        by_estimator = {row["estimator"]: row for _, row in group.iterrows()}
+        matched = by_estimator.get("matched")
+        if matched is None:
+            continue
+        gate = matched["gate_status"]
+        note = {"too_few_treated": f"fewer than {JDL_MIN_TREATED} participants",
+                "too_few_reoffenders": "fewer than 30 participants reoffended"}.get(gate, "")
+
+        def estimate(name: str) -> str:
+            row = by_estimator.get(name)
+            if row is None:
+                return NOT_AVAILABLE
+            return (f"{fmt(row['difference'], spec.difference_format)} "
+                    f"({fmt_ci(row['ci_lower'], row['ci_upper'], spec.difference_format)})")
+
+        rows.append({
+            "order": (list(MEASURES).index(measure), window),
+            "cells": [
+                spec.label, f"{window} months",
+                fmt(matched["treated_value"], spec.value_format),
+                fmt(matched["comparison_value"], spec.value_format),
+                estimate("matched"), fmt(matched["p_value"], "p"),
+                estimate("naive"), estimate("adjusted"),
+                fmt(matched["n_treated"], "count"), fmt(matched["n_comparison"], "count"),
+                note or "—",
+            ],
+        })
+    rows.sort(key=lambda r: r["order"])
+    table = Table(
+        columns=["Measure", "Window", "Participants", "Matched comparison", "Difference (95% CI)", "p",
+                 "Before matching: difference (95% CI)", "Adjusted: difference (95% CI)",
+                 "Participants (n)", "Comparison (n)", "Not published because"],
+        rows=[r["cells"] for r in rows],
+    )
+    return {"table": table, "charts": [c for c in (rates_chart(effects), estimates_chart(effects, settings.follow_up.headline_months)) if c]}
+
+
+def rates_chart(effects: pd.DataFrame) -> Chart | None:
+    matched = effects[(effects["measure"] == "reoffended") & (effects["estimator"] == "matched")] \
+        .sort_values("window_months")
+    if matched.empty:
+        return None
+    windows = [f"{w} months" for w in matched["window_months"]]
+    rows = pd.DataFrame({
+        "window": windows * 2,
+        "grp": ["treated"] * len(matched) + ["comparison"] * len(matched),
+        "value": pd.concat([numeric(matched["treated_value"]), numeric(matched["comparison_value"])],
+                           ignore_index=True) * 100,
+    })
+    treated = [fmt(v, "percent") for v in matched["treated_value"]]
+    comparison = [fmt(v, "percent") for v in matched["comparison_value"]]
+    alt = "Share who reoffended, participants then matched comparison group: " + "; ".join(
+        f"{w}: {t} and {c}" for w, t, c in zip(windows, treated, comparison)) + "."
+    return chart("chart-rates", "Proven reoffending by follow-up window", figures.reoffending_rates(rows), alt,
+                 Table(["Window", "Participants", "Matched comparison"],
+                       [list(r) for r in zip(windows, treated, comparison)]))
+
+
+def estimates_chart(effects: pd.DataFrame, months: int) -> Chart | None:
+    known = effects[effects["measure"].isin(list(MEASURES))].copy()
+    if known.empty:
+        return None
+    known["order"] = known["measure"].map(list(MEASURES).index)
+    known["estimator_order"] = known["estimator"].map(list(ESTIMATORS).index)
+    known = known.sort_values(["order", "window_months", "estimator_order"])
+    scale = known["measure"].map(lambda m: 100.0 if MEASURES[m].difference_format == "pp" else 1.0)
+    unit = known["measure"].map(lambda m: " (percentage points)" if MEASURES[m].difference_format == "pp"
+                                else "")
+    rows = pd.DataFrame({
+        "panel": known["measure"].map(lambda m: MEASURES[m].label) + unit,
+        "label": known["window_months"].astype(str) + " months, " + known["estimator"].map(ESTIMATORS),
+        "difference": numeric(known["difference"]) * scale,
+        "ci_lower": numeric(known["ci_lower"]) * scale,
+        "ci_upper": numeric(known["ci_upper"]) * scale,
+    })
+    cells = [
+        [MEASURES[m].label, f"{w} months", ESTIMATORS.get(e, e),
+         fmt(d, MEASURES[m].difference_format), fmt_ci(lo, hi, MEASURES[m].difference_format)]
+        for m, w, e, d, lo, hi in known[["measure", "window_months", "estimator", "difference",
+                                          "ci_lower", "ci_upper"]].itertuples(index=False)
+    ]
+    headline_cells = [c for c in cells if c[0] == MEASURES["reoffended"].label and c[1] == f"{months} months"]
+    alt = ("Differences between participants and comparison people, with 95% confidence intervals, for each "
+           f"measure, window and method. Reoffending rate within {months} months: " + "; ".join(
+               f"{c[2].lower()} {c[3]} ({c[4]})" for c in headline_cells) + ".")
+    return chart("chart-estimates", "Differences by measure and method", figures.effect_estimates(rows), alt,
+                 Table(["Measure", "Window", "Method", "Difference", "95% CI"], cells))
+
+
+def survival_section(pid: str, shown: dict[str, pd.DataFrame], settings: Settings) -> dict | None:
+    curves = rows_of(shown, "km_curves", pid)
+    horizons = rows_of(shown, "km_horizons", pid)
+    if (curves is None or curves.empty) and (horizons is None or horizons.empty):
+        return None
+    section: dict = {"chart": None, "at_risk": None, "tests": []}
+    if horizons is not None and not horizons.empty:
+        horizons = horizons.sort_values("horizon_days")
+        by_group = {grp: part.set_index("horizon_label") for grp, part in horizons.groupby("grp")}
+        labels = list(dict.fromkeys(horizons["horizon_label"]))
+        rows = []
+        for label in labels:
+            cells = [label]
+            for grp in ("treated", "comparison"):
+                part = by_group.get(grp)
+                if part is None or label not in part.index:
+                    cells += [MISSING, MISSING]
+                    continue
+                row = part.loc[label]
+                cells += [fmt(row["n_at_risk"], "count"),
+                          f"{fmt(row['cumulative_reoffending'], 'percent')} "
+                          f"({fmt_ci(row['lower'], row['upper'], 'percent')})"
+                          if row["cumulative_reoffending"] != SUPPRESSED else SUPPRESSED]
+            rows.append(cells)
+        section["at_risk"] = Table(
+            ["Time since index", "Participants at risk", "Participants reoffended so far (95% CI)",
+             "Comparison at risk", "Comparison reoffended so far (95% CI)"], rows)
+    if curves is not None and not curves.empty:
+        table_rows = [
+            [figures.GROUP_LABELS.get(g, g), fmt(t, "days"), fmt(c, "percent"), fmt_ci(lo, hi, "percent")]
+            for g, t, c, lo, hi in curves[["grp", "time_days", "cumulative_reoffending", "lower", "upper"]]
+            .itertuples(index=False)
+        ]
+        last = curves.sort_values("time_days").groupby("grp").tail(1).set_index("grp")
+        alt = ("Cumulative share reoffending since the index date, with 95% confidence bands. " + " ".join(
+            f"{figures.GROUP_LABELS[g]}: {fmt(last.loc[g, 'cumulative_reoffending'], 'percent')} by day "
+            f"{fmt(last.loc[g, 'time_days'], 'days')}." for g in ("treated", "comparison") if g in last.index))
+        section["chart"] = chart("chart-survival", "Cumulative proven reoffending over time",
+                                 figures.cumulative_reoffending(curves), alt,
+                                 Table(["Group", "Day", "Reoffended so far", "95% CI"], table_rows))
+    section["tests"] = survival_tests(pid, shown)
+    return section
+
+
+def survival_tests(pid: str, shown: dict[str, pd.DataFrame]) -> list[str]:
+    lines = []
+    logrank = rows_of(shown, "logrank", pid)
+    if logrank is not None and not logrank.empty:
+        row = logrank.iloc[0]
+        lines.append(f"Log-rank test of the two curves: χ² = {fmt(row['chi2'], 'ratio')} on "
+                     f"{text(row['df'])} degree(s) of freedom, p = {fmt(row['p'], 'p')}.")
+    cox = rows_of(shown, "cox", pid)
+    if cox is not None and not cox.empty:
+        for model, words in (("matched", "on the matched sample"), ("adjusted", "adjusted for covariates, full cohort")):
+            part = cox[cox["model"] == model]
+            if not part.empty:
+                row = part.iloc[0]
+                lines.append(f"Hazard ratio for taking part ({words}): {fmt(row['hr'], 'ratio')} "
+                             f"(95% CI {fmt_ci(row['hr_lower'], row['hr_upper'], 'ratio')}, p = {fmt(row['p'], 'p')}). "
+                             "Below 1 means participants reoffended more slowly.")
+    rmst = rows_of(shown, "rmst", pid)
+    if rmst is not None and not rmst.empty:
+        for row in rmst.sort_values("horizon_days").itertuples(index=False):
+            lines.append(f"Average time without proven reoffending over the first {fmt(row.horizon_days, 'days')} "
+                         f"days: participants {fmt(row.rmst_treated, 'days')}, comparison "
+                         f"{fmt(row.rmst_comparison, 'days')}, difference {fmt(row.difference, 'days')} days "
+                         f"(95% CI {fmt_ci(row.ci_lower, row.ci_upper, 'days')}).")
+    return lines
+
+
+def matching_section(pid: str, shown: dict[str, pd.DataFrame], settings: Settings) -> dict | None:
+    balance = rows_of(shown, "balance", pid)
+    overlap = rows_of(shown, "propensity_overlap", pid)
+    sizes = rows_of(shown, "sample_sizes", pid)
+    reasons = rows_of(shown, "unmatched_reasons", pid)
+    ids = rows_of(shown, "unmatched", pid)
+    if all(frame is None for frame in (balance, overlap, sizes, reasons)):
+        return None
+    section: dict = {"charts": [], "balance": None, "sizes": None, "unmatched": None}
+    if balance is not None and not balance.empty:
+        wide = balance.pivot_table(index="covariate", columns="stage", values=["smd", "variance_ratio"],
+                                   aggfunc="first", sort=False)
+        covariates = list(dict.fromkeys(balance["covariate"]))
+        after = balance[balance["stage"] == "after"].set_index("covariate")
+        rows = []
+        for covariate in covariates:
+            smd_before = wide.loc[covariate, ("smd", "before")] if ("smd", "before") in wide.columns else None
+            smd_after = wide.loc[covariate, ("smd", "after")] if ("smd", "after") in wide.columns else None
+            vr_after = (wide.loc[covariate, ("variance_ratio", "after")]
+                        if ("variance_ratio", "after") in wide.columns else None)
+            ok = after.loc[covariate] if covariate in after.index else None
+            balanced = MISSING if ok is None else ("✓ yes" if bool(ok["smd_ok"]) and (
+                missing(ok["vr_ok"]) or bool(ok["vr_ok"])) else "✗ no")
+            rows.append([covariate, fmt(smd_before, "ratio"), fmt(smd_after, "ratio"), fmt(vr_after, "ratio"),
+                         balanced])
+        table = Table(["Covariate", "SMD before", "SMD after", "Variance ratio after", "Balanced after"], rows)
+        n_unbalanced = sum(r[4] == "✗ no" for r in rows)
+        alt = (f"Standardised mean differences of {len(covariates)} covariates before and after matching, with "
+               f"lines at −0.1 and +0.1. After matching, {n_unbalanced} of {len(covariates)} covariates are outside "
+               "the balance thresholds.")
+        section["charts"].append(chart("chart-balance", "Covariate balance before and after matching",
+                                       figures.love_plot(balance), alt, table))
+    if overlap is not None and not overlap.empty:
+        rows = [[{"all": "Before matching", "matched": "After matching"}.get(s, s), figures.GROUP_LABELS.get(g, g),
+                 fmt(n, "count"), *(fmt(v, "ratio") for v in values)]
+                for s, g, n, *values in overlap[["sample", "grp", "n", *PERCENTILE_COLUMNS]].itertuples(index=False)]
+        medians = "; ".join(f"{r[0].lower()}, {r[1].lower()}: median {r[5]}" for r in rows)
+        alt = f"Propensity scores of participants and comparison people, 5th to 95th percentile. {medians}."
+        section["charts"].append(chart(
+            "chart-overlap", "Propensity score overlap", figures.propensity_overlap(overlap), alt,
+            Table(["Sample", "Group", "People", "5th pct", "25th pct", "Median", "75th pct", "95th pct"], rows)))
+    if sizes is not None and not sizes.empty:
+        section["sizes"] = Table(
+            ["Group", "Analysed", "Matched", "Unmatched", "Discarded"],
+            [[figures.GROUP_LABELS.get(r.grp, r.grp), fmt(r.n_all, "count"), fmt(r.n_matched, "count"),
+              fmt(r.n_unmatched, "count"), fmt(r.n_discarded, "count")] for r in sizes.itertuples(index=False)])
+    if reasons is not None:
+        listed = [] if ids is None else ids["person_id"].astype(str).tolist()
+        # ids are listed exactly when there are enough of them to publish the number
+        count = fmt(len(listed), "count") if listed else "0" if reasons.empty else SUPPRESSED
+        section["unmatched"] = {
+            "count": count,
+            "reasons": Table(["Reason", "Participants"],
+                             [[text(r.reason), fmt(r.n, "count")] for r in reasons.itertuples(index=False)]),
+            "ids": listed,
+        }
+    return section
+
+
+def attrition_section(attrition: pd.DataFrame | None) -> dict | None:
+    if attrition is None or attrition.empty:
+        return None
+    steps = attrition.sort_values(["cohort_group", "step_number"], ascending=[False, True]).assign(
+        step=lambda f: f["step"].str.replace("_", " ").str.capitalize())
+    rows = [[g.capitalize(), s, fmt(p, "count"), fmt(lost, "count"), text(reason)]
+            for g, s, p, lost, reason in steps[["cohort_group", "step", "people", "lost", "reason"]]
+            .itertuples(index=False)]
+    final = steps.groupby("cohort_group").tail(1).set_index("cohort_group")
+    alt = "People remaining after each step of selection. " + " ".join(
+        f"{g.capitalize()} analysed: {fmt(final.loc[g, 'people'], 'count')}." for g in final.index)
+    return {"chart": chart("chart-attrition", "People remaining after each step", figures.attrition_funnel(steps), alt,
+                           Table(["Group", "Step", "People remaining", "Lost at this step", "Why lost"], rows))}
+
+
+def outcomes_section(indicators: pd.DataFrame | None) -> dict | None:
+    if indicators is None:
+        return None
+    quarterly = indicators[indicators["period"] != "all"].sort_values(["criterion_id", "period"])
+    if quarterly.empty:
+        return {"chart": None}
+    scale = quarterly["unit"].map(indicator_scale)
+    rows = pd.DataFrame({
+        "label": quarterly["label"].astype(str) + quarterly["unit"].map(
+            lambda u: " (%)" if indicator_scale(u) == 100 else ""),
+        "period": quarterly["period"].astype(str),
+        "estimate": numeric(quarterly["estimate"]) * scale,
+        "ci_lower": numeric(quarterly["ci_lower"]) * scale,
+        "ci_upper": numeric(quarterly["ci_upper"]) * scale,
+        "target": numeric(quarterly["target"]) * scale,
+    })
+    cells = [[text(label), text(period), fmt_indicator(e, u), fmt(n, "count"),
+              STATUS.get(s, STATUS["not_enough_data"])[1]]
+             for label, period, e, u, n, s in quarterly[["label", "period", "estimate", "unit", "n", "status"]]
+             .itertuples(index=False)]
+    alt = (f"{quarterly['label'].nunique()} intermediate outcomes by cohort quarter, from "
+           f"{quarterly['period'].min()} to {quarterly['period'].max()}, with 95% confidence intervals and targets.")
+    return {"chart": chart("chart-outcomes", "Each indicator by cohort quarter", figures.indicator_trends(rows), alt,
+                           Table(["Indicator", "Quarter", "Estimate", "People", "Status"], cells))}
+
+
+def method_notes(effects: pd.DataFrame | None, ph_tests: pd.DataFrame | None, settings: Settings) -> dict:
+    row = headline_row(effects, settings)
+    e_value = None
+    if row is not None and not missing(row["e_value"]) and row["e_value"] != SUPPRESSED:
+        e_value = {"point": fmt(row["e_value"], "ratio"), "ci": fmt(row["e_value_ci"], "ratio")}
+    warnings = []
+    if ph_tests is not None and "warning" in ph_tests:
+        warnings = sorted({str(w) for w in ph_tests["warning"] if not missing(w) and str(w).strip()})
+    caliper = settings.matching.caliper
+    return {
+        "windows": ", ".join(str(m) for m in settings.follow_up.windows_months),
+        "headline_months": settings.follow_up.headline_months,
+        "waiting_months": settings.follow_up.waiting_period_months,
+        "ratio": settings.matching.ratio,
+        "replace": settings.matching.replace,
+        "caliper": "no caliper" if caliper is None else f"a caliper of {caliper} standard deviations of the logit "
+                                                         "propensity score",
+        "covariates": ", ".join(settings.covariates.all).replace("_", " "),
+        "exact": ", ".join(settings.matching.exact).replace("_", " "),
+        "enrolment_before": settings.cohort.enrolment_days_before,
+        "enrolment_after": settings.cohort.enrolment_days_after,
+        "cohort_from": settings.cohort.index_from.isoformat(),
+        "cohort_to": settings.cohort.index_to.isoformat(),
+        "data_cutoff": settings.data_cutoff.isoformat(),
+        "e_value": e_value,
+        "ph_warnings": warnings,
+        "jdl_min_treated": JDL_MIN_TREATED,
+    }
+
+
+def provenance(run_info: pd.DataFrame | None) -> dict:
+    if run_info is None or run_info.empty:
+        return {key: NOT_AVAILABLE for key in ("run_id", "started_at", "code_version", "input_fingerprint",
+                                               "data_cutoff")}
+    row = run_info.iloc[0]
+    return {key: text(row[key]) for key in ("run_id", "started_at", "code_version", "input_fingerprint",
+                                            "data_cutoff")}
+
+
+# ---------------------------------------------------------------------------------------------
+# The portfolio page
+
+
+def portfolio_context(programmes: pd.DataFrame, shown: dict[str, pd.DataFrame], settings: Settings) -> dict:
+    months = settings.follow_up.headline_months
+    effects = shown.get("effects")
+    indicators = shown.get("indicators")
+    rows, forest = [], []
+    for programme in programmes.itertuples(index=False):
+        row = headline_row(rows_of(shown, "effects", programme.programme_id), settings)
+        status_counts = ""
+        if indicators is not None:
+            overall = rows_of(shown, "indicators", programme.programme_id)
+            overall = overall[overall["period"] == "all"]
+            met = int((overall["status"] == "met").sum())
+            status_counts = f"{met} of {len(overall)}" if len(overall) else MISSING
+        published = row is not None and row["gate_status"] == "ok" and row["difference"] != SUPPRESSED
+        reason = ("" if published else NOT_AVAILABLE if row is None else
+                  "not enough data" if row["gate_status"] != "ok" else SUPPRESSED)
+        rows.append({
+            "programme": programme,
+            "cells": [
+                text(programme.programme_type).replace("_", " "), text(programme.provider),
+                reason or fmt(row["n_treated"], "count"),
+                reason or fmt(row["treated_value"], "percent"),
+                reason or fmt(row["comparison_value"], "percent"),
+                reason or f"{fmt(row['difference'], 'pp')} ({fmt_ci(row['ci_lower'], row['ci_upper'], 'pp')})",
+                status_counts if indicators is not None else NOT_AVAILABLE,
+            ],
+        })
+        forest.append({
+            "label": programme.name,
+            "difference": numeric(pd.Series([row["difference"] if published else None])).iloc[0] * 100,
+            "ci_lower": numeric(pd.Series([row["ci_lower"] if published else None])).iloc[0] * 100,
+            "ci_upper": numeric(pd.Series([row["ci_upper"] if published else None])).iloc[0] * 100,
+            "cell": rows[-1]["cells"][5],
+        })
+    forest_chart = None
+    if effects is not None and forest:
+        frame = pd.DataFrame(forest)
+        shown_rows = frame.dropna(subset=["difference"])
+        alt = (f"Difference in the share reoffending within {months} months between participants and matched "
+               "comparison people, in percentage points with 95% confidence intervals. " + " ".join(
+                   f"{r.label}: {r.cell}." for r in shown_rows.itertuples(index=False)))
+        forest_chart = chart("chart-forest", f"Effect on {months}-month reoffending, by programme",
+                             figures.forest_plot(frame), alt,
+                             Table(["Programme", "Difference (95% CI)"], [[r.label, r.cell] for r in frame.itertuples()]))
+    return {
+        "title": "Programme portfolio",
+        "months": months,
+        "programmes": rows,
+        "columns": ["Programme", "Type", "Provider", "Participants (n)", "Participants reoffended",
+                    "Comparison reoffended", "Difference (95% CI)", "Success criteria met"],
+        "forest": forest_chart,
+        "effects_available": effects is not None,
+    }

@@ -1,0 +1,269 @@
+"""Plotly figures for the reports, drawn from frames that have already passed disclosure control.
+
+Every function takes a tidy frame (suppressed cells read "suppressed" and are not drawn) and
+returns a ``go.Figure``. Text shown by plotly (labels, hover text) is HTML-escaped, because
+plotly reads a small set of HTML tags in its strings: a programme named ``<b>x</b>`` is shown
+as typed. Colours are the Okabe–Ito palette, which reads for every common form of colour
+blindness, and groups also differ in marker or line style so colour is never the only cue.
+"""
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from reports.disclosure import SUPPRESSED, numeric
+
+OKABE_ITO = {
+    "blue": "#0072B2", "orange": "#E69F00", "green": "#009E73", "vermillion": "#D55E00",
+    "purple": "#CC79A7", "sky": "#56B4E9", "yellow": "#F0E442", "black": "#000000",
+}
+GROUP_COLOURS = {"treated": OKABE_ITO["blue"], "comparison": OKABE_ITO["orange"]}
+GROUP_LABELS = {"treated": "Participants", "comparison": "Comparison group"}
+GROUP_DASH = {"treated": "solid", "comparison": "dash"}
+GROUP_SYMBOL = {"treated": "circle", "comparison": "diamond"}
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
+
+
+def plot_text(value: object) -> str:
+    """Text for plotly: escaped so that tags in names show as typed."""
+    return html.escape(str(value), quote=False)
+
+
+def _layout(fig: go.Figure, height: int, **layout) -> go.Figure:
+    fig.update_layout(
+        template="simple_white",
+        height=height,
+        autosize=True,
+        margin={"l": 10, "r": 10, "t": 40, "b": 40},
+        font={"family": FONT, "size": 13, "color": "#1a1a1a"},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0, "traceorder": "normal"},
+        hoverlabel={"font": {"family": FONT}},
+        **layout,
+    )
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
+    return fig
+
+
+def forest_plot(rows: pd.DataFrame) -> go.Figure:
+    """Each programme's difference in reoffending (percentage points) with its 95% CI.
+
+    `rows`: label, difference, ci_lower, ci_upper — all in percentage points, one row per programme.
+    """
+    difference, lower, upper = (numeric(rows[c]) for c in ("difference", "ci_lower", "ci_upper"))
+    labels = [plot_text(label) for label in rows["label"]]
+    fig = go.Figure(go.Scatter(
+        x=difference, y=labels, mode="markers",
+        marker={"symbol": "square", "size": 10, "color": OKABE_ITO["blue"]},
+        error_x={"type": "data", "symmetric": False, "array": upper - difference,
+                 "arrayminus": difference - lower, "color": OKABE_ITO["blue"], "thickness": 2},
+        customdata=np.c_[lower, upper],
+        hovertemplate="%{y}<br>%{x:.1f} percentage points (95% CI %{customdata[0]:.1f} to "
+                      "%{customdata[1]:.1f})<extra></extra>",
+        name="Difference",
+    ))
+    fig.add_vline(x=0, line={"color": OKABE_ITO["black"], "width": 1})
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(title="Difference in reoffending rate, percentage points (negative = fewer reoffended)",
+                     zeroline=False)
+    return _layout(fig, height=max(220, 60 + 45 * len(rows)), showlegend=False)
+
+
+def effect_estimates(rows: pd.DataFrame) -> go.Figure:
+    """Differences (participants minus comparison) with 95% CIs, one panel per measure.
+
+    `rows`: panel, label (estimator and window), difference, ci_lower, ci_upper, in display units.
+    """
+    panels = list(dict.fromkeys(rows["panel"]))
+    sizes = [int((rows["panel"] == panel).sum()) for panel in panels]
+    height = 60 + 90 * len(panels) + 26 * sum(sizes)
+    fig = make_subplots(rows=len(panels), cols=1, subplot_titles=[plot_text(p) for p in panels],
+                        row_heights=sizes, vertical_spacing=90 / height)
+    for number, panel in enumerate(panels, start=1):
+        part = rows[rows["panel"] == panel]
+        difference, lower, upper = (numeric(part[c]) for c in ("difference", "ci_lower", "ci_upper"))
+        fig.add_trace(go.Scatter(
+            x=difference, y=[plot_text(label) for label in part["label"]], mode="markers",
+            marker={"symbol": "square", "size": 9, "color": OKABE_ITO["blue"]},
+            error_x={"type": "data", "symmetric": False, "array": upper - difference,
+                     "arrayminus": difference - lower, "color": OKABE_ITO["blue"]},
+            customdata=np.c_[lower, upper],
+            hovertemplate="%{y}: %{x:.2f} (95% CI %{customdata[0]:.2f} to %{customdata[1]:.2f})<extra></extra>",
+            showlegend=False,
+        ), row=number, col=1)
+        fig.add_vline(x=0, line={"color": OKABE_ITO["black"], "width": 1}, row=number, col=1)
+        fig.update_yaxes(autorange="reversed", type="category", row=number, col=1)
+    return _layout(fig, height=height)
+
+
+def reoffending_rates(rows: pd.DataFrame) -> go.Figure:
+    """Share reoffending by follow-up window, participants beside the matched comparison group.
+
+    `rows`: window (label), grp ('treated'|'comparison'), value (percent).
+    """
+    fig = go.Figure()
+    for grp in ("treated", "comparison"):
+        part = rows[rows["grp"] == grp]
+        fig.add_trace(go.Bar(
+            x=[plot_text(w) for w in part["window"]], y=numeric(part["value"]),
+            name=GROUP_LABELS[grp], marker={"color": GROUP_COLOURS[grp],
+                                            "pattern": {"shape": "" if grp == "treated" else "/"}},
+            hovertemplate=f"{GROUP_LABELS[grp]}, %{{x}}: %{{y:.1f}}%<extra></extra>",
+        ))
+    fig.update_yaxes(title="Reoffended (%)", rangemode="tozero")
+    fig.update_xaxes(title="Follow-up window")
+    return _layout(fig, height=340, barmode="group")
+
+
+def cumulative_reoffending(curves: pd.DataFrame) -> go.Figure:
+    """1 − Kaplan–Meier: share who have reoffended by each day, with 95% CI bands.
+
+    `curves`: grp, time_days, cumulative_reoffending, lower, upper (shares 0..1).
+    """
+    fig = go.Figure()
+    for grp in ("treated", "comparison"):
+        part = curves[curves["grp"] == grp].sort_values("time_days")
+        if part.empty:
+            continue
+        days = numeric(part["time_days"])
+        colour = GROUP_COLOURS[grp]
+        for bound, fill in (("upper", "none"), ("lower", "tonexty")):
+            fig.add_trace(go.Scatter(
+                x=days, y=numeric(part[bound]) * 100, mode="lines", fill=fill,
+                fillcolor=_transparent(colour, 0.18), line={"width": 0, "shape": "hv"},
+                hoverinfo="skip", showlegend=False, name=f"{GROUP_LABELS[grp]} 95% CI {bound}",
+            ))
+        fig.add_trace(go.Scatter(
+            x=days, y=numeric(part["cumulative_reoffending"]) * 100, mode="lines",
+            line={"color": colour, "dash": GROUP_DASH[grp], "shape": "hv", "width": 2.5},
+            name=GROUP_LABELS[grp],
+            customdata=np.c_[numeric(part["lower"]) * 100, numeric(part["upper"]) * 100],
+            hovertemplate=f"{GROUP_LABELS[grp]}, day %{{x:.0f}}: %{{y:.1f}}% "
+                          "(95% CI %{customdata[0]:.1f} to %{customdata[1]:.1f})<extra></extra>",
+        ))
+    fig.update_xaxes(title="Days since index date", rangemode="tozero")
+    fig.update_yaxes(title="Reoffended so far (%)", rangemode="tozero")
+    return _layout(fig, height=380)
+
+
+def love_plot(balance: pd.DataFrame, threshold: float = 0.1) -> go.Figure:
+    """Standardised mean difference of each covariate before and after matching, with ±threshold lines.
+
+    `balance`: covariate, stage ('before'|'after'), smd.
+    """
+    covariates = list(dict.fromkeys(balance["covariate"]))
+    fig = go.Figure()
+    styles = {"before": ("Before matching", OKABE_ITO["vermillion"], "circle-open"),
+              "after": ("After matching", OKABE_ITO["blue"], "circle")}
+    for stage, (name, colour, symbol) in styles.items():
+        part = balance[balance["stage"] == stage].set_index("covariate").reindex(covariates)
+        fig.add_trace(go.Scatter(
+            x=numeric(part["smd"]), y=[plot_text(c) for c in covariates], mode="markers", name=name,
+            marker={"color": colour, "symbol": symbol, "size": 10, "line": {"width": 2, "color": colour}},
+            hovertemplate=f"{name}, %{{y}}: SMD %{{x:.3f}}<extra></extra>",
+        ))
+    for x in (-threshold, threshold):
+        fig.add_vline(x=x, line={"color": "#555555", "dash": "dot", "width": 1})
+    fig.add_vline(x=0, line={"color": OKABE_ITO["black"], "width": 1})
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(title="Standardised mean difference (participants − comparison)")
+    return _layout(fig, height=max(260, 80 + 26 * len(covariates)))
+
+
+def propensity_overlap(percentiles: pd.DataFrame) -> go.Figure:
+    """The spread of propensity scores per group, before and after matching (5th–95th percentile whiskers).
+
+    `percentiles`: sample ('all'|'matched'), grp, p05, p25, p50, p75, p95.
+    """
+    fig = go.Figure()
+    samples = {"all": "Before matching", "matched": "After matching"}
+    for grp in ("treated", "comparison"):
+        part = percentiles[percentiles["grp"] == grp].set_index("sample").reindex(list(samples))
+        values = {c: numeric(part[c]).to_numpy() for c in ("p05", "p25", "p50", "p75", "p95")}
+        fig.add_trace(go.Box(
+            x=list(samples.values()), q1=values["p25"], median=values["p50"], q3=values["p75"],
+            lowerfence=values["p05"], upperfence=values["p95"], name=GROUP_LABELS[grp],
+            marker={"color": GROUP_COLOURS[grp]}, line={"color": GROUP_COLOURS[grp]},
+            fillcolor=_transparent(GROUP_COLOURS[grp], 0.35 if grp == "treated" else 0.12),
+            hoverinfo="y+name",
+        ))
+    fig.update_yaxes(title="Propensity score", range=[0, 1])
+    return _layout(fig, height=360, boxmode="group")
+
+
+def attrition_funnel(steps: pd.DataFrame) -> go.Figure:
+    """People remaining after each step, one panel per group (the two differ in scale).
+
+    `steps`: cohort_group, step (label), people.
+    """
+    groups = list(dict.fromkeys(steps["cohort_group"]))
+    height = 80 + 110 * len(groups) + 36 * len(steps)
+    fig = make_subplots(rows=len(groups), cols=1, subplot_titles=[plot_text(g).capitalize() for g in groups],
+                        row_heights=[int((steps["cohort_group"] == g).sum()) for g in groups],
+                        vertical_spacing=110 / height)
+    colours = {"participants": OKABE_ITO["blue"], "comparison": OKABE_ITO["orange"]}
+    for number, group in enumerate(groups, start=1):
+        part = steps[steps["cohort_group"] == group]
+        labels = [plot_text(s) for s in part["step"]]
+        fig.add_trace(go.Bar(
+            x=numeric(part["people"]), y=labels, orientation="h",
+            marker={"color": colours.get(group, OKABE_ITO["green"])}, showlegend=False,
+            hovertemplate="%{y}: %{x:,.0f} people<extra></extra>",
+        ), row=number, col=1)
+        mark_suppressed(fig, part["people"], labels, row=number)
+        fig.update_yaxes(autorange="reversed", type="category", row=number, col=1)
+        fig.update_xaxes(title="People", rangemode="tozero", row=number, col=1)
+    return _layout(fig, height=height)
+
+
+def mark_suppressed(fig: go.Figure, values: pd.Series, labels: list[str], row: int) -> None:
+    """Write "suppressed" where a bar is missing for disclosure, so a gap is not read as zero."""
+    for value, label in zip(values, labels):
+        if isinstance(value, str) and value == SUPPRESSED:
+            fig.add_annotation(x=0, y=label, text=SUPPRESSED, xanchor="left", showarrow=False,
+                               font={"color": "#555555", "size": 12}, row=row, col=1)
+
+
+def indicator_trends(rows: pd.DataFrame) -> go.Figure:
+    """Each indicator by cohort quarter with its 95% CI and target, one panel per indicator.
+
+    `rows`: label, period, estimate, ci_lower, ci_upper, target — in display units.
+    """
+    labels = list(dict.fromkeys(rows["label"]))
+    fig = make_subplots(rows=len(labels), cols=1, subplot_titles=[plot_text(label) for label in labels],
+                        vertical_spacing=min(0.1, 0.6 / max(len(labels), 1)))
+    for number, label in enumerate(labels, start=1):
+        part = rows[rows["label"] == label].sort_values("period")
+        estimate, lower, upper = (numeric(part[c]) for c in ("estimate", "ci_lower", "ci_upper"))
+        fig.add_trace(go.Scatter(
+            x=[plot_text(p) for p in part["period"]], y=estimate, mode="lines+markers",
+            line={"color": OKABE_ITO["blue"]}, marker={"size": 8},
+            error_y={"type": "data", "symmetric": False, "array": upper - estimate,
+                     "arrayminus": estimate - lower, "color": OKABE_ITO["blue"]},
+            customdata=np.c_[lower, upper],
+            hovertemplate="%{x}: %{y:.2f} (95% CI %{customdata[0]:.2f} to %{customdata[1]:.2f})<extra></extra>",
+            name="Estimate", showlegend=number == 1,
+        ), row=number, col=1)
+        target = numeric(part["target"]).dropna()
+        if len(target):
+            fig.add_trace(go.Scatter(
+                x=[plot_text(p) for p in part["period"]], y=np.full(len(part), target.iloc[0]), mode="lines",
+                line={"color": OKABE_ITO["vermillion"], "dash": "dot"}, name="Target",
+                hovertemplate="Target: %{y:.2f}<extra></extra>", showlegend=number == 1,
+            ), row=number, col=1)
+        if estimate.isna().all():
+            fig.add_annotation(text="estimates suppressed or not available", showarrow=False,
+                               xref="x domain" if number == 1 else f"x{number} domain",
+                               yref="y domain" if number == 1 else f"y{number} domain", x=0.5, y=0.2, bgcolor="#ffffff",
+                               font={"color": "#555555"})
+        fig.update_xaxes(type="category", row=number, col=1)
+    return _layout(fig, height=80 + 230 * len(labels))
+
+
+def _transparent(hex_colour: str, alpha: float) -> str:
+    red, green, blue = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},{alpha})"

@@ -1,0 +1,16 @@
+(function () {
+  "use strict";
+  var config = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
+  var drawn = [];
+  document.querySelectorAll("script.chart-spec").forEach(function (spec) {
+    var figure = JSON.parse(spec.textContent);
+    var target = document.getElementById(spec.getAttribute("data-chart"));
+    Plotly.newPlot(target, figure.data, figure.layout, config);
+    drawn.push(target);
+  });
+  // Printed pages show every chart's numbers and fit the charts to the paper.
+  window.addEventListener("beforeprint", function () {
+    document.querySelectorAll("details").forEach(function (details) { details.open = true; });
+    drawn.forEach(function (target) { Plotly.Plots.resize(target); });
+  });
+})();

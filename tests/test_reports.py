@@ -1,0 +1,466 @@
+"""The funders' HTML reports, built from hand-made results frames.
+
+The frames follow the results schemas; the numbers are chosen so that what must show (or must
+not show) is known in advance: a programme named like a script, counts of 7 under a threshold
+of 10, a share of 3 people out of 7.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.offline
+import pytest
+
+from reports.build import ReportData, build_reports, page_file_name
+from reports.disclosure import (
+    SUPPRESSED, coarsen_km_curves, disclose, disclose_attrition, disclose_effects, disclose_indicators,
+    disclose_unmatched,
+)
+
+HOSTILE = "<script>alert(1)</script>"
+COVARIATES = ["age_at_index", "prior_proven_offences", "risk_score", "female"]
+
+
+def km_curve(programme_id: str, grp: str, people: int, daily_hazard: float, seed: int) -> pd.DataFrame:
+    """A Kaplan–Meier table over two years for `people` with a constant hazard and some censoring."""
+    rng = np.random.default_rng(seed)
+    event_day = np.ceil(rng.exponential(1 / daily_hazard, people))
+    censor_day = np.ceil(rng.uniform(400, 900, people))
+    day = np.minimum(event_day, censor_day).clip(max=730)
+    event = (event_day <= censor_day) & (event_day <= 730)
+    times = np.unique(day[event])
+    at_risk = (day[None, :] >= times[:, None]).sum(axis=1)
+    events = (event[None, :] & (day[None, :] == times[:, None])).sum(axis=1)
+    survival = np.cumprod(1 - events / at_risk)
+    return pd.DataFrame({"programme_id": programme_id, "grp": grp, "time_days": times, "n_at_risk": at_risk,
+                         "n_events": events, "survival": survival,
+                         "lower": (survival - 0.05).clip(0, 1), "upper": (survival + 0.05).clip(0, 1)})
+
+
+def effects_rows(programme_id: str, n_treated: int, n_comparison: int, treated_rate: float,
+                 comparison_rate: float, gate: str = "ok") -> list[dict]:
+    rows = []
+    for window, scale in ((6, 0.6), (12, 1.0), (24, 1.3)):
+        t, c = treated_rate * scale, comparison_rate * scale
+        for estimator, shift in (("matched", 0.0), ("naive", -0.03), ("adjusted", 0.01)):
+            difference = t - c + shift
+            low, high = difference - 0.06, difference + 0.06
+            sentence = (f"For 100 typical people who took part, compared with 100 similar people who did not, "
+                        f"between {abs(high) * 100:.0f} and {abs(low) * 100:.0f} fewer reoffended within a year.")
+            rows.append(dict(
+                programme_id=programme_id, measure="reoffended", window_months=window, estimator=estimator,
+                n_treated=n_treated, n_comparison=n_comparison, treated_value=t, comparison_value=c + shift * -1,
+                difference=difference, ci_lower=low, ci_upper=high, p_value=0.012, risk_ratio=t / c,
+                rr_lower=0.7, rr_upper=0.95, e_value=1.74, e_value_ci=1.21, gate_status=gate, sentence=sentence))
+        rows.append(dict(
+            programme_id=programme_id, measure="frequency", window_months=window, estimator="matched",
+            n_treated=n_treated, n_comparison=n_comparison, treated_value=0.81 * scale,
+            comparison_value=1.02 * scale, difference=-0.21 * scale, ci_lower=-0.4, ci_upper=-0.02,
+            p_value=0.03, risk_ratio=None, rr_lower=None, rr_upper=None, e_value=None, e_value_ci=None,
+            gate_status=gate, sentence=None))
+    return rows
+
+
+def example_tables() -> dict[str, pd.DataFrame]:
+    """Two programmes: P01 (named like a script, 240 participants) and P02 (7 participants)."""
+    programmes = pd.DataFrame({
+        "programme_id": ["P01", "P02"], "name": [HOSTILE, "Small Steps"],
+        "programme_type": ["structured_mentoring", "peer_mentoring"], "provider": ["Northway Trust", "Eastgate"],
+        "n_enrolled": [300, 9], "n_treated_analysed": [240, 7], "n_comparison_pool": [5200, 5100],
+        "status": ["analysed", "too_few_treated"],
+    })
+    effects = pd.DataFrame(effects_rows("P01", 228, 228, 0.312, 0.384)
+                           + effects_rows("P02", 7, 7, 3 / 7, 0.5, gate="too_few_treated"))
+    rng = np.random.default_rng(7)
+    treated = np.r_[np.ones(240, bool), np.zeros(1200, bool)]
+    propensity = np.where(treated, rng.beta(3, 5, treated.size), rng.beta(2, 6, treated.size))
+    matched = np.r_[np.ones(228), np.zeros(12), (np.arange(1200) < 228).astype(float)]
+    matched_sets = pd.DataFrame({
+        "programme_id": "P01", "person_id": [f"X{i:05d}" for i in range(treated.size)], "treated": treated,
+        "subclass": np.where(matched > 0, 1, np.nan), "weight": matched,
+        "logit_score": np.log(propensity / (1 - propensity)), "propensity": propensity,
+    })
+    balance = pd.DataFrame([
+        dict(programme_id="P01", covariate=cov, stage=stage, mean_treated=0.0, mean_comparison=0.0,
+             smd=smd, variance_ratio=vr, ecdf_mean=0.01, ecdf_max=0.05, smd_ok=abs(smd) < 0.1, vr_ok=True)
+        for cov, before, after in zip(COVARIATES, [0.42, -0.31, 0.25, 0.08], [0.03, -0.05, 0.12, 0.01])
+        for stage, smd, vr in (("before", before, 1.4), ("after", after, 1.05))
+    ])
+    sample_sizes = pd.DataFrame({
+        "programme_id": ["P01", "P01"], "grp": ["treated", "comparison"], "n_all": [240, 1200],
+        "n_matched": [228, 228], "n_unmatched": [12, 972], "n_discarded": [0, 0]})
+    unmatched = pd.DataFrame({"programme_id": "P01", "person_id": [f"X{i:05d}" for i in range(228, 240)],
+                              "reason": ["no comparison person within the caliper"] * 12})
+    km_curves = pd.concat([km_curve("P01", "treated", 228, 0.0011, 1), km_curve("P01", "comparison", 228, 0.0015, 2)],
+                          ignore_index=True)
+    horizons = []
+    for grp, curve in km_curves.groupby("grp"):
+        for days, label in ((91, "3 months"), (365, "12 months"), (730, "24 months")):
+            before = curve[curve["time_days"] <= days]
+            horizons.append(dict(programme_id="P01", grp=grp, horizon_days=days, horizon_label=label,
+                                 n_at_risk=int(curve.loc[curve["time_days"] > days, "n_at_risk"].max()
+                                               if (curve["time_days"] > days).any() else 4),
+                                 cumulative_reoffending=1 - before["survival"].iloc[-1],
+                                 lower=1 - before["upper"].iloc[-1], upper=1 - before["lower"].iloc[-1]))
+    indicators = []
+    for period in ("all", "2022Q1", "2022Q2", "2022Q3"):
+        indicators += [
+            dict(programme_id="P01", period=period, criterion_id="reoffending", label="Decrease in reoffending",
+                 indicator="Proven reoffending within 12 months", estimate=0.312, ci_lower=0.25, ci_upper=0.37,
+                 n=228 if period == "all" else 60, target=0.05, direction="decrease", status="met", unit="proportion"),
+            dict(programme_id="P01", period=period, criterion_id="employment", label="Employment improves",
+                 indicator="In work or training at exit", estimate=0.41, ci_lower=0.33, ci_upper=0.49,
+                 n=150 if period == "all" else 40, target=0.5, direction="at_least", status="not_met",
+                 unit="proportion"),
+            dict(programme_id="P01", period=period, criterion_id="life_skills", label="Life skills improve",
+                 indicator="Mean change in life-skills score", estimate=1.1, ci_lower=-0.2, ci_upper=2.4,
+                 n=140 if period == "all" else 35, target=1.0, direction="increase", status="inconclusive",
+                 unit="points"),
+            dict(programme_id="P01", period=period, criterion_id="satisfaction", label="Stakeholders satisfied",
+                 indicator="Share rating satisfaction 4 or 5", estimate=3 / 7, ci_lower=0.1, ci_upper=0.8,
+                 n=7, target=0.8, direction="at_least", status="not_enough_data", unit="proportion"),
+        ]
+    attrition = pd.DataFrame([
+        dict(programme_id="P01", cohort_group="participants", step_number=i, step=step, people=people,
+             lost=lost, reason=reason)
+        for i, (step, people, lost, reason) in enumerate([
+            ("enrolled", 300, None, None), ("linked_to_index_event", 281, 19, "no index event nearby"),
+            ("eligible_index_event", 262, 19, "outside the cohort period"),
+            ("complete_follow_up", 247, 15, "follow-up not complete"),
+            ("analysed", 240, 7, "a covariate is missing")], start=1)
+    ] + [
+        dict(programme_id="P01", cohort_group="comparison", step_number=i, step=step, people=people,
+             lost=lost, reason=reason)
+        for i, (step, people, lost, reason) in enumerate([
+            ("eligible_index_event", 9000, None, None), ("never_enrolled", 8700, 300, "enrolled"),
+            ("complete_follow_up", 5400, 3300, "follow-up not complete"),
+            ("analysed", 5200, 200, "a covariate is missing")], start=1)
+    ])
+    return {
+        "programmes_analysed": programmes,
+        "effects": effects,
+        "matched_sets": matched_sets,
+        "balance": balance,
+        "sample_sizes": sample_sizes,
+        "unmatched": unmatched,
+        "km_curves": km_curves,
+        "km_horizons": pd.DataFrame(horizons),
+        "logrank": pd.DataFrame({"programme_id": ["P01"], "chi2": [5.21], "df": [1], "p": [0.0225]}),
+        "cox": pd.DataFrame({"programme_id": ["P01", "P01"], "model": ["matched", "adjusted"],
+                             "term": ["treated", "treated"], "coef": [-0.3, -0.25], "se": [0.12, 0.11],
+                             "robust_se": [0.13, 0.11], "hr": [0.74, 0.78], "hr_lower": [0.57, 0.63],
+                             "hr_upper": [0.96, 0.97], "p": [0.021, 0.024]}),
+        "ph_tests": pd.DataFrame({"programme_id": ["P01"], "model": ["matched"], "term": ["treated"],
+                                  "statistic": [0.8], "p": [0.37], "warning": [None]}),
+        "rmst": pd.DataFrame({"programme_id": ["P01"], "horizon_days": [365], "rmst_treated": [301.2],
+                              "rmst_comparison": [284.9], "difference": [16.3], "se": [6.1], "ci_lower": [4.3],
+                              "ci_upper": [28.3], "p": [0.0075]}),
+        "indicators": pd.DataFrame(indicators),
+        "attrition": attrition,
+        "run_info": pd.DataFrame({"run_id": ["run-7f3a"], "started_at": [pd.Timestamp("2025-07-01 06:00", tz="UTC")],
+                                  "code_version": ["0.1.0+abc1234"], "input_fingerprint": ["e3b0c44298fc1c14"],
+                                  "data_cutoff": [pd.Timestamp("2025-06-30").date()]}),
+    }
+
+
+def build_example(make_settings, out_dir: Path, tables: dict[str, pd.DataFrame] | None = None) -> dict[str, str]:
+    """Build the example reports; return their html by file name."""
+    settings = make_settings(disclosure={"min_count": 10})
+    paths = build_reports(ReportData(settings=settings, tables=example_tables() if tables is None else tables),
+                          out_dir)
+    return {path.name: path.read_text(encoding="utf-8") for path in paths}
+
+
+@pytest.fixture
+def pages(make_settings, tmp_path) -> dict[str, str]:
+    return build_example(make_settings, tmp_path / "reports")
+
+
+def without_plotlyjs(page: str) -> str:
+    return page.replace(plotly.offline.get_plotlyjs(), "")
+
+
+def chart_specs(page: str) -> dict[str, dict]:
+    return {
+        chart_id: json.loads(body)
+        for chart_id, body in re.findall(
+            r'<script type="application/json" class="chart-spec" data-chart="([^"]+)">(.*?)</script>', page, re.S)
+    }
+
+
+def values(data: object) -> list:
+    """A plotly data array as a list: plotly writes numeric arrays as base64 typed arrays."""
+    if isinstance(data, dict) and "bdata" in data:
+        return np.frombuffer(base64.b64decode(data["bdata"]), dtype=np.dtype(data["dtype"])).tolist()
+    return list(data)
+
+
+def table_row(page: str, first_cell: str) -> str:
+    """The text of the table row whose header cell is `first_cell`."""
+    match = re.search(r"<tr><th scope=\"row\">" + re.escape(first_cell) + r"</th>(.*?)</tr>", page, re.S)
+    assert match, f"no table row for {first_cell!r}"
+    return re.sub(r"<[^>]+>", " ", match.group(1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Pages
+
+
+def test_one_page_per_programme_and_an_index(pages):
+    assert sorted(pages) == ["P01.html", "P02.html", "index.html"]
+
+
+def test_hostile_programme_name_is_escaped_everywhere(pages):
+    for name in ("P01.html", "index.html"):
+        page = without_plotlyjs(pages[name])
+        assert HOSTILE not in page
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+        # Scripts on the page: plotly.js, one spec per chart and the drawing code; nothing else opens or closes one.
+        assert page.count("<script") == page.count("</script>") == 2 + len(chart_specs(page))
+    title = re.search(r"<h1>(.*?)</h1>", pages["P01.html"]).group(1)
+    assert title == "&lt;script&gt;alert(1)&lt;/script&gt;"
+
+
+def test_embedded_chart_json_cannot_close_its_script_element(pages):
+    index = without_plotlyjs(pages["index.html"])
+    body = re.search(r'data-chart="chart-forest">(.*?)</script>', index, re.S).group(1)
+    assert "<" not in body and ">" not in body
+    assert "\\u003c" in body  # the name is there, escaped
+    forest = chart_specs(index)["chart-forest"]
+    # plotly reads tags in its strings, so the label is HTML-escaped for it and shows as typed
+    assert forest["data"][0]["y"] == ["&lt;script&gt;alert(1)&lt;/script&gt;", "Small Steps"]
+
+
+def test_plotlyjs_embedded_once_and_nothing_fetched(pages):
+    plotlyjs = plotly.offline.get_plotlyjs()
+    for name, page in pages.items():
+        assert page.count(plotlyjs) == 1, name
+        rest = page.replace(plotlyjs, "")
+        assert re.findall(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", rest, re.I) == [], name
+        assert "cdn.plot.ly" not in rest and "mathjax" not in rest.lower()
+        assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in rest
+        assert "@media print" in rest
+        assert "default-src 'none'" in rest  # the browser refuses any fetch the page might attempt
+
+
+def test_headline_leads_with_the_sentence_in_plain_words(pages):
+    page = without_plotlyjs(pages["P01.html"])
+    sentence = re.search(r'<p class="sentence">(.*?)</p>', page, re.S).group(1)
+    # matched, reoffended, 12 months: difference 0.312 - 0.384 = -0.072, CI -0.132 to -0.012
+    assert sentence == ("For 100 typical people who took part, compared with 100 similar people who did not, "
+                        "between 1 and 13 fewer reoffended within a year.")
+    assert page.index('class="sentence"') < page.index('id="scorecard"')
+    assert "31.2% of participants and 38.4% of the matched comparison group reoffended" in page
+    assert "−7.2 pp (95% confidence interval −13.2 pp to −1.2 pp" in page
+
+
+def test_scorecard_shows_status_in_words_and_symbols(pages):
+    page = without_plotlyjs(pages["P01.html"])
+    scorecard = re.search(r'<table class="scorecard">(.*?)</table>', page, re.S).group(1)
+    for symbol, words in (("✓", "Met"), ("✗", "Not met"), ("?", "Inconclusive"), ("–", "Not enough data")):
+        assert f'<span class="symbol" aria-hidden="true">{symbol}</span> {words}</span>' in scorecard
+    row = table_row(scorecard, "Employment improves")
+    assert "41.0%" in row and "at least 50.0%" in row and "Not met" in row
+
+
+def test_reoffending_table_shows_naive_and_adjusted_beside_matched(pages):
+    row = table_row(without_plotlyjs(pages["P01.html"]), "Proven reoffending rate")
+    cells = [c.strip() for c in row.split("  ") if c.strip()]
+    assert cells[:8] == ["6 months", "18.7%", "23.0%", "−4.3 pp (−10.3 pp to +1.7 pp)", "0.012",
+                         "−7.3 pp (−13.3 pp to −1.3 pp)", "−3.3 pp (−9.3 pp to +2.7 pp)", "228"]
+
+
+def test_every_chart_has_alt_text_and_a_data_table(pages):
+    page = without_plotlyjs(pages["P01.html"])
+    figures = re.findall(r'<figure class="chart-figure".*?</figure>', page, re.S)
+    assert len(figures) == len(chart_specs(page)) == 7
+    for figure in figures:
+        label = re.search(r'role="img" aria-label="([^"]+)"', figure).group(1)
+        assert len(label) > 40
+        assert f"<figcaption>{label}</figcaption>" in figure
+        assert "<summary>Numbers behind this chart</summary>" in figure and "<tbody>" in figure
+
+
+def test_charts_use_the_okabe_ito_palette(pages):
+    specs = chart_specs(pages["P01.html"])
+    colours = {trace["line"]["color"] for trace in specs["chart-survival"]["data"] if trace.get("showlegend", True)}
+    assert colours == {"#0072B2", "#E69F00"}
+    dashes = {trace["line"]["dash"] for trace in specs["chart-survival"]["data"] if trace.get("showlegend", True)}
+    assert dashes == {"solid", "dash"}  # the groups differ in line style too, not in colour alone
+
+
+def test_love_plot_draws_the_threshold_lines(pages):
+    layout = chart_specs(pages["P01.html"])["chart-balance"]["layout"]
+    assert sorted(shape["x0"] for shape in layout["shapes"]) == [-0.1, 0, 0.1]
+
+
+def test_unmatched_participants_counted_and_listed(pages):
+    page = without_plotlyjs(pages["P01.html"])
+    assert "Unmatched participants: <strong>12</strong>" in page
+    assert "X00228, X00229" in page and "X00239" in page
+
+
+def test_provenance_from_run_info(pages):
+    page = without_plotlyjs(pages["index.html"])
+    for value in ("run-7f3a", "0.1.0+abc1234", "e3b0c44298fc1c14", "2025-06-30"):
+        assert f"<dd>{value}" in page
+
+
+def test_portfolio_has_forest_plot_and_summary_table(pages):
+    index = without_plotlyjs(pages["index.html"])
+    forest = chart_specs(index)["chart-forest"]["data"][0]
+    x = values(forest["x"])
+    assert x[0] == pytest.approx(-7.2) and np.isnan(x[1])  # P02 is below the JDL gate
+    row = table_row(index, '<a href="P01.html">&lt;script&gt;alert(1)&lt;/script&gt;</a>')
+    assert "228" in row and "31.2%" in row and "−7.2 pp (−13.2 pp to −1.2 pp)" in row and "1 of 4" in row
+    assert "not enough data" in table_row(index, '<a href="P02.html">Small Steps</a>')
+
+
+def test_missing_tables_read_not_available(make_settings, tmp_path):
+    tables = {name: frame for name, frame in example_tables().items()
+              if name in ("programmes_analysed", "effects")}
+    pages = build_example(make_settings, tmp_path / "reports", tables)
+    page = without_plotlyjs(pages["P01.html"])
+    for what in ("The success-criteria scorecard", "Matching diagnostics", "The attrition funnel",
+                 "Reoffending curves", "Intermediate outcomes"):
+        assert f"{what}: not available for this run." in page
+    assert "<dd>not available</dd>" in page
+    assert len(chart_specs(page)) == 2  # the reoffending charts, drawn from results.effects
+
+
+def test_rebuild_replaces_stale_pages(make_settings, tmp_path):
+    out = tmp_path / "reports"
+    build_example(make_settings, out)
+    tables = example_tables()
+    tables["programmes_analysed"] = tables["programmes_analysed"].iloc[:1]
+    pages = build_example(make_settings, out, tables)
+    assert sorted(p.name for p in out.iterdir()) == sorted(pages) == ["P01.html", "index.html"]
+
+
+def test_page_file_names_are_safe():
+    assert page_file_name("P01") == "P01.html"
+    assert page_file_name("../etc/passwd").startswith("programme-")
+    assert page_file_name("index").startswith("programme-")  # never overwrites the portfolio page
+
+
+# ---------------------------------------------------------------------------------------------
+# Disclosure control
+
+
+def test_small_count_and_its_rate_are_suppressed_in_the_page(pages):
+    page = without_plotlyjs(pages["P01.html"])
+    row = table_row(page, "Stakeholders satisfied")  # n = 7, estimate 3/7 under a threshold of 10
+    cells = [c.strip() for c in row.split("  ") if c.strip()]
+    assert cells == ["Share rating satisfaction 4 or 5", "suppressed", "suppressed", "at least 80.0%", "suppressed",
+                     "–", "Not enough data"]
+    assert "42.9" not in page and "0.428" not in page
+    trend = chart_specs(page)["chart-outcomes"]
+    drawn = np.array([y for trace in trend["data"] for y in values(trace["y"])], dtype=float)
+    assert len(drawn) == 24 and np.isnan(drawn).sum() == 3  # the satisfaction panel's three quarters
+    assert not np.any(np.isclose(drawn, 300 / 7, atol=0.01))
+    assert "suppressed" in page and "No count from 1 to 9 is shown" in page
+
+
+def test_programme_below_threshold_shows_no_small_numbers(pages):
+    page = without_plotlyjs(pages["P02.html"])
+    main = page[page.index("<main"):page.index("</main>")]
+    for row in re.findall(r"<tr>.*?</tr>", main, re.S):
+        assert not re.search(r">\s*7\s*<", row), row
+    assert "42.9" not in page and "0.4285" not in page
+    sentence = re.search(r'<p class="sentence">(.*?)</p>', page, re.S).group(1)
+    assert sentence == ("Fewer than 60 participants could be analysed, so no reoffending estimate is "
+                        "published for this programme.")
+
+
+def test_disclose_effects_suppresses_small_groups_and_what_is_built_on_them():
+    effects = pd.DataFrame(effects_rows("P02", 7, 120, 3 / 7, 0.5)).query(
+        "measure == 'reoffended' and window_months == 12 and estimator == 'matched'")
+    shown = disclose_effects(effects, min_count=10).iloc[0]
+    assert shown["n_treated"] == SUPPRESSED and shown["treated_value"] == SUPPRESSED
+    for column in ("difference", "ci_lower", "ci_upper", "p_value", "risk_ratio", "e_value", "sentence"):
+        assert shown[column] == SUPPRESSED, column
+    assert shown["n_comparison"] == 120 and shown["comparison_value"] == 0.5
+
+
+def test_disclose_effects_suppresses_a_rate_with_few_people_with_the_outcome():
+    # 200 people, 4% reoffended: 8 people; and 96% custodial: 8 people without it
+    effects = pd.DataFrame({
+        "measure": ["reoffended", "custodial_reoffence", "reoffended"],
+        "n_treated": [200, 200, 200], "treated_value": [0.04, 0.96, 0.30],
+        "n_comparison": [200, 200, 200], "comparison_value": [0.3, 0.3, 0.35],
+        **{column: [0.1, 0.1, 0.1] for column in
+           ("difference", "ci_lower", "ci_upper", "p_value", "risk_ratio", "rr_lower", "rr_upper",
+            "e_value", "e_value_ci")},
+        "sentence": ["a", "b", "c"],
+    })
+    shown = disclose_effects(effects, min_count=10)
+    assert shown["treated_value"].tolist() == [SUPPRESSED, SUPPRESSED, 0.30]
+    assert shown["difference"].tolist() == [SUPPRESSED, SUPPRESSED, 0.1]
+    assert shown["n_treated"].tolist() == [200, 200, 200]
+
+
+def test_rate_recovered_with_rounding_noise_is_not_suppressed():
+    # 10/30 * 30 = 9.999999999999998 in floating point: ten people, publishable
+    frame = pd.DataFrame({"unit": ["proportion"], "n": [30], "estimate": [10 / 30], "ci_lower": [0.2],
+                          "ci_upper": [0.5]})
+    assert disclose_indicators(frame, min_count=10)["estimate"].iloc[0] == pytest.approx(1 / 3)
+
+
+def test_disclose_indicators_counts_of_seven_under_ten():
+    frame = pd.DataFrame({"unit": ["proportion", "points", "proportion"], "n": [7, 7, 0],
+                          "estimate": [3 / 7, 6.5, 0.0], "ci_lower": [0.1, 5.0, 0.0], "ci_upper": [0.8, 8.0, 0.0]})
+    shown = disclose_indicators(frame, min_count=10)
+    assert shown["n"].tolist() == [SUPPRESSED, SUPPRESSED, 0]  # zero describes no one and is shown
+    assert shown["estimate"].tolist() == [SUPPRESSED, SUPPRESSED, 0.0]
+
+
+def test_km_curves_coarsened_to_steps_of_at_least_the_threshold():
+    curves = pd.DataFrame({
+        "programme_id": "P", "grp": "treated",
+        "time_days": [5, 9, 14, 20, 31, 40, 52, 60],
+        "n_at_risk": [100, 97, 90, 85, 70, 60, 15, 9],
+        "n_events": [3, 7, 4, 6, 10, 2, 9, 5],
+        "survival": [0.97, 0.90, 0.86, 0.80, 0.686, 0.663, 0.265, 0.118],
+        "lower": [0.9] * 8, "upper": [1.0] * 8,
+    })
+    shown = coarsen_km_curves(curves, min_count=10)
+    # cumulative events 3, 10, 14, 20, 30, 32, 41 (the last row has 9 at risk and is dropped):
+    # kept at 10 (day 9), 20 (day 20), 30 (day 31), then 41 >= 40 (day 52)
+    assert shown["time_days"].tolist() == [0, 9, 20, 31, 52]
+    assert shown["cumulative_reoffending"].round(3).tolist() == [0, 0.10, 0.20, 0.314, 0.735]
+    assert list(shown.columns) == ["programme_id", "grp", "time_days", "cumulative_reoffending", "lower", "upper"]
+
+
+def test_attrition_funnel_hides_small_steps_and_small_differences():
+    steps = pd.DataFrame({
+        "programme_id": "P", "cohort_group": "participants", "step_number": [1, 2, 3, 4],
+        "step": ["a", "b", "c", "d"], "people": [300, 295, 280, 8], "lost": [None, 5, 20, 272],
+        "reason": [None, "x", "y", "z"],
+    })
+    shown = disclose_attrition(steps, min_count=10)
+    # 295 is 5 below 300; 280 is 20 below the last shown (300); 8 is small
+    assert shown["people"].tolist() == [300, SUPPRESSED, 280, SUPPRESSED]
+    # lost is shown only between two shown steps: 20 would give 295 away next to 300 - 5
+    assert shown["lost"].tolist()[1:] == [SUPPRESSED, SUPPRESSED, SUPPRESSED]
+
+
+def test_unmatched_ids_listed_only_when_there_are_enough():
+    unmatched = pd.DataFrame({
+        "programme_id": ["A"] * 7 + ["B"] * 12,
+        "person_id": [f"a{i}" for i in range(7)] + [f"b{i}" for i in range(12)],
+        "reason": ["caliper"] * 7 + ["caliper"] * 9 + ["exact"] * 3,
+    })
+    ids, reasons = disclose_unmatched(unmatched, min_count=10)
+    assert ids["programme_id"].unique().tolist() == ["B"] and len(ids) == 12
+    assert reasons.set_index(["programme_id", "reason"])["n"].to_dict() == {
+        ("A", "caliper"): SUPPRESSED, ("B", "caliper"): SUPPRESSED, ("B", "exact"): SUPPRESSED}
+
+
+def test_every_table_needs_a_disclosure_rule():
+    with pytest.raises(ValueError, match="no disclosure rule for table 'mystery'"):
+        disclose({"mystery": pd.DataFrame({"n": [3]})}, min_count=10)
