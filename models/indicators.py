@@ -77,8 +77,7 @@ import pandas as pd
 from scipy import stats
 
 DIRECTIONS = ("increase", "decrease", "at_least", "at_most")
-STATUSES = ("met", "not_met", "inconclusive", "not_enough_data")
-RESPONDENT_TYPES = ("participant", "mentor", "partner", "staff")
+STATUSES = ("met", "not_met", "inconclusive", "not_enough_data")  # descriptive rows: NULL unless suppressed
 ALL_PERIODS = "all"
 
 SATISFIED_FROM = 4
