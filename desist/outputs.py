@@ -12,7 +12,7 @@ def print_summary(settings: Settings) -> None:
     paths = settings.paths
     if paths.warehouse.exists():
         with duckdb.connect(str(paths.warehouse), read_only=True) as con:
-            has_summary = con.sql(
+            has_summary = con.execute(
                 "SELECT count(*) FROM information_schema.tables "
                 "WHERE table_schema = 'raw' AND table_name = 'ingest_summary'"
             ).fetchone()[0]
