@@ -158,43 +158,61 @@ def _pooled_sd(x: np.ndarray, treated: np.ndarray, binary: bool) -> float:
     return float(np.sqrt((centred**2).sum() / (n - 2)))
 
 
-def _ecdf_gaps(x: np.ndarray, treated: np.ndarray, w: np.ndarray) -> tuple[float, float]:
-    """Mean and max absolute gap between the weighted eCDFs, over distinct values of x."""
+def _ecdf_gaps(x_sorted: np.ndarray, order: np.ndarray, treated: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """Mean and max absolute gap between the weighted eCDFs, over distinct values of x.
+
+    ``order`` sorts x; the cumulative sum is read at the last unit of each distinct
+    value, so the order within ties does not matter.
+    """
     signed = np.where(treated, w / w[treated].sum(), -w / w[~treated].sum())
-    order = np.argsort(x, kind="stable")
-    x_sorted = x[order]
     gaps = np.abs(np.cumsum(signed[order]))
     last_of_value = np.append(x_sorted[1:] != x_sorted[:-1], True)
     gaps = gaps[last_of_value]
     return float(gaps.mean()), float(gaps.max())
 
 
-def _term_statistics(x: np.ndarray, treated: np.ndarray, w: np.ndarray, sd_treated: float) -> dict:
+def _term_statistics(x: np.ndarray, treated: np.ndarray, stages: dict[str, np.ndarray]) -> list[dict]:
+    """MatchIt ``bal1var`` for one term at every stage (weights per stage)."""
     binary = bool(np.all((x == 0) | (x == 1)))
-    mean_treated = _weighted_mean(x[treated], w[treated])
-    mean_control = _weighted_mean(x[~treated], w[~treated])
-    difference = mean_treated - mean_control
-    too_small = (w[treated] != 0).sum() < 2 and (w[~treated] != 0).sum() < 2
-    smd = difference / sd_treated if abs(difference) > _TINY and not too_small else difference
-    variance_ratio = np.nan
-    if binary:
-        ecdf_mean = ecdf_max = abs(difference)
-    elif too_small:
-        ecdf_mean = ecdf_max = np.nan
-    else:
-        # a group with a single weighted unit has no variance: NaN, as in R
-        with np.errstate(invalid="ignore", divide="ignore"):
-            variance_ratio = _weighted_variance(x[treated], w[treated], False) / _weighted_variance(x[~treated], w[~treated], False)
-        ecdf_mean, ecdf_max = _ecdf_gaps(x, treated, w)
-    return {
-        "binary": binary,
-        "mean_treated": mean_treated,
-        "mean_control": mean_control,
-        "smd": smd,
-        "variance_ratio": variance_ratio,
-        "ecdf_mean": ecdf_mean,
-        "ecdf_max": ecdf_max,
-    }
+    x1, x0 = x[treated], x[~treated]
+    sd_treated = np.sqrt(_weighted_variance(x1, np.ones(len(x1)), binary))
+    if not np.isfinite(sd_treated) or sd_treated < _TINY:
+        sd_treated = _pooled_sd(x, treated, binary)
+    order = x_sorted = None
+    if not binary:
+        order = np.argsort(x)
+        x_sorted = x[order]
+    rows = []
+    for stage, w in stages.items():
+        w1, w0 = w[treated], w[~treated]
+        mean_treated = _weighted_mean(x1, w1)
+        mean_control = _weighted_mean(x0, w0)
+        difference = mean_treated - mean_control
+        too_small = (w1 != 0).sum() < 2 and (w0 != 0).sum() < 2
+        smd = difference / sd_treated if abs(difference) > _TINY and not too_small else difference
+        variance_ratio = np.nan
+        if binary:
+            ecdf_mean = ecdf_max = abs(difference)
+        elif too_small:
+            ecdf_mean = ecdf_max = np.nan
+        else:
+            # a group with a single weighted unit has no variance: NaN, as in R
+            with np.errstate(invalid="ignore", divide="ignore"):
+                variance_ratio = _weighted_variance(x1, w1, False) / _weighted_variance(x0, w0, False)
+            ecdf_mean, ecdf_max = _ecdf_gaps(x_sorted, order, treated, w)
+        rows.append(
+            {
+                "stage": stage,
+                "binary": binary,
+                "mean_treated": mean_treated,
+                "mean_control": mean_control,
+                "smd": smd,
+                "variance_ratio": variance_ratio,
+                "ecdf_mean": ecdf_mean,
+                "ecdf_max": ecdf_max,
+            }
+        )
+    return rows
 
 
 def sample_size_table(treated, weights) -> pd.DataFrame:
@@ -264,14 +282,11 @@ def assess_balance(
             raise ValueError("weights leave no treated or no comparison rows in the matched sample")
         stages["matched"] = weights
 
-    rows = []
-    for name, source, x in zip(names, sources, values):
-        binary = bool(np.all((x == 0) | (x == 1)))
-        sd_treated = np.sqrt(_weighted_variance(x[treated], np.ones(treated.sum()), binary))
-        if not np.isfinite(sd_treated) or sd_treated < _TINY:
-            sd_treated = _pooled_sd(x, treated, binary)
-        for stage, w in stages.items():
-            rows.append({"term": name, "variable": source, "stage": stage, **_term_statistics(x, treated, w, sd_treated)})
+    rows = [
+        {"term": name, "variable": source, **statistics}
+        for name, source, x in zip(names, sources, values)
+        for statistics in _term_statistics(x, treated, stages)
+    ]
     table = pd.DataFrame(rows)
     low, high = variance_ratio_bounds
     table["smd_ok"] = table.smd.abs() < smd_threshold

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import scipy.linalg
+import scipy.linalg.lapack
 import statsmodels.api as sm
 from statsmodels.tools.sm_exceptions import (
     ConvergenceWarning,
@@ -45,9 +46,9 @@ from statsmodels.tools.sm_exceptions import (
 
 INTERCEPT = "(Intercept)"
 
-# Relative tolerance for calling a design column a linear combination of the others
-# (applied to the diagonal of the pivoted QR factor of the column-scaled design).
-_RANK_TOLERANCE = 1e-9
+# A design column whose share of variance not explained by the columns before it (in
+# pivoted order) is below this counts as a linear combination of them.
+_RANK_TOLERANCE = 1e-10
 # A fitted probability this close to 0 or 1 means the likelihood has no finite maximum.
 _SEPARATION_PROBABILITY = 1e-10
 
@@ -119,8 +120,10 @@ def design_matrix(
 def check_estimable(design: Design) -> None:
     """Raise CollinearCovariatesError for a constant column or exact linear dependence.
 
-    Dependence is found by QR with column pivoting on the centred, scaled design: the
-    columns pivoted past the numerical rank are combinations of those before them.
+    Dependence is found by a pivoted Cholesky factorisation of the correlation matrix of
+    the design (LAPACK ``dpstrf``, equivalent to QR with column pivoting on the centred,
+    scaled columns): the columns pivoted past the numerical rank are combinations of
+    those before them.
     """
     matrix = design.matrix.to_numpy()
     names = list(design.matrix.columns)
@@ -133,16 +136,16 @@ def check_estimable(design: Design) -> None:
             culprits,
         )
     centred = matrix - matrix.mean(axis=0)
-    scaled = centred / np.sqrt((centred**2).sum(axis=0))
-    _, r, pivot = scipy.linalg.qr(scaled, mode="economic", pivoting=True)
-    diagonal = np.abs(np.diag(r))
-    rank = int((diagonal > _RANK_TOLERANCE * diagonal[0]).sum())
+    cross = centred.T @ centred
+    scale = np.sqrt(np.diag(cross))
+    correlation = cross / np.outer(scale, scale)
+    factor, pivot, rank, _ = scipy.linalg.lapack.dpstrf(correlation, tol=_RANK_TOLERANCE)
+    pivot = pivot - 1
     if rank < len(names):
         dependent = [names[j] for j in pivot[rank:]]
         # Name every column involved: the dependent ones and those they are built from.
-        basis = r[:rank, :rank]
-        combination = scipy.linalg.solve_triangular(basis, r[:rank, rank:])
-        involved = {names[pivot[i]] for i in np.flatnonzero(np.abs(combination).max(axis=1) > 1e-8)}
+        combination = scipy.linalg.solve_triangular(factor[:rank, :rank], factor[:rank, rank:])
+        involved = {names[pivot[i]] for i in np.flatnonzero(np.abs(combination).max(axis=1) > 1e-6)}
         involved.update(dependent)
         culprits = sorted({design.source[name] for name in involved})
         raise CollinearCovariatesError(
@@ -267,7 +270,9 @@ def fit_propensity(
         warnings.simplefilter("error", PerfectSeparationWarning)
         warnings.simplefilter("ignore", (ConvergenceWarning, HessianInversionWarning, RuntimeWarning))
         try:
-            fit = sm.Logit(treated.astype(float), exog).fit(method="newton", tol=1e-12, maxiter=100, disp=0)
+            # rank already checked above, with covariate names in the message
+            model = sm.Logit(treated.astype(float), exog, check_rank=False)
+            fit = model.fit(method="newton", tol=1e-12, maxiter=100, disp=0)
             separated = False
         except (PerfectSeparationWarning, PerfectSeparationError, np.linalg.LinAlgError):
             fit, separated = None, True
