@@ -39,7 +39,10 @@ def run_pipeline(settings: Settings) -> tuple[bool, str]:
     defs = build_definitions(str(settings.source))
     job = defs.resolve_implicit_global_asset_job_def()
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(instance=instance, raise_on_error=False)
+        result = job.execute_in_process(
+            instance=instance, raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        )
     if result.success:
         return True, result.run_id
     return False, failure_reason(result)

@@ -15,7 +15,7 @@ def print_summary(settings: Settings) -> None:
             has_summary = con.execute(
                 "SELECT count(*) FROM information_schema.tables "
                 "WHERE table_schema = 'raw' AND table_name = 'ingest_summary'"
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             if has_summary:
                 print("\nIngest summary (rows per file):")
                 print(con.sql(
