@@ -44,6 +44,11 @@ class FollowUp(_Section):
         return self
 
 
+class Survival(_Section):
+    rmst_horizon_days: int = Field(365, gt=0)
+    horizons_days: list[int] = [91, 182, 365, 730]
+
+
 class Covariates(_Section):
     numeric: list[str] = []
     binary: list[str] = []
@@ -133,6 +138,7 @@ class Settings(_Section):
     data_cutoff: dt.date
     cohort: Cohort
     follow_up: FollowUp = FollowUp()
+    survival: Survival = Survival()
     covariates: Covariates = Covariates()
     matching: Matching = Matching()
     validation: Validation = Validation()

@@ -1,0 +1,316 @@
+"""One programme's evaluation, end to end, as tidy result tables.
+
+Propensity model → nearest-neighbour matching → balance → effects for every measure and
+window, then survival on the matched sample. Each step is a function in this package;
+this module only strings them together and shapes their results into the tables the
+warehouse stores (one row set per programme).
+
+The matched sample is built once per programme, on the people analysed for the headline
+measure: complete headline follow-up and every configured covariate present. Shorter
+windows are then complete for everyone matched; a longer window is measured only where it
+is complete, so its matched sets may be broken and its estimate is labelled as such.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from models.balance import assess_balance
+from models.effects import STATUS_OK, estimate_effect
+from models.matching import MatchResult, match_propensity
+from models.propensity import PropensityModelError, fit_propensity
+from models.survival import (
+    DEFAULT_HORIZONS,
+    cox_adjusted,
+    cox_matched,
+    kaplan_meier,
+    log_rank_test,
+    restricted_mean_survival_time,
+)
+
+# (measure column in analysis.measures, outcome kind for models.effects)
+MEASURES: tuple[tuple[str, str], ...] = (
+    ("reoffended", "binary"),
+    ("frequency", "count"),
+    ("days_to_first", "time_to_first"),
+    ("custodial_reoffence", "binary"),
+)
+HORIZON_LABELS = {91: "3 months", 182: "6 months", 365: "12 months", 730: "24 months"}
+GROUP_LABELS = {True: "treated", False: "comparison"}
+
+
+@dataclass(frozen=True)
+class MatchingSpec:
+    covariates: Sequence[str]
+    categorical: Sequence[str] = ()
+    ratio: int = 1
+    replace: bool = False
+    caliper: float | None = 0.2
+    exact: Sequence[str] = ()
+
+
+@dataclass
+class ProgrammeEffects:
+    """Result tables of one programme's matched comparison (all carry ``programme_id``)."""
+
+    programme_id: str
+    status: str
+    message: str = ""
+    propensity_model: pd.DataFrame = field(default_factory=pd.DataFrame)
+    matched_sets: pd.DataFrame = field(default_factory=pd.DataFrame)
+    balance: pd.DataFrame = field(default_factory=pd.DataFrame)
+    sample_sizes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    unmatched: pd.DataFrame = field(default_factory=pd.DataFrame)
+    effects: pd.DataFrame = field(default_factory=pd.DataFrame)
+    match: MatchResult | None = None
+
+
+def window_words(months: int) -> str:
+    return "within a year" if months == 12 else (
+        f"within {months // 12} years" if months % 12 == 0 else f"within {months} months")
+
+
+def model_frame(data: pd.DataFrame, spec: MatchingSpec) -> pd.DataFrame:
+    """Booleans as 0/1 numbers, the treatment as 0/1, in the column order of the spec."""
+    frame = data.copy()
+    for column in frame.columns:
+        if frame[column].dtype == bool or str(frame[column].dtype) == "boolean":
+            frame[column] = frame[column].astype(float)
+    frame["treated"] = data["treated"].astype(int)
+    return frame
+
+
+def evaluate_effects(
+    programme_id: str,
+    people: pd.DataFrame,
+    measures: pd.DataFrame,
+    spec: MatchingSpec,
+    windows: Sequence[int],
+    headline_window: int,
+    min_treated: int = 60,
+    min_treated_reoffenders: int = 30,
+) -> ProgrammeEffects:
+    """Propensity, matching, balance and effects for one programme.
+
+    Args:
+        people: one row per analysed person: ``person_id``, ``treated`` and the covariates.
+        measures: ``person_id, window_months`` and the measure columns of ``MEASURES``
+            (missing where the window is incomplete).
+        spec: covariates and matching settings.
+    """
+    people = model_frame(people.reset_index(drop=True), spec)
+    n_treated = int(people["treated"].sum())
+    if n_treated == 0 or n_treated == len(people):
+        return ProgrammeEffects(programme_id, "not_estimated", "no participants or no comparison pool to compare")
+    try:
+        propensity = fit_propensity(people, "treated", list(spec.covariates), list(spec.categorical))
+    except PropensityModelError as error:
+        return ProgrammeEffects(programme_id, "propensity_model_failed", str(error))
+    match = match_propensity(
+        people, propensity.linear_predictor, "treated",
+        ratio=spec.ratio, replace=spec.replace, caliper=spec.caliper, exact=list(spec.exact),
+    )
+    balance = assess_balance(
+        people, people["treated"].to_numpy(), list(spec.covariates), weights=match.weights,
+        categorical=list(spec.categorical), distance=propensity.linear_predictor,
+    )
+    wide = _measures_wide(people[["person_id"]], measures, windows)
+    data = pd.concat([people, wide], axis=1)
+    effect_rows = []
+    for window in windows:
+        for measure, kind in MEASURES:
+            summary = estimate_effect(
+                data, f"{measure}_{window}", match, treatment="treated",
+                covariates=list(spec.covariates), categorical=list(spec.categorical), kind=kind,
+                min_treated=min_treated, min_treated_reoffenders=min_treated_reoffenders,
+                window=window_words(window),
+            )
+            effect_rows.append(_effect_rows(summary, measure, window, window > headline_window))
+    return ProgrammeEffects(
+        programme_id=programme_id,
+        status="ok",
+        propensity_model=propensity.to_frame(),
+        matched_sets=pd.DataFrame({
+            "person_id": people["person_id"].to_numpy(),
+            "treated": people["treated"].to_numpy() == 1,
+            "subclass": match.subclass if match.subclass is not None else np.full(len(people), np.nan),
+            "weight": match.weights,
+            "logit_score": propensity.linear_predictor,
+            "propensity": propensity.score,
+        }).assign(subclass=lambda f: f["subclass"].where(f["weight"] > 0)),
+        balance=_balance_rows(balance.to_frame()),
+        sample_sizes=_sample_size_rows(match),
+        unmatched=pd.DataFrame({
+            "person_id": people.loc[match.unmatched_treated, "person_id"].to_numpy(),
+            "reason": "no comparison person within the caliper" if spec.caliper else "no comparison person left",
+        }),
+        effects=pd.concat(effect_rows, ignore_index=True),
+        match=match,
+    )
+
+
+def _measures_wide(people: pd.DataFrame, measures: pd.DataFrame, windows: Sequence[int]) -> pd.DataFrame:
+    """One column per measure and window (``reoffended_12``...), aligned with ``people``."""
+    names = [m for m, _ in MEASURES]
+    measures = measures.astype({name: "float64" for name in names})  # nullable integers: NA -> NaN
+    wide = measures.pivot(index="person_id", columns="window_months", values=names)
+    wide.columns = [f"{name}_{window}" for name, window in wide.columns]
+    wide = wide.reindex(columns=[f"{m}_{w}" for w in windows for m in names])
+    return wide.reindex(people["person_id"]).reset_index(drop=True)
+
+
+def _effect_rows(summary, measure: str, window: int, broken_sets: bool) -> pd.DataFrame:
+    frame = summary.to_frame()
+    out = pd.DataFrame({
+        "measure": measure,
+        "window_months": window,
+        "estimator": frame["method"],
+        "n_treated": frame["n_treated"],
+        "n_comparison": frame["n_comparison"],
+        "treated_value": frame["mean_treated"],
+        "comparison_value": frame["mean_comparison"],
+        "difference": frame["difference"],
+        "se": frame["se"],
+        "ci_lower": frame["ci_low"],
+        "ci_upper": frame["ci_high"],
+        "p_value": frame["p_value"],
+        "risk_ratio": frame["ratio"],
+        "rr_lower": frame["ratio_ci_low"],
+        "rr_upper": frame["ratio_ci_high"],
+        "e_value": frame["e_value"],
+        "e_value_ci": frame["e_value_ci"],
+        "gate_status": summary.status,
+        "sentence": np.where(frame["method"] == "matched", summary.sentence, None),
+        "note": (
+            "measured only where this longer window is complete: matched sets may be incomplete"
+            if broken_sets and summary.status == STATUS_OK else None
+        ),
+    })
+    return out
+
+
+def _balance_rows(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "covariate": table["term"],
+        "variable": table["variable"],
+        "binary": table["binary"],
+        "stage": table["stage"].map({"all": "before", "matched": "after"}),
+        "mean_treated": table["mean_treated"],
+        "mean_comparison": table["mean_control"],
+        "smd": table["smd"],
+        "variance_ratio": table["variance_ratio"],
+        "ecdf_mean": table["ecdf_mean"],
+        "ecdf_max": table["ecdf_max"],
+        "smd_ok": table["smd_ok"],
+        "vr_ok": table["variance_ratio_ok"],
+    })
+
+
+def _sample_size_rows(match: MatchResult) -> pd.DataFrame:
+    counts = match.counts
+    return pd.DataFrame({
+        "grp": ["treated", "comparison"],
+        "n_all": [counts.at["All", "treated"], counts.at["All", "control"]],
+        "n_matched": [counts.at["Matched", "treated"], counts.at["Matched", "control"]],
+        "n_unmatched": [counts.at["Unmatched", "treated"], counts.at["Unmatched", "control"]],
+        "n_discarded": [counts.at["Discarded", "treated"], counts.at["Discarded", "control"]],
+        "ess": [counts.at["Matched (ESS)", "treated"], counts.at["Matched (ESS)", "control"]],
+    }).astype({"n_all": int, "n_matched": int, "n_unmatched": int, "n_discarded": int})
+
+
+@dataclass
+class ProgrammeSurvival:
+    """Survival result tables of one programme (all carry ``programme_id`` when stored)."""
+
+    programme_id: str
+    km_curves: pd.DataFrame
+    km_horizons: pd.DataFrame
+    logrank: pd.DataFrame
+    cox: pd.DataFrame
+    ph_tests: pd.DataFrame
+    rmst: pd.DataFrame
+
+
+def evaluate_survival(
+    programme_id: str,
+    matched: pd.DataFrame,
+    cohort: pd.DataFrame,
+    spec: MatchingSpec,
+    horizon_days: int,
+    horizons: Sequence[int] = DEFAULT_HORIZONS,
+) -> ProgrammeSurvival:
+    """Time to first proven reoffence: participants against their matched comparison.
+
+    Args:
+        matched: matched people: ``time_days, event, treated, weight, subclass``.
+        cohort: everyone analysed with ``time_days, event, treated`` and the covariates,
+            for the covariate-adjusted Cox model.
+        horizon_days: the RMST horizon.
+    """
+    matched = matched[matched["weight"] > 0]
+    time = matched["time_days"].to_numpy(float)
+    event = matched["event"].to_numpy(int)
+    treated = matched["treated"].to_numpy(bool)
+    weights = matched["weight"].to_numpy(float)
+    # After matching with replacement a person is their own cluster (as for the effects).
+    cluster = matched["subclass"].to_numpy() if matched["subclass"].notna().all() else matched["person_id"].to_numpy()
+    group = np.where(treated, "treated", "comparison")
+
+    km = kaplan_meier(time, event, group=group, weights=weights, horizons=horizons)
+    curves = km.curves.rename(columns={"group": "grp", "time": "time_days"})[
+        ["grp", "time_days", "n_at_risk", "n_events", "survival", "lower", "upper",
+         "cum_incidence", "cum_incidence_lower", "cum_incidence_upper"]]
+    at_horizons = km.horizons.rename(columns={"group": "grp", "horizon": "horizon_days"})
+    at_horizons = pd.DataFrame({
+        "grp": at_horizons["grp"],
+        "horizon_days": at_horizons["horizon_days"],
+        "horizon_label": at_horizons["horizon_days"].map(lambda d: HORIZON_LABELS.get(int(d), f"{int(d)} days")),
+        "n_at_risk": at_horizons["n_at_risk"],
+        "cumulative_reoffending": at_horizons["cum_incidence"],
+        "lower": at_horizons["cum_incidence_lower"],
+        "upper": at_horizons["cum_incidence_upper"],
+    })
+
+    logrank = log_rank_test(time, event, group)
+    matched_cox = cox_matched(time, event, treated.astype(int), weights=weights, cluster=cluster)
+    cohort_model = model_frame(cohort.reset_index(drop=True), spec)
+    adjusted = cox_adjusted(cohort_model, "time_days", "event", ["treated", *spec.covariates])
+    cox_rows = pd.concat([
+        pd.DataFrame({
+            "model": "matched", "term": "treated", "coef": [matched_cox.coef], "se": [matched_cox.se],
+            "robust_se": [matched_cox.robust_se], "hr": [matched_cox.hazard_ratio],
+            "hr_lower": [matched_cox.hr_lower], "hr_upper": [matched_cox.hr_upper], "p": [matched_cox.p],
+        }),
+        adjusted.table.rename(columns={"covariate": "term"}).assign(model="adjusted", robust_se=np.nan)[
+            ["model", "term", "coef", "se", "robust_se", "hr", "hr_lower", "hr_upper", "p"]],
+    ], ignore_index=True)
+    ph_rows = pd.concat([
+        matched_cox.ph_test.table.assign(model="matched", warning=matched_cox.ph_test.warning),
+        adjusted.ph_test.table.assign(model="adjusted", warning=adjusted.ph_test.warning),
+    ], ignore_index=True).rename(columns={"chisq": "statistic"})[["model", "term", "statistic", "df", "p", "warning"]]
+
+    rmst = restricted_mean_survival_time(time, event, group, horizon_days, weights=weights, reference="comparison")
+    rmst_groups = rmst.groups.set_index("group")
+    rmst_row = pd.DataFrame({
+        "horizon_days": [horizon_days],
+        "rmst_treated": [rmst_groups.at["treated", "rmst"]],
+        "rmst_comparison": [rmst_groups.at["comparison", "rmst"]],
+        "difference": [rmst.difference],
+        "se": [rmst.se],
+        "ci_lower": [rmst.lower],
+        "ci_upper": [rmst.upper],
+        "p": [rmst.p],
+        "note": [rmst.note],
+    })
+    return ProgrammeSurvival(
+        programme_id=programme_id,
+        km_curves=curves,
+        km_horizons=at_horizons,
+        logrank=pd.DataFrame({"chi2": [logrank.chi2], "df": [logrank.df], "p": [logrank.p]}),
+        cox=cox_rows,
+        ph_tests=ph_rows,
+        rmst=rmst_row,
+    )
