@@ -326,8 +326,9 @@ def _index_timeline(rng: np.random.Generator, person: dict, cut: int) -> list[di
     """Index events stage by stage (first, second, ...) with the sentence behind each.
 
     ``proven`` is the conviction of the index offence: the custody start for a release, a few
-    days before the order starts for a community sentence. ``end`` is when this event's
-    reoffending process stops: the next event's conviction, or after the cut-off.
+    days before the order starts for a community sentence; ``committed`` is the index offence.
+    ``end`` is when this event's reoffending process stops: the next event's conviction, or
+    after the cut-off. ``next_offence`` is the next event's index offence (cut-off + 1 if none).
     """
     n = len(person["latent"])
     who = np.arange(n)
@@ -335,7 +336,8 @@ def _index_timeline(rng: np.random.Generator, person: dict, cut: int) -> list[di
     age = _year_of(t) - person["birth_year"]
     custody = rng.random(n) < _expit(-0.45 + 0.5 * person["latent"])
     months, lead = _sentence(rng, custody, age)
-    stages = [{"person": who, "t": t, "custody": custody, "sentence_months": months, "proven": t - lead}]
+    stages = [{"person": who, "t": t, "custody": custody, "sentence_months": months, "proven": t - lead,
+               "committed": t - lead - _proof_delay(rng, n)}]
     while len(who):
         last = stages[-1]
         m = len(last["person"])
@@ -345,12 +347,14 @@ def _index_timeline(rng: np.random.Generator, person: dict, cut: int) -> list[di
         age = _year_of(start) - person["birth_year"][last["person"]]
         months, lead = _sentence(rng, custody, age)
         t = start + lead
+        committed = start - _proof_delay(rng, m)
         keep = has_next & (t <= _day(COHORT_TO))
         last["end"] = np.where(keep, start, cut + 1)
+        last["next_offence"] = np.where(keep, committed, cut + 1)
         who = last["person"][keep]
         if len(who):
             stages.append({"person": who, "t": t[keep], "custody": custody[keep],
-                           "sentence_months": months[keep], "proven": start[keep]})
+                           "sentence_months": months[keep], "proven": start[keep], "committed": committed[keep]})
     return stages
 
 
@@ -373,9 +377,7 @@ def _history(rng: np.random.Generator, person: dict, first: dict) -> dict[str, n
     """Offences before the first index offence, the earliest at the age of first offending."""
     n = len(first["person"])
     latent = person["latent"]
-    # The index offence's delay is drawn here because the history must end before the offence.
-    first["index_offence_delay"] = _proof_delay(rng, n)
-    index_offence = first["proven"] - first["index_offence_delay"]
+    index_offence = first["committed"]
     age_first = 10 + np.floor(rng.gamma(1.6, 4.5, n)).astype(np.int64)
     first_day = _jan_first(person["birth_year"] + age_first) + rng.integers(0, 365, n)
     career_years = np.maximum(index_offence - first_day, 0) / 365.25
@@ -392,9 +394,6 @@ def _history(rng: np.random.Generator, person: dict, first: dict) -> dict[str, n
 def _index_offences(rng: np.random.Generator, stage: dict) -> dict[str, np.ndarray]:
     """The offence each index event's sentence is for, proven on ``stage['proven']``."""
     n = len(stage["person"])
-    delay = stage.pop("index_offence_delay", None)
-    if delay is None:
-        delay = _proof_delay(rng, n)
     custody = stage["custody"]
     group = np.where(
         custody,
@@ -405,7 +404,7 @@ def _index_offences(rng: np.random.Generator, stage: dict) -> dict[str, np.ndarr
     disposal = np.where(custody, DISPOSALS.index("custody"), DISPOSALS.index("community"))
     stage["index_offence_group"] = group
     return {
-        "person": stage["person"], "committed": stage["proven"] - delay, "proven": stage["proven"].copy(),
+        "person": stage["person"], "committed": stage["committed"], "proven": stage["proven"],
         "group": group, "severity": severity, "disposal": disposal,
     }
 
@@ -444,7 +443,9 @@ class _ProvenCounter:
         return np.searchsorted(keys, base + day + self.OFFSET) - np.searchsorted(keys, base)
 
 
-def _index_covariates(rng, person: dict, stage: dict, prior, prior_custody) -> dict[str, np.ndarray]:
+def _index_covariates(
+    rng: np.random.Generator, person: dict, stage: dict, prior: np.ndarray, prior_custody: np.ndarray,
+) -> dict[str, np.ndarray]:
     who = stage["person"]
     n = len(who)
     latent = person["latent"][who]
@@ -510,12 +511,16 @@ def _hazard_eta(person: dict, stage: dict) -> np.ndarray:
     )
 
 
-def _reoffending(rng, person, stage, choice, hazard_ratio, cut):
+def _reoffending(
+    rng: np.random.Generator, person: dict, stage: dict, choice: np.ndarray, hazard_ratio: np.ndarray, cut: int,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Offences committed from each index event until its process ends.
 
     Offence times are drawn once for the world without any programme; for participants the
     same draws are mapped to the programme world (first time scaled by HR**(-1/shape), spell
-    gaps by 1/HR). Returns the observed offences and, for participants, the outcome pair.
+    gaps by 1/HR). Returns the observed offences and, for participants, both potential
+    outcomes: the 12-month measures and the time to the first offence proven by the cut-off
+    (from any source: after this process ends, the next index offence comes first).
     """
     t, end = stage["t"], stage["end"]
     n = len(t)
@@ -556,6 +561,10 @@ def _reoffending(rng, person, stage, choice, hazard_ratio, cut):
         frequency = np.bincount(owner[counted], minlength=n)
         pairs[f"reoffended_{arm}"] = frequency[participants] > 0
         pairs[f"frequency_{arm}"] = frequency[participants]
+        first_known = stage["next_offence"].copy()
+        known = arm_keep & (arm_committed + delay <= cut)
+        np.minimum.at(first_known, owner[known], arm_committed[known])
+        pairs[f"first_offence_{arm}"] = first_known[participants]
     pairs["eligible"] = proof_end[participants] <= cut
     return observed, pairs
 
@@ -734,6 +743,7 @@ def _feedback(rng: np.random.Generator, part: dict, mentors: dict, cut: int) -> 
 
 def _truth(people: int, seed: int, cutoff: date, pairs: dict) -> dict:
     """Both potential outcomes of every participant, summarised per programme."""
+    cut = _day(cutoff)
     programmes = {}
     for j, spec in enumerate(PROGRAMMES):
         mine = pairs["programme"] == j + 1
@@ -744,6 +754,7 @@ def _truth(people: int, seed: int, cutoff: date, pairs: dict) -> dict:
             "hazard_ratio": spec.hazard_ratio,
             "participants": int(mine.sum()),
             "participants_with_complete_follow_up": int(counted.sum()),
+            "marginal_hazard_ratio": _marginal_hazard_ratio(pairs, mine, cut),
             "reoffending_rate_12m": _outcome_pair(pairs["reoffended_with"], pairs["reoffended_without"], counted),
             "reoffences_per_person_12m": _outcome_pair(pairs["frequency_with"], pairs["frequency_without"], counted),
             "selection": {
@@ -775,6 +786,15 @@ def _truth(people: int, seed: int, cutoff: date, pairs: dict) -> dict:
                       "the treated in this extract",
             "without_programme": "no programme at all; other programmes' participants in a comparison pool "
                                  "carry their own programme's effect",
+            "hazard_ratio": "the planted hazard ratio: it multiplies each participant's own hazard (conditional "
+                            "on everything about them, observed or not) from the index date until their next "
+                            "index event",
+            "marginal_hazard_ratio": "Cox (Efron ties) hazard ratio of with against without the programme over all "
+                                     "participants, each in both worlds: time from the index date to the first "
+                                     "offence committed on or after it and proven by the cut-off, censored at the "
+                                     "cut-off. Nearer 1 than hazard_ratio because people differ in ways the model "
+                                     "does not hold (the hazard ratio is not collapsible) and later index events "
+                                     "start without the programme; a matched Cox model estimates this one",
         },
         "hazard_model": {
             "baseline": "weibull",
@@ -801,6 +821,47 @@ def _truth(people: int, seed: int, cutoff: date, pairs: dict) -> dict:
             "accommodation_transition_logit": ACCOMMODATION_TRANSITION,
         },
     }
+
+
+def _marginal_hazard_ratio(pairs: dict, rows: np.ndarray, cut: int) -> float | None:
+    """The Cox hazard ratio between the two potential outcomes of the same participants."""
+    starts = pairs["t"][rows]
+    first = np.concatenate([pairs["first_offence_with"][rows], pairs["first_offence_without"][rows]])
+    index_day = np.concatenate([starts, starts])
+    event = first <= cut
+    time = np.where(event, first, cut) - index_day
+    arm = np.repeat([1, 0], len(starts))
+    return _cox_hazard_ratio(time, event, arm)
+
+
+def _cox_hazard_ratio(time: np.ndarray, event: np.ndarray, arm: np.ndarray) -> float | None:
+    """Hazard ratio of arm 1 against arm 0 from a Cox model with Efron ties (Newton-Raphson).
+
+    At each distinct event time with d deaths (d1 in arm 1), the Efron log partial likelihood
+    subtracts sum over l < d of log(S - l/d * E), S the risk-set sum and E the deaths' sum.
+    """
+    deaths1, deaths = int(arm[event].sum()), int(event.sum())
+    if deaths1 == 0 or deaths1 == deaths:
+        return None
+    taus, at_tau = np.unique(time[event], return_inverse=True)
+    d = np.bincount(at_tau, minlength=len(taus))
+    d1 = np.bincount(at_tau, weights=arm[event], minlength=len(taus))
+    d0 = d - d1
+    time0, time1 = np.sort(time[arm == 0]), np.sort(time[arm == 1])
+    r0 = len(time0) - np.searchsorted(time0, taus)
+    r1 = len(time1) - np.searchsorted(time1, taus)
+    tie = np.repeat(np.arange(len(taus)), d)
+    share = (np.arange(len(tie)) - np.repeat(np.cumsum(d) - d, d)) / d[tie]
+    beta = 0.0
+    for _ in range(100):
+        ratio = np.exp(beta)
+        denominator = r0[tie] + ratio * r1[tie] - share * (d0[tie] + ratio * d1[tie])
+        fraction = ratio * (r1[tie] - share * d1[tie]) / denominator
+        step = (deaths1 - fraction.sum()) / np.sum(fraction - fraction**2)
+        beta += step
+        if abs(step) < 1e-12:
+            break
+    return float(np.exp(beta))
 
 
 def _outcome_pair(with_values: np.ndarray, without_values: np.ndarray, rows: np.ndarray) -> dict:
