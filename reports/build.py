@@ -71,6 +71,16 @@ STATUS = {  # symbol and words, so status never rests on colour alone
     "inconclusive": ("?", "Inconclusive"),
     "not_enough_data": ("–", "Not enough data"),
 }
+GATE_NOTES = {  # JDL gates (RESULTS.md and models/effects.py spell the second one differently)
+    "too_few_treated": f"not published: fewer than {JDL_MIN_TREATED} participants",
+    "too_few_reoffenders": "not published: fewer than 30 participants reoffended",
+    "too_few_treated_reoffenders": "not published: fewer than 30 participants reoffended",
+}
+PROGRAMME_STATUS = {  # results.programmes_analysed.status other than ok, in words
+    "not_estimated": "No estimate could be made: the programme had no analysable participants or no comparison pool.",
+    "propensity_model_failed": "No estimate could be made: the model of who takes part could not be fitted to "
+                               "these data.",
+}
 ESTIMATORS = {
     "matched": "Matched comparison",
     "naive": "Before matching (naive)",
@@ -197,9 +207,17 @@ def template_environment() -> jinja2.Environment:
 
 
 def display_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """The tables as a report uses them. Person-level matched sets become score percentiles."""
-    shown = {name: frame for name, frame in tables.items() if name != "matched_sets"}
-    if "matched_sets" in tables:
+    """The tables as a report uses them.
+
+    Person-level matched sets become score percentiles. A table with no rows (written when no
+    programme produced any) counts as not available, except the unmatched list, where no rows
+    means nobody was left unmatched.
+    """
+    shown = {name: frame for name, frame in tables.items() if name != "matched_sets" and not frame.empty}
+    if "unmatched" in tables and tables["unmatched"].empty:
+        shown["unmatched"] = pd.DataFrame({column: pd.Series(dtype=str)
+                                           for column in ("programme_id", "person_id", "reason")})
+    if "matched_sets" in tables and not tables["matched_sets"].empty:
         shown["propensity_overlap"] = propensity_percentiles(tables["matched_sets"])
     return shown
 
@@ -220,17 +238,26 @@ def propensity_percentiles(matched_sets: pd.DataFrame) -> pd.DataFrame:
 
 
 def programme_list(shown: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """One row per programme: id, name, type, provider, file name; from the analysed list if there is one."""
-    source = shown.get("programmes_analysed")
+    """One row per programme: id, name, type, provider, analysis status and file name.
+
+    Programmes come from results.programmes_analysed when it exists, else staging.programmes;
+    names, types and providers missing from the first are taken from the second.
+    """
+    analysed, catalogue = shown.get("programmes_analysed"), shown.get("programmes")
+    source = analysed if analysed is not None else catalogue
     if source is None:
-        source = shown.get("programmes")
-    if source is None:
-        source = pd.DataFrame({"programme_id": sorted(shown["effects"]["programme_id"].unique())}
-                              if "effects" in shown else {"programme_id": []})
+        ids = sorted(shown["effects"]["programme_id"].unique()) if "effects" in shown else []
+        source = pd.DataFrame({"programme_id": ids})
     programmes = pd.DataFrame({"programme_id": source["programme_id"].astype(str)})
+    lookup = (catalogue.assign(programme_id=catalogue["programme_id"].astype(str)).set_index("programme_id")
+              if catalogue is not None else pd.DataFrame())
     for column in ("name", "programme_type", "provider"):
-        programmes[column] = source[column].fillna("").astype(str) if column in source else ""
+        values = source[column] if column in source else pd.Series(None, index=source.index, dtype=object)
+        if column in lookup:
+            values = values.where(values.notna(), programmes["programme_id"].map(lookup[column]))
+        programmes[column] = values.fillna("").astype(str)
     programmes["name"] = programmes["name"].where(programmes["name"] != "", programmes["programme_id"])
+    programmes["status"] = source["status"].astype(str) if "status" in source else ""
     programmes["file_name"] = [page_file_name(pid) for pid in programmes["programme_id"]]
     return programmes.sort_values("programme_id").reset_index(drop=True)
 
@@ -285,20 +312,35 @@ def fmt_ci(lower: object, upper: object, kind: str) -> str:
     return f"{fmt(lower, kind)} to {fmt(upper, kind)}"
 
 
+def indicator_kind(unit: object) -> str:
+    """How an indicator reads: percent (a share), pp (a difference of shares) or number."""
+    unit = "" if missing(unit) else str(unit).strip().lower()
+    if unit.startswith("difference in proportions"):
+        return "pp"
+    if unit in PROPORTION_UNITS or unit.startswith("mean proportion"):
+        return "percent"
+    if unit in PERCENT_UNITS:
+        return "percent100"
+    return "number"
+
+
 def fmt_indicator(value: object, unit: object) -> str:
-    unit = "" if missing(unit) else str(unit)
-    if unit.strip().lower() in PROPORTION_UNITS:
-        return fmt(value, "percent")
-    if isinstance(value, str) or missing(value):
-        return fmt(value, "number2")
-    if unit.strip().lower() in PERCENT_UNITS:
-        return f"{float(value):.1f}%".replace("-", MINUS)
-    return f"{fmt(value, 'number2')} {unit}".strip()
+    kind = indicator_kind(unit)
+    if kind == "percent100" and not isinstance(value, str) and not missing(value):
+        return fmt(float(value) / 100, "percent")
+    return fmt(value, {"percent": "percent", "pp": "pp", "percent100": "percent"}.get(kind, "number2"))
 
 
 def indicator_scale(unit: object) -> float:
-    """Factor that puts an indicator on the scale it is read in (shares as percent)."""
-    return 100.0 if not missing(unit) and str(unit).strip().lower() in PROPORTION_UNITS else 1.0
+    """Factor that puts an indicator on the scale it is drawn in (shares as percent)."""
+    return {"percent": 100.0, "pp": 100.0}.get(indicator_kind(unit), 1.0)
+
+
+def indicator_name(indicator: object, unit: object) -> str:
+    """The indicator in words, with its unit when the number alone does not say it."""
+    name = text(indicator).replace("_", " ")
+    name = name[:1].upper() + name[1:]
+    return f"{name} ({unit})" if indicator_kind(unit) == "number" and not missing(unit) else name
 
 
 def text(value: object) -> str:
@@ -332,7 +374,7 @@ def programme_context(programme, shown: dict[str, pd.DataFrame], settings: Setti
     return {
         "programme": programme,
         "title": programme.name,
-        "headline": headline(effects, settings),
+        "headline": headline(effects, settings, programme.status),
         "scorecard": scorecard(rows_of(shown, "indicators", pid)),
         "reoffending": reoffending_section(effects, settings),
         "survival": survival_section(pid, shown, settings),
@@ -351,12 +393,13 @@ def headline_row(effects: pd.DataFrame | None, settings: Settings) -> pd.Series 
     return None if row.empty else row.iloc[0]
 
 
-def headline(effects: pd.DataFrame | None, settings: Settings) -> dict:
+def headline(effects: pd.DataFrame | None, settings: Settings, status: str = "") -> dict:
     """The headline in plain words, and the numbers behind it."""
     months = settings.follow_up.headline_months
     row = headline_row(effects, settings)
     if row is None:
-        return {"sentence": f"The {months}-month reoffending estimate is {NOT_AVAILABLE}.", "detail": ""}
+        return {"sentence": PROGRAMME_STATUS.get(
+            status, f"The {months}-month reoffending estimate is {NOT_AVAILABLE}."), "detail": ""}
     if row["gate_status"] == "too_few_treated":
         return {"sentence": f"Fewer than {JDL_MIN_TREATED} participants could be analysed, so no reoffending "
                             "estimate is published for this programme.", "detail": ""}
@@ -372,14 +415,16 @@ def headline(effects: pd.DataFrame | None, settings: Settings) -> dict:
     return {"sentence": sentence, "detail": detail}
 
 
-def scorecard(indicators: pd.DataFrame | None) -> list[dict] | None:
+def scorecard(indicators: pd.DataFrame | None) -> dict | None:
+    """Success criteria (rows with a criterion) and descriptive indicators, whole period."""
     if indicators is None:
         return None
     overall = indicators[indicators["period"] == "all"]
-    return [
-        {
+
+    def cells(row: pd.Series) -> dict:
+        return {
             "label": text(row["label"]),
-            "indicator": text(row["indicator"]),
+            "indicator": indicator_name(row["indicator"], row["unit"]),
             "estimate": fmt_indicator(row["estimate"], row["unit"]),
             "ci": (SUPPRESSED if SUPPRESSED in (row["ci_lower"], row["ci_upper"]) else
                    MISSING if missing(row["ci_lower"]) or missing(row["ci_upper"]) else
@@ -387,9 +432,14 @@ def scorecard(indicators: pd.DataFrame | None) -> list[dict] | None:
             "target": target_words(row["direction"], fmt_indicator(row["target"], row["unit"])),
             "n": fmt(row["n"], "count"),
             "status": row["status"] if row["status"] in STATUS else "not_enough_data",
+            "notes": text(row["notes"]) if "notes" in row else MISSING,
         }
-        for _, row in overall.iterrows()
-    ]
+
+    is_criterion = overall["criterion_id"].notna()
+    return {
+        "criteria": [cells(row) for _, row in overall[is_criterion].iterrows()],
+        "descriptive": [cells(row) for _, row in overall[~is_criterion].iterrows()],
+    }
 
 
 def target_words(direction: object, target: str) -> str:
@@ -414,8 +464,8 @@ def reoffending_section(effects: pd.DataFrame | None, settings: Settings) -> dic
         if matched is None:
             continue
         gate = matched["gate_status"]
-        note = {"too_few_treated": f"fewer than {JDL_MIN_TREATED} participants",
-                "too_few_reoffenders": "fewer than 30 participants reoffended"}.get(gate, "")
+        note = GATE_NOTES.get(gate) or ("" if "note" not in matched or missing(matched["note"])
+                                        else str(matched["note"]))
 
         def estimate(name: str) -> str:
             row = by_estimator.get(name)
@@ -440,7 +490,7 @@ def reoffending_section(effects: pd.DataFrame | None, settings: Settings) -> dic
     table = Table(
         columns=["Measure", "Window", "Participants", "Matched comparison", "Difference (95% CI)", "p",
                  "Before matching: difference (95% CI)", "Adjusted: difference (95% CI)",
-                 "Participants (n)", "Comparison (n)", "Not published because"],
+                 "Participants (n)", "Comparison (n)", "Note"],
         rows=[r["cells"] for r in rows],
     )
     return {"table": table, "charts": [c for c in (rates_chart(effects), estimates_chart(effects, settings.follow_up.headline_months)) if c]}
@@ -574,8 +624,8 @@ def matching_section(pid: str, shown: dict[str, pd.DataFrame], settings: Setting
     sizes = rows_of(shown, "sample_sizes", pid)
     reasons = rows_of(shown, "unmatched_reasons", pid)
     ids = rows_of(shown, "unmatched", pid)
-    if all(frame is None for frame in (balance, overlap, sizes, reasons)):
-        return None
+    if all(frame is None or frame.empty for frame in (balance, sizes)):
+        return None  # the programme was not matched
     section: dict = {"charts": [], "balance": None, "sizes": None, "unmatched": None}
     if balance is not None and not balance.empty:
         wide = balance.pivot_table(index="covariate", columns="stage", values=["smd", "variance_ratio"],
@@ -643,29 +693,40 @@ def attrition_section(attrition: pd.DataFrame | None) -> dict | None:
 
 
 def outcomes_section(indicators: pd.DataFrame | None) -> dict | None:
+    """Each success criterion by cohort quarter (the breakdowns by respondent type stay in the scorecard)."""
     if indicators is None:
         return None
-    quarterly = indicators[indicators["period"] != "all"].sort_values(["criterion_id", "period"])
+    criterion = indicators["criterion_id"].fillna("")
+    quarterly = indicators[(indicators["period"] != "all") & (criterion != "") & ~criterion.str.contains(".",
+                                                                                                     regex=False)]
+    quarterly = quarterly.sort_values(["criterion_id", "period"])
     if quarterly.empty:
         return {"chart": None}
     scale = quarterly["unit"].map(indicator_scale)
+    unit_words = quarterly["unit"].map(lambda u: {"percent": " (%)", "pp": " (percentage points)"}.get(
+        indicator_kind(u), ""))
+    titles = quarterly["criterion_id"].str.replace("_", " ").str.capitalize() + unit_words
     rows = pd.DataFrame({
-        "label": quarterly["label"].astype(str) + quarterly["unit"].map(
-            lambda u: " (%)" if indicator_scale(u) == 100 else ""),
+        "label": titles,
         "period": quarterly["period"].astype(str),
         "estimate": numeric(quarterly["estimate"]) * scale,
         "ci_lower": numeric(quarterly["ci_lower"]) * scale,
         "ci_upper": numeric(quarterly["ci_upper"]) * scale,
         "target": numeric(quarterly["target"]) * scale,
     })
-    cells = [[text(label), text(period), fmt_indicator(e, u), fmt(n, "count"),
-              STATUS.get(s, STATUS["not_enough_data"])[1]]
-             for label, period, e, u, n, s in quarterly[["label", "period", "estimate", "unit", "n", "status"]]
-             .itertuples(index=False)]
-    alt = (f"{quarterly['label'].nunique()} intermediate outcomes by cohort quarter, from "
-           f"{quarterly['period'].min()} to {quarterly['period'].max()}, with 95% confidence intervals and targets.")
-    return {"chart": chart("chart-outcomes", "Each indicator by cohort quarter", figures.indicator_trends(rows), alt,
-                           Table(["Indicator", "Quarter", "Estimate", "People", "Status"], cells))}
+    cells = [[title, text(period), fmt_indicator(e, u), fmt_ci(lo, hi, "number2") if indicator_kind(u) == "number"
+              else (SUPPRESSED if SUPPRESSED in (lo, hi) else MISSING if missing(lo) or missing(hi)
+                    else f"{fmt_indicator(lo, u)} to {fmt_indicator(hi, u)}"),
+              fmt(n, "count"), STATUS.get(s, STATUS["not_enough_data"])[1]]
+             for title, period, e, lo, hi, u, n, s in zip(
+                 titles, quarterly["period"], quarterly["estimate"], quarterly["ci_lower"], quarterly["ci_upper"],
+                 quarterly["unit"], quarterly["n"], quarterly["status"])]
+    alt = (f"{quarterly['criterion_id'].nunique()} success criteria by cohort quarter, from "
+           f"{quarterly['period'].min()} to {quarterly['period'].max()}, with 95% confidence intervals and "
+           "targets. Gaps are quarters with too few people to publish.")
+    return {"chart": chart("chart-outcomes", "Each success criterion by cohort quarter",
+                           figures.indicator_trends(rows), alt,
+                           Table(["Criterion", "Quarter", "Estimate", "95% CI", "People", "Status"], cells))}
 
 
 def method_notes(effects: pd.DataFrame | None, ph_tests: pd.DataFrame | None, settings: Settings) -> dict:
@@ -721,7 +782,7 @@ def portfolio_context(programmes: pd.DataFrame, shown: dict[str, pd.DataFrame], 
         status_counts = ""
         if indicators is not None:
             overall = rows_of(shown, "indicators", programme.programme_id)
-            overall = overall[overall["period"] == "all"]
+            overall = overall[(overall["period"] == "all") & overall["criterion_id"].notna()]
             met = int((overall["status"] == "met").sum())
             status_counts = f"{met} of {len(overall)}" if len(overall) else MISSING
         published = row is not None and row["gate_status"] == "ok" and row["difference"] != SUPPRESSED

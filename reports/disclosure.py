@@ -37,7 +37,7 @@ EFFECT_ESTIMATES = (
 PERCENTILE_COLUMNS = ("p05", "p25", "p50", "p75", "p95")
 
 # Tables with no counts of people in what a report shows.
-COUNT_FREE = ("balance", "logrank", "cox", "ph_tests", "rmst", "propensity_model", "run_info")
+COUNT_FREE = ("programmes", "balance", "logrank", "cox", "ph_tests", "rmst", "run_info")
 
 
 def numeric(values: pd.Series) -> pd.Series:

@@ -11,12 +11,18 @@ import json
 import re
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import pandas as pd
 import plotly.offline
 import pytest
 
-from reports.build import ReportData, build_reports, page_file_name
+from conftest import write_settings
+from desist import warehouse
+from desist.config import Settings, load_settings
+from pipelines.reports import html_reports
+from pipelines.resources import Warehouse
+from reports.build import TABLE_SOURCES, ReportData, build_reports, load_report_data, page_file_name
 from reports.disclosure import (
     SUPPRESSED, coarsen_km_curves, disclose, disclose_attrition, disclose_effects, disclose_indicators,
     disclose_unmatched,
@@ -107,23 +113,30 @@ def example_tables() -> dict[str, pd.DataFrame]:
                                                if (curve["time_days"] > days).any() else 4),
                                  cumulative_reoffending=1 - before["survival"].iloc[-1],
                                  lower=1 - before["upper"].iloc[-1], upper=1 - before["lower"].iloc[-1]))
-    indicators = []
+    share, score = "proportion", "mean change in score (1-10 scale)"
+    indicators = [
+        dict(programme_id="P01", period="all", criterion_id="reoffending", label="Fewer participants reoffend",
+             indicator="reoffending_rate_difference", estimate=-0.072, ci_lower=-0.132, ci_upper=-0.012, n=228,
+             target=0.0, direction="decrease", status="met",
+             unit="difference in proportions (participants minus matched comparison)", notes=None),
+        dict(programme_id="P01", period="all", criterion_id=None, label="Share who completed rather than withdrew",
+             indicator="completion_rate", estimate=0.62, ci_lower=0.55, ci_upper=0.69, n=180, target=None,
+             direction=None, status=None, unit=share, notes=None),
+    ]
     for period in ("all", "2022Q1", "2022Q2", "2022Q3"):
         indicators += [
-            dict(programme_id="P01", period=period, criterion_id="reoffending", label="Decrease in reoffending",
-                 indicator="Proven reoffending within 12 months", estimate=0.312, ci_lower=0.25, ci_upper=0.37,
-                 n=228 if period == "all" else 60, target=0.05, direction="decrease", status="met", unit="proportion"),
             dict(programme_id="P01", period=period, criterion_id="employment", label="Employment improves",
-                 indicator="In work or training at exit", estimate=0.41, ci_lower=0.33, ci_upper=0.49,
-                 n=150 if period == "all" else 40, target=0.5, direction="at_least", status="not_met",
-                 unit="proportion"),
+                 indicator="employment_gain", estimate=0.41, ci_lower=0.33, ci_upper=0.49,
+                 n=150 if period == "all" else 40, target=0.5, direction="at_least", status="not_met", unit=share,
+                 notes=None),
             dict(programme_id="P01", period=period, criterion_id="life_skills", label="Life skills improve",
-                 indicator="Mean change in life-skills score", estimate=1.1, ci_lower=-0.2, ci_upper=2.4,
+                 indicator="life_skills_change", estimate=1.1, ci_lower=-0.2, ci_upper=2.4,
                  n=140 if period == "all" else 35, target=1.0, direction="increase", status="inconclusive",
-                 unit="points"),
-            dict(programme_id="P01", period=period, criterion_id="satisfaction", label="Stakeholders satisfied",
-                 indicator="Share rating satisfaction 4 or 5", estimate=3 / 7, ci_lower=0.1, ci_upper=0.8,
-                 n=7, target=0.8, direction="at_least", status="not_enough_data", unit="proportion"),
+                 unit=score, notes=None),
+            dict(programme_id="P01", period=period, criterion_id="satisfied_share", label="Stakeholders satisfied",
+                 indicator="share_satisfied", estimate=3 / 7, ci_lower=0.1, ci_upper=0.8, n=7, target=0.8,
+                 direction="at_least", status="not_enough_data", unit=share,
+                 notes="suppressed: fewer than 10 people or responses"),
         ]
     attrition = pd.DataFrame([
         dict(programme_id="P01", cohort_group="participants", step_number=i, step=step, people=people,
@@ -168,17 +181,21 @@ def example_tables() -> dict[str, pd.DataFrame]:
     }
 
 
-def build_example(make_settings, out_dir: Path, tables: dict[str, pd.DataFrame] | None = None) -> dict[str, str]:
-    """Build the example reports; return their html by file name."""
-    settings = make_settings(disclosure={"min_count": 10})
-    paths = build_reports(ReportData(settings=settings, tables=example_tables() if tables is None else tables),
-                          out_dir)
+def example_settings(folder: Path) -> Settings:
+    (folder / "landing").mkdir(parents=True, exist_ok=True)
+    return load_settings(write_settings(folder, folder / "landing", disclosure={"min_count": 10}))
+
+
+def build_example(folder: Path, tables: dict[str, pd.DataFrame] | None = None) -> dict[str, str]:
+    """Build the example reports into folder/reports; return their html by file name."""
+    data = ReportData(settings=example_settings(folder), tables=example_tables() if tables is None else tables)
+    paths = build_reports(data, folder / "reports")
     return {path.name: path.read_text(encoding="utf-8") for path in paths}
 
 
-@pytest.fixture
-def pages(make_settings, tmp_path) -> dict[str, str]:
-    return build_example(make_settings, tmp_path / "reports")
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory) -> dict[str, str]:
+    return build_example(tmp_path_factory.mktemp("pages"))
 
 
 def without_plotlyjs(page: str) -> str:
@@ -200,11 +217,15 @@ def values(data: object) -> list:
     return list(data)
 
 
+def cells(row_text: str) -> list[str]:
+    return [cell.strip() for cell in re.split(r"\s{2,}", row_text) if cell.strip()]
+
+
 def table_row(page: str, first_cell: str) -> str:
     """The text of the table row whose header cell is `first_cell`."""
     match = re.search(r"<tr><th scope=\"row\">" + re.escape(first_cell) + r"</th>(.*?)</tr>", page, re.S)
     assert match, f"no table row for {first_cell!r}"
-    return re.sub(r"<[^>]+>", " ", match.group(1))
+    return re.sub(r"<[^>]+>", " ", re.sub(r"</?span[^>]*>", "", match.group(1)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,14 +285,20 @@ def test_scorecard_shows_status_in_words_and_symbols(pages):
     scorecard = re.search(r'<table class="scorecard">(.*?)</table>', page, re.S).group(1)
     for symbol, words in (("✓", "Met"), ("✗", "Not met"), ("?", "Inconclusive"), ("–", "Not enough data")):
         assert f'<span class="symbol" aria-hidden="true">{symbol}</span> {words}</span>' in scorecard
-    row = table_row(scorecard, "Employment improves")
-    assert "41.0%" in row and "at least 50.0%" in row and "Not met" in row
+    assert cells(table_row(scorecard, "Employment improves")) == [
+        "✗ Not met", "Employment gain", "41.0%", "33.0% to 49.0%", "at least 50.0%", "150", "—"]
+    assert cells(table_row(scorecard, "Fewer participants reoffend"))[:5] == [
+        "✓ Met", "Reoffending rate difference", "−7.2 pp", "−13.2 pp to −1.2 pp", "a decrease of at least +0.0 pp"]
+    assert cells(table_row(scorecard, "Life skills improve"))[1:3] == [
+        "Life skills change (mean change in score (1-10 scale))", "1.10"]
+    descriptive = re.search(r'<table class="descriptive">(.*?)</table>', page, re.S).group(1)
+    assert cells(table_row(descriptive, "Share who completed rather than withdrew")) == [
+        "62.0%", "55.0% to 69.0%", "180", "—"]
 
 
 def test_reoffending_table_shows_naive_and_adjusted_beside_matched(pages):
     row = table_row(without_plotlyjs(pages["P01.html"]), "Proven reoffending rate")
-    cells = [c.strip() for c in row.split("  ") if c.strip()]
-    assert cells[:8] == ["6 months", "18.7%", "23.0%", "−4.3 pp (−10.3 pp to +1.7 pp)", "0.012",
+    assert cells(row)[:8] == ["6 months", "18.7%", "23.0%", "−4.3 pp (−10.3 pp to +1.7 pp)", "0.012",
                          "−7.3 pp (−13.3 pp to −1.3 pp)", "−3.3 pp (−9.3 pp to +2.7 pp)", "228"]
 
 
@@ -321,24 +348,24 @@ def test_portfolio_has_forest_plot_and_summary_table(pages):
     assert "not enough data" in table_row(index, '<a href="P02.html">Small Steps</a>')
 
 
-def test_missing_tables_read_not_available(make_settings, tmp_path):
+def test_missing_tables_read_not_available(tmp_path):
     tables = {name: frame for name, frame in example_tables().items()
               if name in ("programmes_analysed", "effects")}
-    pages = build_example(make_settings, tmp_path / "reports", tables)
+    pages = build_example(tmp_path, tables)
     page = without_plotlyjs(pages["P01.html"])
     for what in ("The success-criteria scorecard", "Matching diagnostics", "The attrition funnel",
-                 "Reoffending curves", "Intermediate outcomes"):
+                 "Reoffending curves", "Success criteria by quarter"):
         assert f"{what}: not available for this run." in page
     assert "<dd>not available</dd>" in page
     assert len(chart_specs(page)) == 2  # the reoffending charts, drawn from results.effects
 
 
-def test_rebuild_replaces_stale_pages(make_settings, tmp_path):
+def test_rebuild_replaces_stale_pages(tmp_path):
     out = tmp_path / "reports"
-    build_example(make_settings, out)
+    build_example(tmp_path)
     tables = example_tables()
     tables["programmes_analysed"] = tables["programmes_analysed"].iloc[:1]
-    pages = build_example(make_settings, out, tables)
+    pages = build_example(tmp_path, tables)
     assert sorted(p.name for p in out.iterdir()) == sorted(pages) == ["P01.html", "index.html"]
 
 
@@ -348,6 +375,44 @@ def test_page_file_names_are_safe():
     assert page_file_name("index").startswith("programme-")  # never overwrites the portfolio page
 
 
+def write_example_warehouse(settings: Settings, tables: dict[str, pd.DataFrame]) -> None:
+    con = warehouse.connect(settings)
+    try:
+        for name, frame in tables.items():
+            con.register("frame", frame)
+            con.execute(f"CREATE TABLE {TABLE_SOURCES[name]} AS SELECT * FROM frame")
+            con.unregister("frame")
+    finally:
+        con.close()
+
+
+def test_load_report_data_reads_the_tables_that_exist(tmp_path):
+    settings = example_settings(tmp_path)
+    tables = example_tables()
+    write_example_warehouse(settings, {name: tables[name] for name in ("effects", "attrition", "run_info")})
+    con = warehouse.connect(settings, read_only=True)
+    try:
+        data = load_report_data(con, settings)
+    finally:
+        con.close()
+    assert sorted(data.tables) == ["attrition", "effects", "run_info"]
+    assert len(data.tables["effects"]) == len(tables["effects"]) == 24
+    assert data.tables["attrition"]["people"].tolist() == tables["attrition"]["people"].tolist()
+
+
+def test_asset_writes_the_reports_from_the_warehouse(tmp_path):
+    settings = example_settings(tmp_path)
+    write_example_warehouse(settings, example_tables())
+    result = dg.materialize([html_reports], resources={"warehouse": Warehouse(config_file=str(settings.source))})
+    assert result.success
+    assert sorted(p.name for p in settings.paths.reports.iterdir()) == ["P01.html", "P02.html", "index.html"]
+    metadata = result.asset_materializations_for_node("reports__html")[0].metadata
+    assert metadata["pages"].value == 3
+    assert metadata["tables_not_available"].value == "staging.programmes"
+    page = (settings.paths.reports / "P01.html").read_text(encoding="utf-8")
+    assert "<dd>run-7f3a</dd>" in page and "Unmatched participants: <strong>12</strong>" in page
+
+
 # ---------------------------------------------------------------------------------------------
 # Disclosure control
 
@@ -355,13 +420,12 @@ def test_page_file_names_are_safe():
 def test_small_count_and_its_rate_are_suppressed_in_the_page(pages):
     page = without_plotlyjs(pages["P01.html"])
     row = table_row(page, "Stakeholders satisfied")  # n = 7, estimate 3/7 under a threshold of 10
-    cells = [c.strip() for c in row.split("  ") if c.strip()]
-    assert cells == ["Share rating satisfaction 4 or 5", "suppressed", "suppressed", "at least 80.0%", "suppressed",
-                     "–", "Not enough data"]
+    assert cells(row) == ["– Not enough data", "Share satisfied", "suppressed", "suppressed", "at least 80.0%",
+                          "suppressed", "suppressed: fewer than 10 people or responses"]
     assert "42.9" not in page and "0.428" not in page
     trend = chart_specs(page)["chart-outcomes"]
     drawn = np.array([y for trace in trend["data"] for y in values(trace["y"])], dtype=float)
-    assert len(drawn) == 24 and np.isnan(drawn).sum() == 3  # the satisfaction panel's three quarters
+    assert len(drawn) == 18 and np.isnan(drawn).sum() == 3  # the satisfaction panel's three quarters
     assert not np.any(np.isclose(drawn, 300 / 7, atol=0.01))
     assert "suppressed" in page and "No count from 1 to 9 is shown" in page
 

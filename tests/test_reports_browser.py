@@ -10,10 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from conftest import write_settings
-from desist.config import load_settings
-from reports.build import ReportData, build_reports
-from test_reports import HOSTILE, example_tables
+from test_reports import HOSTILE, build_example
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -24,10 +21,7 @@ CHARTS = {"index.html": 1, "P01.html": 7, "P02.html": 2}
 @pytest.fixture(scope="module")
 def report_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("browser")
-    (folder / "landing").mkdir()
-    settings = load_settings(write_settings(folder, folder / "landing"))
-    paths = build_reports(ReportData(settings=settings, tables=example_tables()), folder / "reports")
-    assert sorted(p.name for p in paths) == sorted(CHARTS)
+    assert sorted(build_example(folder)) == sorted(CHARTS)
     return folder / "reports"
 
 

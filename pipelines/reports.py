@@ -1,0 +1,33 @@
+"""The funders' HTML reports: reports/out/index.html and one page per programme."""
+
+import dagster as dg
+
+from pipelines.resources import WAREHOUSE_POOL, Warehouse
+from reports.build import TABLE_SOURCES, build_reports, load_report_data
+
+REPORTS = dg.AssetKey(["reports", "html"])
+REPORT_INPUTS = [dg.AssetKey(source.split(".")) for source in TABLE_SOURCES.values()]
+
+
+@dg.asset(
+    key=REPORTS,
+    deps=REPORT_INPUTS,
+    pool=WAREHOUSE_POOL,  # reads the warehouse, so it waits for the single writer
+    group_name="reports",
+    description="Self-contained HTML reports for funders: a portfolio index with a forest plot and one page "
+                "per programme, with disclosure control and provenance.",
+)
+def html_reports(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    settings = warehouse.settings
+    with warehouse.connect(read_only=True) as con:
+        data = load_report_data(con, settings)
+    absent = sorted(set(TABLE_SOURCES) - set(data.tables))
+    if absent:
+        context.log.warning(f"reports built without {', '.join(TABLE_SOURCES[name] for name in absent)}: "
+                            "those sections read 'not available'")
+    pages = build_reports(data, settings.paths.reports)
+    return dg.MaterializeResult(metadata={
+        "index": dg.MetadataValue.path(str(pages[0])),
+        "pages": len(pages),
+        "tables_not_available": ", ".join(TABLE_SOURCES[name] for name in absent) or "none",
+    })
