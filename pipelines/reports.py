@@ -2,11 +2,22 @@
 
 import dagster as dg
 
+from pipelines.publish import RUN_INFO
 from pipelines.resources import WAREHOUSE_POOL, Warehouse
 from reports.build import TABLE_SOURCES, build_reports, load_report_data
 
 REPORTS = dg.AssetKey(["reports", "html"])
-REPORT_INPUTS = [dg.AssetKey(source.split(".")) for source in TABLE_SOURCES.values()]
+# The assets that write the tables in TABLE_SOURCES: results/effects writes programmes_analysed,
+# matched_sets, balance, sample_sizes, unmatched and effects; results/survival the Kaplan–Meier,
+# log-rank, Cox, PH-test and RMST tables.
+REPORT_INPUTS = [
+    dg.AssetKey(["staging", "programmes"]),
+    dg.AssetKey(["analysis", "attrition"]),
+    dg.AssetKey(["results", "effects"]),
+    dg.AssetKey(["results", "survival"]),
+    dg.AssetKey(["results", "indicators"]),
+    RUN_INFO,
+]
 
 
 @dg.asset(
