@@ -24,7 +24,7 @@ def build_publish_assets(upstream: Sequence[dg.AssetKey]) -> list[dg.AssetsDefin
                 "SELECT file_name, sha256 FROM raw.ingest_summary WHERE sha256 IS NOT NULL"
             ).fetchall()
             row = (
-                context.run_id,
+                context.run.run_id,
                 dt.datetime.now(dt.timezone.utc).replace(microsecond=0),
                 provenance.code_version(),
                 provenance.input_fingerprint(hashes),

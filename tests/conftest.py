@@ -43,3 +43,27 @@ def make_settings(tmp_path):
         return load_settings(write_settings(tmp_path, landing, **overrides))
 
     return _make
+
+
+def materialize_all(config_file: Path, raise_on_error: bool = True):
+    """Materialise the whole asset graph (with its checks) in-process, as `desist run` does."""
+    import dagster as dg
+
+    from pipelines.definitions import build_definitions
+
+    defs = build_definitions(str(config_file))
+    return dg.materialize(
+        [*defs.assets, *(defs.asset_checks or [])],
+        resources=defs.resources,
+        raise_on_error=raise_on_error,
+    )
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory) -> Settings:
+    """The whole pipeline run once on the committed sample; returns its settings."""
+    folder = tmp_path_factory.mktemp("sample_run")
+    config = write_settings(folder, SAMPLE_DIR)
+    result = materialize_all(config)
+    assert result.success
+    return load_settings(config)
