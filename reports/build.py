@@ -295,7 +295,7 @@ def fmt(value: object, kind: str) -> str:
     text = {
         "count": lambda: f"{round(number):,}",
         "percent": lambda: f"{number * 100:.1f}%",
-        "pp": lambda: f"{number * 100:+.1f} pp",
+        "pp": lambda: f"{number * 100:+.1f} pp" if round(number * 100, 1) != 0 else "0.0 pp",
         "number2": lambda: f"{number:.2f}",
         "days": lambda: f"{number:,.0f}",
         "ratio": lambda: f"{number:.2f}",
@@ -341,6 +341,14 @@ def indicator_name(indicator: object, unit: object) -> str:
     name = text(indicator).replace("_", " ")
     name = name[:1].upper() + name[1:]
     return f"{name} ({unit})" if indicator_kind(unit) == "number" and not missing(unit) else name
+
+
+def covariate_label(term: str) -> str:
+    """A balance term in words: 'distance' is MatchIt's name for the propensity score; 'region[london]' a level."""
+    if term == "distance":
+        return "Propensity score (logit)"
+    words = re.sub(r"\[(.*)\]$", r": \1", term).replace("_", " ")
+    return words[:1].upper() + words[1:]
 
 
 def text(value: object) -> str:
@@ -444,8 +452,8 @@ def scorecard(indicators: pd.DataFrame | None) -> dict | None:
 
 def target_words(direction: object, target: str) -> str:
     return {
-        "increase": f"an increase of at least {target}",
-        "decrease": f"a decrease of at least {target}",
+        "increase": f"above {target}",
+        "decrease": f"below {target}",
         "at_least": f"at least {target}",
         "at_most": f"at most {target}",
     }.get(direction, target)
@@ -454,7 +462,7 @@ def target_words(direction: object, target: str) -> str:
 def reoffending_section(effects: pd.DataFrame | None, settings: Settings) -> dict | None:
     if effects is None or effects.empty:
         return None
-    rows = []
+    rows, notes = [], []
     for (measure, window), group in effects.groupby(["measure", "window_months"], sort=False):
         if measure not in MEASURES:
             continue
@@ -466,6 +474,9 @@ def reoffending_section(effects: pd.DataFrame | None, settings: Settings) -> dic
         gate = matched["gate_status"]
         note = GATE_NOTES.get(gate) or ("" if "note" not in matched or missing(matched["note"])
                                         else str(matched["note"]))
+        if note and note not in notes:
+            notes.append(note)
+        marker = f" [{notes.index(note) + 1}]" if note else ""
 
         def estimate(name: str) -> str:
             row = by_estimator.get(name)
@@ -477,23 +488,22 @@ def reoffending_section(effects: pd.DataFrame | None, settings: Settings) -> dic
         rows.append({
             "order": (list(MEASURES).index(measure), window),
             "cells": [
-                spec.label, f"{window} months",
+                spec.label, f"{window} months{marker}",
                 fmt(matched["treated_value"], spec.value_format),
                 fmt(matched["comparison_value"], spec.value_format),
                 estimate("matched"), fmt(matched["p_value"], "p"),
                 estimate("naive"), estimate("adjusted"),
                 fmt(matched["n_treated"], "count"), fmt(matched["n_comparison"], "count"),
-                note or "—",
             ],
         })
     rows.sort(key=lambda r: r["order"])
     table = Table(
         columns=["Measure", "Window", "Participants", "Matched comparison", "Difference (95% CI)", "p",
                  "Before matching: difference (95% CI)", "Adjusted: difference (95% CI)",
-                 "Participants (n)", "Comparison (n)", "Note"],
+                 "Participants (n)", "Comparison (n)"],
         rows=[r["cells"] for r in rows],
     )
-    return {"table": table, "charts": [c for c in (rates_chart(effects), estimates_chart(effects, settings.follow_up.headline_months)) if c]}
+    return {"table": table, "notes": notes, "charts": [c for c in (rates_chart(effects), estimates_chart(effects, settings.follow_up.headline_months)) if c]}
 
 
 def rates_chart(effects: pd.DataFrame) -> Chart | None:
@@ -529,7 +539,8 @@ def estimates_chart(effects: pd.DataFrame, months: int) -> Chart | None:
                                 else "")
     rows = pd.DataFrame({
         "panel": known["measure"].map(lambda m: MEASURES[m].label) + unit,
-        "label": known["window_months"].astype(str) + " months, " + known["estimator"].map(ESTIMATORS),
+        "label": known["window_months"].astype(str) + " months, " + known["estimator"].map(ESTIMATORS)
+        + np.where(known["difference"].eq(SUPPRESSED), " (suppressed)", ""),
         "difference": numeric(known["difference"]) * scale,
         "ci_lower": numeric(known["ci_lower"]) * scale,
         "ci_upper": numeric(known["ci_upper"]) * scale,
@@ -641,7 +652,7 @@ def matching_section(pid: str, shown: dict[str, pd.DataFrame], settings: Setting
             ok = after.loc[covariate] if covariate in after.index else None
             balanced = MISSING if ok is None else ("✓ yes" if bool(ok["smd_ok"]) and (
                 missing(ok["vr_ok"]) or bool(ok["vr_ok"])) else "✗ no")
-            rows.append([covariate, fmt(smd_before, "ratio"), fmt(smd_after, "ratio"), fmt(vr_after, "ratio"),
+            rows.append([covariate_label(covariate), fmt(smd_before, "ratio"), fmt(smd_after, "ratio"), fmt(vr_after, "ratio"),
                          balanced])
         table = Table(["Covariate", "SMD before", "SMD after", "Variance ratio after", "Balanced after"], rows)
         n_unbalanced = sum(r[4] == "✗ no" for r in rows)
@@ -649,7 +660,8 @@ def matching_section(pid: str, shown: dict[str, pd.DataFrame], settings: Setting
                f"lines at −0.1 and +0.1. After matching, {n_unbalanced} of {len(covariates)} covariates are outside "
                "the balance thresholds.")
         section["charts"].append(chart("chart-balance", "Covariate balance before and after matching",
-                                       figures.love_plot(balance), alt, table))
+                                       figures.love_plot(balance.assign(covariate=balance["covariate"].map(covariate_label))),
+                                       alt, table))
     if overlap is not None and not overlap.empty:
         rows = [[{"all": "Before matching", "matched": "After matching"}.get(s, s), figures.GROUP_LABELS.get(g, g),
                  fmt(n, "count"), *(fmt(v, "ratio") for v in values)]

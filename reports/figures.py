@@ -191,7 +191,7 @@ def propensity_overlap(percentiles: pd.DataFrame) -> go.Figure:
             fillcolor=_transparent(GROUP_COLOURS[grp], 0.35 if grp == "treated" else 0.12),
             hoverinfo="y+name",
         ))
-    fig.update_yaxes(title="Propensity score", range=[0, 1])
+    fig.update_yaxes(title="Propensity score", rangemode="tozero")
     return _layout(fig, height=360, boxmode="group")
 
 

@@ -22,7 +22,9 @@ from desist import warehouse
 from desist.config import Settings, load_settings
 from pipelines.reports import html_reports
 from pipelines.resources import Warehouse
-from reports.build import TABLE_SOURCES, ReportData, build_reports, load_report_data, page_file_name
+from reports.build import (
+    TABLE_SOURCES, ReportData, build_reports, covariate_label, load_report_data, page_file_name,
+)
 from reports.disclosure import (
     SUPPRESSED, coarsen_km_curves, disclose, disclose_attrition, disclose_effects, disclose_indicators,
     disclose_unmatched,
@@ -288,7 +290,7 @@ def test_scorecard_shows_status_in_words_and_symbols(pages):
     assert cells(table_row(scorecard, "Employment improves")) == [
         "✗ Not met", "Employment gain", "41.0%", "33.0% to 49.0%", "at least 50.0%", "150", "—"]
     assert cells(table_row(scorecard, "Fewer participants reoffend"))[:5] == [
-        "✓ Met", "Reoffending rate difference", "−7.2 pp", "−13.2 pp to −1.2 pp", "a decrease of at least +0.0 pp"]
+        "✓ Met", "Reoffending rate difference", "−7.2 pp", "−13.2 pp to −1.2 pp", "below 0.0 pp"]
     assert cells(table_row(scorecard, "Life skills improve"))[1:3] == [
         "Life skills change (mean change in score (1-10 scale))", "1.10"]
     descriptive = re.search(r'<table class="descriptive">(.*?)</table>', page, re.S).group(1)
@@ -367,6 +369,18 @@ def test_rebuild_replaces_stale_pages(tmp_path):
     tables["programmes_analysed"] = tables["programmes_analysed"].iloc[:1]
     pages = build_example(tmp_path, tables)
     assert sorted(p.name for p in out.iterdir()) == sorted(pages) == ["P01.html", "index.html"]
+
+
+def test_gated_estimates_carry_a_numbered_note(pages):
+    page = without_plotlyjs(pages["P02.html"])
+    assert cells(table_row(page, "Proven reoffending rate"))[0] == "6 months [1]"
+    assert '<li value="1">[1] Not published: fewer than 60 participants.</li>' in page
+
+
+def test_balance_terms_in_words():
+    assert covariate_label("distance") == "Propensity score (logit)"
+    assert covariate_label("region[north_east]") == "Region: north east"
+    assert covariate_label("prior_proven_offences") == "Prior proven offences"
 
 
 def test_page_file_names_are_safe():
