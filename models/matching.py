@@ -29,16 +29,19 @@ Algorithm, with no Python loop over people
 Greedy matching without replacement is sequential, but on a line it is local: a treated
 unit's choice depends only on controls near it, so the units split into independent
 *blocks* (runs of the sorted controls together with the treated units whose candidates lie
-in them). Each treated unit starts with a window of a few control ranks on either side;
-overlapping windows merge into blocks. All blocks are then simulated *in lockstep*: step t
-makes the t-th decision of every block at once with vectorised nearest-available look-ups
-(prefix maximum/minimum over availability flags), so the Python loop runs over steps — the
-decision count of the largest block — never over people. A certificate then checks every
-decision: the chosen control must be strictly nearer than the nearest control outside the
-block (and an unmatched unit must have no outside control within the caliper). Blocks for
-which this holds made exactly the decisions the global greedy pass makes (by induction over
-the matching order, nothing outside a block can change them); windows of units that fail
-are widened and the pass is repeated. Sorting dominates: O(n log n).
+in them). Each treated unit starts with a window of control ranks on either side, wider
+where treated units crowd together; overlapping windows merge into blocks. All blocks are
+then simulated *in lockstep*: step t makes the t-th decision of every block at once, with
+nearest-available look-ups through pointer forests (taken controls point to their
+neighbour; vectorised path halving keeps look-ups short). The Python loop therefore runs
+over steps — the decision count of the largest block, which is the length of the longest
+chain of genuinely interdependent choices — never over people. A certificate then checks
+every decision: the chosen control must be strictly nearer than the nearest control
+outside the block (and an unmatched unit must have no outside control within the caliper).
+Blocks for which this holds made exactly the decisions the global greedy pass makes (by
+induction over the matching order, nothing outside a block can change them) and are kept;
+windows of units that fail are widened (at least to their block's width) and only the
+new blocks are simulated again. Sorting dominates: O(n log n).
 
 Example::
 
@@ -305,6 +308,23 @@ class _Blocks:
     lo: np.ndarray  # per block: control range [lo, hi)
     hi: np.ndarray
 
+    def subset(self, keep: np.ndarray) -> _Blocks:
+        size = self.size[keep]
+        members = np.repeat(self.start[keep], size) + _ranks_within(size)
+        return _Blocks(
+            treated=self.treated[members],
+            start=np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.int64),
+            size=size,
+            lo=self.lo[keep],
+            hi=self.hi[keep],
+        )
+
+
+def _ranks_within(sizes: np.ndarray) -> np.ndarray:
+    """0, 1, ..., size-1 for each group, laid end to end."""
+    total = int(sizes.sum())
+    return np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+
 
 def _blocks(line: _Line, window: np.ndarray, active: np.ndarray) -> _Blocks:
     """Merge the control windows of the `active` treated units into disjoint blocks."""
@@ -319,71 +339,83 @@ def _blocks(line: _Line, window: np.ndarray, active: np.ndarray) -> _Blocks:
     block_of = np.cumsum(new_block) - 1
     starts = np.flatnonzero(new_block)
     block_lo = lo[starts]
-    block_hi = np.maximum.reduceat(hi, starts)
+    block_hi = np.maximum.reduceat(hi, starts) if len(starts) else hi[:0]
     # within a block, units must be in matching order (their position in `line`)
     grouped = np.lexsort((units, block_of))
     size = np.diff(np.append(starts, len(units)))
     return _Blocks(treated=units[grouped], start=starts, size=size, lo=block_lo, hi=block_hi)
 
 
+def _find(pointer: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Roots of `query` in a forest of pointers (roots point to themselves), with path
+    halving so that repeated look-ups stay short."""
+    query = query.copy()
+    while True:
+        parent = pointer[query]
+        moving = parent != query
+        if not moving.any():
+            return query
+        grandparent = pointer[parent[moving]]
+        pointer[query[moving]] = grandparent
+        query[moving] = grandparent
+
+
 def _simulate_blocks(line: _Line, blocks: _Blocks, ratio: int, caliper_width: float | None) -> tuple[np.ndarray, np.ndarray]:
     """Greedy matching run independently in every block, all blocks in lockstep.
 
-    Returns, per treated unit (matching-order position) and round, the chosen sorted-control
-    position (-1 if none) and the distance gap to it (inf if none).
+    Each block's controls occupy consecutive slots between two sentinel slots. Two
+    pointer forests give the nearest available slot to the left and to the right: a free
+    slot (or sentinel) points to itself, a taken slot to its neighbour. Returns, per unit
+    of ``blocks.treated`` (in that order) and round, the chosen sorted-control position
+    (-1 if none) and the distance gap to it (inf if none).
     """
-    n_treated = len(line.treated_x)
-    chosen = np.full((n_treated, ratio), -1, dtype=np.int64)
-    chosen_gap = np.full((n_treated, ratio), np.inf)
+    n_units = len(blocks.treated)
+    chosen = np.full((n_units, ratio), -1, dtype=np.int64)
+    chosen_gap = np.full((n_units, ratio), np.inf)
+    if n_units == 0:
+        return chosen, chosen_gap
     decisions = blocks.size * ratio
     by_work = np.argsort(-decisions, kind="stable")  # active blocks form a prefix at every step
-    block_lo, block_hi = blocks.lo[by_work], blocks.hi[by_work]
-    block_start, block_size = blocks.start[by_work], blocks.size[by_work]
+    block_lo, block_start, block_size = blocks.lo[by_work], blocks.start[by_work], blocks.size[by_work]
     decisions = decisions[by_work]
-    width = block_hi - block_lo
-    flat_offset = np.concatenate([[0], np.cumsum(width)])
-    flat_control = np.concatenate([np.arange(a, b) for a, b in zip(block_lo, block_hi)]) if len(width) else np.empty(0, np.int64)
-    flat_position = np.arange(len(flat_control))
-    available = np.ones(len(flat_control), dtype=bool)
+    slots = blocks.hi[by_work] - block_lo + 2
+    left_sentinel = np.concatenate([[0], np.cumsum(slots)[:-1]])
+    slot_to_control = np.arange(slots.sum()) - np.repeat(left_sentinel + 1 - block_lo, slots)
+    sentinel = np.zeros(slots.sum(), dtype=bool)
+    sentinel[left_sentinel] = True
+    sentinel[left_sentinel + slots - 1] = True
+    left_pointer = np.arange(slots.sum())
+    right_pointer = np.arange(slots.sum())
     # blocks with more than `step` decisions: a prefix, as decisions are sorted descending
-    active_count = np.searchsorted(-decisions, -np.arange(decisions.max() if len(decisions) else 0), side="left")
-    missing = len(flat_control)
+    active_count = np.searchsorted(-decisions, -np.arange(decisions.max()), side="left")
 
     for step, n_active in enumerate(active_count):
-        sizes = block_size[:n_active]
-        rounds, within = np.divmod(step, sizes)
-        unit = blocks.treated[block_start[:n_active] + within]
-        first, end = flat_offset[:n_active], flat_offset[1 : n_active + 1]
-        flat_insert = first + (line.insert[unit] - block_lo[:n_active])
-        span = end[-1]
-        free = available[:span]
-        last_free = np.maximum.accumulate(np.where(free, flat_position[:span], -1))
-        next_free = np.minimum.accumulate(np.where(free, flat_position[:span], missing)[::-1])[::-1]
-
-        left = np.where(flat_insert > first, last_free[np.maximum(flat_insert - 1, 0)], -1)
-        left = np.where(left >= first, left, -1)
-        right = np.where(flat_insert < end, next_free[np.minimum(flat_insert, span - 1)], missing)
-        right = np.where(right < end, right, -1)
-
+        rounds, within = np.divmod(step, block_size[:n_active])
+        member = block_start[:n_active] + within
+        unit = blocks.treated[member]
+        insert_slot = line.insert[unit] + left_sentinel[:n_active] + 1 - block_lo[:n_active]
+        left = _find(left_pointer, insert_slot - 1)
+        right = _find(right_pointer, insert_slot)
         x = line.treated_x[unit]
-        gap_left = np.where(left >= 0, np.abs(line.control_x[flat_control[left]] - x), np.inf)
-        gap_right = np.where(right >= 0, np.abs(line.control_x[flat_control[right]] - x), np.inf)
+        gap_left = np.where(sentinel[left], np.inf, np.abs(line.control_x[slot_to_control[left] * ~sentinel[left]] - x))
+        gap_right = np.where(sentinel[right], np.inf, np.abs(line.control_x[slot_to_control[right] * ~sentinel[right]] - x))
         if caliper_width is not None:
             gap_left[gap_left > caliper_width] = np.inf
             gap_right[gap_right > caliper_width] = np.inf
         take_left = np.isfinite(gap_left) & (gap_left <= gap_right)
-        take = np.where(take_left, left, np.where(np.isfinite(gap_right), right, -1))
+        take = np.where(take_left, left, right)
         gap = np.where(take_left, gap_left, gap_right)
-        found = take >= 0
-        available[take[found]] = False
-        chosen[unit[found], rounds[found]] = flat_control[take[found]]
-        chosen_gap[unit, rounds] = gap
+        found = np.isfinite(gap)
+        taken = take[found]
+        left_pointer[taken] = taken - 1
+        right_pointer[taken] = taken + 1
+        chosen[member[found], rounds[found]] = slot_to_control[taken]
+        chosen_gap[member, rounds] = gap
     return chosen, chosen_gap
 
 
 def _certified(line: _Line, blocks: _Blocks, chosen_gap: np.ndarray, caliper_width: float | None) -> np.ndarray:
-    """Per treated unit: are all its decisions safe from controls outside its block?"""
-    n_treated = len(line.treated_x)
+    """Per unit of ``blocks.treated``: are all its decisions safe from controls outside its block?"""
     block_of = np.repeat(np.arange(len(blocks.size)), blocks.size)
     units = blocks.treated
     lo, hi = blocks.lo[block_of], blocks.hi[block_of]
@@ -391,28 +423,52 @@ def _certified(line: _Line, blocks: _Blocks, chosen_gap: np.ndarray, caliper_wid
     outside_left = np.where(lo > line.stratum_lo[units], x - line.control_x[np.maximum(lo - 1, 0)], np.inf)
     outside_right = np.where(hi < line.stratum_hi[units], line.control_x[np.minimum(hi, len(line.control_x) - 1)] - x, np.inf)
     outside = np.minimum(np.abs(outside_left), np.abs(outside_right))[:, None]
-    gaps = chosen_gap[units]
     if caliper_width is None:
-        ok_rows = np.where(np.isfinite(gaps), gaps < outside, ~np.isfinite(outside)).all(axis=1)
+        safe_unmatched = ~np.isfinite(outside)
     else:
-        ok_rows = np.where(np.isfinite(gaps), gaps < outside, outside > caliper_width).all(axis=1)
-    ok = np.ones(n_treated, dtype=bool)
-    ok[units] = ok_rows
-    return ok
+        safe_unmatched = outside > caliper_width
+    return np.where(np.isfinite(chosen_gap), chosen_gap < outside, safe_unmatched).all(axis=1)
+
+
+def _initial_window(line: _Line, ratio: int) -> np.ndarray:
+    """Control ranks to look at on each side of each treated unit at first: enough for
+    every treated unit crowded into the same stretch of controls to get its matches."""
+    base = _INITIAL_WINDOW_PER_MATCH * ratio + 1
+    insert_sorted = np.sort(line.insert)
+    crowd = np.searchsorted(insert_sorted, line.insert + base, side="left") - np.searchsorted(
+        insert_sorted, line.insert - base, side="left"
+    )
+    return np.maximum(base, 2 * ratio * crowd).astype(np.int64)
 
 
 def _without_replacement(line: _Line, ratio: int, caliper_width: float | None) -> np.ndarray:
-    """Greedy matching without replacement; (treated, ratio) sorted-control positions."""
+    """Greedy matching without replacement; (treated, ratio) sorted-control positions.
+
+    Blocks whose decisions are all certified keep their results; only blocks that are new
+    after windows grow are simulated again.
+    """
     n_treated = len(line.treated_x)
     has_controls = line.stratum_hi > line.stratum_lo
-    window = np.full(n_treated, _INITIAL_WINDOW_PER_MATCH * ratio + 1, dtype=np.int64)
+    chosen = np.full((n_treated, ratio), -1, dtype=np.int64)
+    window = _initial_window(line, ratio)
+    key_base = len(line.control_x) + 1
+    settled = np.empty(0, dtype=np.int64)  # (lo, hi) keys of fully certified blocks
     while True:
         blocks = _blocks(line, window, has_controls)
-        chosen, chosen_gap = _simulate_blocks(line, blocks, ratio, caliper_width)
-        ok = _certified(line, blocks, chosen_gap, caliper_width)
+        keys = blocks.lo * key_base + blocks.hi
+        fresh = blocks.subset(~np.isin(keys, settled))
+        block_chosen, block_gap = _simulate_blocks(line, fresh, ratio, caliper_width)
+        ok = _certified(line, fresh, block_gap, caliper_width)
+        chosen[fresh.treated] = block_chosen
         if ok.all():
             return chosen
-        window[~ok] *= _WINDOW_GROWTH
+        # widen failing units' windows at least to their block's width, so a crowded
+        # block doubles in extent rather than creeping outwards
+        width = np.repeat(fresh.hi - fresh.lo, fresh.size)
+        failing = fresh.treated[~ok]
+        window[failing] = np.maximum(window[failing] * _WINDOW_GROWTH, width[~ok])
+        block_ok = np.logical_and.reduceat(ok, fresh.start) if len(fresh.start) else ok[:0]
+        settled = np.concatenate([settled, (fresh.lo * key_base + fresh.hi)[block_ok]])
 
 
 # ---------------------------------------------------------------------------------------
@@ -423,7 +479,7 @@ def _without_replacement(line: _Line, ratio: int, caliper_width: float | None) -
 def _subclass_labels(treated_rows: np.ndarray) -> np.ndarray:
     """MatchIt's matched-set numbers: treated units ranked by their 1-based row number
     compared as text (R ``factor()`` on the character row numbers)."""
-    as_text = np.array([str(row + 1) for row in treated_rows.tolist()]) if len(treated_rows) else np.array([], dtype=str)
+    as_text = (treated_rows + 1).astype(str)
     labels = np.empty(len(treated_rows), dtype=np.int64)
     labels[np.argsort(as_text, kind="stable")] = np.arange(1, len(treated_rows) + 1)
     return labels

@@ -272,7 +272,11 @@ def fit_propensity(
         try:
             # rank already checked above, with covariate names in the message
             model = sm.Logit(treated.astype(float), exog, check_rank=False)
-            fit = model.fit(method="newton", tol=1e-12, maxiter=100, disp=0)
+            # start from the intercept-only fit: saves Newton steps when treatment is rare
+            share = treated.mean()
+            start = np.zeros(exog.shape[1])
+            start[0] = np.log(share / (1 - share))
+            fit = model.fit(method="newton", start_params=start, tol=1e-12, maxiter=100, disp=0)
             separated = False
         except (PerfectSeparationWarning, PerfectSeparationError, np.linalg.LinAlgError):
             fit, separated = None, True

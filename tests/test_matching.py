@@ -230,7 +230,7 @@ def _sequential_matchit(treated, distance, ratio, caliper_width, strata):
     return chosen
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(24))
 def test_agrees_with_sequential_algorithm(seed):
     rng = np.random.default_rng(seed)
     n = int(rng.integers(30, 400))
