@@ -389,6 +389,8 @@ class EffectSummary:
         e_value, e_value_ci: E-values of the matched risk/rate ratio and its CI limit
             closest to 1 (NaN when there is no ratio).
         min_treated, min_treated_reoffenders: the gates applied.
+        notes: caveats for the report (e.g. treated people left unmatched by the caliper,
+            which changes the population the matched estimate describes).
     """
 
     outcome: str
