@@ -60,22 +60,22 @@ characteristics AS (
     JOIN staging.index_events AS event USING (person_id, index_date)
     LEFT JOIN staging.people AS person USING (person_id)
 ),
--- The configured covariates have mixed types; as text they fit one list whose non-NULL count
--- is compared with the number configured. person_id (never NULL) keeps the selection
--- non-empty when no covariate is configured.
-configured_as_text AS (
+-- Whether each covariate named in evaluation.yaml is present, as one boolean column per name;
+-- always_present keeps the selection non-empty when no covariate is configured.
+presence AS (
     SELECT
+        person_id,
         index_date,
-        COLUMNS(lambda name: name = 'person_id' OR list_contains(getvariable('covariates'), name))::VARCHAR
-    FROM characteristics
+        COLUMNS(lambda name: name = 'always_present' OR list_contains(getvariable('covariates'), name))
+            IS NOT NULL
+    FROM (SELECT *, true AS always_present FROM characteristics)
 ),
 completeness AS (
     SELECT
         person_id,
         index_date,
-        list_count([*COLUMNS(lambda name: name <> 'index_date')])
-            = len(getvariable('covariates')) + 1 AS covariates_complete
-    FROM configured_as_text
+        list_bool_and([*COLUMNS(lambda name: name NOT IN ('person_id', 'index_date'))]) AS covariates_complete
+    FROM presence
 )
 SELECT
     cohort.programme_id,

@@ -22,21 +22,11 @@
 --   custodial_reoffence    1 when an offence that counts was disposed of by custody, else 0
 --   most_serious_severity  highest severity among offences that count (NULL if none)
 CREATE OR REPLACE TABLE analysis.measures AS
-WITH index_points AS (
-    SELECT DISTINCT person_id, index_date FROM analysis.cohort
+WITH windows AS (
+    SELECT unnest(getvariable('windows_months')) AS window_months
 ),
-windows AS (
-    SELECT
-        point.person_id,
-        point.index_date,
-        window_months,
-        (point.index_date + to_months(window_months))::DATE AS window_end,
-        (point.index_date + to_months(window_months + getvariable('waiting_period_months')))::DATE
-            AS proof_deadline
-    FROM index_points AS point
-    CROSS JOIN (SELECT unnest(getvariable('windows_months')) AS window_months)
-),
--- Offences from the index date on, joined once per index date rather than once per window.
+-- Offences from the index date on, found once per person and index date (the same for every
+-- programme) and then tested against each window.
 followed_offences AS (
     SELECT
         point.person_id,
@@ -45,50 +35,47 @@ followed_offences AS (
         offence.proven_date,
         offence.disposal,
         offence.severity
-    FROM index_points AS point
+    FROM (SELECT DISTINCT person_id, index_date FROM analysis.cohort) AS point
     JOIN staging.offences AS offence
       ON offence.person_id = point.person_id
      AND offence.offence_date >= point.index_date
 ),
 reoffences AS (
     SELECT
-        follow_up.person_id,
-        follow_up.index_date,
-        follow_up.window_months,
+        offence.person_id,
+        offence.index_date,
+        windows.window_months,
         count(*) AS frequency,
         min(offence.offence_date) AS first_offence_date,
         bool_or(offence.disposal = 'custody') AS custodial,
         max(offence.severity) AS most_serious_severity
-    FROM windows AS follow_up
-    JOIN followed_offences AS offence USING (person_id, index_date)
-    WHERE offence.offence_date < follow_up.window_end
-      AND offence.proven_date <= follow_up.proof_deadline
-    GROUP BY follow_up.person_id, follow_up.index_date, follow_up.window_months
+    FROM followed_offences AS offence
+    CROSS JOIN windows
+    WHERE offence.offence_date < offence.index_date + to_months(windows.window_months)
+      AND offence.proven_date
+          <= offence.index_date + to_months(windows.window_months + getvariable('waiting_period_months'))
+    GROUP BY offence.person_id, offence.index_date, windows.window_months
 ),
-outcomes AS (
+follow_up AS (
     SELECT
-        windows.*,
-        windows.proof_deadline <= getvariable('data_cutoff') AS complete,
-        reoffences.frequency,
-        reoffences.first_offence_date,
-        reoffences.custodial,
-        reoffences.most_serious_severity
-    FROM windows
-    LEFT JOIN reoffences USING (person_id, index_date, window_months)
+        cohort.programme_id,
+        cohort.person_id,
+        cohort.treated,
+        cohort.index_date,
+        windows.window_months,
+        (cohort.index_date + to_months(windows.window_months))::DATE AS window_end,
+        (cohort.index_date + to_months(windows.window_months + getvariable('waiting_period_months')))::DATE
+            AS proof_deadline
+    FROM analysis.cohort AS cohort
+    CROSS JOIN windows
 )
 SELECT
-    cohort.programme_id,
-    cohort.person_id,
-    cohort.treated,
-    cohort.index_date,
-    outcome.window_months,
-    outcome.window_end,
-    outcome.proof_deadline,
-    outcome.complete,
-    CASE WHEN outcome.complete THEN (outcome.frequency IS NOT NULL)::INTEGER END AS reoffended,
-    CASE WHEN outcome.complete THEN coalesce(outcome.frequency, 0) END AS frequency,
-    CASE WHEN outcome.complete THEN outcome.first_offence_date - cohort.index_date END AS days_to_first,
-    CASE WHEN outcome.complete THEN coalesce(outcome.custodial, false)::INTEGER END AS custodial_reoffence,
-    CASE WHEN outcome.complete THEN outcome.most_serious_severity END AS most_serious_severity
-FROM analysis.cohort AS cohort
-JOIN outcomes AS outcome USING (person_id, index_date);
+    follow_up.*,
+    follow_up.proof_deadline <= getvariable('data_cutoff') AS complete,
+    CASE WHEN complete THEN (reoffence.frequency IS NOT NULL)::INTEGER END AS reoffended,
+    CASE WHEN complete THEN coalesce(reoffence.frequency, 0) END AS frequency,
+    CASE WHEN complete THEN reoffence.first_offence_date - follow_up.index_date END AS days_to_first,
+    CASE WHEN complete THEN coalesce(reoffence.custodial, false)::INTEGER END AS custodial_reoffence,
+    CASE WHEN complete THEN reoffence.most_serious_severity END AS most_serious_severity
+FROM follow_up
+LEFT JOIN reoffences AS reoffence USING (person_id, index_date, window_months);
