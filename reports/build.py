@@ -35,7 +35,7 @@ from markupsafe import Markup
 from desist.config import Settings
 from reports import figures
 from reports.disclosure import (
-    PERCENT_UNITS, PERCENTILE_COLUMNS, PROPORTION_UNITS, SUPPRESSED, disclose, numeric,
+    PERCENTILE_COLUMNS, PROPORTION, SUPPRESSED, disclose, numeric,
 )
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -317,18 +317,13 @@ def indicator_kind(unit: object) -> str:
     unit = "" if missing(unit) else str(unit).strip().lower()
     if unit.startswith("difference in proportions"):
         return "pp"
-    if unit in PROPORTION_UNITS or unit.startswith("mean proportion"):
+    if unit == PROPORTION or unit.startswith("mean proportion"):
         return "percent"
-    if unit in PERCENT_UNITS:
-        return "percent100"
     return "number"
 
 
 def fmt_indicator(value: object, unit: object) -> str:
-    kind = indicator_kind(unit)
-    if kind == "percent100" and not isinstance(value, str) and not missing(value):
-        return fmt(float(value) / 100, "percent")
-    return fmt(value, {"percent": "percent", "pp": "pp", "percent100": "percent"}.get(kind, "number2"))
+    return fmt(value, {"percent": "percent", "pp": "pp"}.get(indicator_kind(unit), "number2"))
 
 
 def indicator_scale(unit: object) -> float:

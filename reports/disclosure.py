@@ -11,9 +11,10 @@ group (denominator), the people with the outcome (numerator) or the people witho
 (complement). Counts the rate is made of are not stored, so they are recovered as
 ``rate * n``.
 
->>> frame = pd.DataFrame({"n": [7, 120], "rate": [3 / 7, 0.25]})
->>> suppress_rates(frame, "rate", "n", min_count=10)["rate"].tolist()
-['suppressed', 0.25]
+>>> frame = pd.DataFrame({"n": [7, 120, 200], "rate": [3 / 7, 0.25, 0.04]})
+>>> disclosive = rate_is_disclosive(frame["rate"], frame["n"], min_count=10)
+>>> suppress(frame, disclosive, ["rate"])["rate"].tolist()   # 3 of 7; 30 of 120; 8 of 200
+['suppressed', 0.25, 'suppressed']
 """
 from __future__ import annotations
 
@@ -24,8 +25,7 @@ SUPPRESSED = "suppressed"
 
 RATE_MEASURES = ("reoffended", "custodial_reoffence")   # proportions of people
 COUNT_MEASURES = ("frequency",)                          # reoffences per person
-PROPORTION_UNITS = ("proportion", "share", "rate")       # indicator units held as 0..1
-PERCENT_UNITS = ("%", "percent", "percentage")           # indicator units held as 0..100
+PROPORTION = "proportion"                                # results.indicators unit of a share of people (0..1)
 
 # Everything in an effects row that is computed from both groups' outcomes.
 EFFECT_ESTIMATES = (
@@ -85,14 +85,6 @@ def suppress_counts(frame: pd.DataFrame, columns: list[str] | tuple[str, ...], m
     return out
 
 
-def suppress_rates(frame: pd.DataFrame, rate: str, n: str, min_count: int,
-                   dependents: tuple[str, ...] = ()) -> pd.DataFrame:
-    """The `rate` column (and `dependents` built from it) suppressed where it is disclosive; `n` where small."""
-    disclosive = rate_is_disclosive(frame[rate], frame[n], min_count)
-    out = suppress(frame, disclosive, [rate, *dependents])
-    return suppress(out, is_small(frame[n], min_count), [n])
-
-
 def disclose_effects(effects: pd.DataFrame, min_count: int) -> pd.DataFrame:
     """Effects rows: each group's value follows its own counts; the comparison of the two follows both."""
     rate_measure = effects["measure"].isin(RATE_MEASURES)
@@ -117,13 +109,9 @@ def disclose_effects(effects: pd.DataFrame, min_count: int) -> pd.DataFrame:
 
 def disclose_indicators(indicators: pd.DataFrame, min_count: int) -> pd.DataFrame:
     """Indicator rows: the estimate and its interval follow n, and for shares also the numerator and complement."""
-    unit = indicators["unit"].fillna("").str.strip().str.lower()
-    share = numeric(indicators["estimate"]).where(
-        ~unit.isin(PERCENT_UNITS), numeric(indicators["estimate"]) / 100
-    )
-    is_share = unit.isin(PROPORTION_UNITS + PERCENT_UNITS)
+    is_share = indicators["unit"].fillna("").str.strip().str.lower() == PROPORTION
     disclosive = is_small(indicators["n"], min_count) | (
-        is_share & rate_is_disclosive(share, indicators["n"], min_count)
+        is_share & rate_is_disclosive(indicators["estimate"], indicators["n"], min_count)
     )
     out = suppress(indicators, disclosive, ["estimate", "ci_lower", "ci_upper"])
     return suppress_counts(out, ["n"], min_count)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
@@ -110,3 +111,27 @@ def test_print_layout_hides_navigation(browser, report_dir):
         assert len(page.pdf()) > 50_000
     finally:
         context.close()
+
+
+def test_sample_run_reports_open_offline_with_every_chart(browser, sample_run):
+    """The whole pipeline on the committed sample: one page per programme, each drawn in full."""
+    with duckdb.connect(str(sample_run.paths.warehouse), read_only=True) as con:
+        headlines = dict(con.execute(
+            "SELECT programme_id, sentence FROM results.effects WHERE measure = 'reoffended' "
+            "AND estimator = 'matched' AND window_months = ?", [sample_run.follow_up.headline_months]).fetchall())
+        run_id = con.execute("SELECT run_id FROM results.run_info").fetchone()[0]
+    reports = sample_run.paths.reports
+    assert sorted(p.name for p in reports.glob("*.html")) == sorted(
+        ["index.html", *(f"{programme_id}.html" for programme_id in headlines)])
+    for name, charts in [("index.html", 1), *((f"{programme_id}.html", 7) for programme_id in headlines)]:
+        context, page, events = open_offline(browser, reports / name)
+        try:
+            drawn = page.eval_on_selector_all(
+                ".chart", "charts => charts.map(chart => chart.querySelectorAll('.main-svg').length > 0)")
+            assert drawn == [True] * charts, name
+            assert events == {"errors": [], "requests": [], "dialogs": []}, name
+            assert page.inner_text("dl.provenance dd >> nth=0") == run_id
+            if name != "index.html":
+                assert page.inner_text(".headline .sentence") == headlines[name.removesuffix(".html")]
+        finally:
+            context.close()
