@@ -1,0 +1,2 @@
+SELECT programme_id, term, coef, se, z, p
+FROM results.propensity_model
