@@ -105,6 +105,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dictionary(args: argparse.Namespace) -> int:
+    from desist.publish import DATA_DICTIONARY, write_data_dictionary
+
+    settings = load_settings(args.config)
+    out = write_data_dictionary(settings.paths.research, Path(args.out) if args.out else DATA_DICTIONARY)
+    print(f"desist: wrote the data dictionary of {settings.paths.research} to {out}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="desist", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -129,6 +138,11 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--config")
     status.add_argument("--limit", type=int, default=10)
     status.set_defaults(func=cmd_status)
+
+    dictionary = sub.add_parser("dictionary", help="write the data dictionary of the published researcher database")
+    dictionary.add_argument("--config")
+    dictionary.add_argument("--out", help="Markdown file to write (default: docs/data-dictionary.md)")
+    dictionary.set_defaults(func=cmd_dictionary)
     return top
 
 

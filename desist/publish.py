@@ -18,6 +18,7 @@ import yaml
 from desist.config import PROJECT_ROOT
 
 CATALOGUE = PROJECT_ROOT / "sql" / "published" / "catalogue.yaml"
+DATA_DICTIONARY = PROJECT_ROOT / "docs" / "data-dictionary.md"
 BUILD_ALIAS = "research_build"
 
 
@@ -122,26 +123,47 @@ def _export_parquet(con: duckdb.DuckDBPyConnection, parquet_dir: Path, tables: l
     shutil.rmtree(old, ignore_errors=True)
 
 
-def data_dictionary(research_path: Path) -> str:
-    """Markdown data dictionary generated from the comments in a published database."""
+def data_dictionary(research_path: Path, catalogue: Path = CATALOGUE) -> str:
+    """Markdown data dictionary generated from the comments in a published database.
+
+    Tables and views appear in the catalogue's publishing order (anything else after them, by name).
+    """
+    order = {obj.name: position for position, obj in enumerate(load_catalogue(catalogue))}
     with duckdb.connect(str(research_path), read_only=True) as con:
         objects = con.execute(
-            "SELECT table_name, 'table' AS kind, comment FROM duckdb_tables() "
-            "UNION ALL SELECT view_name, 'view', comment FROM duckdb_views() WHERE NOT internal "
-            "ORDER BY 2, 1"
+            "SELECT table_name, 'table' AS kind, comment FROM duckdb_tables() WHERE NOT internal "
+            "UNION ALL SELECT view_name, 'view', comment FROM duckdb_views() WHERE NOT internal"
         ).fetchall()
         columns = con.execute(
-            "SELECT table_name, column_name, data_type, comment FROM duckdb_columns() "
+            "SELECT table_name, column_name, data_type, comment FROM duckdb_columns() WHERE NOT internal "
             "ORDER BY table_name, column_index"
         ).fetchall()
+    objects.sort(key=lambda row: (order.get(row[0], len(order)), row[0]))
     lines = [
         "# Data dictionary of the researcher database",
         "",
-        "Generated from the `COMMENT ON` documentation inside the published DuckDB file.",
+        "Generated from the `COMMENT ON` documentation inside the published DuckDB file: "
+        "regenerate it with `desist dictionary` after a run. How to open the file: docs/research.md.",
         "",
     ]
     for name, kind, comment in objects:
         lines += [f"## `{name}` ({kind})", "", comment or "", "", "| column | type | meaning |", "|---|---|---|"]
-        lines += [f"| `{col}` | {dtype} | {text or ''} |" for table, col, dtype, text in columns if table == name]
+        lines += [f"| `{col}` | {dtype} | {_cell(text)} |" for table, col, dtype, text in columns if table == name]
         lines.append("")
     return "\n".join(lines)
+
+
+def _cell(text: str | None) -> str:
+    """Comment text that stays inside one Markdown table cell."""
+    return (text or "").replace("|", "\\|").replace("\n", " ")
+
+
+def write_data_dictionary(research_path: Path, out: Path = DATA_DICTIONARY) -> Path:
+    """Write the data dictionary of the published database at `research_path` to `out`."""
+    research_path = Path(research_path)
+    if not research_path.exists():
+        raise FileNotFoundError(f"no published database at {research_path}: run the pipeline first")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(data_dictionary(research_path))
+    return out

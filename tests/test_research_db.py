@@ -1,0 +1,210 @@
+"""The researcher database as a whole pipeline run on the committed sample publishes it.
+
+Documented (every table, view and column carries its comment), pseudonymous (no direct
+identifiers, no birth years, no quarantined raw values), consistent with the warehouse it was
+built from, and described by docs/research.md and docs/data-dictionary.md as they stand.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+
+import duckdb
+import pytest
+
+from desist import publish
+from desist.config import PROJECT_ROOT
+from desist.contract import DIRECT_IDENTIFIERS
+
+RESEARCH_MD = PROJECT_ROOT / "docs" / "research.md"
+PERSON_LEVEL = {"cohort", "covariates", "measures", "survival_times", "matched_sets", "unmatched", "matched_outcomes"}
+BIRTH_LIKE = re.compile(r"birth|dob|born")
+QUARANTINED_VALUES = {"raw_value", "raw_record", "detail", "source_file", "source_row"}
+
+
+@pytest.fixture(scope="module")
+def research(sample_run):
+    with duckdb.connect(str(sample_run.paths.research), read_only=True) as con:
+        yield con
+
+
+@pytest.fixture(scope="module")
+def warehouse(sample_run):
+    with duckdb.connect(str(sample_run.paths.warehouse), read_only=True) as con:
+        yield con
+
+
+def published_objects(con) -> dict[str, tuple[str, str | None]]:
+    """name -> (kind, comment) of every table and view in the published file."""
+    rows = con.execute(
+        "SELECT table_name, 'table', comment FROM duckdb_tables() WHERE NOT internal "
+        "UNION ALL SELECT view_name, 'view', comment FROM duckdb_views() WHERE NOT internal"
+    ).fetchall()
+    return {name: (kind, comment) for name, kind, comment in rows}
+
+
+def published_columns(con) -> dict[str, list[tuple[str, str, str | None]]]:
+    """name -> [(column, type, comment)] in column order."""
+    columns: dict[str, list[tuple[str, str, str | None]]] = {}
+    for table, column, dtype, comment in con.execute(
+        "SELECT table_name, column_name, data_type, comment FROM duckdb_columns() WHERE NOT internal "
+        "ORDER BY table_name, column_index"
+    ).fetchall():
+        columns.setdefault(table, []).append((column, dtype, comment))
+    return columns
+
+
+def test_the_published_set_is_the_catalogue(research):
+    catalogue = publish.load_catalogue()
+    assert {name: kind for name, (kind, _) in published_objects(research).items()} == {
+        obj.name: obj.kind for obj in catalogue}
+    columns = published_columns(research)
+    for obj in catalogue:
+        assert [column for column, _, _ in columns[obj.name]] == list(obj.columns), obj.name
+
+
+def test_every_table_view_and_column_carries_its_comment(research):
+    catalogue = {obj.name: obj for obj in publish.load_catalogue()}
+    for name, (_, comment) in published_objects(research).items():
+        assert comment and comment == catalogue[name].description, name
+    for name, columns in published_columns(research).items():
+        for column, _, comment in columns:
+            assert comment and comment.strip() == catalogue[name].columns[column], f"{name}.{column}"
+            assert "|" not in comment, f"{name}.{column}: the comment would break the dictionary's table"
+
+
+def test_person_level_objects_carry_pseudonymous_ids_only(research):
+    columns = published_columns(research)
+    person_level = {name for name, cols in columns.items() if "person_id" in {c for c, _, _ in cols}}
+    assert person_level == PERSON_LEVEL
+    for name in person_level:
+        names = {column for column, _, _ in columns[name]}
+        assert not names & DIRECT_IDENTIFIERS, name
+        assert not [column for column in names if BIRTH_LIKE.search(column)], name
+        assert not names & {"sex", "ethnic_group", "mentor_id"}, name
+    for name, cols in columns.items():
+        assert not {column for column, _, _ in cols} & QUARANTINED_VALUES, name
+
+
+def test_quarantine_summary_has_the_columns_desist_status_reads(research):
+    assert [c for c, _, _ in published_columns(research)["quarantine_summary"]] == ["table_name", "stage", "reason", "rows"]
+
+
+def test_quarantine_summary_counts_without_publishing_raw_values(sample_run, tmp_path):
+    """Quarantined rows whose raw values hold a marker: the counts are published, the marker nowhere."""
+    warehouse_copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(sample_run.paths.warehouse, warehouse_copy)
+    marker = "Jane Q Example 1970-01-01"
+    with duckdb.connect(str(warehouse_copy)) as con:
+        con.execute(
+            "INSERT INTO quarantine.rows SELECT 'people', 'people_extra.csv', i, 'birth_year', ?, "
+            "CASE WHEN i <= 3 THEN 'out_of_range' ELSE 'bad_integer' END, ?, ?, 'ingest', now() "
+            "FROM range(1, 6) AS r(i)",
+            [marker, f"birth_year: '{marker}'", f'{{"person_id": "{marker}"}}'],
+        )
+        publish.publish(con, tmp_path / "research.duckdb", tmp_path / "research_parquet")
+    with duckdb.connect(str(tmp_path / "research.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT * FROM quarantine_summary").fetchall() == [
+            ("people", "ingest", "bad_integer", 2), ("people", "ingest", "out_of_range", 3)]
+        text_columns = con.execute(
+            "SELECT table_name, column_name FROM duckdb_columns() "
+            "WHERE NOT internal AND data_type = 'VARCHAR' AND table_name IN (SELECT table_name FROM duckdb_tables())"
+        ).fetchall()
+        for table, column in text_columns:
+            found = con.execute(f'SELECT count(*) FROM {table} WHERE contains("{column}", ?)', [marker]).fetchall()[0][0]
+            assert found == 0, f"{table}.{column}"
+
+
+def test_every_example_query_in_research_md_runs_and_returns_rows(research):
+    blocks = re.findall(r"```sql\n(.*?)```", RESEARCH_MD.read_text(), flags=re.DOTALL)
+    assert 5 <= len(blocks) <= 8
+    for block in blocks:
+        assert research.execute(block).fetchall(), block
+
+
+def test_the_committed_data_dictionary_is_up_to_date(sample_run):
+    assert publish.DATA_DICTIONARY.read_text() == publish.data_dictionary(sample_run.paths.research), (
+        "docs/data-dictionary.md is stale: run the pipeline and `desist dictionary`")
+
+
+def test_the_dictionary_follows_the_catalogue_order(sample_run):
+    headings = re.findall(r"^## `(\w+)` \((table|view)\)$", publish.data_dictionary(sample_run.paths.research),
+                          flags=re.MULTILINE)
+    assert headings == [(obj.name, obj.kind) for obj in publish.load_catalogue()]
+
+
+def test_the_parquet_export_holds_every_table_with_its_rows(sample_run, research):
+    folder = sample_run.paths.research.with_name("research_parquet")
+    tables = {name for name, (kind, _) in published_objects(research).items() if kind == "table"}
+    assert {path.stem for path in folder.glob("*.parquet")} == tables
+    for table in tables:
+        in_file = research.execute(f"SELECT count(*) FROM {table}").fetchall()
+        assert research.execute(f"SELECT count(*) FROM '{folder / (table + '.parquet')}'").fetchall() == in_file, table
+
+
+def test_person_level_tables_hold_the_warehouse_rows(research, warehouse):
+    for published, source in [("cohort", "analysis.cohort"), ("covariates", "analysis.covariates"),
+                              ("measures", "analysis.measures"), ("survival_times", "analysis.survival"),
+                              ("matched_sets", "results.matched_sets")]:
+        assert research.execute(f"SELECT count(*) FROM {published}").fetchall() == \
+            warehouse.execute(f"SELECT count(*) FROM {source}").fetchall(), published
+    # 20,000 people in the sample; four programmes, each with every eligible person once.
+    assert research.execute("SELECT count(*), count(DISTINCT person_id) FROM cohort").fetchall() == [(80_000, 20_000)]
+    assert research.execute("SELECT count(*) FROM measures").fetchall() == [(240_000,)]
+
+
+def test_the_matched_sample_is_one_to_one(research):
+    """1:1 matching without replacement: each matched set holds one participant and one comparison person."""
+    sets = research.execute(
+        "SELECT programme_id, count(*) AS sets, bool_and(size = 2 AND participants = 1) AS pairs "
+        "FROM (SELECT programme_id, subclass, count(*) AS size, count(*) FILTER (WHERE treated) AS participants "
+        "      FROM matched_sets WHERE weight > 0 GROUP BY ALL) GROUP BY programme_id ORDER BY programme_id"
+    ).fetchall()
+    matched = research.execute(
+        "SELECT programme_id, n_matched FROM sample_sizes WHERE grp = 'treated' ORDER BY programme_id").fetchall()
+    assert [(p, n, True) for p, n in matched] == sets
+    assert research.execute("SELECT count(*) FROM unmatched").fetchall() == research.execute(
+        "SELECT sum(n_unmatched)::BIGINT FROM sample_sizes WHERE grp = 'treated'").fetchall()
+
+
+def test_reoffending_by_group_reproduces_the_effect_estimates_group_means(research):
+    """The view's SQL rates equal the group means models/effects.py estimated, to rounding."""
+    rows = research.execute("""
+        SELECT grouped.sample, grouped.grp, grouped.reoffending_rate, grouped.people,
+               CASE WHEN grouped.grp = 'treated' THEN effect.treated_value ELSE effect.comparison_value END,
+               CASE WHEN grouped.grp = 'treated' THEN effect.n_treated ELSE effect.n_comparison END
+        FROM reoffending_by_group AS grouped
+        JOIN effects AS effect
+          ON effect.programme_id = grouped.programme_id AND effect.window_months = grouped.window_months
+         AND effect.measure = 'reoffended'
+         AND effect.estimator = CASE grouped.sample WHEN 'matched' THEN 'matched' ELSE 'naive' END
+    """).fetchall()
+    assert len(rows) == 4 * 2 * 2 * 3  # programmes x samples x groups x windows
+    for sample, group, rate, people, estimated_rate, estimated_people in rows:
+        assert rate == pytest.approx(estimated_rate, abs=1e-12), (sample, group)
+        assert people == estimated_people, (sample, group)
+
+
+def test_headline_effects_is_the_matched_twelve_month_rate_difference(research):
+    headline = research.execute(
+        "SELECT programme_id, programme_name, difference, ci_lower, ci_upper, naive_difference, sentence "
+        "FROM headline_effects ORDER BY programme_id").fetchall()
+    effects = research.execute(
+        "SELECT programme_id, difference, ci_lower, ci_upper FROM effects "
+        "WHERE measure = 'reoffended' AND window_months = 12 AND estimator = 'matched' ORDER BY programme_id"
+    ).fetchall()
+    names = research.execute("SELECT programme_id, name FROM programmes ORDER BY programme_id").fetchall()
+    assert [(row[0], row[1]) for row in headline] == names
+    assert [(row[0], row[2], row[3], row[4]) for row in headline] == effects
+    assert all(row[6].startswith("For 100 typical people who took part") for row in headline)
+    assert all(row[5] is not None for row in headline)
+
+
+def test_balance_summary_counts_the_flags_of_balance(research):
+    flagged = research.execute(
+        "SELECT programme_id, stage, count(*) FILTER (WHERE abs(smd) >= 0.1) FROM balance "
+        "WHERE covariate <> 'distance' GROUP BY ALL ORDER BY ALL").fetchall()
+    summary = research.execute(
+        "SELECT programme_id, stage, terms_smd_over_threshold FROM balance_summary ORDER BY ALL").fetchall()
+    assert summary == flagged
+    assert len(summary) == 8
