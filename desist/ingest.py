@@ -538,38 +538,86 @@ def _column_check(table: Table, column: Column) -> str:
     return f"            CASE{whens}\n            END"
 
 
-def staging_sql(table: Table) -> str:
-    """staging.<table> and its ingest-stage quarantine rows, rebuilt from raw.<table>."""
-    name = table.name
+def _column_ok(column: Column) -> str:
+    """SQL true when the column's value passes every check of :func:`_column_check`."""
+    v, t = f"v_{column.name}", f"t_{column.name}"
+    checks = [f"{t} IS NOT NULL"]
+    if column.domain:
+        checks.append(f"{t} IN ({_in_list(column.domain)})")
+    if column.minimum is not None:
+        checks.append(f"{t} >= {_number(column.minimum)}")
+    if column.maximum is not None:
+        checks.append(f"{t} <= {_number(column.maximum)}")
+    passes = " AND ".join(checks)
+    return passes if column.required else f"({v} IS NULL OR ({passes}))"
+
+
+def _typed_ctes(table: Table, source: str) -> str:
+    """CTEs `trimmed` (v_<column>: trimmed text, '' as NULL) and `typed` (t_<column>) over `source`."""
     trimmed = ",\n".join(f"        NULLIF(trim({c.name}), '') AS v_{c.name}" for c in table.columns)
     typed = ",\n".join(f"        {_typed(c)} AS t_{c.name}" for c in table.columns)
-    checks = ",\n".join(_column_check(table, c) for c in table.columns)
-    key_typed = ", ".join(f"t_{k}" for k in table.key)
-    key_label = ",".join(table.key)
-    key_raw = " || ',' || ".join(f"{k}" for k in table.key) if len(table.key) > 1 else table.key[0]
-    duplicate = _problem(
-        key_label, "duplicate_key", key_raw,
-        "'key already loaded from ' || first_file || ' row ' || first_row",
-    )
-    malformed = _problem(None, "malformed_row", "NULL::VARCHAR", "row_error")
-    staged = ",\n".join(f"    t_{c.name}::{_DUCKDB_TYPES[c.type]} AS {c.name}" for c in table.columns)
-    record = ", ".join(f"'{c.name}': {c.name}" for c in table.columns)
-    return f"""\
--- staging.{name}: rows of raw.{name} typed by the contract. A row that cannot be typed, or
--- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
--- instead, with its first problem as reason and column and every problem in detail.
-{_GENERATED}CREATE OR REPLACE TEMP TABLE checked_{name} AS
-WITH trimmed AS (
+    return f"""trimmed AS (
     SELECT
         *,
 {trimmed}
-    FROM raw.{name}
+    FROM {source}
 ), typed AS (
     SELECT
         *,
 {typed}
     FROM trimmed
-), checked AS (
+)"""
+
+
+def staging_sql(table: Table) -> str:
+    """staging.<table> and its ingest-stage quarantine rows, rebuilt from raw.<table>.
+
+    Staging keeps the rows that pass every check, the first of each key by (source_file,
+    source_row). Quarantine takes every raw row staging did not keep (so none can be lost)
+    and works out why: its problems, or the duplicate key it repeats.
+    """
+    name = table.name
+    ok = "\n        AND ".join(_column_ok(c) for c in table.columns)
+    checks = ",\n".join(_column_check(table, c) for c in table.columns)
+    key_join = " AND ".join(f"kept.{k} = checked.t_{k}" for k in table.key)
+    key_raw = " || ',' || ".join(f"checked.{k}" for k in table.key)
+    duplicate = _problem(",".join(table.key), "duplicate_key", key_raw,
+                         "'key already loaded from ' || kept.source_file || ' row ' || kept.source_row")
+    malformed = _problem(None, "malformed_row", "NULL::VARCHAR", "row_error")
+    staged = ",\n".join(f"        t_{c.name}::{_DUCKDB_TYPES[c.type]} AS {c.name}" for c in table.columns)
+    key_plain = ", ".join(table.key)
+    record = ", ".join(f"'{c.name}': {c.name}" for c in table.columns)
+    return f"""\
+-- staging.{name}: rows of raw.{name} typed by the contract. A row that cannot be typed, or
+-- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
+-- instead, with its first problem as reason and column and every problem in detail.
+{_GENERATED}CREATE OR REPLACE TABLE staging.{name} AS
+WITH {_typed_ctes(table, f"raw.{name}")}, passing AS MATERIALIZED (
+    SELECT
+{staged},
+        source_file,
+        source_row
+    FROM typed
+    WHERE row_error IS NULL
+        AND {ok}
+), repeats AS (
+    -- ranked on the key and row alone: a window over whole rows costs more than the rest
+    SELECT source_file, source_row
+    FROM passing
+    QUALIFY row_number() OVER (PARTITION BY {key_plain} ORDER BY source_file, source_row) > 1
+)
+SELECT *
+FROM passing
+ANTI JOIN repeats USING (source_file, source_row);
+
+DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = '{name}';
+
+INSERT INTO quarantine.rows
+WITH unstaged AS (
+    SELECT r.*
+    FROM raw.{name} AS r
+    ANTI JOIN staging.{name} AS s USING (source_file, source_row)
+), {_typed_ctes(table, "unstaged")}, checked AS (
     SELECT
         *,
         CASE WHEN row_error IS NOT NULL THEN [{malformed}]
@@ -577,32 +625,13 @@ WITH trimmed AS (
 {checks}
         ], lambda p: p IS NOT NULL) END AS found
     FROM typed
-), ranked AS (
+), explained AS (
     SELECT
-        *,
-        row_number() OVER same_key AS key_rank,
-        first_value(source_file) OVER same_key AS first_file,
-        first_value(source_row) OVER same_key AS first_row
+        checked.*,
+        CASE WHEN len(found) > 0 THEN found ELSE [{duplicate}] END AS problems
     FROM checked
-    WINDOW same_key AS (PARTITION BY len(found) = 0, {key_typed} ORDER BY source_file, source_row)
+    LEFT JOIN staging.{name} AS kept ON len(checked.found) = 0 AND {key_join}
 )
-SELECT
-    *,
-    CASE WHEN len(found) = 0 AND key_rank > 1 THEN [{duplicate}] ELSE found END AS problems
-FROM ranked;
-
-CREATE OR REPLACE TABLE staging.{name} AS
-SELECT
-{staged},
-    source_file,
-    source_row
-FROM checked_{name}
-WHERE len(problems) = 0
-ORDER BY source_file, source_row;
-
-DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = '{name}';
-
-INSERT INTO quarantine.rows
 SELECT
     '{name}' AS table_name,
     source_file,
@@ -615,11 +644,8 @@ SELECT
     to_json({{{record}, 'source_file': source_file, 'source_row': source_row}})::VARCHAR AS raw_record,
     'ingest' AS stage,
     loaded_at AS quarantined_at
-FROM checked_{name}
-WHERE len(problems) > 0
+FROM explained
 ORDER BY source_file, source_row;
-
-DROP TABLE checked_{name};
 """
 
 
@@ -654,7 +680,7 @@ SELECT
     coalesce(s.n, 0) AS rows_loaded,
     coalesce(q.n, 0) AS rows_quarantined,
     f.rows_rejected,
-    concat_ws('; ', f.reason, 'quarantined: ' || q.reasons) AS reason
+    NULLIF(concat_ws('; ', f.reason, 'quarantined: ' || q.reasons), '') AS reason
 FROM raw.files AS f
 LEFT JOIN staged AS s ON s.table_name = f.table_name AND s.source_file = f.file_name
 LEFT JOIN quarantined AS q ON q.table_name = f.table_name AND q.source_file = f.file_name

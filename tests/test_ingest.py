@@ -111,7 +111,7 @@ def test_values_are_trimmed_and_booleans_and_categories_read_leniently(make_sett
           "P3,2020-03-03,community_sentence,theft,0,,,,,Yes,FALSE")
     run(settings)
     assert rows(settings, "SELECT person_id, index_type, index_offence_group, sentence_months, prior_offences, "
-                          "risk_score, employment_at_index, accommodation_at_index FROM staging.index_events") == [
+                          "risk_score, employment_at_index, accommodation_at_index FROM staging.index_events ORDER BY source_row") == [
         ("P1", "custody_release", "theft", 6.5, 3, 10.0, True, False),
         ("P2", "community_sentence", "theft", 0.0, None, None, True, False),
         ("P3", "community_sentence", "theft", 0.0, None, None, True, False),
@@ -126,7 +126,7 @@ def test_several_files_feed_one_table_and_names_match_the_longest_table_prefix(m
     write(settings.paths.landing, "people_2024.csv", HEADERS["people"], "P2,male,1990,black,wales",
           "P3,other,2001,,east")
     run(settings)
-    assert rows(settings, "SELECT person_id, source_file, source_row FROM staging.people") == [
+    assert rows(settings, "SELECT person_id, source_file, source_row FROM staging.people ORDER BY source_file, source_row") == [
         ("P1", "people_2023.csv", 1), ("P2", "people_2024.csv", 1), ("P3", "people_2024.csv", 2)]
     assert ingest.match_table("index_events_2024.parquet") == "index_events"
     assert ingest.match_table("People.CSV") == "people"
@@ -144,7 +144,7 @@ def test_source_row_counts_records_after_the_header(make_settings):
         'PG3,Lift,mentoring,Acme\n'
     )
     run(settings)
-    assert rows(settings, "SELECT programme_id, name, source_row FROM staging.programmes") == [
+    assert rows(settings, "SELECT programme_id, name, source_row FROM staging.programmes ORDER BY source_row") == [
         ("PG1", "Bridges,\nphase two", 1), ("PG2", "Lift", 2)]
     assert quarantined(settings) == [("programmes", "programmes.csv", 3, "out_of_domain", "programme_type",
                                       "mentoring")]
@@ -179,9 +179,9 @@ def test_csv_and_parquet_give_the_same_staging_rows(make_settings, tmp_path):
     run(parquet_settings)
 
     columns = ", ".join(TABLES["index_events"].column_names)
-    from_parquet = rows(parquet_settings, f"SELECT {columns}, source_row FROM staging.index_events")
+    from_parquet = rows(parquet_settings, f"SELECT {columns}, source_row FROM staging.index_events ORDER BY source_row")
     with duckdb.connect(str(tmp_path / "csv.duckdb"), read_only=True) as con:
-        from_csv = con.execute(f"SELECT {columns}, source_row FROM staging.index_events").fetchall()
+        from_csv = con.execute(f"SELECT {columns}, source_row FROM staging.index_events ORDER BY source_row").fetchall()
     assert len(from_csv) == 2
     assert from_parquet == from_csv
     assert quarantined(parquet_settings) == []

@@ -31,7 +31,7 @@ SELECT
     coalesce(s.n, 0) AS rows_loaded,
     coalesce(q.n, 0) AS rows_quarantined,
     f.rows_rejected,
-    concat_ws('; ', f.reason, 'quarantined: ' || q.reasons) AS reason
+    NULLIF(concat_ws('; ', f.reason, 'quarantined: ' || q.reasons), '') AS reason
 FROM raw.files AS f
 LEFT JOIN staged AS s ON s.table_name = f.table_name AND s.source_file = f.file_name
 LEFT JOIN quarantined AS q ON q.table_name = f.table_name AND q.source_file = f.file_name

@@ -2,7 +2,7 @@
 -- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
 -- instead, with its first problem as reason and column and every problem in detail.
 -- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
-CREATE OR REPLACE TEMP TABLE checked_assessments AS
+CREATE OR REPLACE TABLE staging.assessments AS
 WITH trimmed AS (
     SELECT
         *,
@@ -15,6 +15,69 @@ WITH trimmed AS (
         NULLIF(trim(life_skills_score), '') AS v_life_skills_score,
         NULLIF(trim(community_integration_score), '') AS v_community_integration_score
     FROM raw.assessments
+), typed AS (
+    SELECT
+        *,
+        v_person_id AS t_person_id,
+        v_programme_id AS t_programme_id,
+        CASE WHEN regexp_full_match(v_assessment_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_assessment_date AS DATE) END AS t_assessment_date,
+        lower(v_stage) AS t_stage,
+        lower(v_employment_status) AS t_employment_status,
+        lower(v_accommodation_status) AS t_accommodation_status,
+        CASE WHEN regexp_full_match(v_life_skills_score, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_life_skills_score, '\.0*$', '') AS BIGINT) END AS t_life_skills_score,
+        CASE WHEN regexp_full_match(v_community_integration_score, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_community_integration_score, '\.0*$', '') AS BIGINT) END AS t_community_integration_score
+    FROM trimmed
+), passing AS MATERIALIZED (
+    SELECT
+        t_person_id::VARCHAR AS person_id,
+        t_programme_id::VARCHAR AS programme_id,
+        t_assessment_date::DATE AS assessment_date,
+        t_stage::VARCHAR AS stage,
+        t_employment_status::VARCHAR AS employment_status,
+        t_accommodation_status::VARCHAR AS accommodation_status,
+        t_life_skills_score::BIGINT AS life_skills_score,
+        t_community_integration_score::BIGINT AS community_integration_score,
+        source_file,
+        source_row
+    FROM typed
+    WHERE row_error IS NULL
+        AND t_person_id IS NOT NULL
+        AND t_programme_id IS NOT NULL
+        AND t_assessment_date IS NOT NULL
+        AND t_stage IS NOT NULL AND t_stage IN ('baseline', 'exit', 'follow_up')
+        AND t_employment_status IS NOT NULL AND t_employment_status IN ('employed', 'training', 'unemployed', 'inactive')
+        AND t_accommodation_status IS NOT NULL AND t_accommodation_status IN ('settled', 'unsettled')
+        AND t_life_skills_score IS NOT NULL AND t_life_skills_score >= 1 AND t_life_skills_score <= 10
+        AND t_community_integration_score IS NOT NULL AND t_community_integration_score >= 1 AND t_community_integration_score <= 10
+), repeats AS (
+    -- ranked on the key and row alone: a window over whole rows costs more than the rest
+    SELECT source_file, source_row
+    FROM passing
+    QUALIFY row_number() OVER (PARTITION BY person_id, programme_id, stage ORDER BY source_file, source_row) > 1
+)
+SELECT *
+FROM passing
+ANTI JOIN repeats USING (source_file, source_row);
+
+DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'assessments';
+
+INSERT INTO quarantine.rows
+WITH unstaged AS (
+    SELECT r.*
+    FROM raw.assessments AS r
+    ANTI JOIN staging.assessments AS s USING (source_file, source_row)
+), trimmed AS (
+    SELECT
+        *,
+        NULLIF(trim(person_id), '') AS v_person_id,
+        NULLIF(trim(programme_id), '') AS v_programme_id,
+        NULLIF(trim(assessment_date), '') AS v_assessment_date,
+        NULLIF(trim(stage), '') AS v_stage,
+        NULLIF(trim(employment_status), '') AS v_employment_status,
+        NULLIF(trim(accommodation_status), '') AS v_accommodation_status,
+        NULLIF(trim(life_skills_score), '') AS v_life_skills_score,
+        NULLIF(trim(community_integration_score), '') AS v_community_integration_score
+    FROM unstaged
 ), typed AS (
     SELECT
         *,
@@ -66,39 +129,13 @@ WITH trimmed AS (
             END
         ], lambda p: p IS NOT NULL) END AS found
     FROM typed
-), ranked AS (
+), explained AS (
     SELECT
-        *,
-        row_number() OVER same_key AS key_rank,
-        first_value(source_file) OVER same_key AS first_file,
-        first_value(source_row) OVER same_key AS first_row
+        checked.*,
+        CASE WHEN len(found) > 0 THEN found ELSE [{'column_name': 'person_id,programme_id,stage', 'reason': 'duplicate_key', 'raw_value': checked.person_id || ',' || checked.programme_id || ',' || checked.stage, 'note': 'key already loaded from ' || kept.source_file || ' row ' || kept.source_row}] END AS problems
     FROM checked
-    WINDOW same_key AS (PARTITION BY len(found) = 0, t_person_id, t_programme_id, t_stage ORDER BY source_file, source_row)
+    LEFT JOIN staging.assessments AS kept ON len(checked.found) = 0 AND kept.person_id = checked.t_person_id AND kept.programme_id = checked.t_programme_id AND kept.stage = checked.t_stage
 )
-SELECT
-    *,
-    CASE WHEN len(found) = 0 AND key_rank > 1 THEN [{'column_name': 'person_id,programme_id,stage', 'reason': 'duplicate_key', 'raw_value': person_id || ',' || programme_id || ',' || stage, 'note': 'key already loaded from ' || first_file || ' row ' || first_row}] ELSE found END AS problems
-FROM ranked;
-
-CREATE OR REPLACE TABLE staging.assessments AS
-SELECT
-    t_person_id::VARCHAR AS person_id,
-    t_programme_id::VARCHAR AS programme_id,
-    t_assessment_date::DATE AS assessment_date,
-    t_stage::VARCHAR AS stage,
-    t_employment_status::VARCHAR AS employment_status,
-    t_accommodation_status::VARCHAR AS accommodation_status,
-    t_life_skills_score::BIGINT AS life_skills_score,
-    t_community_integration_score::BIGINT AS community_integration_score,
-    source_file,
-    source_row
-FROM checked_assessments
-WHERE len(problems) = 0
-ORDER BY source_file, source_row;
-
-DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'assessments';
-
-INSERT INTO quarantine.rows
 SELECT
     'assessments' AS table_name,
     source_file,
@@ -111,8 +148,5 @@ SELECT
     to_json({'person_id': person_id, 'programme_id': programme_id, 'assessment_date': assessment_date, 'stage': stage, 'employment_status': employment_status, 'accommodation_status': accommodation_status, 'life_skills_score': life_skills_score, 'community_integration_score': community_integration_score, 'source_file': source_file, 'source_row': source_row})::VARCHAR AS raw_record,
     'ingest' AS stage,
     loaded_at AS quarantined_at
-FROM checked_assessments
-WHERE len(problems) > 0
+FROM explained
 ORDER BY source_file, source_row;
-
-DROP TABLE checked_assessments;

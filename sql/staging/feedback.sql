@@ -2,7 +2,7 @@
 -- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
 -- instead, with its first problem as reason and column and every problem in detail.
 -- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
-CREATE OR REPLACE TEMP TABLE checked_feedback AS
+CREATE OR REPLACE TABLE staging.feedback AS
 WITH trimmed AS (
     SELECT
         *,
@@ -13,6 +13,61 @@ WITH trimmed AS (
         NULLIF(trim(satisfaction), '') AS v_satisfaction,
         NULLIF(trim(relationship_quality), '') AS v_relationship_quality
     FROM raw.feedback
+), typed AS (
+    SELECT
+        *,
+        v_response_id AS t_response_id,
+        v_programme_id AS t_programme_id,
+        lower(v_respondent_type) AS t_respondent_type,
+        CASE WHEN regexp_full_match(v_response_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_response_date AS DATE) END AS t_response_date,
+        CASE WHEN regexp_full_match(v_satisfaction, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_satisfaction, '\.0*$', '') AS BIGINT) END AS t_satisfaction,
+        CASE WHEN regexp_full_match(v_relationship_quality, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_relationship_quality, '\.0*$', '') AS BIGINT) END AS t_relationship_quality
+    FROM trimmed
+), passing AS MATERIALIZED (
+    SELECT
+        t_response_id::VARCHAR AS response_id,
+        t_programme_id::VARCHAR AS programme_id,
+        t_respondent_type::VARCHAR AS respondent_type,
+        t_response_date::DATE AS response_date,
+        t_satisfaction::BIGINT AS satisfaction,
+        t_relationship_quality::BIGINT AS relationship_quality,
+        source_file,
+        source_row
+    FROM typed
+    WHERE row_error IS NULL
+        AND t_response_id IS NOT NULL
+        AND t_programme_id IS NOT NULL
+        AND t_respondent_type IS NOT NULL AND t_respondent_type IN ('participant', 'mentor', 'partner', 'staff')
+        AND t_response_date IS NOT NULL
+        AND t_satisfaction IS NOT NULL AND t_satisfaction >= 1 AND t_satisfaction <= 5
+        AND (v_relationship_quality IS NULL OR (t_relationship_quality IS NOT NULL AND t_relationship_quality >= 1 AND t_relationship_quality <= 5))
+), repeats AS (
+    -- ranked on the key and row alone: a window over whole rows costs more than the rest
+    SELECT source_file, source_row
+    FROM passing
+    QUALIFY row_number() OVER (PARTITION BY response_id ORDER BY source_file, source_row) > 1
+)
+SELECT *
+FROM passing
+ANTI JOIN repeats USING (source_file, source_row);
+
+DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'feedback';
+
+INSERT INTO quarantine.rows
+WITH unstaged AS (
+    SELECT r.*
+    FROM raw.feedback AS r
+    ANTI JOIN staging.feedback AS s USING (source_file, source_row)
+), trimmed AS (
+    SELECT
+        *,
+        NULLIF(trim(response_id), '') AS v_response_id,
+        NULLIF(trim(programme_id), '') AS v_programme_id,
+        NULLIF(trim(respondent_type), '') AS v_respondent_type,
+        NULLIF(trim(response_date), '') AS v_response_date,
+        NULLIF(trim(satisfaction), '') AS v_satisfaction,
+        NULLIF(trim(relationship_quality), '') AS v_relationship_quality
+    FROM unstaged
 ), typed AS (
     SELECT
         *,
@@ -54,37 +109,13 @@ WITH trimmed AS (
             END
         ], lambda p: p IS NOT NULL) END AS found
     FROM typed
-), ranked AS (
+), explained AS (
     SELECT
-        *,
-        row_number() OVER same_key AS key_rank,
-        first_value(source_file) OVER same_key AS first_file,
-        first_value(source_row) OVER same_key AS first_row
+        checked.*,
+        CASE WHEN len(found) > 0 THEN found ELSE [{'column_name': 'response_id', 'reason': 'duplicate_key', 'raw_value': checked.response_id, 'note': 'key already loaded from ' || kept.source_file || ' row ' || kept.source_row}] END AS problems
     FROM checked
-    WINDOW same_key AS (PARTITION BY len(found) = 0, t_response_id ORDER BY source_file, source_row)
+    LEFT JOIN staging.feedback AS kept ON len(checked.found) = 0 AND kept.response_id = checked.t_response_id
 )
-SELECT
-    *,
-    CASE WHEN len(found) = 0 AND key_rank > 1 THEN [{'column_name': 'response_id', 'reason': 'duplicate_key', 'raw_value': response_id, 'note': 'key already loaded from ' || first_file || ' row ' || first_row}] ELSE found END AS problems
-FROM ranked;
-
-CREATE OR REPLACE TABLE staging.feedback AS
-SELECT
-    t_response_id::VARCHAR AS response_id,
-    t_programme_id::VARCHAR AS programme_id,
-    t_respondent_type::VARCHAR AS respondent_type,
-    t_response_date::DATE AS response_date,
-    t_satisfaction::BIGINT AS satisfaction,
-    t_relationship_quality::BIGINT AS relationship_quality,
-    source_file,
-    source_row
-FROM checked_feedback
-WHERE len(problems) = 0
-ORDER BY source_file, source_row;
-
-DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'feedback';
-
-INSERT INTO quarantine.rows
 SELECT
     'feedback' AS table_name,
     source_file,
@@ -97,8 +128,5 @@ SELECT
     to_json({'response_id': response_id, 'programme_id': programme_id, 'respondent_type': respondent_type, 'response_date': response_date, 'satisfaction': satisfaction, 'relationship_quality': relationship_quality, 'source_file': source_file, 'source_row': source_row})::VARCHAR AS raw_record,
     'ingest' AS stage,
     loaded_at AS quarantined_at
-FROM checked_feedback
-WHERE len(problems) > 0
+FROM explained
 ORDER BY source_file, source_row;
-
-DROP TABLE checked_feedback;

@@ -2,7 +2,7 @@
 -- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
 -- instead, with its first problem as reason and column and every problem in detail.
 -- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
-CREATE OR REPLACE TEMP TABLE checked_index_events AS
+CREATE OR REPLACE TABLE staging.index_events AS
 WITH trimmed AS (
     SELECT
         *,
@@ -18,6 +18,81 @@ WITH trimmed AS (
         NULLIF(trim(employment_at_index), '') AS v_employment_at_index,
         NULLIF(trim(accommodation_at_index), '') AS v_accommodation_at_index
     FROM raw.index_events
+), typed AS (
+    SELECT
+        *,
+        v_person_id AS t_person_id,
+        CASE WHEN regexp_full_match(v_index_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_index_date AS DATE) END AS t_index_date,
+        lower(v_index_type) AS t_index_type,
+        lower(v_index_offence_group) AS t_index_offence_group,
+        CASE WHEN regexp_full_match(v_sentence_months, '[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?') AND isfinite(TRY_CAST(v_sentence_months AS DOUBLE)) THEN TRY_CAST(v_sentence_months AS DOUBLE) END AS t_sentence_months,
+        CASE WHEN regexp_full_match(v_prior_offences, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_prior_offences, '\.0*$', '') AS BIGINT) END AS t_prior_offences,
+        CASE WHEN regexp_full_match(v_prior_custody, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_prior_custody, '\.0*$', '') AS BIGINT) END AS t_prior_custody,
+        CASE WHEN regexp_full_match(v_age_first_offence, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_age_first_offence, '\.0*$', '') AS BIGINT) END AS t_age_first_offence,
+        CASE WHEN regexp_full_match(v_risk_score, '[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?') AND isfinite(TRY_CAST(v_risk_score AS DOUBLE)) THEN TRY_CAST(v_risk_score AS DOUBLE) END AS t_risk_score,
+        CASE WHEN lower(v_employment_at_index) IN ('true', 'yes', '1') THEN true WHEN lower(v_employment_at_index) IN ('false', 'no', '0') THEN false END AS t_employment_at_index,
+        CASE WHEN lower(v_accommodation_at_index) IN ('true', 'yes', '1') THEN true WHEN lower(v_accommodation_at_index) IN ('false', 'no', '0') THEN false END AS t_accommodation_at_index
+    FROM trimmed
+), passing AS MATERIALIZED (
+    SELECT
+        t_person_id::VARCHAR AS person_id,
+        t_index_date::DATE AS index_date,
+        t_index_type::VARCHAR AS index_type,
+        t_index_offence_group::VARCHAR AS index_offence_group,
+        t_sentence_months::DOUBLE AS sentence_months,
+        t_prior_offences::BIGINT AS prior_offences,
+        t_prior_custody::BIGINT AS prior_custody,
+        t_age_first_offence::BIGINT AS age_first_offence,
+        t_risk_score::DOUBLE AS risk_score,
+        t_employment_at_index::BOOLEAN AS employment_at_index,
+        t_accommodation_at_index::BOOLEAN AS accommodation_at_index,
+        source_file,
+        source_row
+    FROM typed
+    WHERE row_error IS NULL
+        AND t_person_id IS NOT NULL
+        AND t_index_date IS NOT NULL
+        AND t_index_type IS NOT NULL AND t_index_type IN ('custody_release', 'community_sentence')
+        AND t_index_offence_group IS NOT NULL AND t_index_offence_group IN ('violence', 'sexual', 'robbery', 'theft', 'burglary', 'criminal_damage', 'drugs', 'public_order', 'fraud', 'motoring', 'other')
+        AND t_sentence_months IS NOT NULL AND t_sentence_months >= 0 AND t_sentence_months <= 600
+        AND (v_prior_offences IS NULL OR (t_prior_offences IS NOT NULL AND t_prior_offences >= 0 AND t_prior_offences <= 500))
+        AND (v_prior_custody IS NULL OR (t_prior_custody IS NOT NULL AND t_prior_custody >= 0 AND t_prior_custody <= 200))
+        AND (v_age_first_offence IS NULL OR (t_age_first_offence IS NOT NULL AND t_age_first_offence >= 5 AND t_age_first_offence <= 100))
+        AND (v_risk_score IS NULL OR (t_risk_score IS NOT NULL AND t_risk_score >= 0 AND t_risk_score <= 100))
+        AND (v_employment_at_index IS NULL OR (t_employment_at_index IS NOT NULL))
+        AND (v_accommodation_at_index IS NULL OR (t_accommodation_at_index IS NOT NULL))
+), repeats AS (
+    -- ranked on the key and row alone: a window over whole rows costs more than the rest
+    SELECT source_file, source_row
+    FROM passing
+    QUALIFY row_number() OVER (PARTITION BY person_id, index_date ORDER BY source_file, source_row) > 1
+)
+SELECT *
+FROM passing
+ANTI JOIN repeats USING (source_file, source_row);
+
+DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'index_events';
+
+INSERT INTO quarantine.rows
+WITH unstaged AS (
+    SELECT r.*
+    FROM raw.index_events AS r
+    ANTI JOIN staging.index_events AS s USING (source_file, source_row)
+), trimmed AS (
+    SELECT
+        *,
+        NULLIF(trim(person_id), '') AS v_person_id,
+        NULLIF(trim(index_date), '') AS v_index_date,
+        NULLIF(trim(index_type), '') AS v_index_type,
+        NULLIF(trim(index_offence_group), '') AS v_index_offence_group,
+        NULLIF(trim(sentence_months), '') AS v_sentence_months,
+        NULLIF(trim(prior_offences), '') AS v_prior_offences,
+        NULLIF(trim(prior_custody), '') AS v_prior_custody,
+        NULLIF(trim(age_first_offence), '') AS v_age_first_offence,
+        NULLIF(trim(risk_score), '') AS v_risk_score,
+        NULLIF(trim(employment_at_index), '') AS v_employment_at_index,
+        NULLIF(trim(accommodation_at_index), '') AS v_accommodation_at_index
+    FROM unstaged
 ), typed AS (
     SELECT
         *,
@@ -88,42 +163,13 @@ WITH trimmed AS (
             END
         ], lambda p: p IS NOT NULL) END AS found
     FROM typed
-), ranked AS (
+), explained AS (
     SELECT
-        *,
-        row_number() OVER same_key AS key_rank,
-        first_value(source_file) OVER same_key AS first_file,
-        first_value(source_row) OVER same_key AS first_row
+        checked.*,
+        CASE WHEN len(found) > 0 THEN found ELSE [{'column_name': 'person_id,index_date', 'reason': 'duplicate_key', 'raw_value': checked.person_id || ',' || checked.index_date, 'note': 'key already loaded from ' || kept.source_file || ' row ' || kept.source_row}] END AS problems
     FROM checked
-    WINDOW same_key AS (PARTITION BY len(found) = 0, t_person_id, t_index_date ORDER BY source_file, source_row)
+    LEFT JOIN staging.index_events AS kept ON len(checked.found) = 0 AND kept.person_id = checked.t_person_id AND kept.index_date = checked.t_index_date
 )
-SELECT
-    *,
-    CASE WHEN len(found) = 0 AND key_rank > 1 THEN [{'column_name': 'person_id,index_date', 'reason': 'duplicate_key', 'raw_value': person_id || ',' || index_date, 'note': 'key already loaded from ' || first_file || ' row ' || first_row}] ELSE found END AS problems
-FROM ranked;
-
-CREATE OR REPLACE TABLE staging.index_events AS
-SELECT
-    t_person_id::VARCHAR AS person_id,
-    t_index_date::DATE AS index_date,
-    t_index_type::VARCHAR AS index_type,
-    t_index_offence_group::VARCHAR AS index_offence_group,
-    t_sentence_months::DOUBLE AS sentence_months,
-    t_prior_offences::BIGINT AS prior_offences,
-    t_prior_custody::BIGINT AS prior_custody,
-    t_age_first_offence::BIGINT AS age_first_offence,
-    t_risk_score::DOUBLE AS risk_score,
-    t_employment_at_index::BOOLEAN AS employment_at_index,
-    t_accommodation_at_index::BOOLEAN AS accommodation_at_index,
-    source_file,
-    source_row
-FROM checked_index_events
-WHERE len(problems) = 0
-ORDER BY source_file, source_row;
-
-DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'index_events';
-
-INSERT INTO quarantine.rows
 SELECT
     'index_events' AS table_name,
     source_file,
@@ -136,8 +182,5 @@ SELECT
     to_json({'person_id': person_id, 'index_date': index_date, 'index_type': index_type, 'index_offence_group': index_offence_group, 'sentence_months': sentence_months, 'prior_offences': prior_offences, 'prior_custody': prior_custody, 'age_first_offence': age_first_offence, 'risk_score': risk_score, 'employment_at_index': employment_at_index, 'accommodation_at_index': accommodation_at_index, 'source_file': source_file, 'source_row': source_row})::VARCHAR AS raw_record,
     'ingest' AS stage,
     loaded_at AS quarantined_at
-FROM checked_index_events
-WHERE len(problems) > 0
+FROM explained
 ORDER BY source_file, source_row;
-
-DROP TABLE checked_index_events;

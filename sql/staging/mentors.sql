@@ -2,7 +2,7 @@
 -- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
 -- instead, with its first problem as reason and column and every problem in detail.
 -- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
-CREATE OR REPLACE TEMP TABLE checked_mentors AS
+CREATE OR REPLACE TABLE staging.mentors AS
 WITH trimmed AS (
     SELECT
         *,
@@ -13,6 +13,61 @@ WITH trimmed AS (
         NULLIF(trim(lived_experience), '') AS v_lived_experience,
         NULLIF(trim(trained_date), '') AS v_trained_date
     FROM raw.mentors
+), typed AS (
+    SELECT
+        *,
+        v_mentor_id AS t_mentor_id,
+        v_programme_id AS t_programme_id,
+        lower(v_age_band) AS t_age_band,
+        lower(v_sex) AS t_sex,
+        CASE WHEN lower(v_lived_experience) IN ('true', 'yes', '1') THEN true WHEN lower(v_lived_experience) IN ('false', 'no', '0') THEN false END AS t_lived_experience,
+        CASE WHEN regexp_full_match(v_trained_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_trained_date AS DATE) END AS t_trained_date
+    FROM trimmed
+), passing AS MATERIALIZED (
+    SELECT
+        t_mentor_id::VARCHAR AS mentor_id,
+        t_programme_id::VARCHAR AS programme_id,
+        t_age_band::VARCHAR AS age_band,
+        t_sex::VARCHAR AS sex,
+        t_lived_experience::BOOLEAN AS lived_experience,
+        t_trained_date::DATE AS trained_date,
+        source_file,
+        source_row
+    FROM typed
+    WHERE row_error IS NULL
+        AND t_mentor_id IS NOT NULL
+        AND t_programme_id IS NOT NULL
+        AND t_age_band IS NOT NULL AND t_age_band IN ('18-24', '25-34', '35-44', '45-54', '55-64', '65+')
+        AND t_sex IS NOT NULL AND t_sex IN ('female', 'male', 'other')
+        AND t_lived_experience IS NOT NULL
+        AND (v_trained_date IS NULL OR (t_trained_date IS NOT NULL))
+), repeats AS (
+    -- ranked on the key and row alone: a window over whole rows costs more than the rest
+    SELECT source_file, source_row
+    FROM passing
+    QUALIFY row_number() OVER (PARTITION BY mentor_id ORDER BY source_file, source_row) > 1
+)
+SELECT *
+FROM passing
+ANTI JOIN repeats USING (source_file, source_row);
+
+DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'mentors';
+
+INSERT INTO quarantine.rows
+WITH unstaged AS (
+    SELECT r.*
+    FROM raw.mentors AS r
+    ANTI JOIN staging.mentors AS s USING (source_file, source_row)
+), trimmed AS (
+    SELECT
+        *,
+        NULLIF(trim(mentor_id), '') AS v_mentor_id,
+        NULLIF(trim(programme_id), '') AS v_programme_id,
+        NULLIF(trim(age_band), '') AS v_age_band,
+        NULLIF(trim(sex), '') AS v_sex,
+        NULLIF(trim(lived_experience), '') AS v_lived_experience,
+        NULLIF(trim(trained_date), '') AS v_trained_date
+    FROM unstaged
 ), typed AS (
     SELECT
         *,
@@ -52,37 +107,13 @@ WITH trimmed AS (
             END
         ], lambda p: p IS NOT NULL) END AS found
     FROM typed
-), ranked AS (
+), explained AS (
     SELECT
-        *,
-        row_number() OVER same_key AS key_rank,
-        first_value(source_file) OVER same_key AS first_file,
-        first_value(source_row) OVER same_key AS first_row
+        checked.*,
+        CASE WHEN len(found) > 0 THEN found ELSE [{'column_name': 'mentor_id', 'reason': 'duplicate_key', 'raw_value': checked.mentor_id, 'note': 'key already loaded from ' || kept.source_file || ' row ' || kept.source_row}] END AS problems
     FROM checked
-    WINDOW same_key AS (PARTITION BY len(found) = 0, t_mentor_id ORDER BY source_file, source_row)
+    LEFT JOIN staging.mentors AS kept ON len(checked.found) = 0 AND kept.mentor_id = checked.t_mentor_id
 )
-SELECT
-    *,
-    CASE WHEN len(found) = 0 AND key_rank > 1 THEN [{'column_name': 'mentor_id', 'reason': 'duplicate_key', 'raw_value': mentor_id, 'note': 'key already loaded from ' || first_file || ' row ' || first_row}] ELSE found END AS problems
-FROM ranked;
-
-CREATE OR REPLACE TABLE staging.mentors AS
-SELECT
-    t_mentor_id::VARCHAR AS mentor_id,
-    t_programme_id::VARCHAR AS programme_id,
-    t_age_band::VARCHAR AS age_band,
-    t_sex::VARCHAR AS sex,
-    t_lived_experience::BOOLEAN AS lived_experience,
-    t_trained_date::DATE AS trained_date,
-    source_file,
-    source_row
-FROM checked_mentors
-WHERE len(problems) = 0
-ORDER BY source_file, source_row;
-
-DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'mentors';
-
-INSERT INTO quarantine.rows
 SELECT
     'mentors' AS table_name,
     source_file,
@@ -95,8 +126,5 @@ SELECT
     to_json({'mentor_id': mentor_id, 'programme_id': programme_id, 'age_band': age_band, 'sex': sex, 'lived_experience': lived_experience, 'trained_date': trained_date, 'source_file': source_file, 'source_row': source_row})::VARCHAR AS raw_record,
     'ingest' AS stage,
     loaded_at AS quarantined_at
-FROM checked_mentors
-WHERE len(problems) > 0
+FROM explained
 ORDER BY source_file, source_row;
-
-DROP TABLE checked_mentors;

@@ -2,7 +2,7 @@
 -- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
 -- instead, with its first problem as reason and column and every problem in detail.
 -- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
-CREATE OR REPLACE TEMP TABLE checked_offences AS
+CREATE OR REPLACE TABLE staging.offences AS
 WITH trimmed AS (
     SELECT
         *,
@@ -14,6 +14,65 @@ WITH trimmed AS (
         NULLIF(trim(severity), '') AS v_severity,
         NULLIF(trim(disposal), '') AS v_disposal
     FROM raw.offences
+), typed AS (
+    SELECT
+        *,
+        v_offence_id AS t_offence_id,
+        v_person_id AS t_person_id,
+        CASE WHEN regexp_full_match(v_offence_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_offence_date AS DATE) END AS t_offence_date,
+        CASE WHEN regexp_full_match(v_proven_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_proven_date AS DATE) END AS t_proven_date,
+        lower(v_offence_group) AS t_offence_group,
+        CASE WHEN regexp_full_match(v_severity, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_severity, '\.0*$', '') AS BIGINT) END AS t_severity,
+        lower(v_disposal) AS t_disposal
+    FROM trimmed
+), passing AS MATERIALIZED (
+    SELECT
+        t_offence_id::VARCHAR AS offence_id,
+        t_person_id::VARCHAR AS person_id,
+        t_offence_date::DATE AS offence_date,
+        t_proven_date::DATE AS proven_date,
+        t_offence_group::VARCHAR AS offence_group,
+        t_severity::BIGINT AS severity,
+        t_disposal::VARCHAR AS disposal,
+        source_file,
+        source_row
+    FROM typed
+    WHERE row_error IS NULL
+        AND t_offence_id IS NOT NULL
+        AND t_person_id IS NOT NULL
+        AND t_offence_date IS NOT NULL
+        AND t_proven_date IS NOT NULL
+        AND t_offence_group IS NOT NULL AND t_offence_group IN ('violence', 'sexual', 'robbery', 'theft', 'burglary', 'criminal_damage', 'drugs', 'public_order', 'fraud', 'motoring', 'other')
+        AND t_severity IS NOT NULL AND t_severity >= 1 AND t_severity <= 5
+        AND t_disposal IS NOT NULL AND t_disposal IN ('custody', 'community', 'fine', 'caution', 'other')
+), repeats AS (
+    -- ranked on the key and row alone: a window over whole rows costs more than the rest
+    SELECT source_file, source_row
+    FROM passing
+    QUALIFY row_number() OVER (PARTITION BY offence_id ORDER BY source_file, source_row) > 1
+)
+SELECT *
+FROM passing
+ANTI JOIN repeats USING (source_file, source_row);
+
+DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'offences';
+
+INSERT INTO quarantine.rows
+WITH unstaged AS (
+    SELECT r.*
+    FROM raw.offences AS r
+    ANTI JOIN staging.offences AS s USING (source_file, source_row)
+), trimmed AS (
+    SELECT
+        *,
+        NULLIF(trim(offence_id), '') AS v_offence_id,
+        NULLIF(trim(person_id), '') AS v_person_id,
+        NULLIF(trim(offence_date), '') AS v_offence_date,
+        NULLIF(trim(proven_date), '') AS v_proven_date,
+        NULLIF(trim(offence_group), '') AS v_offence_group,
+        NULLIF(trim(severity), '') AS v_severity,
+        NULLIF(trim(disposal), '') AS v_disposal
+    FROM unstaged
 ), typed AS (
     SELECT
         *,
@@ -59,38 +118,13 @@ WITH trimmed AS (
             END
         ], lambda p: p IS NOT NULL) END AS found
     FROM typed
-), ranked AS (
+), explained AS (
     SELECT
-        *,
-        row_number() OVER same_key AS key_rank,
-        first_value(source_file) OVER same_key AS first_file,
-        first_value(source_row) OVER same_key AS first_row
+        checked.*,
+        CASE WHEN len(found) > 0 THEN found ELSE [{'column_name': 'offence_id', 'reason': 'duplicate_key', 'raw_value': checked.offence_id, 'note': 'key already loaded from ' || kept.source_file || ' row ' || kept.source_row}] END AS problems
     FROM checked
-    WINDOW same_key AS (PARTITION BY len(found) = 0, t_offence_id ORDER BY source_file, source_row)
+    LEFT JOIN staging.offences AS kept ON len(checked.found) = 0 AND kept.offence_id = checked.t_offence_id
 )
-SELECT
-    *,
-    CASE WHEN len(found) = 0 AND key_rank > 1 THEN [{'column_name': 'offence_id', 'reason': 'duplicate_key', 'raw_value': offence_id, 'note': 'key already loaded from ' || first_file || ' row ' || first_row}] ELSE found END AS problems
-FROM ranked;
-
-CREATE OR REPLACE TABLE staging.offences AS
-SELECT
-    t_offence_id::VARCHAR AS offence_id,
-    t_person_id::VARCHAR AS person_id,
-    t_offence_date::DATE AS offence_date,
-    t_proven_date::DATE AS proven_date,
-    t_offence_group::VARCHAR AS offence_group,
-    t_severity::BIGINT AS severity,
-    t_disposal::VARCHAR AS disposal,
-    source_file,
-    source_row
-FROM checked_offences
-WHERE len(problems) = 0
-ORDER BY source_file, source_row;
-
-DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'offences';
-
-INSERT INTO quarantine.rows
 SELECT
     'offences' AS table_name,
     source_file,
@@ -103,8 +137,5 @@ SELECT
     to_json({'offence_id': offence_id, 'person_id': person_id, 'offence_date': offence_date, 'proven_date': proven_date, 'offence_group': offence_group, 'severity': severity, 'disposal': disposal, 'source_file': source_file, 'source_row': source_row})::VARCHAR AS raw_record,
     'ingest' AS stage,
     loaded_at AS quarantined_at
-FROM checked_offences
-WHERE len(problems) > 0
+FROM explained
 ORDER BY source_file, source_row;
-
-DROP TABLE checked_offences;

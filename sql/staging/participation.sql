@@ -2,7 +2,7 @@
 -- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
 -- instead, with its first problem as reason and column and every problem in detail.
 -- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
-CREATE OR REPLACE TEMP TABLE checked_participation AS
+CREATE OR REPLACE TABLE staging.participation AS
 WITH trimmed AS (
     SELECT
         *,
@@ -15,6 +15,69 @@ WITH trimmed AS (
         NULLIF(trim(sessions_attended), '') AS v_sessions_attended,
         NULLIF(trim(mentor_id), '') AS v_mentor_id
     FROM raw.participation
+), typed AS (
+    SELECT
+        *,
+        v_person_id AS t_person_id,
+        v_programme_id AS t_programme_id,
+        CASE WHEN regexp_full_match(v_start_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_start_date AS DATE) END AS t_start_date,
+        CASE WHEN regexp_full_match(v_end_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_end_date AS DATE) END AS t_end_date,
+        lower(v_status) AS t_status,
+        CASE WHEN regexp_full_match(v_sessions_offered, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_sessions_offered, '\.0*$', '') AS BIGINT) END AS t_sessions_offered,
+        CASE WHEN regexp_full_match(v_sessions_attended, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_sessions_attended, '\.0*$', '') AS BIGINT) END AS t_sessions_attended,
+        v_mentor_id AS t_mentor_id
+    FROM trimmed
+), passing AS MATERIALIZED (
+    SELECT
+        t_person_id::VARCHAR AS person_id,
+        t_programme_id::VARCHAR AS programme_id,
+        t_start_date::DATE AS start_date,
+        t_end_date::DATE AS end_date,
+        t_status::VARCHAR AS status,
+        t_sessions_offered::BIGINT AS sessions_offered,
+        t_sessions_attended::BIGINT AS sessions_attended,
+        t_mentor_id::VARCHAR AS mentor_id,
+        source_file,
+        source_row
+    FROM typed
+    WHERE row_error IS NULL
+        AND t_person_id IS NOT NULL
+        AND t_programme_id IS NOT NULL
+        AND t_start_date IS NOT NULL
+        AND (v_end_date IS NULL OR (t_end_date IS NOT NULL))
+        AND t_status IS NOT NULL AND t_status IN ('completed', 'withdrawn', 'ongoing')
+        AND t_sessions_offered IS NOT NULL AND t_sessions_offered >= 0 AND t_sessions_offered <= 1000
+        AND t_sessions_attended IS NOT NULL AND t_sessions_attended >= 0 AND t_sessions_attended <= 1000
+        AND (v_mentor_id IS NULL OR (t_mentor_id IS NOT NULL))
+), repeats AS (
+    -- ranked on the key and row alone: a window over whole rows costs more than the rest
+    SELECT source_file, source_row
+    FROM passing
+    QUALIFY row_number() OVER (PARTITION BY person_id, programme_id, start_date ORDER BY source_file, source_row) > 1
+)
+SELECT *
+FROM passing
+ANTI JOIN repeats USING (source_file, source_row);
+
+DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'participation';
+
+INSERT INTO quarantine.rows
+WITH unstaged AS (
+    SELECT r.*
+    FROM raw.participation AS r
+    ANTI JOIN staging.participation AS s USING (source_file, source_row)
+), trimmed AS (
+    SELECT
+        *,
+        NULLIF(trim(person_id), '') AS v_person_id,
+        NULLIF(trim(programme_id), '') AS v_programme_id,
+        NULLIF(trim(start_date), '') AS v_start_date,
+        NULLIF(trim(end_date), '') AS v_end_date,
+        NULLIF(trim(status), '') AS v_status,
+        NULLIF(trim(sessions_offered), '') AS v_sessions_offered,
+        NULLIF(trim(sessions_attended), '') AS v_sessions_attended,
+        NULLIF(trim(mentor_id), '') AS v_mentor_id
+    FROM unstaged
 ), typed AS (
     SELECT
         *,
@@ -65,39 +128,13 @@ WITH trimmed AS (
             END
         ], lambda p: p IS NOT NULL) END AS found
     FROM typed
-), ranked AS (
+), explained AS (
     SELECT
-        *,
-        row_number() OVER same_key AS key_rank,
-        first_value(source_file) OVER same_key AS first_file,
-        first_value(source_row) OVER same_key AS first_row
+        checked.*,
+        CASE WHEN len(found) > 0 THEN found ELSE [{'column_name': 'person_id,programme_id,start_date', 'reason': 'duplicate_key', 'raw_value': checked.person_id || ',' || checked.programme_id || ',' || checked.start_date, 'note': 'key already loaded from ' || kept.source_file || ' row ' || kept.source_row}] END AS problems
     FROM checked
-    WINDOW same_key AS (PARTITION BY len(found) = 0, t_person_id, t_programme_id, t_start_date ORDER BY source_file, source_row)
+    LEFT JOIN staging.participation AS kept ON len(checked.found) = 0 AND kept.person_id = checked.t_person_id AND kept.programme_id = checked.t_programme_id AND kept.start_date = checked.t_start_date
 )
-SELECT
-    *,
-    CASE WHEN len(found) = 0 AND key_rank > 1 THEN [{'column_name': 'person_id,programme_id,start_date', 'reason': 'duplicate_key', 'raw_value': person_id || ',' || programme_id || ',' || start_date, 'note': 'key already loaded from ' || first_file || ' row ' || first_row}] ELSE found END AS problems
-FROM ranked;
-
-CREATE OR REPLACE TABLE staging.participation AS
-SELECT
-    t_person_id::VARCHAR AS person_id,
-    t_programme_id::VARCHAR AS programme_id,
-    t_start_date::DATE AS start_date,
-    t_end_date::DATE AS end_date,
-    t_status::VARCHAR AS status,
-    t_sessions_offered::BIGINT AS sessions_offered,
-    t_sessions_attended::BIGINT AS sessions_attended,
-    t_mentor_id::VARCHAR AS mentor_id,
-    source_file,
-    source_row
-FROM checked_participation
-WHERE len(problems) = 0
-ORDER BY source_file, source_row;
-
-DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'participation';
-
-INSERT INTO quarantine.rows
 SELECT
     'participation' AS table_name,
     source_file,
@@ -110,8 +147,5 @@ SELECT
     to_json({'person_id': person_id, 'programme_id': programme_id, 'start_date': start_date, 'end_date': end_date, 'status': status, 'sessions_offered': sessions_offered, 'sessions_attended': sessions_attended, 'mentor_id': mentor_id, 'source_file': source_file, 'source_row': source_row})::VARCHAR AS raw_record,
     'ingest' AS stage,
     loaded_at AS quarantined_at
-FROM checked_participation
-WHERE len(problems) > 0
+FROM explained
 ORDER BY source_file, source_row;
-
-DROP TABLE checked_participation;

@@ -2,7 +2,7 @@
 -- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
 -- instead, with its first problem as reason and column and every problem in detail.
 -- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
-CREATE OR REPLACE TEMP TABLE checked_people AS
+CREATE OR REPLACE TABLE staging.people AS
 WITH trimmed AS (
     SELECT
         *,
@@ -12,6 +12,57 @@ WITH trimmed AS (
         NULLIF(trim(ethnic_group), '') AS v_ethnic_group,
         NULLIF(trim(region), '') AS v_region
     FROM raw.people
+), typed AS (
+    SELECT
+        *,
+        v_person_id AS t_person_id,
+        lower(v_sex) AS t_sex,
+        CASE WHEN regexp_full_match(v_birth_year, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_birth_year, '\.0*$', '') AS BIGINT) END AS t_birth_year,
+        lower(v_ethnic_group) AS t_ethnic_group,
+        lower(v_region) AS t_region
+    FROM trimmed
+), passing AS MATERIALIZED (
+    SELECT
+        t_person_id::VARCHAR AS person_id,
+        t_sex::VARCHAR AS sex,
+        t_birth_year::BIGINT AS birth_year,
+        t_ethnic_group::VARCHAR AS ethnic_group,
+        t_region::VARCHAR AS region,
+        source_file,
+        source_row
+    FROM typed
+    WHERE row_error IS NULL
+        AND t_person_id IS NOT NULL
+        AND t_sex IS NOT NULL AND t_sex IN ('female', 'male', 'other')
+        AND t_birth_year IS NOT NULL AND t_birth_year >= 1900 AND t_birth_year <= 2015
+        AND (v_ethnic_group IS NULL OR (t_ethnic_group IS NOT NULL AND t_ethnic_group IN ('asian', 'black', 'mixed', 'white', 'other', 'not_stated')))
+        AND t_region IS NOT NULL AND t_region IN ('north_east', 'north_west', 'yorkshire', 'east_midlands', 'west_midlands', 'east', 'london', 'south_east', 'south_west', 'wales')
+), repeats AS (
+    -- ranked on the key and row alone: a window over whole rows costs more than the rest
+    SELECT source_file, source_row
+    FROM passing
+    QUALIFY row_number() OVER (PARTITION BY person_id ORDER BY source_file, source_row) > 1
+)
+SELECT *
+FROM passing
+ANTI JOIN repeats USING (source_file, source_row);
+
+DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'people';
+
+INSERT INTO quarantine.rows
+WITH unstaged AS (
+    SELECT r.*
+    FROM raw.people AS r
+    ANTI JOIN staging.people AS s USING (source_file, source_row)
+), trimmed AS (
+    SELECT
+        *,
+        NULLIF(trim(person_id), '') AS v_person_id,
+        NULLIF(trim(sex), '') AS v_sex,
+        NULLIF(trim(birth_year), '') AS v_birth_year,
+        NULLIF(trim(ethnic_group), '') AS v_ethnic_group,
+        NULLIF(trim(region), '') AS v_region
+    FROM unstaged
 ), typed AS (
     SELECT
         *,
@@ -48,36 +99,13 @@ WITH trimmed AS (
             END
         ], lambda p: p IS NOT NULL) END AS found
     FROM typed
-), ranked AS (
+), explained AS (
     SELECT
-        *,
-        row_number() OVER same_key AS key_rank,
-        first_value(source_file) OVER same_key AS first_file,
-        first_value(source_row) OVER same_key AS first_row
+        checked.*,
+        CASE WHEN len(found) > 0 THEN found ELSE [{'column_name': 'person_id', 'reason': 'duplicate_key', 'raw_value': checked.person_id, 'note': 'key already loaded from ' || kept.source_file || ' row ' || kept.source_row}] END AS problems
     FROM checked
-    WINDOW same_key AS (PARTITION BY len(found) = 0, t_person_id ORDER BY source_file, source_row)
+    LEFT JOIN staging.people AS kept ON len(checked.found) = 0 AND kept.person_id = checked.t_person_id
 )
-SELECT
-    *,
-    CASE WHEN len(found) = 0 AND key_rank > 1 THEN [{'column_name': 'person_id', 'reason': 'duplicate_key', 'raw_value': person_id, 'note': 'key already loaded from ' || first_file || ' row ' || first_row}] ELSE found END AS problems
-FROM ranked;
-
-CREATE OR REPLACE TABLE staging.people AS
-SELECT
-    t_person_id::VARCHAR AS person_id,
-    t_sex::VARCHAR AS sex,
-    t_birth_year::BIGINT AS birth_year,
-    t_ethnic_group::VARCHAR AS ethnic_group,
-    t_region::VARCHAR AS region,
-    source_file,
-    source_row
-FROM checked_people
-WHERE len(problems) = 0
-ORDER BY source_file, source_row;
-
-DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'people';
-
-INSERT INTO quarantine.rows
 SELECT
     'people' AS table_name,
     source_file,
@@ -90,8 +118,5 @@ SELECT
     to_json({'person_id': person_id, 'sex': sex, 'birth_year': birth_year, 'ethnic_group': ethnic_group, 'region': region, 'source_file': source_file, 'source_row': source_row})::VARCHAR AS raw_record,
     'ingest' AS stage,
     loaded_at AS quarantined_at
-FROM checked_people
-WHERE len(problems) > 0
+FROM explained
 ORDER BY source_file, source_row;
-
-DROP TABLE checked_people;

@@ -2,7 +2,7 @@
 -- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
 -- instead, with its first problem as reason and column and every problem in detail.
 -- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
-CREATE OR REPLACE TEMP TABLE checked_programmes AS
+CREATE OR REPLACE TABLE staging.programmes AS
 WITH trimmed AS (
     SELECT
         *,
@@ -11,6 +11,53 @@ WITH trimmed AS (
         NULLIF(trim(programme_type), '') AS v_programme_type,
         NULLIF(trim(provider), '') AS v_provider
     FROM raw.programmes
+), typed AS (
+    SELECT
+        *,
+        v_programme_id AS t_programme_id,
+        v_name AS t_name,
+        lower(v_programme_type) AS t_programme_type,
+        v_provider AS t_provider
+    FROM trimmed
+), passing AS MATERIALIZED (
+    SELECT
+        t_programme_id::VARCHAR AS programme_id,
+        t_name::VARCHAR AS name,
+        t_programme_type::VARCHAR AS programme_type,
+        t_provider::VARCHAR AS provider,
+        source_file,
+        source_row
+    FROM typed
+    WHERE row_error IS NULL
+        AND t_programme_id IS NOT NULL
+        AND t_name IS NOT NULL
+        AND t_programme_type IS NOT NULL AND t_programme_type IN ('structured_mentoring', 'peer_mentoring', 'community_support', 'rehabilitative_workshop')
+        AND t_provider IS NOT NULL
+), repeats AS (
+    -- ranked on the key and row alone: a window over whole rows costs more than the rest
+    SELECT source_file, source_row
+    FROM passing
+    QUALIFY row_number() OVER (PARTITION BY programme_id ORDER BY source_file, source_row) > 1
+)
+SELECT *
+FROM passing
+ANTI JOIN repeats USING (source_file, source_row);
+
+DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'programmes';
+
+INSERT INTO quarantine.rows
+WITH unstaged AS (
+    SELECT r.*
+    FROM raw.programmes AS r
+    ANTI JOIN staging.programmes AS s USING (source_file, source_row)
+), trimmed AS (
+    SELECT
+        *,
+        NULLIF(trim(programme_id), '') AS v_programme_id,
+        NULLIF(trim(name), '') AS v_name,
+        NULLIF(trim(programme_type), '') AS v_programme_type,
+        NULLIF(trim(provider), '') AS v_provider
+    FROM unstaged
 ), typed AS (
     SELECT
         *,
@@ -39,35 +86,13 @@ WITH trimmed AS (
             END
         ], lambda p: p IS NOT NULL) END AS found
     FROM typed
-), ranked AS (
+), explained AS (
     SELECT
-        *,
-        row_number() OVER same_key AS key_rank,
-        first_value(source_file) OVER same_key AS first_file,
-        first_value(source_row) OVER same_key AS first_row
+        checked.*,
+        CASE WHEN len(found) > 0 THEN found ELSE [{'column_name': 'programme_id', 'reason': 'duplicate_key', 'raw_value': checked.programme_id, 'note': 'key already loaded from ' || kept.source_file || ' row ' || kept.source_row}] END AS problems
     FROM checked
-    WINDOW same_key AS (PARTITION BY len(found) = 0, t_programme_id ORDER BY source_file, source_row)
+    LEFT JOIN staging.programmes AS kept ON len(checked.found) = 0 AND kept.programme_id = checked.t_programme_id
 )
-SELECT
-    *,
-    CASE WHEN len(found) = 0 AND key_rank > 1 THEN [{'column_name': 'programme_id', 'reason': 'duplicate_key', 'raw_value': programme_id, 'note': 'key already loaded from ' || first_file || ' row ' || first_row}] ELSE found END AS problems
-FROM ranked;
-
-CREATE OR REPLACE TABLE staging.programmes AS
-SELECT
-    t_programme_id::VARCHAR AS programme_id,
-    t_name::VARCHAR AS name,
-    t_programme_type::VARCHAR AS programme_type,
-    t_provider::VARCHAR AS provider,
-    source_file,
-    source_row
-FROM checked_programmes
-WHERE len(problems) = 0
-ORDER BY source_file, source_row;
-
-DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'programmes';
-
-INSERT INTO quarantine.rows
 SELECT
     'programmes' AS table_name,
     source_file,
@@ -80,8 +105,5 @@ SELECT
     to_json({'programme_id': programme_id, 'name': name, 'programme_type': programme_type, 'provider': provider, 'source_file': source_file, 'source_row': source_row})::VARCHAR AS raw_record,
     'ingest' AS stage,
     loaded_at AS quarantined_at
-FROM checked_programmes
-WHERE len(problems) > 0
+FROM explained
 ORDER BY source_file, source_row;
-
-DROP TABLE checked_programmes;
