@@ -1,0 +1,818 @@
+"""Data validation: Great Expectations suites built from the data contract, run on staging.
+
+The rules live in ``expectations/<table>.json``, one serialised Great Expectations 1.x
+suite per input table. ``build_suite`` writes them from ``desist.contract`` (run
+``python -m desist.validation`` after editing the contract) and the run loads the committed
+files, so a reviewer reads every rule in one place and a test keeps them in sync.
+
+Each expectation carries ``meta.severity``:
+
+* ``critical`` - row-level: the offending rows move from ``staging.<table>`` to
+  ``quarantine.rows`` (stage ``validation``) so one bad row never stops a run. If more than
+  ``validation.max_failing_row_share`` of a table's rows fail, or a reference resolves for
+  fewer than ``validation.min_reference_rate`` of the rows, the table blocks the run.
+* ``warning`` - reported in ``results.data_quality`` and never blocks.
+
+Rules that need other rows or tables (references, the person's birth year, the order of
+assessment stages) are checked on helper columns that DuckDB computes before validation:
+the suite's ``meta.desist.derived_columns`` holds their SQL, evaluated per staging row ``t``.
+
+Great Expectations takes seconds to import, so it is imported only by ``SuiteRunner``.
+"""
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from string import Template
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from graphlib import TopologicalSorter
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from desist.config import PROJECT_ROOT, Settings
+from desist.contract import ASSESSMENT_STAGES, TABLES, Table
+
+EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+CRITICAL, WARNING = "critical", "warning"
+EARLIEST_DATE = "1900-01-01T00:00:00"
+# Suite parameters the run supplies from evaluation.yaml.
+PARAMETERS = ("data_cutoff", "min_reference_rate", "min_valid_row_share")
+# Plausible age (years) at an index event; outside it the birth year or index date is suspect.
+AGE_AT_INDEX = (10, 100)
+# Optional columns that should still be mostly filled in (share of rows), reported as warnings.
+COMPLETENESS = {
+    "index_events": {name: 0.9 for name in (
+        "prior_offences", "prior_custody", "age_first_offence", "risk_score",
+        "employment_at_index", "accommodation_at_index",
+    )},
+    "feedback": {"relationship_quality": 0.8},
+}
+# pandas stores dates as datetime64[ns]; dates outside its range are clamped to these bounds
+# (they fail the 1900-to-cut-off expectation either way; quarantine keeps the true value).
+PANDAS_DATE_RANGE = ("1677-09-22", "2262-04-11")
+SAMPLE_SIZE = 5
+DATA_QUALITY_COLUMNS = (
+    "run_id VARCHAR, checked_at TIMESTAMPTZ, table_name VARCHAR, column_name VARCHAR, "
+    "expectation VARCHAR, severity VARCHAR, status VARCHAR, element_count BIGINT, "
+    "unexpected_count BIGINT, unexpected_sample VARCHAR"
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Building the suites from the contract
+
+
+def _expectation(kind: str, severity: str, rule: str, columns: Iterable[str], description: str,
+                 **kwargs) -> dict:
+    return {
+        "type": kind,
+        "kwargs": kwargs,
+        "meta": {"severity": severity, "rule": rule, "columns": list(columns)},
+        "severity": severity,
+        "description": description,
+    }
+
+
+def _critical_share(reference: bool = False) -> dict:
+    return {"$PARAMETER": "min_reference_rate" if reference else "min_valid_row_share"}
+
+
+def _reference_sql(column: str, target: tuple[str, str]) -> str:
+    table, key = target
+    return (f"CASE WHEN t.{column} IS NULL THEN NULL ELSE EXISTS "
+            f"(SELECT 1 FROM staging.{table} AS r WHERE r.{key} = t.{column}) END")
+
+
+def _birth_year_sql() -> str:
+    return "(SELECT max(p.birth_year) FROM staging.people AS p WHERE p.person_id = t.person_id)"
+
+
+def _stage_order_sql() -> str:
+    stages = "[" + ", ".join(f"'{stage}'" for stage in ASSESSMENT_STAGES) + "]"
+    earlier = f"list_position({stages}, o.stage) < list_position({stages}, t.stage)"
+    later = f"list_position({stages}, o.stage) > list_position({stages}, t.stage)"
+    return (
+        "NOT EXISTS (SELECT 1 FROM staging.assessments AS o "
+        "WHERE o.person_id = t.person_id AND o.programme_id = t.programme_id AND ("
+        f"({earlier} AND o.assessment_date > t.assessment_date) OR "
+        f"({later} AND o.assessment_date < t.assessment_date)))"
+    )
+
+
+def _table_specific(table: Table) -> tuple[dict[str, str], list[dict]]:
+    """Derived columns and the expectations of logical order and plausibility for one table."""
+    derived: dict[str, str] = {}
+    rules: list[dict] = []
+    share = _critical_share()
+    if table.name == "offences":
+        rules.append(_expectation(
+            "expect_column_pair_values_a_to_be_greater_than_b", CRITICAL, "order",
+            ("proven_date", "offence_date"), "the offence is proven before it was committed",
+            column_A="proven_date", column_B="offence_date", or_equal=True,
+            ignore_row_if="either_value_is_missing", mostly=share))
+        derived["offence_not_before_birth_year"] = f"year(t.offence_date) >= {_birth_year_sql()}"
+        rules.append(_expectation(
+            "expect_column_values_to_be_in_set", CRITICAL, "order", ("offence_date",),
+            "the offence is dated before the person's birth year",
+            column="offence_not_before_birth_year", value_set=[True], mostly=share))
+    elif table.name == "participation":
+        rules.append(_expectation(
+            "expect_column_pair_values_a_to_be_greater_than_b", CRITICAL, "order",
+            ("end_date", "start_date"), "the enrolment ends before it starts",
+            column_A="end_date", column_B="start_date", or_equal=True,
+            ignore_row_if="either_value_is_missing", mostly=share))
+        rules.append(_expectation(
+            "expect_column_pair_values_a_to_be_greater_than_b", CRITICAL, "order",
+            ("sessions_attended", "sessions_offered"), "more sessions attended than offered",
+            column_A="sessions_offered", column_B="sessions_attended", or_equal=True,
+            ignore_row_if="either_value_is_missing", mostly=share))
+    elif table.name == "assessments":
+        derived["stage_dates_in_order"] = _stage_order_sql()
+        rules.append(_expectation(
+            "expect_column_values_to_be_in_set", CRITICAL, "order", ("assessment_date", "stage"),
+            "assessment dates of this person and programme are not in stage order "
+            f"({' <= '.join(ASSESSMENT_STAGES)})",
+            column="stage_dates_in_order", value_set=[True], mostly=share))
+    elif table.name == "index_events":
+        derived["age_at_index"] = f"year(t.index_date) - {_birth_year_sql()}"
+        low, high = AGE_AT_INDEX
+        rules.append(_expectation(
+            "expect_column_values_to_be_between", WARNING, "plausibility", ("index_date",),
+            f"age at the index date outside {low} to {high} years",
+            column="age_at_index", min_value=low, max_value=high))
+    elif table.name == "mentors":
+        derived["trained_before_first_mentoring"] = (
+            "t.trained_date <= (SELECT min(p.start_date) FROM staging.participation AS p "
+            "WHERE p.mentor_id = t.mentor_id)")
+        rules.append(_expectation(
+            "expect_column_values_to_be_in_set", WARNING, "plausibility", ("trained_date",),
+            "the mentor was trained after their first enrolment started",
+            column="trained_before_first_mentoring", value_set=[True]))
+    return derived, rules
+
+
+def build_suite(table: Table) -> dict:
+    """The serialised Great Expectations suite for one contract table."""
+    share = _critical_share()
+    expectations: list[dict] = []
+    derived: dict[str, str] = {}
+    key = list(table.key)
+    if len(key) == 1:
+        expectations.append(_expectation(
+            "expect_column_values_to_be_unique", CRITICAL, "key", key,
+            "the key repeats in another row", column=key[0], mostly=share))
+    else:
+        expectations.append(_expectation(
+            "expect_compound_columns_to_be_unique", CRITICAL, "key", key,
+            "the key repeats in another row", column_list=key, mostly=share))
+    for column in table.columns:
+        if column.required:
+            expectations.append(_expectation(
+                "expect_column_values_to_not_be_null", CRITICAL, "required", [column.name],
+                "the value is empty", column=column.name, mostly=share))
+    for column, target in table.references.items():
+        helper = f"{column}_is_known"
+        derived[helper] = _reference_sql(column, target)
+        expectations.append(_expectation(
+            "expect_column_values_to_be_in_set", CRITICAL, "reference", [column],
+            f"not found in {target[0]}.{target[1]}",
+            column=helper, value_set=[True], mostly=_critical_share(reference=True)))
+    for column in table.columns:
+        if column.domain:
+            expectations.append(_expectation(
+                "expect_column_values_to_be_in_set", CRITICAL, "domain", [column.name],
+                f"expected one of {', '.join(column.domain)}",
+                column=column.name, value_set=list(column.domain), mostly=share))
+    for column in table.columns:
+        if column.minimum is not None or column.maximum is not None:
+            expectations.append(_expectation(
+                "expect_column_values_to_be_between", CRITICAL, "range", [column.name],
+                f"expected {_number(column.minimum)} to {_number(column.maximum)}",
+                column=column.name, min_value=column.minimum, max_value=column.maximum, mostly=share))
+    for column in table.columns:
+        if column.type == "date":
+            expectations.append(_expectation(
+                "expect_column_values_to_be_between", CRITICAL, "date_range", [column.name],
+                "expected a date from 1900-01-01 to the data cut-off",
+                column=column.name, min_value=EARLIEST_DATE, max_value={"$PARAMETER": "data_cutoff"},
+                mostly=share))
+    specific_derived, specific = _table_specific(table)
+    derived.update(specific_derived)
+    expectations.extend(specific)
+    for column, mostly in COMPLETENESS.get(table.name, {}).items():
+        expectations.append(_expectation(
+            "expect_column_values_to_not_be_null", WARNING, "completeness", [column],
+            f"fewer than {mostly:.0%} of rows have a value", column=column, mostly=mostly))
+    return {
+        "name": table.name,
+        "expectations": expectations,
+        "meta": {"desist": {
+            "table": table.name,
+            "generated_from": "desist/contract.py by desist.validation.build_suite",
+            "parameters": list(PARAMETERS),
+            "derived_columns": derived,
+        }},
+        "notes": f"Validation rules for staging.{table.name}: {table.description}",
+    }
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "any"
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def build_suites() -> dict[str, dict]:
+    return {name: build_suite(table) for name, table in TABLES.items()}
+
+
+def suite_text(suite: dict) -> str:
+    return json.dumps(suite, indent=2) + "\n"
+
+
+def write_suites(folder: Path = EXPECTATIONS_DIR) -> list[Path]:
+    """Write expectations/<table>.json from the contract; returns the files written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, suite in build_suites().items():
+        path = folder / f"{name}.json"
+        path.write_text(suite_text(suite))
+        written.append(path)
+    return written
+
+
+def load_suite(table: str, folder: Path = EXPECTATIONS_DIR) -> dict:
+    path = folder / f"{table}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no expectation suite for table '{table}': {path} is missing "
+                                "(run `python -m desist.validation` to write the suites)")
+    suite = json.loads(path.read_text())
+    for position, expectation in enumerate(suite.get("expectations", [])):
+        severity = expectation.get("meta", {}).get("severity")
+        if severity not in (CRITICAL, WARNING):
+            raise ValueError(f"{path}: expectation {position} ({expectation.get('type')}) has "
+                             f"meta.severity {severity!r}; expected 'critical' or 'warning'")
+    return suite
+
+
+def validation_order() -> list[str]:
+    """Tables ordered so every table comes after the tables it references.
+
+    Rows quarantined from a parent table are gone before its children are checked, so a
+    child row that names a quarantined parent is itself caught as an unknown reference.
+    """
+    graph = {name: {target for target, _ in table.references.values() if target != name}
+             for name, table in TABLES.items()}
+    return list(TopologicalSorter(graph).static_order())
+
+
+# ---------------------------------------------------------------------------------------------
+# Running a suite on a pandas frame
+
+
+@dataclass
+class Outcome:
+    """One expectation's result on one table."""
+
+    table: str
+    position: int  # the expectation's place in its suite
+    expectation: str  # the Great Expectations type
+    columns: tuple[str, ...]  # the contract columns it concerns
+    severity: str
+    rule: str
+    description: str
+    success: bool  # as Great Expectations judged it, including any `mostly` threshold
+    element_count: int
+    unexpected_count: int
+    unexpected_share: float  # of the non-missing values the expectation looked at
+    sample: list[str]
+    rows: np.ndarray  # frame positions of the unexpected rows
+
+    @property
+    def column_name(self) -> str:
+        return ",".join(self.columns)
+
+    @property
+    def label(self) -> str:
+        return f"{self.table}.{self.column_name} {self.expectation}"
+
+
+@dataclass
+class TableValidation:
+    """A suite's outcomes on one table and what they mean for the run."""
+
+    table: str
+    row_count: int
+    outcomes: list[Outcome]
+    max_failing_row_share: float
+    failing_rows: np.ndarray = field(init=False)  # frame positions failing any critical rule
+
+    def __post_init__(self) -> None:
+        critical = [o.rows for o in self.outcomes if o.severity == CRITICAL and len(o.rows)]
+        self.failing_rows = np.unique(np.concatenate(critical)) if critical else np.empty(0, np.int64)
+
+    @property
+    def failing_row_share(self) -> float:
+        return len(self.failing_rows) / self.row_count if self.row_count else 0.0
+
+    @property
+    def blocking_reasons(self) -> list[str]:
+        """One sentence per reason this table blocks the run (none: it does not block)."""
+        reasons = []
+        for o in self.outcomes:
+            if o.severity != CRITICAL or o.success:
+                continue
+            if o.rule == "reference":
+                reasons.append(
+                    f"{o.label}: {o.description} for {o.unexpected_count} of "
+                    f"{o.element_count} rows; {1 - o.unexpected_share:.2%} resolve, below "
+                    "min_reference_rate")
+            else:
+                reasons.append(
+                    f"{o.label}: {o.unexpected_count} of {o.element_count} rows fail "
+                    f"({o.unexpected_share:.2%}, more than max_failing_row_share "
+                    f"{self.max_failing_row_share:.2%})")
+        if not reasons and self.failing_row_share > self.max_failing_row_share:
+            failing = "; ".join(f"{o.label} ({o.unexpected_count} rows)"
+                                for o in self.outcomes if o.severity == CRITICAL and o.unexpected_count)
+            reasons.append(
+                f"{self.table}: {len(self.failing_rows)} of {self.row_count} rows "
+                f"({self.failing_row_share:.2%}) fail critical expectations, more than "
+                f"max_failing_row_share {self.max_failing_row_share:.2%}: {failing}")
+        return reasons
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.blocking_reasons)
+
+    @property
+    def warnings(self) -> list[str]:
+        return [f"{o.label}: {o.description} ({o.unexpected_count} of {o.element_count} rows)"
+                for o in self.outcomes if o.severity == WARNING and not o.success]
+
+
+class SuiteRunner:
+    """Runs suites on pandas frames in one ephemeral Great Expectations context.
+
+    ``parameters`` supplies the suite parameters (``PARAMETERS``). The context keeps every
+    result of the run so ``build_data_docs`` can render them afterwards.
+    """
+
+    def __init__(self, parameters: Mapping[str, object], run_name: str | None = None) -> None:
+        missing = sorted(set(PARAMETERS) - set(parameters))
+        if missing:
+            raise ValueError(f"suite parameters missing: {', '.join(missing)}")
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+        import great_expectations as gx  # noqa: PLC0415 - seconds to import; only when validating
+
+        self._gx = gx
+        self.parameters = dict(parameters)
+        self.run_name = run_name or uuid.uuid4().hex
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = {"globally": False, "metric_calculations": False}
+        self._source = self.context.data_sources.add_pandas("staging")
+        self._results: dict[str, object] = {}
+
+    def validate(self, suite: dict, frame: pd.DataFrame, sources: pd.DataFrame | None = None) -> list[Outcome]:
+        """Validate ``frame`` (positions 0..n-1) against ``suite``; one Outcome per expectation.
+
+        ``sources`` (source_file, source_row per frame row) labels the sample values.
+        """
+        gx = self._gx
+        name = suite["name"]
+        if name in self._results:
+            raise ValueError(f"suite '{name}' was already validated by this runner")
+        declared = suite["expectations"]
+        gx_suite = gx.ExpectationSuite(**copy.deepcopy(suite))
+        if len(gx_suite.expectations) != len(declared):
+            raise ValueError(f"suite '{name}': Great Expectations rejected "
+                             f"{len(declared) - len(gx_suite.expectations)} of its expectations "
+                             "(see the log for the invalid configuration)")
+        gx_suite = self.context.suites.add(gx_suite)
+        asset = self._source.add_dataframe_asset(name)
+        batch = asset.add_batch_definition_whole_dataframe(name)
+        definition = self.context.validation_definitions.add(
+            gx.ValidationDefinition(name=name, data=batch, suite=gx_suite))
+        from great_expectations.core.run_identifier import RunIdentifier  # noqa: PLC0415
+
+        if not frame.index.equals(pd.RangeIndex(len(frame))):
+            raise ValueError(f"{name}: the frame must have a 0..n-1 index; unexpected rows are "
+                             "reported by position")
+        from great_expectations.execution_engine import pandas_execution_engine  # noqa: PLC0415
+
+        # Great Expectations fingerprints every frame under HASH_THRESHOLD bytes by hashing all
+        # its values, only to label the batch; on millions of rows that is most of the time.
+        threshold = pandas_execution_engine.HASH_THRESHOLD
+        pandas_execution_engine.HASH_THRESHOLD = 0
+        try:
+            result = definition.run(
+                batch_parameters={"dataframe": frame},
+                expectation_parameters=self.parameters,
+                result_format={"result_format": "COMPLETE", "partial_unexpected_count": 20},
+                run_id=RunIdentifier(run_name=self.run_name),
+            )
+        finally:
+            pandas_execution_engine.HASH_THRESHOLD = threshold
+        outcomes = []
+        for position, (config, gx_result) in enumerate(zip(declared, result.results, strict=True)):
+            info = gx_result.exception_info or {}
+            if info.get("raised_exception"):
+                raise RuntimeError(f"{name}: {config['type']} on {config['meta']['columns']} "
+                                   f"could not be evaluated: {info.get('exception_message')}")
+            detail = gx_result.result
+            rows = np.asarray(detail.get("unexpected_index_list") or [], dtype=np.int64)
+            if len(rows) != detail.get("unexpected_count", 0):
+                raise RuntimeError(f"{name}: {config['type']} reported {detail.get('unexpected_count')} "
+                                   f"unexpected rows but listed {len(rows)}")
+            meta = config["meta"]
+            outcomes.append(Outcome(
+                table=name, position=position, expectation=config["type"],
+                columns=tuple(meta["columns"]), severity=meta["severity"], rule=meta["rule"],
+                description=config.get("description", ""), success=bool(gx_result.success),
+                element_count=int(detail.get("element_count", len(frame))),
+                unexpected_count=int(detail.get("unexpected_count", 0)),
+                unexpected_share=float(detail.get("unexpected_percent") or 0.0) / 100,
+                sample=_sample(detail, sources),
+                rows=rows,
+            ))
+            # The full lists served the quarantine; the stored result keeps the partial ones.
+            for bulky in ("unexpected_list", "unexpected_index_list", "unexpected_index_query"):
+                detail.pop(bulky, None)
+        self._results[name] = result
+        return outcomes
+
+    def build_data_docs(self, folder: Path, quarantined: Mapping[str, int] | None = None) -> Path:
+        """Render this run's suites and results as a static HTML site in ``folder``.
+
+        Great Expectations' pages load Bootstrap, jQuery, Font Awesome and Vega from public
+        CDNs; those tags are removed so the site works offline (plain styling), and the index,
+        which needs them to list results, is replaced by a static one.
+        """
+        if folder.exists():
+            shutil.rmtree(folder)
+        store = self.context.validation_results_store
+        for key in store.list_keys():
+            store.set(key, self._results[key.expectation_suite_identifier.name])
+        self.context.add_data_docs_site("desist", {
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                              "base_directory": str(folder)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        })
+        self.context.build_data_docs(site_names=["desist"])
+        for page in folder.rglob("*.html"):
+            page.write_text(_offline_html(page.read_text()))
+        (folder / "index.html").write_text(self._index_page(folder, quarantined or {}))
+        return folder / "index.html"
+
+    def _index_page(self, folder: Path, quarantined: Mapping[str, int]) -> str:
+        rows = []
+        for name, result in self._results.items():
+            pages = sorted((folder / "validations" / name).rglob("*.html"))
+            link = pages[-1].relative_to(folder).as_posix() if pages else ""
+            stats = result.statistics
+            status = "passed" if result.success else "failed"
+            rows.append(
+                f"<tr><td>{name}</td><td class='{status}'>{status}</td>"
+                f"<td>{stats['successful_expectations']} of {stats['evaluated_expectations']}</td>"
+                f"<td>{quarantined.get(name, 0)}</td>"
+                f"<td><a href='{link}'>results</a></td>"
+                f"<td><a href='expectations/{name}.html'>expectations</a></td></tr>")
+        return _INDEX_TEMPLATE.substitute(run=self.run_name, rows="\n".join(rows))
+
+
+_EXTERNAL_RESOURCE = re.compile(
+    r"<script[^>]*\bsrc=\"https?://[^\"]*\"[^>]*>\s*</script>"
+    r"|<link[^>]*\bhref=\"https?://[^\"]*\"[^>]*/?>"
+    r"|<img[^>]*\bsrc=\"https?://[^\"]*\"[^>]*/?>"
+    r"|url\(['\"]?https?://[^)]*\)",
+    re.IGNORECASE,
+)
+_OFFLINE_STYLE = (
+    "<style>body{font-family:system-ui,sans-serif;margin:1.5rem;max-width:75rem}"
+    "table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.25rem .5rem;"
+    "text-align:left;vertical-align:top}.passed{color:#1a7f37}.failed{color:#b42318}</style>"
+)
+_INDEX_TEMPLATE = Template("""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>desist data quality</title>
+""" + _OFFLINE_STYLE + """</head><body>
+<h1>Data quality</h1>
+<p>Great Expectations validation of the staging tables, run $run. Critical expectations
+quarantine the rows that fail them; warnings are reported only. The same outcomes are in the
+warehouse table <code>results.data_quality</code>.</p>
+<table><thead><tr><th>table</th><th>status</th><th>expectations met</th><th>rows quarantined</th><th>validation</th>
+<th>suite</th></tr></thead><tbody>
+$rows
+</tbody></table></body></html>
+""")
+
+
+def _offline_html(page: str) -> str:
+    without_network = _EXTERNAL_RESOURCE.sub(lambda m: "none" if m.group().startswith("url(") else "", page)
+    return without_network.replace("</head>", _OFFLINE_STYLE + "</head>", 1)
+
+
+def _sample(detail: dict, sources: pd.DataFrame | None) -> list[str]:
+    """A few unexpected values as text, each with the file and row it came from."""
+    values = (detail.get("partial_unexpected_list") or [])[:SAMPLE_SIZE]
+    positions = (detail.get("partial_unexpected_index_list") or [])[:SAMPLE_SIZE]
+    if sources is None or len(positions) != len(values):
+        return [_as_text(value) for value in values]
+    files, rows = sources["source_file"], sources["source_row"]
+    return [f"{_as_text(value)} ({files.iat[p]}:{rows.iat[p]})" for value, p in zip(values, positions, strict=True)]
+
+
+def _as_text(value: object) -> str:
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
+        return "NULL"
+    if isinstance(value, dict):
+        return "(" + ", ".join(_as_text(v) for v in value.values()) + ")"
+    if isinstance(value, (tuple, list)):
+        return "(" + ", ".join(_as_text(v) for v in value) + ")"
+    if isinstance(value, (pd.Timestamp, np.datetime64, dt.datetime)):
+        stamp = pd.Timestamp(value)
+        return stamp.date().isoformat() if stamp == stamp.normalize() else stamp.isoformat()
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validating the warehouse
+
+
+def frame_sql(table: Table, suite: dict) -> str:
+    """The staging rows of ``table`` with the suite's derived columns, shaped for pandas."""
+    low, high = PANDAS_DATE_RANGE
+    columns = []
+    for column in table.columns:
+        if column.type == "date":
+            columns.append(
+                f"CAST(CASE WHEN t.{column.name} < DATE '{low}' THEN DATE '{low}' "
+                f"WHEN t.{column.name} > DATE '{high}' THEN DATE '{high}' ELSE t.{column.name} END "
+                f"AS TIMESTAMP_NS) AS {column.name}")
+        else:
+            columns.append(f"t.{column.name}")
+    derived = suite["meta"]["desist"]["derived_columns"]
+    columns += [f"({sql}) AS {name}" for name, sql in derived.items()]
+    columns += ["t.source_file", "t.source_row"]
+    return f"SELECT {', '.join(columns)} FROM staging.{table.name} AS t ORDER BY t.source_file, t.source_row"
+
+
+SOURCE_COLUMNS = ("source_file", "source_row")
+
+
+def _pandas_type(arrow_type: pa.DataType) -> object:
+    # Arrow-backed strings and masked booleans keep Great Expectations' checks vectorised.
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return pd.StringDtype("pyarrow")
+    if pa.types.is_boolean(arrow_type):
+        return pd.BooleanDtype()
+    return None
+
+
+def read_frame(con: duckdb.DuckDBPyConnection, table: Table, suite: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The frame Great Expectations validates and, row for row, where each row came from.
+
+    Columns with a domain become categoricals: few distinct values, so hashing and set
+    checks on millions of rows stay cheap.
+    """
+    arrow = con.sql(frame_sql(table, suite)).to_arrow_table()
+    for column in table.columns:
+        if column.domain:
+            position = arrow.schema.get_field_index(column.name)
+            arrow = arrow.set_column(position, column.name, arrow.column(column.name).dictionary_encode())
+    data = arrow.drop_columns(list(SOURCE_COLUMNS)).to_pandas(types_mapper=_pandas_type)
+    sources = arrow.select(list(SOURCE_COLUMNS)).to_pandas()
+    return data, sources
+
+
+SQL_TYPES = {"id": "VARCHAR", "text": "VARCHAR", "date": "DATE", "integer": "BIGINT",
+             "number": "DOUBLE", "boolean": "BOOLEAN"}
+
+
+def stage_frames(con: duckdb.DuckDBPyConnection, frames: Mapping[str, pd.DataFrame]) -> None:
+    """Write DataFrames straight into typed ``staging.<table>`` tables, as ingest would.
+
+    For tests and benchmarks that start from data rather than landing files. Missing optional
+    columns become NULL; without ``source_file``/``source_row`` each row is numbered from 1 in
+    a file called ``<table>.csv``.
+    """
+    con.execute("CREATE SCHEMA IF NOT EXISTS staging")
+    for name, frame in frames.items():
+        table = TABLES[name]
+        columns = [
+            f"CAST({'f.' + c.name if c.name in frame.columns else 'NULL'} AS {SQL_TYPES[c.type]}) AS {c.name}"
+            for c in table.columns
+        ]
+        source_file = "f.source_file" if "source_file" in frame.columns else f"'{name}.csv'"
+        source_row = ("CAST(f.source_row AS BIGINT)" if "source_row" in frame.columns
+                      else "CAST(row_number() OVER () AS BIGINT)")
+        con.register("staged_frame", frame)
+        try:
+            con.execute(f"CREATE OR REPLACE TABLE staging.{name} AS SELECT {', '.join(columns)}, "
+                        f"CAST({source_file} AS VARCHAR) AS source_file, {source_row} AS source_row "
+                        "FROM staged_frame AS f")
+        finally:
+            con.unregister("staged_frame")
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The quarantine and data-quality tables, created if this warehouse has none yet."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS quarantine")
+    con.execute("CREATE SCHEMA IF NOT EXISTS results")
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS quarantine.rows (table_name VARCHAR NOT NULL, "
+        "source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL, column_name VARCHAR, "
+        "raw_value VARCHAR, reason VARCHAR NOT NULL, detail VARCHAR, raw_record VARCHAR, "
+        "stage VARCHAR NOT NULL, quarantined_at TIMESTAMPTZ NOT NULL)")
+    con.execute(f"CREATE TABLE IF NOT EXISTS results.data_quality ({DATA_QUALITY_COLUMNS})")
+
+
+def quarantine(con: duckdb.DuckDBPyConnection, validation: TableValidation, sources: pd.DataFrame,
+               checked_at: dt.datetime) -> int:
+    """Move the rows failing critical expectations from staging to quarantine.rows.
+
+    One quarantine row per staging row, like ingest: column_name, raw_value and reason name
+    its first failing expectation (in suite order), detail lists them all. Returns the number
+    of rows moved.
+    """
+    table = TABLES[validation.table]
+    # A row back in staging (ingest ran again) is no longer quarantined by an earlier run.
+    con.execute(f"""
+        DELETE FROM quarantine.rows AS q
+        WHERE q.stage = 'validation' AND q.table_name = '{table.name}'
+          AND EXISTS (SELECT 1 FROM staging.{table.name} AS t
+                      WHERE t.source_file = q.source_file AND t.source_row = q.source_row)""")
+    failing = [o for o in validation.outcomes if o.severity == CRITICAL and len(o.rows)]
+    if not failing:
+        return 0
+    source_file = sources["source_file"].to_numpy(dtype=object)
+    source_row = sources["source_row"].to_numpy(dtype=np.int64)
+    problems = pd.DataFrame({
+        "source_file": np.concatenate([source_file[o.rows] for o in failing]),
+        "source_row": np.concatenate([source_row[o.rows] for o in failing]),
+        "position": np.concatenate([np.full(len(o.rows), o.position) for o in failing]),
+    })
+    rules = pd.DataFrame({
+        "position": [o.position for o in failing],
+        "column_name": [o.column_name for o in failing],
+        "reason": [o.expectation for o in failing],
+        "note": [o.description for o in failing],
+    })
+    raw_value = "CASE p.position " + " ".join(
+        f"WHEN {o.position} THEN concat_ws(', ', {', '.join(f'CAST(t.{c} AS VARCHAR)' for c in o.columns)})"
+        for o in failing) + " END"
+    record = "to_json({" + ", ".join(f"'{c}': t.{c}" for c in [*table.column_names, "source_file", "source_row"]) + "})"
+    con.register("validation_problems", problems)
+    con.register("validation_rules", rules)
+    try:
+        con.execute(f"""
+            INSERT INTO quarantine.rows (table_name, source_file, source_row, column_name, raw_value,
+                                         reason, detail, raw_record, stage, quarantined_at)
+            WITH found AS (
+                SELECT p.source_file, p.source_row, p.position, r.column_name, r.reason, r.note,
+                       {raw_value} AS raw_value, {record}::VARCHAR AS raw_record
+                FROM validation_problems AS p
+                JOIN validation_rules AS r USING (position)
+                JOIN staging.{table.name} AS t
+                  ON t.source_file = p.source_file AND t.source_row = p.source_row
+            )
+            SELECT '{table.name}', source_file, source_row,
+                   arg_min_null(column_name, position), arg_min_null(raw_value, position),
+                   arg_min_null(reason, position),
+                   string_agg(concat_ws(' ', column_name || ':', reason,
+                                        '''' || coalesce(raw_value, '') || '''', '(' || note || ')'),
+                              '; ' ORDER BY position),
+                   any_value(raw_record), 'validation', ?::TIMESTAMPTZ
+            FROM found
+            GROUP BY source_file, source_row
+            ORDER BY source_file, source_row""", [checked_at])
+        moved = con.execute(f"""
+            DELETE FROM staging.{table.name} AS t
+            USING (SELECT DISTINCT source_file, source_row FROM validation_problems) AS p
+            WHERE t.source_file = p.source_file AND t.source_row = p.source_row""").fetchone()[0]
+    finally:
+        con.unregister("validation_problems")
+        con.unregister("validation_rules")
+    return int(moved)
+
+
+@dataclass
+class ValidationRun:
+    """Everything one validation of the staging tables found and did."""
+
+    run_id: str
+    checked_at: dt.datetime
+    tables: dict[str, TableValidation]
+    quarantined: dict[str, int]  # rows moved to quarantine per table (0 when the run blocked)
+    seconds: dict[str, float]
+    data_docs: Path | None = None
+
+    @property
+    def blocked(self) -> bool:
+        return any(v.blocked for v in self.tables.values())
+
+    @property
+    def blocking_reasons(self) -> list[str]:
+        return [reason for v in self.tables.values() for reason in v.blocking_reasons]
+
+    def data_quality(self) -> pd.DataFrame:
+        """One row per expectation per table, as appended to results.data_quality."""
+        rows = []
+        for name, validation in self.tables.items():
+            moved = self.quarantined.get(name, 0) > 0
+            for o in validation.outcomes:
+                if o.severity == WARNING:
+                    status = "passed" if o.success else "failed"
+                elif not o.unexpected_count:
+                    status = "passed"
+                else:
+                    status = "quarantined" if moved else "failed"
+                rows.append((o.column_name, o.expectation, o.severity, status, o.element_count,
+                             o.unexpected_count, ", ".join(o.sample) or None, name))
+            share_failed = validation.failing_row_share > validation.max_failing_row_share
+            rows.append((None, "max_failing_row_share", CRITICAL, "failed" if share_failed else "passed",
+                         validation.row_count, len(validation.failing_rows),
+                         f"{validation.failing_row_share:.4f} of rows (maximum "
+                         f"{validation.max_failing_row_share})", name))
+        frame = pd.DataFrame(rows, columns=["column_name", "expectation", "severity", "status",
+                                            "element_count", "unexpected_count",
+                                            "unexpected_sample", "table_name"])
+        frame.insert(0, "run_id", self.run_id)
+        frame.insert(1, "checked_at", pd.Timestamp(self.checked_at))
+        return frame[["run_id", "checked_at", "table_name", "column_name", "expectation", "severity",
+                      "status", "element_count", "unexpected_count", "unexpected_sample"]]
+
+
+def suite_parameters(settings: Settings) -> dict[str, object]:
+    return {
+        "data_cutoff": dt.datetime.combine(settings.data_cutoff, dt.time()),
+        "min_reference_rate": settings.validation.min_reference_rate,
+        "min_valid_row_share": 1 - settings.validation.max_failing_row_share,
+    }
+
+
+def validate_warehouse(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str | None = None,
+                       data_docs: Path | None = None, suites_dir: Path = EXPECTATIONS_DIR) -> ValidationRun:
+    """Validate every staging table, quarantine failing rows and record the outcomes.
+
+    Tables are checked parents first (``validation_order``). All quarantine moves happen in
+    one transaction, committed only if no table blocks the run: after a blocking failure the
+    staging tables are left exactly as ingest wrote them. The outcomes are appended to
+    ``results.data_quality`` either way, and the Data Docs site is written to ``data_docs``
+    when given.
+    """
+    run_id = run_id or uuid.uuid4().hex
+    checked_at = dt.datetime.now(dt.timezone.utc)
+    ensure_tables(con)
+    runner = SuiteRunner(suite_parameters(settings), run_name=run_id)
+    tables: dict[str, TableValidation] = {}
+    quarantined: dict[str, int] = {}
+    seconds: dict[str, float] = {}
+    con.begin()
+    try:
+        for name in validation_order():
+            started = time.perf_counter()
+            suite = load_suite(name, suites_dir)
+            frame, sources = read_frame(con, TABLES[name], suite)
+            validation = TableValidation(name, len(frame), runner.validate(suite, frame, sources),
+                                         settings.validation.max_failing_row_share)
+            del frame
+            tables[name] = validation
+            quarantined[name] = quarantine(con, validation, sources, checked_at)
+            seconds[name] = time.perf_counter() - started
+        blocked = any(v.blocked for v in tables.values())
+        if blocked:
+            con.rollback()
+            quarantined = dict.fromkeys(quarantined, 0)
+        else:
+            con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    run = ValidationRun(run_id, checked_at, tables, quarantined, seconds)
+    con.register("validation_data_quality", run.data_quality())
+    try:
+        con.execute("INSERT INTO results.data_quality SELECT * FROM validation_data_quality")
+    finally:
+        con.unregister("validation_data_quality")
+    if data_docs is not None:
+        run.data_docs = runner.build_data_docs(data_docs, quarantined)
+    return run
+
+
+if __name__ == "__main__":
+    for written in write_suites():
+        print(f"wrote {written.relative_to(PROJECT_ROOT)}")
