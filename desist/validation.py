@@ -424,8 +424,14 @@ class SuiteRunner:
             )
         finally:
             pandas_execution_engine.HASH_THRESHOLD = threshold
+        # Results do not come back in suite order: pair them with the suite by expectation id.
+        by_id = {r.expectation_config.id: r for r in result.results}
+        ordered = [by_id[e.id] for e in gx_suite.expectations]
         outcomes = []
-        for position, (config, gx_result) in enumerate(zip(declared, result.results, strict=True)):
+        for position, (config, gx_result) in enumerate(zip(declared, ordered, strict=True)):
+            if gx_result.expectation_config.type != config["type"]:
+                raise RuntimeError(f"{name}: result {position} is for {gx_result.expectation_config.type}, "
+                                   f"not {config['type']}")
             info = gx_result.exception_info or {}
             if info.get("raised_exception"):
                 raise RuntimeError(f"{name}: {config['type']} on {config['meta']['columns']} "
@@ -702,7 +708,7 @@ def quarantine(con: duckdb.DuckDBPyConnection, validation: TableValidation, sour
         moved = con.execute(f"""
             DELETE FROM staging.{table.name} AS t
             USING (SELECT DISTINCT source_file, source_row FROM validation_problems) AS p
-            WHERE t.source_file = p.source_file AND t.source_row = p.source_row""").fetchone()[0]
+            WHERE t.source_file = p.source_file AND t.source_row = p.source_row""").fetchall()[0][0]
     finally:
         con.unregister("validation_problems")
         con.unregister("validation_rules")
@@ -764,6 +770,15 @@ def suite_parameters(settings: Settings) -> dict[str, object]:
     }
 
 
+def validate_table(con: duckdb.DuckDBPyConnection, runner: SuiteRunner, name: str, settings: Settings,
+                   suites_dir: Path = EXPECTATIONS_DIR) -> tuple[TableValidation, pd.DataFrame]:
+    """Run one table's suite on its staging rows; returns the outcomes and the rows' sources."""
+    suite = load_suite(name, suites_dir)
+    frame, sources = read_frame(con, TABLES[name], suite)
+    outcomes = runner.validate(suite, frame, sources)
+    return TableValidation(name, len(frame), outcomes, settings.validation.max_failing_row_share), sources
+
+
 def validate_warehouse(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str | None = None,
                        data_docs: Path | None = None, suites_dir: Path = EXPECTATIONS_DIR) -> ValidationRun:
     """Validate every staging table, quarantine failing rows and record the outcomes.
@@ -785,11 +800,7 @@ def validate_warehouse(con: duckdb.DuckDBPyConnection, settings: Settings, run_i
     try:
         for name in validation_order():
             started = time.perf_counter()
-            suite = load_suite(name, suites_dir)
-            frame, sources = read_frame(con, TABLES[name], suite)
-            validation = TableValidation(name, len(frame), runner.validate(suite, frame, sources),
-                                         settings.validation.max_failing_row_share)
-            del frame
+            validation, sources = validate_table(con, runner, name, settings, suites_dir)
             tables[name] = validation
             quarantined[name] = quarantine(con, validation, sources, checked_at)
             seconds[name] = time.perf_counter() - started
