@@ -174,6 +174,9 @@ def build_reports(data: ReportData, out_dir: Path) -> list[Path]:
     try:
         for name, page in pages.items():
             (staging / name).write_text(page, encoding="utf-8")
+        # Folders other steps write here (the validation check's Data Docs) survive the swap.
+        for folder in (p for p in out_dir.iterdir() if p.is_dir()) if out_dir.exists() else ():
+            shutil.copytree(folder, staging / folder.name)
         replace_folder(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
