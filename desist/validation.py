@@ -389,10 +389,16 @@ class SuiteRunner:
 
         ``sources`` (source_file, source_row per frame row) labels the sample values.
         """
+        from great_expectations.core.run_identifier import RunIdentifier  # noqa: PLC0415
+        from great_expectations.execution_engine import pandas_execution_engine  # noqa: PLC0415
+
         gx = self._gx
         name = suite["name"]
         if name in self._results:
             raise ValueError(f"suite '{name}' was already validated by this runner")
+        if not frame.index.equals(pd.RangeIndex(len(frame))):
+            raise ValueError(f"{name}: the frame must have a 0..n-1 index; unexpected rows are "
+                             "reported by position")
         declared = suite["expectations"]
         gx_suite = gx.ExpectationSuite(**copy.deepcopy(suite))
         if len(gx_suite.expectations) != len(declared):
@@ -404,13 +410,6 @@ class SuiteRunner:
         batch = asset.add_batch_definition_whole_dataframe(name)
         definition = self.context.validation_definitions.add(
             gx.ValidationDefinition(name=name, data=batch, suite=gx_suite))
-        from great_expectations.core.run_identifier import RunIdentifier  # noqa: PLC0415
-
-        if not frame.index.equals(pd.RangeIndex(len(frame))):
-            raise ValueError(f"{name}: the frame must have a 0..n-1 index; unexpected rows are "
-                             "reported by position")
-        from great_expectations.execution_engine import pandas_execution_engine  # noqa: PLC0415
-
         # Great Expectations fingerprints every frame under HASH_THRESHOLD bytes by hashing all
         # its values, only to label the batch; on millions of rows that is most of the time.
         threshold = pandas_execution_engine.HASH_THRESHOLD
@@ -540,12 +539,12 @@ def _sample(detail: dict, sources: pd.DataFrame | None) -> list[str]:
 
 
 def _as_text(value: object) -> str:
-    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
-        return "NULL"
     if isinstance(value, dict):
         return "(" + ", ".join(_as_text(v) for v in value.values()) + ")"
     if isinstance(value, (tuple, list)):
         return "(" + ", ".join(_as_text(v) for v in value) + ")"
+    if pd.isna(value):
+        return "NULL"
     if isinstance(value, (pd.Timestamp, np.datetime64, dt.datetime)):
         stamp = pd.Timestamp(value)
         return stamp.date().isoformat() if stamp == stamp.normalize() else stamp.isoformat()
