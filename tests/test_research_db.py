@@ -19,7 +19,7 @@ from desist.contract import DIRECT_IDENTIFIERS
 RESEARCH_MD = PROJECT_ROOT / "docs" / "research.md"
 PERSON_LEVEL = {"cohort", "covariates", "measures", "survival_times", "matched_sets", "unmatched", "matched_outcomes"}
 BIRTH_LIKE = re.compile(r"birth|dob|born")
-QUARANTINED_VALUES = {"raw_value", "raw_record", "detail", "source_file", "source_row"}
+QUARANTINED_VALUES = {"raw_value", "raw_record", "detail", "source_file", "source_row", "unexpected_sample"}
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +90,8 @@ def test_quarantine_summary_has_the_columns_desist_status_reads(research):
     assert [c for c, _, _ in published_columns(research)["quarantine_summary"]] == ["table_name", "stage", "reason", "rows"]
 
 
-def test_quarantine_summary_counts_without_publishing_raw_values(sample_run, tmp_path):
-    """Quarantined rows whose raw values hold a marker: the counts are published, the marker nowhere."""
+def test_quarantine_and_data_quality_counts_without_publishing_raw_values(sample_run, tmp_path):
+    """Quarantined rows and failing values holding a marker: the counts are published, the marker nowhere."""
     warehouse_copy = tmp_path / "warehouse.duckdb"
     shutil.copy(sample_run.paths.warehouse, warehouse_copy)
     marker = "Jane Q Example 1970-01-01"
@@ -102,10 +102,17 @@ def test_quarantine_summary_counts_without_publishing_raw_values(sample_run, tmp
             "FROM range(1, 6) AS r(i)",
             [marker, f"birth_year: '{marker}'", f'{{"person_id": "{marker}"}}'],
         )
+        con.execute(
+            "INSERT INTO results.data_quality VALUES ('later-run', now() + INTERVAL 1 DAY, 'people', 'birth_year', "
+            "'expect_column_values_to_be_between', 'critical', 'quarantined', 20005, 5, ?)",
+            [marker],
+        )
         publish.publish(con, tmp_path / "research.duckdb", tmp_path / "research_parquet")
     with duckdb.connect(str(tmp_path / "research.duckdb"), read_only=True) as con:
         assert con.execute("SELECT * FROM quarantine_summary").fetchall() == [
             ("people", "ingest", "bad_integer", 2), ("people", "ingest", "out_of_range", 3)]
+        assert con.execute("SELECT run_id, table_name, status, unexpected_count FROM data_quality").fetchall() == [
+            ("later-run", "people", "quarantined", 5)]
         text_columns = con.execute(
             "SELECT table_name, column_name FROM duckdb_columns() "
             "WHERE NOT internal AND data_type = 'VARCHAR' AND table_name IN (SELECT table_name FROM duckdb_tables())"
