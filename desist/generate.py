@@ -183,10 +183,12 @@ PROGRAMMES = (
 STRONGEST_SELECTION = "P03"
 
 # Intermediate outcomes: change from baseline at exit = gain * (ATTENDANCE * attended share
-# + COMPLETION * completed) + DRIFT + noise; follow-up keeps RETENTION of it.
+# + COMPLETION * completed) + DRIFT + normal noise of SD NOISE_SD; follow-up keeps RETENTION of it.
+# Recorded scores are the latent ones rounded and held to 1-10.
 SCORE_ATTENDANCE = 1.6
 SCORE_COMPLETION = 0.7
 SCORE_DRIFT = -0.3
+SCORE_NOISE_SD = 0.8
 SCORE_RETENTION = 0.7
 # Leaving unemployment/inactivity or unsettled accommodation by exit: logit on engagement.
 EMPLOYMENT_TRANSITION = {"intercept": -2.2, "attended_share": 1.8, "completed": 0.6}
@@ -648,8 +650,8 @@ def _assessments(rng: np.random.Generator, part: dict, cut: int) -> dict[str, np
     risk_c = (part["risk"] - 50) / 10
     skills0 = 5.2 - 0.35 * risk_c + 0.6 * part["employed"] + rng.normal(0, 1.3, n)
     integration0 = 4.8 - 0.25 * risk_c + 0.9 * part["settled"] + rng.normal(0, 1.3, n)
-    skills_change = skills_gain * engagement + SCORE_DRIFT + rng.normal(0, 0.8, n)
-    integration_change = integration_gain * engagement + SCORE_DRIFT + rng.normal(0, 0.8, n)
+    skills_change = skills_gain * engagement + SCORE_DRIFT + rng.normal(0, SCORE_NOISE_SD, n)
+    integration_change = integration_gain * engagement + SCORE_DRIFT + rng.normal(0, SCORE_NOISE_SD, n)
     skills_follow = skills0 + SCORE_RETENTION * skills_change + rng.normal(0, 0.8, n)
     integration_follow = integration0 + SCORE_RETENTION * integration_change + rng.normal(0, 0.8, n)
 
@@ -816,7 +818,8 @@ def _truth(people: int, seed: int, cutoff: date, pairs: dict) -> dict:
             "accommodation_status": "the chance of moving from unsettled to settled by exit rises with attendance "
                                     "share and completion",
             "score_change_model": {"attended_share": SCORE_ATTENDANCE, "completed": SCORE_COMPLETION,
-                                   "drift": SCORE_DRIFT, "retained_at_follow_up": SCORE_RETENTION},
+                                   "drift": SCORE_DRIFT, "noise_sd": SCORE_NOISE_SD,
+                                   "retained_at_follow_up": SCORE_RETENTION},
             "employment_transition_logit": EMPLOYMENT_TRANSITION,
             "accommodation_transition_logit": ACCOMMODATION_TRANSITION,
         },
