@@ -22,7 +22,8 @@ transaction per file), and a file gone from the landing folder has its rows remo
 status ``'ignored'``; other files (README.md, ground_truth.json) are skipped. Staging, the
 ingest-stage quarantine rows and the summary are rebuilt from raw in one transaction on every
 run, so a second run over the same files changes no row of any table, and rows that data
-validation put in quarantine (stage ``'validation'``) are left alone.
+validation put in quarantine (stage ``'validation'``) are left alone until their file changes
+or goes.
 
 The per-table SQL in sql/raw/<table>.sql and sql/staging/<table>.sql is generated from the
 contract by ``python -m desist.ingest``; edit the contract, then regenerate.
@@ -384,9 +385,14 @@ def _remove_file(con, name: str, before: _Recorded, loaded_at: dt.datetime) -> F
 
 
 def _forget_rows(con, name: str, before: _Recorded | None) -> int:
-    """Delete the raw rows a file loaded before; how many there were."""
+    """Delete the raw rows a file loaded before, and their quarantine entries; how many raw rows there were.
+
+    Ingest-stage entries are rebuilt from raw anyway; validation-stage ones would otherwise
+    outlive the file.
+    """
     if before is None or before.table_name is None:
         return 0
+    con.execute("DELETE FROM quarantine.rows WHERE source_file = ?", [name])
     return con.execute(f"DELETE FROM raw.{before.table_name} WHERE source_file = ?", [name]).fetchone()[0]
 
 

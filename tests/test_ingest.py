@@ -450,6 +450,33 @@ def test_a_fixed_rejected_file_is_loaded_and_a_removed_file_loses_its_rows(make_
     assert summary(settings)["people.csv"]["status"] == "loaded"
 
 
+def test_a_removed_or_changed_file_takes_its_validation_quarantine_with_it(make_settings):
+    from desist import validation
+
+    settings = make_settings(validation={"min_reference_rate": 0.0, "max_failing_row_share": 1.0})
+    landing = settings.paths.landing
+    write(landing, "people.csv", HEADERS["people"], GOOD["people"])
+    write(landing, "offences.csv", HEADERS["offences"], GOOD["offences"])
+    write(landing, "offences_late.csv", HEADERS["offences"], "O2,P9,2020-05-01,2020-07-01,theft,2,fine")
+    write(landing, "offences_later.csv", HEADERS["offences"], "O3,P8,2020-05-01,2020-07-01,theft,2,fine")
+
+    def validation_quarantine() -> list[tuple]:
+        with warehouse.connect(settings) as con:
+            validation.validate_warehouse(con, settings, run_id="check")
+            return con.execute("SELECT source_file, source_row, raw_value FROM quarantine.rows "
+                               "WHERE stage = 'validation' ORDER BY source_file").fetchall()
+
+    run(settings)
+    assert validation_quarantine() == [("offences_late.csv", 1, "P9"), ("offences_later.csv", 1, "P8")]
+    (landing / "offences_late.csv").unlink()
+    write(landing, "offences_later.csv", HEADERS["offences"], GOOD["offences"].replace("O1", "O3"))
+    run(settings)
+    assert rows(settings, "SELECT count(*) FROM quarantine.rows") == [(0,)]
+    assert validation_quarantine() == []
+    assert rows(settings, "SELECT offence_id, source_file FROM staging.offences ORDER BY offence_id") == [
+        ("O1", "offences.csv"), ("O3", "offences_later.csv")]
+
+
 def test_generated_sql_files_match_the_contract():
     stale = [path.name for path, text in ingest.generated_sql().items()
              if not path.exists() or path.read_text() != text]
