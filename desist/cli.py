@@ -55,6 +55,11 @@ def failure_reason(result) -> str:
             error = event.step_failure_data.error
             cause = error.cause or error
             message = (cause.message or error.message).strip().splitlines()[-1]
+            # Dagster prefixes the exception's dotted class path: keep the class name only,
+            # and drop it for a deliberate dagster Failure, whose message is the reason.
+            prefix, _, rest = message.partition(": ")
+            if rest and prefix.endswith(cause.cls_name or ""):
+                message = rest if cause.cls_name == "Failure" else f"{cause.cls_name}: {rest}"
             return f"step '{event.step_key}' failed: {message}"
     return "the run failed without a step failure (see the Dagster event log)"
 

@@ -12,16 +12,21 @@ def print_summary(settings: Settings) -> None:
     paths = settings.paths
     if paths.warehouse.exists():
         with duckdb.connect(str(paths.warehouse), read_only=True) as con:
-            has_summary = con.execute(
-                "SELECT count(*) FROM information_schema.tables "
-                "WHERE table_schema = 'raw' AND table_name = 'ingest_summary'"
-            ).fetchall()[0][0]
-            if has_summary:
+            if has_table(con, "raw", "ingest_summary"):
                 print("\nIngest summary (rows per file):")
-                print(con.sql(
-                    "SELECT table_name, file_name, status, rows_read, rows_loaded, rows_quarantined "
-                    "FROM raw.ingest_summary ORDER BY table_name, file_name"
-                ).df().to_string(index=False))
+                print(frame_text(con.sql(
+                    "SELECT table_name, file_name, status, rows_read, rows_loaded, rows_quarantined, rows_rejected "
+                    "FROM raw.ingest_summary ORDER BY table_name, file_name"), "no landing files"))
+            if has_table(con, "results", "effects"):
+                months = settings.follow_up.headline_months
+                print(f"\nHeadline: {months}-month proven reoffending, participants vs matched comparison:")
+                print(frame_text(con.execute("""
+                    SELECT programme_id, n_treated AS participants, round(treated_value, 3) AS participants_rate,
+                           round(comparison_value, 3) AS comparison_rate, round(difference, 3) AS difference,
+                           round(ci_lower, 3) AS ci_lower_95, round(ci_upper, 3) AS ci_upper_95, gate_status
+                    FROM results.effects
+                    WHERE measure = 'reoffended' AND estimator = 'matched' AND window_months = ?
+                    ORDER BY programme_id""", [months]), "no programme analysed"))
     print("\nOutputs:")
     print(f"  warehouse: {paths.warehouse}")
     if paths.research.exists():
@@ -29,6 +34,16 @@ def print_summary(settings: Settings) -> None:
     if paths.reports.exists():
         for report in sorted(paths.reports.glob("*.html")):
             print(f"  report: {report}")
+
+
+def has_table(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
+    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                       [schema, name]).fetchall()[0][0] > 0
+
+
+def frame_text(result: duckdb.DuckDBPyConnection | duckdb.DuckDBPyRelation, when_empty: str) -> str:
+    frame = result.df()
+    return frame.to_string(index=False) if len(frame) else f"  ({when_empty})"
 
 
 def print_status(settings: Settings, limit: int = 10) -> None:
@@ -54,6 +69,6 @@ def print_status(settings: Settings, limit: int = 10) -> None:
         return
     with duckdb.connect(str(research), read_only=True) as con:
         print(f"\nQuarantined rows (from {research}):")
-        print(con.sql(
+        print(frame_text(con.sql(
             "SELECT table_name, stage, reason, rows FROM quarantine_summary ORDER BY table_name, stage, reason"
-        ).df().to_string(index=False))
+        ), "none"))

@@ -1,0 +1,80 @@
+"""The `desist` command as an evaluator runs it: a separate process, its exit code and what it prints."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from test_pipeline_validation import write_landing
+from test_validation import clean_tables
+
+from desist.config import PROJECT_ROOT
+from desist.generate import write_extract
+
+
+def desist(*args: str, dagster_home) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+    env.pop("DESIST_CONFIG", None)
+    return subprocess.run([sys.executable, "-m", "desist.cli", *args], capture_output=True, text=True,
+                          cwd=PROJECT_ROOT, env=env, timeout=600)
+
+
+def test_run_prints_the_summary_and_status_lists_the_runs(make_settings, tmp_path):
+    settings = make_settings()
+    write_extract(settings.paths.landing, people=3_000, seed=5)
+    home = tmp_path / "dagster_home"
+
+    run = desist("run", "--config", str(settings.source), dagster_home=home)
+
+    assert run.returncode == 0, run.stderr
+    out = run.stdout
+    assert "Ingest summary (rows per file):" in out
+    people = next(line.split() for line in out.splitlines() if "people.csv" in line)
+    assert people == ["people", "people.csv", "loaded", "3000", "3000", "0", "0"]
+    assert "Headline: 12-month proven reoffending, participants vs matched comparison:" in out
+    assert sum(line.split()[0] in {"P01", "P02", "P03", "P04"} for line in out.splitlines()
+               if line.strip()) == 4
+    for name in ("index", "P01", "P02", "P03", "P04"):
+        assert f"  report: {settings.paths.reports / name}.html" in out
+    assert f"  research database: {settings.paths.research}" in out
+    assert (home / "dagster.yaml").exists()
+
+    status = desist("status", "--config", str(settings.source), dagster_home=home)
+
+    assert status.returncode == 0, status.stderr
+    lines = status.stdout.splitlines()
+    assert lines[0] == "Last 1 runs:"
+    assert lines[1].split()[1] == "SUCCESS"
+    assert lines[-1] == "  (none)"
+    assert lines[-2] == f"Quarantined rows (from {settings.paths.research}):"
+
+
+def test_a_failed_run_exits_non_zero_with_one_line_naming_the_step_and_reason(make_settings, tmp_path):
+    settings = make_settings()
+    tables = clean_tables()
+    tables["offences"].loc[[0, 1, 2, 3], "person_id"] = "S999"  # 36 of 40 resolve: below 99%
+    write_landing(settings, tables)
+    home = tmp_path / "dagster_home"
+
+    run = desist("run", "--config", str(settings.source), dagster_home=home)
+
+    assert run.returncode == 1
+    assert run.stderr.splitlines()[-1:] == [
+        "desist: run failed: step 'validate_staging' failed: Data validation blocked the run: "
+        "offences.person_id expect_column_values_to_be_in_set: not found in people.person_id for 4 of 40 rows; "
+        "90.00% resolve, below min_reference_rate"]
+    assert "Outputs:" not in run.stdout
+    assert not settings.paths.research.exists()
+
+    status = desist("status", "--config", str(settings.source), dagster_home=home)
+    assert status.stdout.splitlines()[0] == "Last 1 runs:"
+    assert status.stdout.splitlines()[1].split()[1] == "FAILURE"
+    assert status.stdout.splitlines()[-1] == f"No published database yet at {settings.paths.research}."
+
+
+def test_a_missing_settings_file_is_one_line_and_exit_code_2(tmp_path):
+    missing = tmp_path / "nowhere.yaml"
+    run = desist("run", "--config", str(missing), dagster_home=tmp_path / "home")
+    assert run.returncode == 2
+    assert len(run.stderr.splitlines()) == 1
+    assert run.stderr.startswith("desist: ") and str(missing) in run.stderr
