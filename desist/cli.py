@@ -54,7 +54,7 @@ def failure_reason(result) -> str:
         if event.is_step_failure:
             error = event.step_failure_data.error
             cause = error.cause or error
-            message = (cause.message or error.message).strip().splitlines()[-1]
+            message = (cause.message or error.message).strip().splitlines()[0]
             # Dagster prefixes the exception's dotted class path: keep the class name only,
             # and drop it for a deliberate dagster Failure, whose message is the reason.
             prefix, _, rest = message.partition(": ")

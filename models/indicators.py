@@ -567,7 +567,7 @@ def compute_indicators(
         if spec.source == "effects":
             missing = summary["estimate"].isna() & summary["notes"].isna()
             summary["notes"] = summary["notes"].where(
-                ~missing, f"no matched {reoffending_window_months}-month reoffending estimate in results.effects")
+                ~missing, f"no matched {reoffending_window_months}-month reoffending estimate")
         parts = [summary]
         if spec.source == "feedback":
             by_type = _summarise(spec, frames["feedback"], [*keys, "respondent_type"], conf_level)

@@ -3,6 +3,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
+from desist import warehouse as wh
 from desist.config import Settings
 from models.evaluation import MatchingSpec, evaluate_effects, evaluate_survival
 from pipelines.resources import WAREHOUSE_POOL, Warehouse
@@ -41,12 +42,14 @@ def programmes(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     return con.execute("SELECT programme_id, name FROM staging.programmes ORDER BY programme_id").fetchall()
 
 
-def write_results(con: duckdb.DuckDBPyConnection, frames: dict[str, list[pd.DataFrame]]) -> None:
-    """Replace each results table with the rows gathered for every programme."""
+def write_results(con: duckdb.DuckDBPyConnection, schema_sql: str, frames: dict[str, list[pd.DataFrame]]) -> None:
+    """Recreate the results tables declared in sql/<schema_sql>, then add the rows of every programme."""
+    wh.run_sql(con, schema_sql)
     for table, parts in frames.items():
-        frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"programme_id": pd.Series(dtype=str)})
-        con.register("frame", frame)
-        con.execute(f"CREATE OR REPLACE TABLE results.{table} AS SELECT * FROM frame")
+        if not parts:
+            continue
+        con.register("frame", pd.concat(parts, ignore_index=True))
+        con.execute(f"INSERT INTO results.{table} BY NAME SELECT * FROM frame")
         con.unregister("frame")
 
 
@@ -86,7 +89,7 @@ def matched_effects(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
                 frame = getattr(result, table)
                 if not frame.empty:
                     frames[table].append(frame.assign(programme_id=programme_id)[["programme_id", *frame.columns]])
-        write_results(con, frames)
+        write_results(con, "results/programme_effects.sql", frames)
     return dg.MaterializeResult(metadata={"programmes": len(frames["programmes_analysed"])})
 
 
@@ -126,5 +129,5 @@ def survival(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Mate
             for table in SURVIVAL_TABLES:
                 frame = getattr(result, table)
                 frames[table].append(frame.assign(programme_id=programme_id)[["programme_id", *frame.columns]])
-        write_results(con, frames)
+        write_results(con, "results/programme_survival.sql", frames)
     return dg.MaterializeResult(metadata={"programmes": len(estimated)})

@@ -71,9 +71,8 @@ STATUS = {  # symbol and words, so status never rests on colour alone
     "inconclusive": ("?", "Inconclusive"),
     "not_enough_data": ("–", "Not enough data"),
 }
-GATE_NOTES = {  # JDL gates (RESULTS.md and models/effects.py spell the second one differently)
+GATE_NOTES = {  # the Justice Data Lab gates, as results.effects.gate_status names them
     "too_few_treated": f"not published: fewer than {JDL_MIN_TREATED} participants",
-    "too_few_reoffenders": "not published: fewer than 30 participants reoffended",
     "too_few_treated_reoffenders": "not published: fewer than 30 participants reoffended",
 }
 PROGRAMME_STATUS = {  # results.programmes_analysed.status other than ok, in words
@@ -774,8 +773,8 @@ def provenance(run_info: pd.DataFrame | None) -> dict:
         return {key: NOT_AVAILABLE for key in ("run_id", "started_at", "code_version", "input_fingerprint",
                                                "data_cutoff")}
     row = run_info.iloc[0]
-    return {key: text(row[key]) for key in ("run_id", "started_at", "code_version", "input_fingerprint",
-                                            "data_cutoff")}
+    values = {key: text(row[key]) for key in ("run_id", "started_at", "code_version", "input_fingerprint")}
+    return {**values, "data_cutoff": pd.Timestamp(row["data_cutoff"]).date().isoformat()}  # a DATE, read as a timestamp
 
 
 # ---------------------------------------------------------------------------------------------

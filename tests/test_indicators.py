@@ -315,7 +315,7 @@ def test_reoffending_criterion_reads_the_matched_headline_estimate():
     assert row(table, programme_id="P3", criterion_id="reoffending").status == "inconclusive"
     missing = row(table, programme_id="P4", criterion_id="reoffending")
     assert (missing.status, missing.notes) == (
-        "not_enough_data", "no matched 12-month reoffending estimate in results.effects")
+        "not_enough_data", "no matched 12-month reoffending estimate")
     assert (table["criterion_id"] == "reoffending").sum() == 4  # whole period only: no quarters
 
     at_24 = compute_indicators([REOFFENDING], programmes=["P1"], effects=effects_frame(),
@@ -327,7 +327,7 @@ def test_reoffending_criterion_without_effects_table():
     table = compute_indicators([REOFFENDING], programmes=["P1"]).to_frame()
     only = row(table, criterion_id="reoffending")
     assert (only.status, only.notes, only.n) == (
-        "not_enough_data", "no matched 12-month reoffending estimate in results.effects", 0)
+        "not_enough_data", "no matched 12-month reoffending estimate", 0)
 
 
 def test_reoffending_criterion_refuses_two_matched_rows_for_a_programme():
@@ -708,4 +708,4 @@ def test_indicator_assets_materialise_and_depend_on_the_effects(extract_warehous
     with warehouse.connect(settings, read_only=True) as reader:
         assert reader.sql("SELECT status, notes FROM results.indicators WHERE programme_id = 'P1' "
                           "AND criterion_id = 'reoffending'").fetchall() == [
-            ("not_enough_data", "no matched 12-month reoffending estimate in results.effects")]
+            ("not_enough_data", "no matched 12-month reoffending estimate")]

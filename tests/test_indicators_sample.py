@@ -159,7 +159,7 @@ def test_reoffending_criterion_waits_for_the_effect_estimates(sample):
     _, _, table = sample
     rows = whole_period(table, "reoffending")
     assert rows["status"].tolist() == ["not_enough_data"] * 4
-    assert set(rows["notes"]) == {"no matched 12-month reoffending estimate in results.effects"}
+    assert set(rows["notes"]) == {"no matched 12-month reoffending estimate"}
     assert (table["criterion_id"] == "reoffending").sum() == 4
 
 

@@ -337,7 +337,7 @@ def test_unmatched_participants_counted_and_listed(pages):
 def test_provenance_from_run_info(pages):
     page = without_plotlyjs(pages["index.html"])
     for value in ("run-7f3a", "0.1.0+abc1234", "e3b0c44298fc1c14", "2025-06-30"):
-        assert f"<dd>{value}" in page
+        assert f"<dd>{value}</dd>" in page
 
 
 def test_portfolio_has_forest_plot_and_summary_table(pages):

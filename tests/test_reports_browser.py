@@ -131,6 +131,7 @@ def test_sample_run_reports_open_offline_with_every_chart(browser, sample_run):
             assert drawn == [True] * charts, name
             assert events == {"errors": [], "requests": [], "dialogs": []}, name
             assert page.inner_text("dl.provenance dd >> nth=0") == run_id
+            assert page.inner_text("dl.provenance dd >> nth=4") == sample_run.data_cutoff.isoformat()
             if name != "index.html":
                 assert page.inner_text(".headline .sentence") == headlines[name.removesuffix(".html")]
         finally:

@@ -1,5 +1,6 @@
 -- The success-criteria and descriptive indicators computed by models/indicators.py, written
--- from the registered frame `indicator_rows` with fixed column types. See RESULTS.md.
+-- from the registered frame `indicator_rows` with fixed column types, so the table keeps its
+-- columns even when no indicator could be computed.
 CREATE OR REPLACE TABLE results.indicators AS
 SELECT
     programme_id::VARCHAR AS programme_id,
