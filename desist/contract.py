@@ -17,6 +17,15 @@ class Column:
     minimum: float | None = None
     maximum: float | None = None
 
+    @property
+    def duckdb_type(self) -> str:
+        """The type of the column in the typed staging table."""
+        return DUCKDB_TYPES[self.type]
+
+
+DUCKDB_TYPES = {"id": "VARCHAR", "text": "VARCHAR", "date": "DATE", "integer": "BIGINT", "number": "DOUBLE",
+                "boolean": "BOOLEAN"}
+
 
 @dataclass(frozen=True)
 class Table:

@@ -458,8 +458,6 @@ def ingest(con: duckdb.DuckDBPyConnection, landing: Path) -> IngestReport:
 # ---------------------------------------------------------------- SQL generated from the contract
 
 _GENERATED = "-- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.\n"
-_DUCKDB_TYPES = {"id": "VARCHAR", "text": "VARCHAR", "date": "DATE", "integer": "BIGINT", "number": "DOUBLE",
-                 "boolean": "BOOLEAN"}
 _BAD_TYPE = {"date": "bad_date", "integer": "bad_integer", "number": "bad_number", "boolean": "bad_boolean"}
 _TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
 
@@ -590,7 +588,7 @@ def staging_sql(table: Table) -> str:
     duplicate = _problem(",".join(table.key), "duplicate_key", key_raw,
                          "'key already loaded from ' || kept.source_file || ' row ' || kept.source_row")
     malformed = _problem(None, "malformed_row", "NULL::VARCHAR", "row_error")
-    staged = ",\n".join(f"        t_{c.name}::{_DUCKDB_TYPES[c.type]} AS {c.name}" for c in table.columns)
+    staged = ",\n".join(f"        t_{c.name}::{c.duckdb_type} AS {c.name}" for c in table.columns)
     key_plain = ", ".join(table.key)
     record = ", ".join(f"'{c.name}': {c.name}" for c in table.columns)
     return f"""\

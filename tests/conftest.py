@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
 from desist.config import DEFAULT_CONFIG, PROJECT_ROOT, Settings, load_settings
+from desist.contract import TABLES
 
 SAMPLE_DIR = PROJECT_ROOT / "data" / "sample"
 
@@ -31,6 +33,28 @@ def write_settings(folder: Path, landing: Path, **overrides) -> Path:
     path = folder / "evaluation.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
+
+
+def read_sample(table: str) -> pd.DataFrame:
+    """One table of the committed sample extract, every value as text (empty cells as missing)."""
+    return pd.read_csv(SAMPLE_DIR / f"{table}.csv", dtype=str, keep_default_na=False, na_values=[""])
+
+
+def create_staging_tables(con) -> None:
+    """Empty typed staging tables, as ingest leaves them."""
+    for table in TABLES.values():
+        columns = ", ".join(f"{c.name} {c.duckdb_type}" for c in table.columns)
+        con.execute(f"CREATE OR REPLACE TABLE staging.{table.name} ({columns}, source_file VARCHAR, source_row BIGINT)")
+
+
+def stage_sample(con) -> None:
+    """The sample's CSV files straight into typed staging tables (typed as the contract says, without ingest)."""
+    create_staging_tables(con)
+    for table in TABLES.values():
+        con.register("sample_frame", read_sample(table.name))
+        con.execute(f"INSERT INTO staging.{table.name} BY NAME SELECT *, '{table.name}.csv' AS source_file, "
+                    "row_number() OVER () AS source_row FROM sample_frame")
+        con.unregister("sample_frame")
 
 
 @pytest.fixture

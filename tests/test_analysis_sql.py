@@ -34,26 +34,14 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from conftest import create_staging_tables
 from desist import analysis, warehouse
 from desist.contract import TABLES
 from pipelines.analysis import analysis_assets
 from pipelines.resources import Warehouse
 
 D = dt.date.fromisoformat
-DUCKDB_TYPES = {
-    "id": "VARCHAR", "text": "VARCHAR", "date": "DATE",
-    "integer": "BIGINT", "number": "DOUBLE", "boolean": "BOOLEAN",
-}
 CUTOFF = D("2025-06-30")
-
-
-def create_staging(con) -> None:
-    for table in TABLES.values():
-        columns = ", ".join(f"{c.name} {DUCKDB_TYPES[c.type]}" for c in table.columns)
-        con.execute(
-            f"CREATE OR REPLACE TABLE staging.{table.name} "
-            f"({columns}, source_file VARCHAR, source_row BIGINT)"
-        )
 
 
 def insert(con, table: str, rows: list[dict]) -> None:
@@ -93,7 +81,7 @@ def enrolment(person_id, programme_id, start_date, status="completed", offered=1
 
 
 def load_scenario(con) -> None:
-    create_staging(con)
+    create_staging_tables(con)
     insert(con, "programmes", [
         {"programme_id": "P1", "name": "One", "programme_type": "peer_mentoring", "provider": "X"},
         {"programme_id": "P2", "name": "Two", "programme_type": "community_support", "provider": "Y"},

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+from conftest import create_staging_tables
 from desist import analysis, warehouse
 from desist.config import DEFAULT_SUCCESS_CRITERIA, load_settings
 from desist.contract import TABLES
@@ -519,14 +520,11 @@ def test_settings_read_an_evaluators_criteria(make_settings):
 # headline window with a 6-month waiting period, enrolment window -90..+180 days)
 # ---------------------------------------------------------------------------------------
 
-DUCKDB_TYPES = {"id": "VARCHAR", "text": "VARCHAR", "date": "DATE", "integer": "BIGINT", "number": "DOUBLE",
-                "boolean": "BOOLEAN"}
 
 
 def create_staging(con, rows: dict[str, list[dict]]) -> None:
+    create_staging_tables(con)
     for table in TABLES.values():
-        columns = ", ".join(f"{c.name} {DUCKDB_TYPES[c.type]}" for c in table.columns)
-        con.execute(f"CREATE OR REPLACE TABLE staging.{table.name} ({columns}, source_file VARCHAR, source_row BIGINT)")
         if rows.get(table.name):
             frame = pd.DataFrame(rows[table.name], columns=table.column_names)
             frame["source_file"] = "fixture.csv"

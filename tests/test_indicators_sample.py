@@ -16,21 +16,14 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from conftest import SAMPLE_DIR, write_settings
+from conftest import SAMPLE_DIR, read_sample, stage_sample, write_settings
 from desist import analysis, warehouse
 from desist.config import load_settings
-from desist.contract import TABLES
 from models.indicators import newcombe_interval
 from pipelines import indicators as indicator_assets
 
-DUCKDB_TYPES = {"id": "VARCHAR", "text": "VARCHAR", "date": "DATE", "integer": "BIGINT", "number": "DOUBLE",
-                "boolean": "BOOLEAN"}
 PROGRAMMES = ["P01", "P02", "P03", "P04"]
 TRUTH = json.loads((SAMPLE_DIR / "ground_truth.json").read_text())
-
-
-def read_sample(table: str) -> pd.DataFrame:
-    return pd.read_csv(SAMPLE_DIR / f"{table}.csv", dtype=str, keep_default_na=False, na_values=[""])
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +32,7 @@ def sample(tmp_path_factory):
     folder = tmp_path_factory.mktemp("indicators_sample")
     settings = load_settings(write_settings(folder, SAMPLE_DIR))
     con = warehouse.connect(settings)
-    for table in TABLES.values():
-        typed = ", ".join(f"CAST({c.name} AS {DUCKDB_TYPES[c.type]}) AS {c.name}" for c in table.columns)
-        con.register("sample_frame", read_sample(table.name))
-        con.execute(f"CREATE TABLE staging.{table.name} AS SELECT {typed}, '{table.name}.csv' AS source_file, "
-                    "row_number() OVER () AS source_row FROM sample_frame")
-        con.unregister("sample_frame")
+    stage_sample(con)
     for name in ("enrolment_links", "cohort", "measures"):
         analysis.build_table(con, name)
     indicator_assets.prepare(con)

@@ -13,35 +13,16 @@ import json
 import pandas as pd
 import pytest
 
-from conftest import SAMPLE_DIR, write_settings
+from conftest import SAMPLE_DIR, read_sample, stage_sample, write_settings
 from desist import analysis, warehouse
 from desist.config import load_settings
-from desist.contract import TABLES
-
-DUCKDB_TYPES = {
-    "id": "VARCHAR", "text": "VARCHAR", "date": "DATE",
-    "integer": "BIGINT", "number": "DOUBLE", "boolean": "BOOLEAN",
-}
-
-
-def read_sample(table: str) -> pd.DataFrame:
-    return pd.read_csv(SAMPLE_DIR / f"{table}.csv", dtype=str, keep_default_na=False, na_values=[""])
-
 
 @pytest.fixture(scope="module")
 def sample_warehouse(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sample")
     settings = load_settings(write_settings(folder, SAMPLE_DIR))
     con = warehouse.connect(settings)
-    for table in TABLES.values():
-        frame = read_sample(table.name)
-        typed = ", ".join(f"CAST({c.name} AS {DUCKDB_TYPES[c.type]}) AS {c.name}" for c in table.columns)
-        con.register("sample_frame", frame)
-        con.execute(
-            f"CREATE TABLE staging.{table.name} AS SELECT {typed}, "
-            f"'{table.name}.csv' AS source_file, row_number() OVER () AS source_row FROM sample_frame"
-        )
-        con.unregister("sample_frame")
+    stage_sample(con)
     analysis.build_analysis(con)
     yield settings, con
     con.close()
