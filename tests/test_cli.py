@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from test_pipeline_validation import write_landing
 from test_validation import clean_tables
@@ -78,3 +79,14 @@ def test_a_missing_settings_file_is_one_line_and_exit_code_2(tmp_path):
     assert run.returncode == 2
     assert len(run.stderr.splitlines()) == 1
     assert run.stderr.startswith("desist: ") and str(missing) in run.stderr
+
+
+def test_the_ui_code_location_loads(make_settings, tmp_path):
+    """What `desist ui` hands to `dagster dev`: the module, with the settings file from DESIST_CONFIG."""
+    settings = make_settings()
+    dagster = Path(sys.executable).with_name("dagster")
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "DESIST_CONFIG": str(settings.source)}
+    check = subprocess.run([str(dagster), "definitions", "validate", "-m", "pipelines.definitions"],
+                           capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, timeout=300)
+    assert check.returncode == 0, check.stderr
+    assert "All code locations passed validation." in check.stderr + check.stdout
