@@ -6,18 +6,19 @@ import datetime as dt
 import duckdb
 
 from desist.config import Settings
+from desist.warehouse import table_exists
 
 
 def print_summary(settings: Settings) -> None:
     paths = settings.paths
     if paths.warehouse.exists():
         with duckdb.connect(str(paths.warehouse), read_only=True) as con:
-            if has_table(con, "raw", "ingest_summary"):
+            if table_exists(con, "raw", "ingest_summary"):
                 print("\nIngest summary (rows per file):")
                 print(frame_text(con.sql(
                     "SELECT table_name, file_name, status, rows_read, rows_loaded, rows_quarantined, rows_rejected "
                     "FROM raw.ingest_summary ORDER BY table_name, file_name"), "no landing files"))
-            if has_table(con, "results", "effects"):
+            if table_exists(con, "results", "effects"):
                 months = settings.follow_up.headline_months
                 print(f"\nHeadline: {months}-month proven reoffending, participants vs matched comparison:")
                 print(frame_text(con.execute("""
@@ -34,11 +35,6 @@ def print_summary(settings: Settings) -> None:
     if paths.reports.exists():
         for report in sorted(paths.reports.glob("*.html")):
             print(f"  report: {report}")
-
-
-def has_table(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                       [schema, name]).fetchall()[0][0] > 0
 
 
 def frame_text(result: duckdb.DuckDBPyConnection | duckdb.DuckDBPyRelation, when_empty: str) -> str:

@@ -51,3 +51,8 @@ def sql_text(relative_path: str) -> str:
 
 def run_sql(con: duckdb.DuckDBPyConnection, relative_path: str) -> None:
     con.execute(sql_text(relative_path))
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                       [schema, table]).fetchall()[0][0] > 0

@@ -56,20 +56,13 @@ def prepare(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return {key.path[1]: prepare_table(con, key.path[1]) for key in PREPARATION}
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [schema, table],
-    ).fetchall()[0][0] > 0
-
-
 def write_indicators(con: duckdb.DuckDBPyConnection, settings: Settings) -> pd.DataFrame:
     """Compute every indicator from the prepared inputs and write results.indicators.
 
     The reoffending criterion reads results.effects; where that table does not exist yet its
     rows read not_enough_data with a note saying so.
     """
-    effects = con.sql("SELECT * FROM results.effects").df() if _table_exists(con, "results", "effects") else None
+    effects = con.sql("SELECT * FROM results.effects").df() if wh.table_exists(con, "results", "effects") else None
     table = compute_indicators(
         settings.success_criteria,
         programmes=con.sql("SELECT programme_id FROM staging.programmes ORDER BY programme_id").df()[
@@ -117,7 +110,7 @@ indicator_feedback = _preparation_asset(INDICATOR_FEEDBACK, *PREPARATION[INDICAT
 )
 def indicators(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     with warehouse.connect() as con:
-        if not _table_exists(con, "results", "effects"):
+        if not wh.table_exists(con, "results", "effects"):
             context.log.warning("results.effects does not exist: the reoffending criterion reads not_enough_data")
         table = write_indicators(con, warehouse.settings)
     whole = table[table["period"] == "all"]
