@@ -29,11 +29,12 @@ def build_publish_assets(upstream: Sequence[dg.AssetKey]) -> list[dg.AssetsDefin
                 provenance.code_version(),
                 provenance.input_fingerprint(hashes),
                 warehouse.settings.data_cutoff,
+                warehouse.settings.follow_up.headline_months,
             )
             con.execute(
                 "CREATE OR REPLACE TABLE results.run_info AS SELECT ?::VARCHAR AS run_id, "
                 "?::TIMESTAMPTZ AS started_at, ?::VARCHAR AS code_version, "
-                "?::VARCHAR AS input_fingerprint, ?::DATE AS data_cutoff",
+                "?::VARCHAR AS input_fingerprint, ?::DATE AS data_cutoff, ?::INTEGER AS headline_months",
                 list(row),
             )
         return dg.MaterializeResult(metadata={"code_version": row[2], "input_fingerprint": row[3]})

@@ -207,6 +207,24 @@ def test_headline_effects_is_the_matched_twelve_month_rate_difference(research):
     assert all(row[5] is not None for row in headline)
 
 
+def test_headline_effects_follows_the_headline_window_of_the_run(sample_run, tmp_path):
+    copy = tmp_path / "research.duckdb"
+    shutil.copy(sample_run.paths.research, copy)
+    with duckdb.connect(str(copy)) as con:
+        assert con.execute("SELECT headline_months FROM run_info").fetchall() == [(12,)]
+        con.execute("UPDATE run_info SET headline_months = 6")
+        headline = con.execute("SELECT programme_id, n_treated, difference, naive_difference FROM headline_effects "
+                               "ORDER BY programme_id").fetchall()
+        six_months = con.execute("""
+            SELECT matched.programme_id, matched.n_treated, matched.difference, naive.difference
+            FROM effects AS matched JOIN effects AS naive USING (programme_id, measure, window_months)
+            WHERE matched.measure = 'reoffended' AND matched.window_months = 6
+              AND matched.estimator = 'matched' AND naive.estimator = 'naive'
+            ORDER BY programme_id""").fetchall()
+    assert len(headline) == 4
+    assert headline == six_months
+
+
 def test_balance_summary_counts_the_flags_of_balance(research):
     flagged = research.execute(
         "SELECT programme_id, stage, count(*) FILTER (WHERE abs(smd) >= 0.1) FROM balance "

@@ -25,11 +25,11 @@ LEFT JOIN sample_sizes AS treated_sizes
   ON treated_sizes.programme_id = programme.programme_id AND treated_sizes.grp = 'treated'
 LEFT JOIN effects AS matched
   ON matched.programme_id = programme.programme_id AND matched.measure = 'reoffended'
- AND matched.window_months = 12 AND matched.estimator = 'matched'
+ AND matched.window_months = (SELECT headline_months FROM run_info) AND matched.estimator = 'matched'
 LEFT JOIN effects AS naive
   ON naive.programme_id = programme.programme_id AND naive.measure = 'reoffended'
- AND naive.window_months = 12 AND naive.estimator = 'naive'
+ AND naive.window_months = (SELECT headline_months FROM run_info) AND naive.estimator = 'naive'
 LEFT JOIN effects AS adjusted
   ON adjusted.programme_id = programme.programme_id AND adjusted.measure = 'reoffended'
- AND adjusted.window_months = 12 AND adjusted.estimator = 'adjusted'
+ AND adjusted.window_months = (SELECT headline_months FROM run_info) AND adjusted.estimator = 'adjusted'
 ORDER BY programme.programme_id
