@@ -795,7 +795,7 @@ class MatchedCoxResult:
         return pd.DataFrame(
             [
                 {
-                    "covariate": "treatment",
+                    "covariate": "treated",
                     "coef": self.coef,
                     "se": self.se,
                     "robust_se": self.robust_se,
@@ -877,7 +877,7 @@ def cox_matched(
     se = float(np.sqrt(naive_var[0, 0]))
     robust_se = float(np.sqrt(robust_var[0, 0]))
     z = coef / robust_se
-    ph = proportional_hazards_test(time, event, x, beta, weights=weights, names=["treatment"])
+    ph = proportional_hazards_test(time, event, x, beta, weights=weights, names=["treated"])
     return MatchedCoxResult(
         coef=coef,
         se=se,

@@ -738,14 +738,36 @@ def outcomes_section(indicators: pd.DataFrame | None) -> dict | None:
                            Table(["Criterion", "Quarter", "Estimate", "95% CI", "People", "Status"], cells))}
 
 
+PH_MODELS = {"matched": "matched sample", "adjusted": "covariate-adjusted model"}  # results.ph_tests.model
+PH_ALPHA = 0.05  # as models/survival.py flags a term
+
+
+def proportional_hazards_notes(ph_tests: pd.DataFrame | None) -> list[str]:
+    """One plain sentence per Cox model whose hazard ratio for taking part fails the PH test.
+
+    Funders read the hazard ratio for taking part; the per-covariate tests of the adjusted
+    model stay in the researcher database.
+    """
+    if ph_tests is None or ph_tests.empty:
+        return []
+    notes = []
+    for model, name in PH_MODELS.items():
+        rows = ph_tests[(ph_tests["model"] == model) & (ph_tests["term"] == "treated")]
+        if len(rows) and not missing(rows.iloc[0]["p"]) and rows.iloc[0]["p"] < PH_ALPHA:
+            p = fmt(rows.iloc[0]["p"], "p").replace("<", "< ")
+            notes.append(
+                f"In the {name}, the hazard ratio for taking part appears to change over follow-up time "
+                f"(proportional-hazards test p {p if p.startswith('<') else '= ' + p}), so the single hazard ratio "
+                "averages an effect that varies. Read it alongside the cumulative reoffending curves and the "
+                "average time without reoffending.")
+    return notes
+
+
 def method_notes(effects: pd.DataFrame | None, ph_tests: pd.DataFrame | None, settings: Settings) -> dict:
     row = headline_row(effects, settings)
     e_value = None
     if row is not None and not missing(row["e_value"]) and row["e_value"] != SUPPRESSED:
         e_value = {"point": fmt(row["e_value"], "ratio"), "ci": fmt(row["e_value_ci"], "ratio")}
-    warnings = []
-    if ph_tests is not None and "warning" in ph_tests:
-        warnings = sorted({str(w) for w in ph_tests["warning"] if not missing(w) and str(w).strip()})
     caliper = settings.matching.caliper
     return {
         "windows": ", ".join(str(m) for m in settings.follow_up.windows_months),
@@ -763,7 +785,7 @@ def method_notes(effects: pd.DataFrame | None, ph_tests: pd.DataFrame | None, se
         "cohort_to": settings.cohort.index_to.isoformat(),
         "data_cutoff": settings.data_cutoff.isoformat(),
         "e_value": e_value,
-        "ph_warnings": warnings,
+        "ph_warnings": proportional_hazards_notes(ph_tests),
         "jdl_min_treated": JDL_MIN_TREATED,
     }
 

@@ -24,6 +24,7 @@ from pipelines.reports import html_reports
 from pipelines.resources import Warehouse
 from reports.build import (
     TABLE_SOURCES, ReportData, build_reports, covariate_label, load_report_data, page_file_name,
+    proportional_hazards_notes,
 )
 from reports.disclosure import (
     SUPPRESSED, coarsen_km_curves, disclose, disclose_attrition, disclose_effects, disclose_indicators,
@@ -542,3 +543,22 @@ def test_unmatched_ids_listed_only_when_there_are_enough():
 def test_every_table_needs_a_disclosure_rule():
     with pytest.raises(ValueError, match="no disclosure rule for table 'mystery'"):
         disclose({"mystery": pd.DataFrame({"n": [3]})}, min_count=10)
+
+
+def test_survival_notes_speak_only_of_the_hazard_ratio_for_taking_part(pages):
+    tests = pd.DataFrame({
+        "model": ["matched", "matched", "adjusted", "adjusted", "adjusted"],
+        "term": ["treated", "GLOBAL", "treated", "age_at_index", "GLOBAL"],
+        "p": [0.0298, 0.0298, 0.21, 8e-7, 1e-12],
+    })
+    assert proportional_hazards_notes(tests) == [
+        "In the matched sample, the hazard ratio for taking part appears to change over follow-up time "
+        "(proportional-hazards test p = 0.030), so the single hazard ratio averages an effect that varies. "
+        "Read it alongside the cumulative reoffending curves and the average time without reoffending."]
+    both = proportional_hazards_notes(tests.assign(p=[0.0298, 0.5, 0.0004, 0.5, 0.5]))
+    assert [note.split(",")[0] for note in both] == ["In the matched sample", "In the covariate-adjusted model"]
+    assert "(proportional-hazards test p < 0.001)" in both[1]
+    assert proportional_hazards_notes(tests.assign(p=[0.05, 0.01, 0.2, 0.001, 0.001])) == []
+    # The example programme's test passes (p = 0.37): no notes section.
+    assert "Notes from the survival models" not in pages["P01.html"]
+

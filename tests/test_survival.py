@@ -386,7 +386,7 @@ def test_cox_matched_rossi_fin_matches_r(rossi, r_results):
 def test_cox_matched_ph_test_matches_r_cox_zph(matched_fit, r_results):
     ref = r_results["matched"]["cox_zph"]
     table = matched_fit.ph_test.table
-    assert table.term.tolist() == ["treatment", "GLOBAL"]
+    assert table.term.tolist() == ["treated", "GLOBAL"]
     np.testing.assert_allclose(table.chisq, ref["chisq"], rtol=1e-8)
     np.testing.assert_allclose(table.p, ref["p"], rtol=1e-8)
     assert matched_fit.ph_test.warning is None
