@@ -664,7 +664,7 @@ def matching_section(pid: str, shown: dict[str, pd.DataFrame], settings: Setting
                  fmt(n, "count"), *(fmt(v, "ratio") for v in values)]
                 for s, g, n, *values in overlap[["sample", "grp", "n", *PERCENTILE_COLUMNS]].itertuples(index=False)]
         medians = "; ".join(f"{r[0].lower()}, {r[1].lower()}: median {r[5]}" for r in rows)
-        alt = f"Propensity scores of participants and comparison people, 5th to 95th percentile. {medians}."
+        alt = f"Propensity scores of participants and comparison people, 5th to 95th percentile. Medians: {medians}."
         section["charts"].append(chart(
             "chart-overlap", "Propensity score overlap", figures.propensity_overlap(overlap), alt,
             Table(["Sample", "Group", "People", "5th pct", "25th pct", "Median", "75th pct", "95th pct"], rows)))
