@@ -16,29 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 from desist import analysis, warehouse
-from desist.config import DEFAULT_CONFIG, load_settings
+from desist.config import load_settings, write_settings
 from desist.contract import TABLES
-
-DUCKDB_TYPES = {
-    "id": "VARCHAR", "text": "VARCHAR", "date": "DATE",
-    "integer": "BIGINT", "number": "DOUBLE", "boolean": "BOOLEAN",
-}
-
-
-def write_settings(folder: Path) -> Path:
-    raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
-    raw["paths"] = {
-        "landing": str(folder / "landing"),
-        "warehouse": str(folder / "warehouse.duckdb"),
-        "research": str(folder / "research.duckdb"),
-        "reports": str(folder / "reports"),
-    }
-    path = folder / "evaluation.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
 
 
 def load_staging(settings_file: Path, people: int, seed: int) -> dict[str, int]:
@@ -50,7 +30,7 @@ def load_staging(settings_file: Path, people: int, seed: int) -> dict[str, int]:
     con = warehouse.connect(load_settings(settings_file))
     rows = {}
     for table in TABLES.values():
-        typed = ", ".join(f"CAST({c.name} AS {DUCKDB_TYPES[c.type]}) AS {c.name}" for c in table.columns)
+        typed = ", ".join(f"CAST({c.name} AS {c.duckdb_type}) AS {c.name}" for c in table.columns)
         con.register("frame", extract.tables[table.name])
         con.execute(
             f"CREATE OR REPLACE TABLE staging.{table.name} AS "
@@ -98,7 +78,7 @@ def main() -> None:
         build(args.build)
         return
     with tempfile.TemporaryDirectory() as folder:
-        settings_file = write_settings(Path(folder))
+        settings_file = write_settings(Path(folder), Path(folder) / "landing")
         rows = load_staging(settings_file, args.people, args.seed)
         print("staging rows: " + ", ".join(f"{name} {n:,}" for name, n in rows.items()))
         subprocess.run([sys.executable, __file__, "--build", str(settings_file)], check=True)

@@ -18,10 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 from desist import ingest, warehouse
-from desist.config import DEFAULT_CONFIG, load_settings
+from desist.config import load_settings, write_settings
 
 
 def peak_mb(who: int) -> float:
@@ -36,15 +34,6 @@ def ensure_extract(folder: Path, people: int, seed: int, fmt: str) -> None:
     subprocess.run([sys.executable, "-m", "desist.cli", "generate", "--people", str(people), "--seed", str(seed),
                     "--out", str(folder), "--format", fmt], check=True, stdout=subprocess.DEVNULL)
     print(f"generated {people:,} people ({fmt}) in {time.perf_counter() - started:.1f} s")
-
-
-def settings_for(folder: Path, landing: Path):
-    raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
-    raw["paths"] = {"landing": str(landing), "warehouse": str(folder / "warehouse.duckdb"),
-                    "research": str(folder / "research.duckdb"), "reports": str(folder / "reports")}
-    path = folder / "evaluation.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return load_settings(path)
 
 
 def cpu_seconds() -> float:
@@ -74,7 +63,7 @@ def main() -> None:
         landing.mkdir(parents=True, exist_ok=True)
         ensure_extract(landing, args.people, args.seed, args.format)
         size_mb = sum(p.stat().st_size for p in landing.glob(f"*.{args.format}")) / 1e6
-        settings = settings_for(folder, landing)
+        settings = load_settings(write_settings(folder, landing))
 
         first, first_cpu, report = timed_ingest(settings)
         read = sum(c.rows_read for c in report.tables.values())

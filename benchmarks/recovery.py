@@ -23,11 +23,10 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from desist.config import DEFAULT_CONFIG, load_settings  # noqa: E402
+from desist.config import load_settings, write_settings  # noqa: E402
 from desist.generate import write_extract  # noqa: E402
 
 
@@ -38,11 +37,7 @@ def run_seed(folder: Path, seed: int, people: int) -> pd.DataFrame:
 
     landing = folder / "landing"
     write_extract(landing, people=people, seed=seed)
-    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
-    config["paths"] = {"landing": str(landing), "warehouse": str(folder / "warehouse.duckdb"),
-                       "research": str(folder / "research.duckdb"), "reports": str(folder / "reports")}
-    config_file = folder / "evaluation.yaml"
-    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    config_file = write_settings(folder, landing)
     defs = build_definitions(str(config_file))
     result = dg.materialize([*defs.assets, *(defs.asset_checks or [])], resources=defs.resources,
                             raise_on_error=False,

@@ -176,3 +176,27 @@ def load_settings(path: str | os.PathLike | None = None) -> Settings:
     })
     settings.source = source
     return settings
+
+
+def write_settings(folder: Path, landing: Path, **overrides) -> Path:
+    """Write ``folder/evaluation.yaml``: the default settings, reading ``landing`` and writing every
+    output inside ``folder`` (for a throw-away evaluation: tests, benchmarks).
+
+    ``overrides`` replace top-level sections (or keys inside them when given as dicts).
+    """
+    raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    raw["paths"] = {
+        "landing": str(landing),
+        "warehouse": str(folder / "warehouse.duckdb"),
+        "research": str(folder / "research.duckdb"),
+        "reports": str(folder / "reports"),
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(raw.get(key), dict):
+            raw[key].update(value)
+        else:
+            raw[key] = value
+    path = folder / "evaluation.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+

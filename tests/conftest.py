@@ -5,34 +5,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from desist.config import DEFAULT_CONFIG, PROJECT_ROOT, Settings, load_settings
+from desist.config import PROJECT_ROOT, Settings, load_settings, write_settings
 from desist.contract import TABLES
 
 SAMPLE_DIR = PROJECT_ROOT / "data" / "sample"
-
-
-def write_settings(folder: Path, landing: Path, **overrides) -> Path:
-    """An evaluation.yaml in `folder` reading `landing`, writing everything else inside `folder`.
-
-    `overrides` replace top-level sections (or keys inside them when given as dicts).
-    """
-    raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
-    raw["paths"] = {
-        "landing": str(landing),
-        "warehouse": str(folder / "warehouse.duckdb"),
-        "research": str(folder / "research.duckdb"),
-        "reports": str(folder / "reports"),
-    }
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(raw.get(key), dict):
-            raw[key].update(value)
-        else:
-            raw[key] = value
-    path = folder / "evaluation.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
 
 
 def read_sample(table: str) -> pd.DataFrame:

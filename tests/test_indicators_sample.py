@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from conftest import SAMPLE_DIR, read_sample, stage_sample, write_settings
+from conftest import SAMPLE_DIR, read_sample, stage_sample
 from desist import analysis, warehouse
-from desist.config import load_settings
+from desist.config import load_settings, write_settings
 from models.indicators import newcombe_interval
 from pipelines import indicators as indicator_assets
 

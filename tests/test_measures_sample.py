@@ -13,9 +13,9 @@ import json
 import pandas as pd
 import pytest
 
-from conftest import SAMPLE_DIR, read_sample, stage_sample, write_settings
+from conftest import SAMPLE_DIR, read_sample, stage_sample
 from desist import analysis, warehouse
-from desist.config import load_settings
+from desist.config import load_settings, write_settings
 
 @pytest.fixture(scope="module")
 def sample_warehouse(tmp_path_factory):

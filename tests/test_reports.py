@@ -17,9 +17,8 @@ import pandas as pd
 import plotly.offline
 import pytest
 
-from conftest import write_settings
 from desist import warehouse
-from desist.config import Settings, load_settings
+from desist.config import Settings, load_settings, write_settings
 from pipelines.reports import html_reports
 from pipelines.resources import Warehouse
 from reports.build import (

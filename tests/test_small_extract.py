@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import duckdb
 
-from conftest import materialize_all, write_settings
-from desist.config import load_settings
+from conftest import materialize_all
+from desist.config import load_settings, write_settings
 from desist.generate import write_extract
 
 
