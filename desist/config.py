@@ -4,9 +4,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
+from typing import Literal
 
 import yaml
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from desist.contract import DERIVED_COVARIATES, TABLES, Table, effective_tables
 
 from models.indicators import CRITERION_INDICATORS, DIRECTIONS
 
@@ -49,14 +53,86 @@ class Survival(_Section):
     horizons_days: list[int] = [91, 182, 365, 730]
 
 
+def _as_text(value: object) -> str:
+    """A YAML scalar as the text a CSV cell would hold (YAML reads M as text but 1 and yes otherwise)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+class ColumnSettings(_Section):
+    """How an extract's column maps onto a contract column."""
+
+    from_: str | None = Field(None, alias="from")  # the extract's column name
+    values: dict[str, str] = {}  # extract code -> contract value, applied before the checks
+    allowed: list[str] | None = None  # replaces the contract's allowed values
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _text_codes(cls, value: object) -> object:
+        return {_as_text(k): _as_text(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+    @field_validator("allowed", mode="before")
+    @classmethod
+    def _text_allowed(cls, value: object) -> object:
+        return [_as_text(v) for v in value] if isinstance(value, list) else value
+
+
+class ExtraColumn(ColumnSettings):
+    """One of the extract's own columns: typed, range-checked, validated and documented like the rest."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    type: Literal["text", "integer", "number", "boolean", "date"]
+    required: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    description: str = ""
+
+
+class TableContract(_Section):
+    columns: dict[str, ColumnSettings] = {}
+    extra_columns: list[ExtraColumn] = []
+
+
+# Covariates when evaluation.yaml names none: required columns and the measures derived from
+# them only, so every extract that meets the contract can be analysed.
+DEFAULT_COVARIATES = {
+    "numeric": ["age_at_index", "prior_proven_offences", "prior_custodial_sentences", "years_since_first_offence",
+                "sentence_months"],
+    "binary": ["female"],
+    "categorical": ["index_type", "region"],
+}
+MISSING_RULES = ("complete_case", "missing_indicator")
+
+
 class Covariates(_Section):
-    numeric: list[str] = []
-    binary: list[str] = []
-    categorical: list[str] = []
+    numeric: list[str] = DEFAULT_COVARIATES["numeric"]
+    binary: list[str] = DEFAULT_COVARIATES["binary"]
+    categorical: list[str] = DEFAULT_COVARIATES["categorical"]
+    # Per covariate: complete_case (the default) drops people without a value;
+    # missing_indicator keeps them, with the value filled in and a <name>_missing indicator.
+    missing: dict[str, Literal["complete_case", "missing_indicator"]] = {}
 
     @property
     def all(self) -> list[str]:
         return [*self.numeric, *self.binary, *self.categorical]
+
+    @property
+    def complete_case(self) -> list[str]:
+        """Covariates a person must have to be analysed, in the order attrition counts them."""
+        return [name for name in self.all if self.missing.get(name, "complete_case") == "complete_case"]
+
+    @property
+    def missing_indicator(self) -> list[str]:
+        return [name for name in self.all if self.missing.get(name) == "missing_indicator"]
+
+    @model_validator(mode="after")
+    def _named_once(self) -> Covariates:
+        repeated = sorted({name for name in self.all if self.all.count(name) > 1})
+        if repeated:
+            raise ValueError(f"covariates {repeated} are listed more than once")
+        unknown = sorted(set(self.missing) - set(self.all))
+        if unknown:
+            raise ValueError(f"covariates.missing names {unknown}, which are not listed as covariates")
+        return self
 
 
 class Matching(_Section):
@@ -145,7 +221,45 @@ class Settings(_Section):
     disclosure: Disclosure = Disclosure()
     schedule: Schedule = Schedule()
     success_criteria: list[SuccessCriterion] = DEFAULT_SUCCESS_CRITERIA
+    contract: dict[str, TableContract] = {}  # how the extract maps onto the data contract
     source: Path | None = None  # the file these settings were read from
+
+    @property
+    def tables(self) -> dict[str, Table]:
+        """The data contract as `contract:` adjusts it."""
+        return effective_tables(self.contract)
+
+    @field_validator("contract")
+    @classmethod
+    def _known_contract(cls, value: dict[str, TableContract]) -> dict[str, TableContract]:
+        for table_name, table_settings in value.items():
+            if table_name not in TABLES:
+                raise ValueError(f"contract.{table_name}: no such table; expected one of {list(TABLES)}")
+            table = TABLES[table_name]
+            names = set(table.column_names)
+            for column_name, column in table_settings.columns.items():
+                where = f"contract.{table_name}.columns.{column_name}"
+                if column_name not in names:
+                    raise ValueError(f"{where}: no such column; expected one of {table.column_names}")
+                kind = table.column(column_name).type
+                if column.allowed is not None and kind != "text":
+                    raise ValueError(f"{where}: allowed values apply to text columns, not {kind}")
+                _check_value_map(where, column, table.column(column_name).domain, kind)
+            taken = names | set(DERIVED_COVARIATES)
+            for extra in table_settings.extra_columns:
+                where = f"contract.{table_name}.extra_columns.{extra.name}"
+                if extra.name in taken:
+                    raise ValueError(f"{where}: the name is already a column or derived covariate")
+                taken.add(extra.name)
+                if extra.allowed is not None and extra.type != "text":
+                    raise ValueError(f"{where}: allowed values apply to text columns, not {extra.type}")
+                _check_value_map(where, extra, None, extra.type)
+            sources = [c.from_ or n for n, c in table_settings.columns.items()]
+            sources += [e.from_ or e.name for e in table_settings.extra_columns]
+            repeated = sorted({s for s in sources if sources.count(s) > 1})
+            if repeated:
+                raise ValueError(f"contract.{table_name}: extract column(s) {repeated} are mapped more than once")
+        return value
 
     @field_validator("success_criteria")
     @classmethod
@@ -155,6 +269,19 @@ class Settings(_Section):
         if repeated:
             raise ValueError(f"success_criteria ids must be unique; repeated: {repeated}")
         return value
+
+
+def _check_value_map(where: str, column: ColumnSettings, domain: tuple[str, ...] | None, kind: str) -> None:
+    """Mapped values must pass the column's checks: in its allowed values, or readable as its type."""
+    allowed = column.allowed if column.allowed is not None else domain
+    if allowed is not None:
+        outside = sorted({v for v in column.values.values() if v not in allowed})
+        if outside:
+            raise ValueError(f"{where}: values map to {outside}, which are not allowed ({', '.join(allowed)})")
+    if kind == "boolean":
+        outside = sorted({v for v in column.values.values() if v not in ("true", "false")})
+        if outside:
+            raise ValueError(f"{where}: values map to {outside}; a boolean maps to true or false")
 
 
 def config_path(explicit: str | os.PathLike | None = None) -> Path:

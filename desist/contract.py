@@ -5,7 +5,8 @@ synthetic generator and the validation suites. DESIGN.md §3 describes it in pro
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,16 @@ class Column:
     domain: tuple[str, ...] | None = None  # allowed values for categorical text columns
     minimum: float | None = None
     maximum: float | None = None
+    # Set from evaluation.yaml `contract:` (see effective_tables):
+    source: str | None = None  # the extract's name for the column, when it differs
+    value_map: tuple[tuple[str, str], ...] = ()  # extract code -> contract value, applied before the checks
+    extra: bool = False  # declared by the evaluation, not part of the built-in contract
+    description: str = ""
+
+    @property
+    def header_name(self) -> str:
+        """The column's name in the extract's header."""
+        return self.source or self.name
 
     @property
     def duckdb_type(self) -> str:
@@ -195,6 +206,63 @@ TABLES: dict[str, Table] = {
         ),
     )
 }
+
+# Characteristics analysis.covariates derives from the offence history and the people table;
+# they can be named as covariates beside any column of index_events and people.
+DERIVED_COVARIATES = {
+    "age_at_index": "numeric",
+    "prior_proven_offences": "numeric",
+    "prior_custodial_sentences": "numeric",
+    "years_since_first_offence": "numeric",
+    "female": "binary",
+}
+# Tables whose columns (built-in and extra) are carried into analysis.covariates.
+COVARIATE_TABLES = ("index_events", "people")
+# Columns of those tables that are keys or bookkeeping, never covariates.
+NOT_COVARIATES = frozenset({"person_id", "index_date"})
+
+
+def effective_tables(contract: Mapping[str, object] | None) -> dict[str, Table]:
+    """The contract as an evaluation's settings adjust it (``Settings.contract``).
+
+    For each table: ``columns`` renames a column (``from``), maps the extract's codes onto
+    the contract's values (``values``) and replaces the allowed values (``allowed``);
+    ``extra_columns`` appends the extract's own typed columns. Tables not named keep the
+    built-in contract, so with no settings this is :data:`TABLES` itself.
+    """
+    if not contract:
+        return TABLES
+    tables = dict(TABLES)
+    for name, table_settings in contract.items():
+        table = TABLES[name]
+        changed = {}
+        for column_name, setting in table_settings.columns.items():
+            column = table.column(column_name)
+            domain = tuple(setting.allowed) if setting.allowed is not None else column.domain
+            changed[column_name] = replace(
+                column, source=setting.from_, domain=domain, value_map=tuple(setting.values.items()))
+        columns = tuple(changed.get(c.name, c) for c in table.columns)
+        extras = tuple(
+            Column(extra.name, extra.type, required=extra.required,
+                   domain=tuple(extra.allowed) if extra.allowed is not None else None,
+                   minimum=extra.minimum, maximum=extra.maximum, source=extra.from_,
+                   value_map=tuple(extra.values.items()), extra=True, description=extra.description)
+            for extra in table_settings.extra_columns
+        )
+        tables[name] = replace(table, columns=columns + extras)
+    return tables
+
+
+def available_covariates(tables: Mapping[str, Table]) -> dict[str, str]:
+    """Every name a covariate may take, with the kind it is by default (numeric, binary or categorical)."""
+    kinds = {"integer": "numeric", "number": "numeric", "boolean": "binary", "text": "categorical"}
+    available = dict(DERIVED_COVARIATES)
+    for name in COVARIATE_TABLES:
+        for column in tables[name].columns:
+            if column.name not in NOT_COVARIATES and column.type in kinds:
+                available.setdefault(column.name, kinds[column.type])
+    return available
+
 
 # Column names (lower-cased, punctuation folded to "_") that identify a person directly.
 # A file carrying any of them is rejected whole: desist accepts pseudonymous data only.

@@ -33,9 +33,10 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import json
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,8 @@ def map_columns(table: Table, header: list[str], file_name: str) -> tuple[dict[s
     problems: list[str] = []
     seen: dict[str, str] = {}
     extras: list[str] = []
+    # evaluation.yaml may give a column the extract's own name (contract: ... from:)
+    by_header = {normalise_column(c.header_name): c.name for c in table.columns}
     for position, original in enumerate(header):
         name = normalise_column(original)
         if not name:
@@ -143,13 +146,13 @@ def map_columns(table: Table, header: list[str], file_name: str) -> tuple[dict[s
                 f"column {original!r} is a direct identifier; only pseudonymous data is accepted, "
                 "so the whole file is rejected (remove the column and send the file again)"
             )
-        elif name in table.column_names:
-            positions[name] = position
+        elif name in by_header:
+            positions[by_header[name]] = position
         else:
             extras.append(repr(original))
-    missing = [c.name for c in table.columns if c.name not in positions]
-    required_missing = [name for name in missing if table.column(name).required]
-    optional_missing = [name for name in missing if not table.column(name).required]
+    missing = [c for c in table.columns if c.name not in positions]
+    required_missing = [c.header_name for c in missing if c.required]
+    optional_missing = [c.header_name for c in missing if not c.required]
     if required_missing:
         hint = " (is the file comma-separated?)" if len(header) == 1 else ""
         problems.append(f"required column(s) missing: {', '.join(required_missing)}{hint}")
@@ -314,22 +317,50 @@ def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     con.commit()
 
 
-def create_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """raw.files, raw.<table> and quarantine.rows, when they do not exist yet."""
+def create_tables(con: duckdb.DuckDBPyConnection, tables: Mapping[str, Table] = TABLES) -> None:
+    """raw.files, raw.<table> and quarantine.rows, when they do not exist yet.
+
+    A raw table read under other column mappings (evaluation.yaml ``contract:`` changed) is
+    dropped with its files' records, so the next load reads those files again.
+    """
     run_sql(con, "raw/files.sql")
-    for table in TABLES:
-        run_sql(con, f"raw/{table}.sql")
     run_sql(con, "staging/quarantine_rows.sql")
+    con.execute("CREATE TABLE IF NOT EXISTS raw.column_mappings (table_name VARCHAR PRIMARY KEY, "
+                "columns VARCHAR NOT NULL)")
+    for table in tables.values():
+        mapping = _column_mapping(table)
+        recorded = con.execute("SELECT columns FROM raw.column_mappings WHERE table_name = ?",
+                               [table.name]).fetchone()
+        if (recorded[0] if recorded else _column_mapping(TABLES[table.name])) != mapping:
+            with _transaction(con):
+                con.execute(f"DROP TABLE IF EXISTS raw.{table.name}")
+                con.execute("DELETE FROM quarantine.rows WHERE table_name = ?", [table.name])
+                con.execute("DELETE FROM raw.files WHERE table_name = ?", [table.name])
+        _run_table_sql(con, "raw", table)
+        con.execute("INSERT OR REPLACE INTO raw.column_mappings VALUES (?, ?)", [table.name, mapping])
 
 
-def load_raw(con: duckdb.DuckDBPyConnection, landing: Path) -> RawLoad:
+def _column_mapping(table: Table) -> str:
+    """What a raw table's rows depend on: its columns and the header names they are read from."""
+    return json.dumps([[c.name, c.header_name] for c in table.columns])
+
+
+def _run_table_sql(con, layer: str, table: Table) -> None:
+    """Run sql/<layer>/<table>.sql, or the same statement generated for an adjusted contract."""
+    if table == TABLES[table.name]:
+        run_sql(con, f"{layer}/{table.name}.sql")
+    else:
+        con.execute(raw_table_sql(table) if layer == "raw" else staging_sql(table))
+
+
+def load_raw(con: duckdb.DuckDBPyConnection, landing: Path, tables: Mapping[str, Table] = TABLES) -> RawLoad:
     """Bring raw up to date with the landing folder.
 
     Each file is replaced in its own transaction (its old rows, its new rows and its raw.files
     row together), so a run that stops half-way leaves every file either done or as it was,
     and the next run carries on from there.
     """
-    create_tables(con)
+    create_tables(con, tables)
     loaded_at = dt.datetime.now(dt.timezone.utc)
     previous = {
         row[0]: _Recorded(*row[1:])
@@ -346,7 +377,7 @@ def load_raw(con: duckdb.DuckDBPyConnection, landing: Path) -> RawLoad:
             outcomes.append(FileOutcome(file.name, file.table, "unchanged", before.status, before.rows_read,
                                         before.reason or ""))
             continue
-        outcome = _replace_file(con, file, before, loaded_at)
+        outcome = _replace_file(con, file, before, loaded_at, tables)
         action = "changed" if known else "new"
         outcomes.append(FileOutcome(file.name, file.table, action, outcome.status, outcome.rows_read, outcome.reason))
     present = {file.name for file in current}
@@ -356,11 +387,12 @@ def load_raw(con: duckdb.DuckDBPyConnection, landing: Path) -> RawLoad:
     return RawLoad(outcomes)
 
 
-def _replace_file(con, file: LandingFile, before: _Recorded | None, loaded_at: dt.datetime) -> FileLoad:
+def _replace_file(con, file: LandingFile, before: _Recorded | None, loaded_at: dt.datetime,
+                  tables: Mapping[str, Table]) -> FileLoad:
     try:
         with _transaction(con):
             _forget_rows(con, file.name, before)
-            outcome = _load_file(con, file, loaded_at)
+            outcome = _load_file(con, file, loaded_at, tables)
             _record_file(con, file, outcome, loaded_at)
     except duckdb.Error as error:  # rolled back: nothing of the file was kept
         outcome = _unreadable(con, file, error)
@@ -396,14 +428,14 @@ def _forget_rows(con, name: str, before: _Recorded | None) -> int:
     return con.execute(f"DELETE FROM raw.{before.table_name} WHERE source_file = ?", [name]).fetchone()[0]
 
 
-def _load_file(con, file: LandingFile, loaded_at: dt.datetime) -> FileLoad:
+def _load_file(con, file: LandingFile, loaded_at: dt.datetime, tables: Mapping[str, Table]) -> FileLoad:
     if file.table is None:
         tables = ", ".join(TABLES)
         return FileLoad("ignored", 0, f"{file.name}: the name starts with no table name ({tables})")
     if file.format is None:
         return FileLoad("ignored", 0, f"{file.name}: not a .csv or .parquet file")
     loader = _load_csv if file.format == "csv" else _load_parquet
-    return loader(con, file, TABLES[file.table], loaded_at)
+    return loader(con, file, tables[file.table], loaded_at)
 
 
 def _record_file(con, file: LandingFile, outcome: FileLoad, loaded_at: dt.datetime) -> None:
@@ -425,16 +457,16 @@ class TableCounts:
     rows_quarantined: int
 
 
-def build_staging(con: duckdb.DuckDBPyConnection) -> dict[str, TableCounts]:
+def build_staging(con: duckdb.DuckDBPyConnection, tables: Mapping[str, Table] = TABLES) -> dict[str, TableCounts]:
     """Rebuild staging.<table>, the ingest-stage quarantine rows and raw.ingest_summary, in one transaction."""
-    create_tables(con)
+    create_tables(con, tables)
     with _transaction(con):
-        return _build_staging(con)
+        return _build_staging(con, tables)
 
 
-def _build_staging(con) -> dict[str, TableCounts]:
-    for table in TABLES:
-        run_sql(con, f"staging/{table}.sql")
+def _build_staging(con, tables: Mapping[str, Table]) -> dict[str, TableCounts]:
+    for table in tables.values():
+        _run_table_sql(con, "staging", table)
     run_sql(con, "raw/ingest_summary.sql")
     rows = con.execute(
         "SELECT table_name, sum(rows_read), sum(rows_loaded), sum(rows_quarantined) "
@@ -450,9 +482,9 @@ class IngestReport:
     tables: dict[str, TableCounts]
 
 
-def ingest(con: duckdb.DuckDBPyConnection, landing: Path) -> IngestReport:
+def ingest(con: duckdb.DuckDBPyConnection, landing: Path, tables: Mapping[str, Table] = TABLES) -> IngestReport:
     """Landing folder -> raw -> staging and quarantine -> summary."""
-    return IngestReport(load_raw(con, landing), build_staging(con))
+    return IngestReport(load_raw(con, landing, tables), build_staging(con, tables))
 
 
 # ---------------------------------------------------------------- SQL generated from the contract
@@ -491,7 +523,13 @@ def _typed(column: Column) -> str:
     """SQL turning the trimmed text v_<column> into the contract type; NULL when it cannot."""
     v = f"v_{column.name}"
     if column.type in ("id", "text"):
-        return f"lower({v})" if column.domain else v
+        if not column.domain:
+            return v
+        if all(value == value.lower() for value in column.domain):
+            return f"lower({v})"
+        # allowed values set in evaluation.yaml keep their spelling; matched regardless of case
+        whens = " ".join(f"WHEN {_literal(value.lower())} THEN {_literal(value)}" for value in column.domain)
+        return f"coalesce(CASE lower({v}) {whens} END, {v})"
     if column.type == "date":
         return f"CASE WHEN regexp_full_match({v}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') THEN TRY_CAST({v} AS DATE) END"
     if column.type == "integer":
@@ -556,9 +594,18 @@ def _column_ok(column: Column) -> str:
     return passes if column.required else f"({v} IS NULL OR ({passes}))"
 
 
+def _trimmed(column: Column) -> str:
+    """The trimmed text of a raw column, '' as NULL, with evaluation.yaml's value map applied (any case)."""
+    text = f"NULLIF(trim({column.name}), '')"
+    if not column.value_map:
+        return text
+    whens = " ".join(f"WHEN {_literal(code.lower())} THEN {_literal(value)}" for code, value in column.value_map)
+    return f"coalesce(CASE lower({text}) {whens} END, {text})"
+
+
 def _typed_ctes(table: Table, source: str) -> str:
     """CTEs `trimmed` (v_<column>: trimmed text, '' as NULL) and `typed` (t_<column>) over `source`."""
-    trimmed = ",\n".join(f"        NULLIF(trim({c.name}), '') AS v_{c.name}" for c in table.columns)
+    trimmed = ",\n".join(f"        {_trimmed(c)} AS v_{c.name}" for c in table.columns)
     typed = ",\n".join(f"        {_typed(c)} AS t_{c.name}" for c in table.columns)
     return f"""trimmed AS (
     SELECT

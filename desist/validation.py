@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import html
 import json
 import os
 import re
@@ -190,9 +191,10 @@ def build_suite(table: Table) -> dict:
             column=helper, value_set=[True], mostly=_critical_share(reference=True)))
     for column in table.columns:
         if column.domain:
+            mapped = "; ".join(f"{code} read as {value}" for code, value in column.value_map)
             expectations.append(_expectation(
                 "expect_column_values_to_be_in_set", CRITICAL, "domain", [column.name],
-                f"expected one of {', '.join(column.domain)}",
+                f"expected one of {', '.join(column.domain)}" + (f" (value map: {mapped})" if mapped else ""),
                 column=column.name, value_set=list(column.domain), mostly=share))
     for column in table.columns:
         if column.minimum is not None or column.maximum is not None:
@@ -457,7 +459,8 @@ class SuiteRunner:
         self._results[name] = result
         return outcomes
 
-    def build_data_docs(self, folder: Path, quarantined: Mapping[str, int] | None = None) -> Path:
+    def build_data_docs(self, folder: Path, quarantined: Mapping[str, int] | None = None,
+                        notes: Iterable[str] = ()) -> Path:
         """Render this run's suites and results as a static HTML site in ``folder``.
 
         Great Expectations' pages load Bootstrap, jQuery, Font Awesome and Vega from public
@@ -478,10 +481,10 @@ class SuiteRunner:
         self.context.build_data_docs(site_names=["desist"])
         for page in folder.rglob("*.html"):
             page.write_text(_offline_html(page.read_text()))
-        (folder / "index.html").write_text(self._index_page(folder, quarantined or {}))
+        (folder / "index.html").write_text(self._index_page(folder, quarantined or {}, list(notes)))
         return folder / "index.html"
 
-    def _index_page(self, folder: Path, quarantined: Mapping[str, int]) -> str:
+    def _index_page(self, folder: Path, quarantined: Mapping[str, int], notes: list[str]) -> str:
         rows = []
         for name, result in self._results.items():
             pages = sorted((folder / "validations" / name).rglob("*.html"))
@@ -494,7 +497,9 @@ class SuiteRunner:
                 f"<td>{quarantined.get(name, 0)}</td>"
                 f"<td><a href='{link}'>results</a></td>"
                 f"<td><a href='expectations/{name}.html'>expectations</a></td></tr>")
-        return _INDEX_TEMPLATE.substitute(run=self.run_name, rows="\n".join(rows))
+        contract = ("<h2>How this extract maps onto the data contract</h2><ul>"
+                    + "".join(f"<li>{html.escape(note)}</li>" for note in notes) + "</ul>") if notes else ""
+        return _INDEX_TEMPLATE.substitute(run=self.run_name, rows="\n".join(rows), contract=contract)
 
 
 _EXTERNAL_RESOURCE = re.compile(
@@ -519,8 +524,33 @@ warehouse table <code>results.data_quality</code>.</p>
 <table><thead><tr><th>table</th><th>status</th><th>expectations met</th><th>rows quarantined</th><th>validation</th>
 <th>suite</th></tr></thead><tbody>
 $rows
-</tbody></table></body></html>
+</tbody></table>
+$contract</body></html>
 """)
+
+
+def contract_notes(tables: Mapping[str, Table]) -> list[str]:
+    """In words, every way evaluation.yaml adjusts the built-in contract (empty when it does not)."""
+    notes = []
+    for name, table in tables.items():
+        for column in table.columns:
+            where = f"{name}.{column.name}"
+            if column.extra:
+                bounds = "" if column.minimum is None and column.maximum is None else \
+                    f", {_number(column.minimum)} to {_number(column.maximum)}"
+                notes.append(f"{where}: the extract's own {column.type} column"
+                             f" ({'required' if column.required else 'optional'}{bounds})")
+                continue
+            built_in = TABLES[name].column(column.name)
+            if column.source:
+                notes.append(f"{where}: read from the extract's column {column.source}")
+            if column.domain != built_in.domain:
+                notes.append(f"{where}: allowed values replaced by {', '.join(column.domain)}")
+        for column in table.columns:
+            if column.value_map:
+                mapped = ", ".join(f"{code} as {value}" for code, value in column.value_map)
+                notes.append(f"{name}.{column.name}: value map, codes read {mapped}")
+    return notes
 
 
 def _offline_html(page: str) -> str:
@@ -646,14 +676,14 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def quarantine(con: duckdb.DuckDBPyConnection, validation: TableValidation, sources: pd.DataFrame,
-               checked_at: dt.datetime) -> int:
+               checked_at: dt.datetime, table: Table | None = None) -> int:
     """Move the rows failing critical expectations from staging to quarantine.rows.
 
     One quarantine row per staging row, like ingest: column_name, raw_value and reason name
     its first failing expectation (in suite order), detail lists them all. Returns the number
     of rows moved.
     """
-    table = TABLES[validation.table]
+    table = table or TABLES[validation.table]
     # A row back in staging (ingest ran again) is no longer quarantined by an earlier run.
     con.execute(f"""
         DELETE FROM quarantine.rows AS q
@@ -771,9 +801,14 @@ def suite_parameters(settings: Settings) -> dict[str, object]:
 
 def validate_table(con: duckdb.DuckDBPyConnection, runner: SuiteRunner, name: str, settings: Settings,
                    suites_dir: Path = EXPECTATIONS_DIR) -> tuple[TableValidation, pd.DataFrame]:
-    """Run one table's suite on its staging rows; returns the outcomes and the rows' sources."""
-    suite = load_suite(name, suites_dir)
-    frame, sources = read_frame(con, TABLES[name], suite)
+    """Run one table's suite on its staging rows; returns the outcomes and the rows' sources.
+
+    The committed suite serves the built-in contract; a contract adjusted in evaluation.yaml
+    gets its suite built the same way, from the adjusted table.
+    """
+    table = settings.tables[name]
+    suite = load_suite(name, suites_dir) if table == TABLES[name] else build_suite(table)
+    frame, sources = read_frame(con, table, suite)
     outcomes = runner.validate(suite, frame, sources)
     return TableValidation(name, len(frame), outcomes, settings.validation.max_failing_row_share), sources
 
@@ -801,7 +836,7 @@ def validate_warehouse(con: duckdb.DuckDBPyConnection, settings: Settings, run_i
             started = time.perf_counter()
             validation, sources = validate_table(con, runner, name, settings, suites_dir)
             tables[name] = validation
-            quarantined[name] = quarantine(con, validation, sources, checked_at)
+            quarantined[name] = quarantine(con, validation, sources, checked_at, settings.tables[name])
             seconds[name] = time.perf_counter() - started
         blocked = any(v.blocked for v in tables.values())
         if blocked:
@@ -819,7 +854,7 @@ def validate_warehouse(con: duckdb.DuckDBPyConnection, settings: Settings, run_i
     finally:
         con.unregister("validation_data_quality")
     if data_docs is not None:
-        run.data_docs = runner.build_data_docs(data_docs, quarantined)
+        run.data_docs = runner.build_data_docs(data_docs, quarantined, contract_notes(settings.tables))
     return run
 
 

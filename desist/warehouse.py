@@ -39,6 +39,7 @@ def set_variables(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
         "windows_months": settings.follow_up.windows_months,
         "disclosure_min_count": settings.disclosure.min_count,
         "covariates": settings.covariates.all,
+        "complete_case_covariates": settings.covariates.complete_case,
     }
     for name, value in values.items():
         con.execute(f"SET VARIABLE {name} = ?", [value])

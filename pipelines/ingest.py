@@ -16,7 +16,7 @@ STAGING = {table: dg.AssetKey(["staging", table]) for table in TABLES}
                       "unchanged files are not read again, changed files replace their rows, removed files lose them.")
 def landing_files(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     with warehouse.connect() as con:
-        load = ingest.load_raw(con, warehouse.settings.paths.landing)
+        load = ingest.load_raw(con, warehouse.settings.paths.landing, warehouse.settings.tables)
     for outcome in load.files:
         if outcome.status in ("rejected", "ignored", "removed"):
             context.log.warning(f"{outcome.status}: {outcome.reason}")
@@ -42,7 +42,7 @@ def landing_files(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg
 )
 def staging_tables(context: dg.AssetExecutionContext, warehouse: Warehouse):
     with warehouse.connect() as con:
-        counts = ingest.build_staging(con)
+        counts = ingest.build_staging(con, warehouse.settings.tables)
         summary = con.execute(
             "SELECT table_name, file_name, status, rows_read, rows_loaded, rows_quarantined, rows_rejected "
             "FROM raw.ingest_summary"

@@ -409,23 +409,29 @@ def test_attrition(con):
         ("P1", "participants", "linked_to_index_event", 6, 2),
         ("P1", "participants", "eligible_index_event", 5, 1),
         ("P1", "participants", "complete_follow_up", 5, 0),
-        ("P1", "participants", "analysed", 4, 1),
+        ("P1", "participants", "covariate_risk_score", 4, 1),
+        ("P1", "participants", "analysed", 4, 0),
         # All 15 people have an eligible index event; the 8 enrolled in P1 leave the pool;
-        # I and M have incomplete 12-month follow-up; K has no people row.
+        # I and M have incomplete 12-month follow-up; K has no people row, so age_at_index (the
+        # first configured covariate) is missing.
         ("P1", "comparison", "eligible_index_event", 15, None),
         ("P1", "comparison", "never_enrolled", 7, 8),
         ("P1", "comparison", "complete_follow_up", 5, 2),
-        ("P1", "comparison", "analysed", 4, 1),
+        ("P1", "comparison", "covariate_age_at_index", 4, 1),
+        ("P1", "comparison", "analysed", 4, 0),
         ("P2", "participants", "enrolled", 1, None),
         ("P2", "participants", "linked_to_index_event", 1, 0),
         ("P2", "participants", "eligible_index_event", 1, 0),
         ("P2", "participants", "complete_follow_up", 1, 0),
         ("P2", "participants", "analysed", 1, 0),
-        # P2 pool: everyone but L; I and M incomplete; K and N missing covariates.
+        # P2 pool: everyone but L; I and M incomplete; K (age_at_index) and N (risk_score)
+        # missing covariates, counted in the configured order.
         ("P2", "comparison", "eligible_index_event", 15, None),
         ("P2", "comparison", "never_enrolled", 14, 1),
         ("P2", "comparison", "complete_follow_up", 12, 2),
-        ("P2", "comparison", "analysed", 10, 2),
+        ("P2", "comparison", "covariate_age_at_index", 11, 1),
+        ("P2", "comparison", "covariate_risk_score", 10, 1),
+        ("P2", "comparison", "analysed", 10, 0),
     ]
     reasons = dict(rows(con, """
         SELECT step, reason FROM analysis.attrition WHERE programme_id = 'P1' AND cohort_group = 'participants'
@@ -437,7 +443,25 @@ def test_attrition(con):
         "every linked index event lies outside the cohort period 2019-01-01 to 2024-12-31"
     assert reasons["complete_follow_up"] == \
         "the 12-month window plus 6-month waiting period ends after the data cut-off 2025-06-30"
-    assert reasons["analysed"] == "a configured covariate is missing"
+    assert reasons["covariate_risk_score"] == \
+        "risk_score is missing (covariates are complete_case unless covariates.missing says otherwise)"
+    assert reasons["analysed"] is None
+
+
+def test_missing_indicator_covariate_removes_no_one(make_settings):
+    settings = make_settings(covariates={"missing": {"risk_score": "missing_indicator"}})
+    connection = warehouse.connect(settings)
+    load_scenario(connection)
+    analysis.build_analysis(connection)
+    # N (no risk score) is kept: only K, without a people row, still misses covariates.
+    assert rows(connection, """
+        SELECT programme_id, person_id, missing_covariate FROM analysis.covariates
+        WHERE NOT covariates_complete ORDER BY ALL""") == [("P1", "K", "age_at_index"), ("P2", "K", "age_at_index")]
+    assert rows(connection, """
+        SELECT step, people, lost FROM analysis.attrition
+        WHERE programme_id = 'P1' AND cohort_group = 'participants' AND step_number >= 4 ORDER BY step_number
+    """) == [("complete_follow_up", 5, 0), ("analysed", 5, 0)]
+    connection.close()
 
 
 # --- Dagster wiring -------------------------------------------------------------------------
@@ -460,10 +484,10 @@ def test_dagster_assets_build_the_analysis_tables(make_settings):
     }
     # 8 enrolment-event pairs (A, D twice, F, G, H, N, L); 27 programme x person rows
     # (P1: 5 + 7, P2: 1 + 14), three windows each; 2 programmes x 2 groups x 3 windows;
-    # 9 attrition steps per programme; 6 participants.
+    # 9 attrition steps per programme and 4 covariate steps; 6 participants.
     assert rows_by_asset == {
         "enrolment_links": 8, "cohort": 27, "covariates": 27, "engagement": 6, "measures": 81,
-        "follow_up_completeness": 12, "survival": 27, "attrition": 18,
+        "follow_up_completeness": 12, "survival": 27, "attrition": 22,
     }
 
 

@@ -5,9 +5,12 @@
 --
 -- participants: enrolled -> linked_to_index_event (an enrolment starts within the enrolment
 --   window of any index event) -> eligible_index_event (one of those events lies in the cohort
---   period) -> complete_follow_up -> analysed (complete and every configured covariate present)
+--   period) -> complete_follow_up -> covariate steps -> analysed
 -- comparison: eligible_index_event (anyone with an index event in the cohort period) ->
---   never_enrolled (in this programme) -> complete_follow_up -> analysed
+--   never_enrolled (in this programme) -> complete_follow_up -> covariate steps -> analysed
+-- Covariate steps: one per complete-case covariate that removed someone, named
+-- covariate_<name>, in the configured order; a person missing several is counted at the first.
+-- analysed: complete follow-up and every complete-case covariate present (it loses no one).
 CREATE OR REPLACE TABLE analysis.attrition AS
 WITH enrolled AS (
     SELECT programme_id, count(DISTINCT person_id) AS people
@@ -67,7 +70,6 @@ reasons AS (
         format('the {}-month window plus {}-month waiting period ends after the data cut-off {}',
                getvariable('headline_months'), getvariable('waiting_period_months'),
                getvariable('data_cutoff')) AS incomplete,
-        'a configured covariate is missing' AS covariate_missing,
         'enrolled in the programme' AS enrolled
 ),
 steps AS (
@@ -82,19 +84,67 @@ steps AS (
              'people': counts.treated_in_cohort, 'reason': reasons.not_eligible},
             {'cohort_group': 'participants', 'step_number': 4, 'step': 'complete_follow_up',
              'people': counts.treated_complete, 'reason': reasons.incomplete},
-            {'cohort_group': 'participants', 'step_number': 5, 'step': 'analysed',
-             'people': counts.treated_analysed, 'reason': reasons.covariate_missing},
             {'cohort_group': 'comparison', 'step_number': 1, 'step': 'eligible_index_event',
              'people': counts.with_eligible_event, 'reason': NULL},
             {'cohort_group': 'comparison', 'step_number': 2, 'step': 'never_enrolled',
              'people': counts.pool_in_cohort, 'reason': reasons.enrolled},
             {'cohort_group': 'comparison', 'step_number': 3, 'step': 'complete_follow_up',
-             'people': counts.pool_complete, 'reason': reasons.incomplete},
-            {'cohort_group': 'comparison', 'step_number': 4, 'step': 'analysed',
-             'people': counts.pool_analysed, 'reason': reasons.covariate_missing}
+             'people': counts.pool_complete, 'reason': reasons.incomplete}
         ], recursive := true)
     FROM counts
     CROSS JOIN reasons
+),
+covariate_losses AS (
+    SELECT
+        measure.programme_id,
+        CASE WHEN measure.treated THEN 'participants' ELSE 'comparison' END AS cohort_group,
+        covariate.missing_covariate AS covariate,
+        list_position(getvariable('complete_case_covariates'), covariate.missing_covariate) AS position,
+        count(*) AS lost
+    FROM analysis.measures AS measure
+    JOIN analysis.covariates AS covariate USING (programme_id, person_id)
+    WHERE measure.window_months = getvariable('headline_months')
+      AND measure.complete
+      AND covariate.missing_covariate IS NOT NULL
+    GROUP BY ALL
+),
+covariate_steps AS (
+    SELECT
+        losses.programme_id,
+        losses.cohort_group,
+        complete.step_number + row_number() OVER by_position AS step_number,
+        'covariate_' || losses.covariate AS step,
+        complete.people - sum(losses.lost) OVER by_position AS people,
+        format('{} is missing (covariates are complete_case unless covariates.missing says otherwise)',
+               losses.covariate) AS reason
+    FROM covariate_losses AS losses
+    JOIN steps AS complete
+      ON complete.programme_id = losses.programme_id
+     AND complete.cohort_group = losses.cohort_group
+     AND complete.step = 'complete_follow_up'
+    WINDOW by_position AS (PARTITION BY losses.programme_id, losses.cohort_group ORDER BY losses.position)
+),
+analysed_steps AS (
+    SELECT
+        counts.programme_id,
+        group_counts.cohort_group,
+        group_counts.base_step + 1 + (
+            SELECT count(*) FROM covariate_steps AS c
+            WHERE c.programme_id = counts.programme_id AND c.cohort_group = group_counts.cohort_group
+        ) AS step_number,
+        'analysed' AS step,
+        CASE group_counts.cohort_group WHEN 'participants' THEN counts.treated_analysed ELSE counts.pool_analysed END
+            AS people,
+        NULL AS reason
+    FROM counts
+    CROSS JOIN (VALUES ('participants', 4), ('comparison', 3)) AS group_counts (cohort_group, base_step)
+),
+all_steps AS (
+    SELECT programme_id, cohort_group, step_number, step, people, reason FROM steps
+    UNION ALL BY NAME
+    SELECT programme_id, cohort_group, step_number, step, people, reason FROM covariate_steps
+    UNION ALL BY NAME
+    SELECT programme_id, cohort_group, step_number, step, people, reason FROM analysed_steps
 )
 SELECT
     programme_id,
@@ -104,5 +154,5 @@ SELECT
     people,
     lag(people) OVER (PARTITION BY programme_id, cohort_group ORDER BY step_number) - people AS lost,
     reason
-FROM steps
+FROM all_steps
 ORDER BY programme_id, cohort_group DESC, step_number;

@@ -12,8 +12,11 @@
 --                              the exact age, by the same rule for everyone;
 --   female                     sex = 'female' (NULL when the person is not in staging.people).
 -- The index event's own columns and the person's region, sex and ethnic group are carried as
--- supplied. Missing optional inputs stay NULL; covariates_complete says whether every
--- covariate named in evaluation.yaml (the SQL variable 'covariates') is present.
+-- supplied, and so are the extract's own columns declared in evaluation.yaml (contract:
+-- extra_columns of index_events and people). Missing optional inputs stay NULL;
+-- covariates_complete says whether every complete-case covariate named in evaluation.yaml (the
+-- SQL variable 'complete_case_covariates', in order) is present, and missing_covariate names
+-- the first one that is not.
 -- Nothing here depends on the programme, so it is worked out once per person and index date.
 CREATE OR REPLACE TABLE analysis.covariates AS
 WITH index_points AS (
@@ -55,27 +58,39 @@ characteristics AS (
         event.age_first_offence,
         person.sex,
         person.ethnic_group,
-        person.birth_year
+        person.birth_year,
+        -- the extract's own columns
+        event.* EXCLUDE (person_id, index_date, index_type, index_offence_group, sentence_months,
+                         prior_offences, prior_custody, age_first_offence, risk_score,
+                         employment_at_index, accommodation_at_index, source_file, source_row),
+        person.* EXCLUDE (person_id, sex, birth_year, ethnic_group, region, source_file, source_row)
     FROM history
     JOIN staging.index_events AS event USING (person_id, index_date)
     LEFT JOIN staging.people AS person USING (person_id)
 ),
--- Whether each covariate named in evaluation.yaml is present, as one boolean column per name;
+-- Whether each complete-case covariate is present, as one boolean column per name;
 -- always_present keeps the selection non-empty when no covariate is configured.
 presence AS (
     SELECT
         person_id,
         index_date,
-        COLUMNS(lambda name: name = 'always_present' OR list_contains(getvariable('covariates'), name))
-            IS NOT NULL
+        COLUMNS(lambda name: name = 'always_present'
+                OR list_contains(getvariable('complete_case_covariates'), name)) IS NOT NULL
     FROM (SELECT *, true AS always_present FROM characteristics)
+),
+absent AS (
+    UNPIVOT presence ON COLUMNS(* EXCLUDE (person_id, index_date)) INTO NAME covariate VALUE present
 ),
 completeness AS (
     SELECT
         person_id,
         index_date,
-        list_bool_and([*COLUMNS(lambda name: name NOT IN ('person_id', 'index_date'))]) AS covariates_complete
-    FROM presence
+        bool_and(present) AS covariates_complete,
+        -- the first absent covariate in the configured order: attrition counts each person once
+        arg_min(covariate, list_position(getvariable('complete_case_covariates'), covariate))
+            FILTER (WHERE NOT present) AS missing_covariate
+    FROM absent
+    GROUP BY person_id, index_date
 )
 SELECT
     cohort.programme_id,
@@ -83,7 +98,8 @@ SELECT
     cohort.treated,
     cohort.index_date,
     characteristics.* EXCLUDE (person_id, index_date),
-    completeness.covariates_complete
+    completeness.covariates_complete,
+    completeness.missing_covariate
 FROM analysis.cohort AS cohort
 JOIN characteristics USING (person_id, index_date)
 JOIN completeness USING (person_id, index_date);
