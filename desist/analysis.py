@@ -129,3 +129,38 @@ def check_configured_covariates(con: duckdb.DuckDBPyConnection) -> None:
             f"evaluation.yaml covariates {unknown} are not columns of analysis.covariates; "
             f"the covariates available are {sorted(available - keys)}"
         )
+
+
+def unanalysed_reason(con: duckdb.DuckDBPyConnection, programme_id: str) -> str | None:
+    """Why a programme has no participants or no comparison people left to analyse, in one line.
+
+    Read from analysis.attrition: the step at which a group runs out, in words. When it is
+    follow-up, the line says which data cut-off the first of them would need; when it is a
+    covariate, it names every complete-case covariate that removed people of that group.
+    """
+    steps = con.execute(
+        "SELECT cohort_group, step, people, reason FROM analysis.attrition WHERE programme_id = ? "
+        "ORDER BY cohort_group DESC, step_number", [programme_id]).fetchall()
+    for group, words in (("participants", "participant"), ("comparison", "comparison person")):
+        group_steps = [(step, people, reason) for g, step, people, reason in steps if g == group]
+        empty = next(((step, reason) for step, people, reason in group_steps if people == 0), None)
+        if empty is None:
+            continue
+        step, reason = empty
+        if step == "enrolled":
+            return f"{programme_id}: no one is enrolled in the programme"
+        if step == "complete_follow_up":
+            needed = con.execute(
+                "SELECT min(proof_deadline) FROM analysis.measures WHERE programme_id = ? AND treated = ? "
+                "AND window_months = getvariable('headline_months')", [programme_id, group == "participants"]
+            ).fetchone()[0]
+            return (f"{programme_id}: no {words} has complete follow-up: {reason}; the first would need a "
+                    f"data cut-off of {needed} or later (or a shorter follow_up.headline_months or "
+                    "waiting_period_months)")
+        if step.startswith("covariate_") or step == "analysed":
+            names = [s.removeprefix("covariate_") for s, _, _ in group_steps if s.startswith("covariate_")]
+            return (f"{programme_id}: no {words} with complete follow-up has every complete-case covariate; "
+                    f"missing: {', '.join(names)} (drop them from covariates, or set covariates.missing "
+                    "to missing_indicator for them)")
+        return f"{programme_id}: no {words} left: {reason}"
+    return None

@@ -46,6 +46,29 @@ def load_catalogue(path: Path = CATALOGUE) -> list[PublishedObject]:
     return objects
 
 
+def with_extra_columns(obj: PublishedObject, columns: dict[str, str]) -> PublishedObject:
+    """A published table of analysis.covariates with more of its columns, documented."""
+    extra = ", ".join(f"source.{name}" for name in columns)
+    return PublishedObject(
+        name=obj.name, kind=obj.kind, description=obj.description,
+        columns={**obj.columns, **columns},
+        sql=(f"SELECT published.*, {extra} FROM ({obj.sql}) AS published "
+             "JOIN analysis.covariates AS source USING (programme_id, person_id) "
+             "ORDER BY programme_id, person_id"),
+    )
+
+
+def extra_covariate_columns(tables) -> dict[str, str]:
+    """The extract's own index_events and people columns (evaluation.yaml contract), with their meaning."""
+    return {
+        column.name: column.description or (
+            f"{column.type} column of the extract's {name} file"
+            + (f" ({column.source})" if column.source else "")
+            + f", declared in evaluation.yaml contract.{name}.extra_columns")
+        for name in ("index_events", "people") for column in tables[name].columns if column.extra
+    }
+
+
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -55,16 +78,20 @@ def publish(
     research_path: Path,
     parquet_dir: Path | None = None,
     catalogue: Path = CATALOGUE,
+    extra_covariates: dict[str, str] | None = None,
 ) -> dict[str, int]:
     """Build the researcher database from the warehouse open on `con`, then swap it in.
 
+    ``extra_covariates`` (column -> meaning) are the extract's own columns declared in
+    evaluation.yaml: they are published and documented in ``covariates`` after its own columns.
     Returns the row count of every published table and view.
     """
     research_path = Path(research_path)
     research_path.parent.mkdir(parents=True, exist_ok=True)
     building = research_path.with_name(research_path.name + ".building")
     building.unlink(missing_ok=True)
-    objects = load_catalogue(catalogue)
+    objects = [with_extra_columns(obj, extra_covariates) if obj.name == "covariates" and extra_covariates else obj
+               for obj in load_catalogue(catalogue)]
     counts: dict[str, int] = {}
     con.execute(f"ATTACH {_quote(str(building))} AS {BUILD_ALIAS}")
     try:

@@ -13,7 +13,7 @@ is complete, so its matched sets may be broken and its estimate is labelled as s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,11 @@ HORIZON_LABELS = {91: "3 months", 182: "6 months", 365: "12 months", 730: "24 mo
 GROUP_LABELS = {True: "treated", False: "comparison"}
 
 
+# A covariate on which fewer than this many analysed people differ from the most common value
+# carries too little information to adjust for: it is dropped before fitting, with a note.
+NEAR_CONSTANT_PEOPLE = 5
+
+
 @dataclass(frozen=True)
 class MatchingSpec:
     covariates: Sequence[str]
@@ -50,6 +55,54 @@ class MatchingSpec:
     replace: bool = False
     caliper: float | None = 0.2
     exact: Sequence[str] = ()
+    # Covariates whose missing values are filled in and flagged by a <name>_missing indicator.
+    missing_indicator: Sequence[str] = ()
+
+
+def prepare_covariates(people: pd.DataFrame, spec: MatchingSpec) -> tuple[pd.DataFrame, MatchingSpec, list[str]]:
+    """Design checks before fitting: the people, the covariates the models can use, and notes.
+
+    A ``missing_indicator`` covariate with missing values gets the indicator ``<name>_missing``
+    (1 where missing) and its gaps filled: the observed mean for a number (0 when nothing is
+    observed), 0 (false) for a binary covariate, the level ``missing`` for a categorical covariate. Then a
+    covariate that takes a single value, or on which fewer than ``NEAR_CONSTANT_PEOPLE`` people
+    differ from the most common value, is dropped, and a note names it. People are never dropped.
+    """
+    frame = people.copy()
+    covariates, categorical = list(spec.covariates), list(spec.categorical)
+    for name in spec.missing_indicator:
+        if name not in frame.columns or name not in covariates:
+            continue
+        column = frame[name]
+        absent = column.isna()
+        if not absent.any():
+            continue
+        if name in categorical or not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)):
+            frame[name] = column.astype(object).where(~absent, "missing")
+        else:
+            observed = column.astype(float)
+            binary = observed.dropna().isin([0.0, 1.0]).all()
+            frame[name] = observed.fillna(0.0 if binary or absent.all() else observed.mean())
+        indicator = f"{name}_missing"
+        frame[indicator] = absent.astype(float)
+        covariates.insert(covariates.index(name) + 1, indicator)
+    notes = []
+    kept = []
+    for name in covariates:
+        if name not in frame.columns:
+            kept.append(name)  # named by the model's own error
+            continue
+        counts = frame[name].value_counts(dropna=False)
+        differing = len(frame) - (int(counts.iloc[0]) if len(counts) else 0)
+        if differing == 0:
+            notes.append(f"covariate {name} dropped: every person analysed has the same value")
+        elif differing < NEAR_CONSTANT_PEOPLE:
+            notes.append(f"covariate {name} dropped: nearly constant (fewer than {NEAR_CONSTANT_PEOPLE} "
+                         "people analysed differ from the most common value)")
+        else:
+            kept.append(name)
+    spec = replace(spec, covariates=tuple(kept), categorical=tuple(c for c in categorical if c in kept))
+    return frame, spec, notes
 
 
 @dataclass
@@ -105,10 +158,11 @@ def evaluate_effects(
     n_treated = int(people["treated"].sum())
     if n_treated == 0 or n_treated == len(people):
         return ProgrammeEffects(programme_id, "not_estimated", "no participants or no comparison pool to compare")
+    people, spec, notes = prepare_covariates(people, spec)
     try:
         propensity = fit_propensity(people, "treated", list(spec.covariates), list(spec.categorical))
     except PropensityModelError as error:
-        return ProgrammeEffects(programme_id, "propensity_model_failed", str(error))
+        return ProgrammeEffects(programme_id, "propensity_model_failed", "; ".join([str(error), *notes]))
     match = match_propensity(
         people, propensity.linear_predictor, "treated",
         ratio=spec.ratio, replace=spec.replace, caliper=spec.caliper, exact=list(spec.exact),
@@ -132,6 +186,7 @@ def evaluate_effects(
     return ProgrammeEffects(
         programme_id=programme_id,
         status="ok",
+        message="; ".join(notes),
         propensity_model=propensity.to_frame(),
         matched_sets=pd.DataFrame({
             "person_id": people["person_id"].to_numpy(),
@@ -276,7 +331,7 @@ def evaluate_survival(
 
     logrank = log_rank_test(time, event, group)
     matched_cox = cox_matched(time, event, treated.astype(int), weights=weights, cluster=cluster)
-    cohort_model = model_frame(cohort.reset_index(drop=True), spec)
+    cohort_model, spec, _ = prepare_covariates(model_frame(cohort.reset_index(drop=True), spec), spec)
     adjusted = cox_adjusted(cohort_model, "time_days", "event", ["treated", *spec.covariates])
     cox_rows = pd.concat([
         pd.DataFrame({

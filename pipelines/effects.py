@@ -3,6 +3,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
+from desist import analysis
 from desist import warehouse as wh
 from desist.config import Settings
 from models.evaluation import MatchingSpec, evaluate_effects, evaluate_survival
@@ -35,6 +36,7 @@ def matching_spec(settings: Settings) -> MatchingSpec:
         replace=settings.matching.replace,
         caliper=settings.matching.caliper,
         exact=settings.matching.exact,
+        missing_indicator=covariates.missing_indicator,
     )
 
 
@@ -78,6 +80,8 @@ def matched_effects(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
                 programme_id, people, measures, spec,
                 windows=settings.follow_up.windows_months, headline_window=settings.follow_up.headline_months,
             )
+            if result.status == "not_estimated":
+                result.message = analysis.unanalysed_reason(con, programme_id) or result.message
             n_treated = int(people["treated"].sum())
             context.log.info(f"{programme_id}: {result.status}; {n_treated} participants analysed of {len(people)}")
             frames["programmes_analysed"].append(pd.DataFrame({

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from desist import provenance
-from desist.publish import publish
+from desist.publish import extra_covariate_columns, publish
 from pipelines.resources import WAREHOUSE_POOL, Warehouse
 
 RUN_INFO = dg.AssetKey(["results", "run_info"])
@@ -44,7 +44,8 @@ def build_publish_assets(upstream: Sequence[dg.AssetKey]) -> list[dg.AssetsDefin
     def research_db(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         research = warehouse.settings.paths.research
         with warehouse.connect() as con:
-            counts = publish(con, research, parquet_dir=research.with_name(research.stem + "_parquet"))
+            counts = publish(con, research, parquet_dir=research.with_name(research.stem + "_parquet"),
+                             extra_covariates=extra_covariate_columns(warehouse.settings.tables))
         context.log.info(f"published {len(counts)} tables and views to {research}")
         return dg.MaterializeResult(metadata={"path": str(research), **{f"rows/{k}": v for k, v in counts.items()}})
 
