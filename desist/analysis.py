@@ -77,6 +77,19 @@ ANALYSIS_TABLES: tuple[AnalysisTable, ...] = (
 )
 TABLES_BY_NAME = {table.name: table for table in ANALYSIS_TABLES}
 
+# The people analysed for a programme: complete headline follow-up and every covariate present.
+ANALYSED_PEOPLE = """
+    SELECT covariates.*
+    FROM analysis.covariates AS covariates
+    JOIN analysis.measures AS headline
+      USING (programme_id, person_id, index_date)
+    WHERE covariates.programme_id = $programme_id
+      AND covariates.covariates_complete
+      AND headline.window_months = getvariable('headline_months')
+      AND headline.complete
+    ORDER BY covariates.person_id
+"""
+
 
 def build_table(con: duckdb.DuckDBPyConnection, name: str) -> int:
     """(Re)build one analysis table from its statement file; returns its row count."""

@@ -82,6 +82,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from desist.check import check
+
+    settings = load_settings(args.config)
+    report = check(settings)
+    print(report.text())
+    for reason in report.reasons:
+        print(f"desist: {reason}", file=sys.stderr)
+    if not report.ok:
+        print("desist: a run would estimate nothing", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from desist.generate import write_extract
 
@@ -126,6 +140,10 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="materialise the whole pipeline in-process")
     run.add_argument("--config", help="settings file (default: $DESIST_CONFIG or evaluation.yaml)")
     run.set_defaults(func=cmd_run)
+
+    pre = sub.add_parser("check", help="what the extract would produce, before any model runs")
+    pre.add_argument("--config", help="settings file (default: $DESIST_CONFIG or evaluation.yaml)")
+    pre.set_defaults(func=cmd_check)
 
     gen = sub.add_parser("generate", help="write a synthetic extract with its ground truth")
     gen.add_argument("--people", type=int, default=20_000)

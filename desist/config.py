@@ -64,6 +64,7 @@ class ColumnSettings(_Section):
     from_: str | None = Field(None, alias="from")  # the extract's column name
     values: dict[str, str] = {}  # extract code -> contract value, applied before the checks
     allowed: list[str] | None = None  # replaces the contract's allowed values
+    required: bool | None = None  # false: a column the extract does not have is loaded as empty
 
     @field_validator("values", mode="before")
     @classmethod
@@ -242,6 +243,8 @@ class Settings(_Section):
                 if column_name not in names:
                     raise ValueError(f"{where}: no such column; expected one of {table.column_names}")
                 kind = table.column(column_name).type
+                if column.required is False and column_name in table.key:
+                    raise ValueError(f"{where}: a key column cannot be optional")
                 if column.allowed is not None and kind != "text":
                     raise ValueError(f"{where}: allowed values apply to text columns, not {kind}")
                 _check_value_map(where, column, table.column(column_name).domain, kind)

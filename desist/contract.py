@@ -226,7 +226,8 @@ def effective_tables(contract: Mapping[str, object] | None) -> dict[str, Table]:
     """The contract as an evaluation's settings adjust it (``Settings.contract``).
 
     For each table: ``columns`` renames a column (``from``), maps the extract's codes onto
-    the contract's values (``values``) and replaces the allowed values (``allowed``);
+    the contract's values (``values``), replaces the allowed values (``allowed``) and may make
+    a column the extract does not hold optional (``required: false``);
     ``extra_columns`` appends the extract's own typed columns. Tables not named keep the
     built-in contract, so with no settings this is :data:`TABLES` itself.
     """
@@ -239,8 +240,9 @@ def effective_tables(contract: Mapping[str, object] | None) -> dict[str, Table]:
         for column_name, setting in table_settings.columns.items():
             column = table.column(column_name)
             domain = tuple(setting.allowed) if setting.allowed is not None else column.domain
-            changed[column_name] = replace(
-                column, source=setting.from_, domain=domain, value_map=tuple(setting.values.items()))
+            required = column.required if setting.required is None else setting.required
+            changed[column_name] = replace(column, source=setting.from_, domain=domain, required=required,
+                                           value_map=tuple(setting.values.items()))
         columns = tuple(changed.get(c.name, c) for c in table.columns)
         extras = tuple(
             Column(extra.name, extra.type, required=extra.required,

@@ -546,6 +546,8 @@ def contract_notes(tables: Mapping[str, Table]) -> list[str]:
                 notes.append(f"{where}: read from the extract's column {column.source}")
             if column.domain != built_in.domain:
                 notes.append(f"{where}: allowed values replaced by {', '.join(column.domain)}")
+            if column.required != built_in.required:
+                notes.append(f"{where}: {'required' if column.required else 'optional'} in this extract")
         for column in table.columns:
             if column.value_map:
                 mapped = ", ".join(f"{code} as {value}" for code, value in column.value_map)

@@ -5,6 +5,7 @@ import pandas as pd
 
 from desist import analysis
 from desist import warehouse as wh
+from desist.analysis import ANALYSED_PEOPLE
 from desist.config import Settings
 from models.evaluation import MatchingSpec, evaluate_effects, evaluate_survival
 from pipelines.resources import WAREHOUSE_POOL, Warehouse
@@ -12,19 +13,6 @@ from pipelines.resources import WAREHOUSE_POOL, Warehouse
 EFFECT_TABLES = ("programmes_analysed", "propensity_model", "matched_sets", "balance", "sample_sizes",
                  "unmatched", "effects")
 SURVIVAL_TABLES = ("km_curves", "km_horizons", "logrank", "cox", "ph_tests", "rmst")
-
-# The people analysed for a programme: complete headline follow-up and every covariate present.
-ANALYSED_PEOPLE = """
-    SELECT covariates.*
-    FROM analysis.covariates AS covariates
-    JOIN analysis.measures AS headline
-      USING (programme_id, person_id, index_date)
-    WHERE covariates.programme_id = $programme_id
-      AND covariates.covariates_complete
-      AND headline.window_months = getvariable('headline_months')
-      AND headline.complete
-    ORDER BY covariates.person_id
-"""
 
 
 def matching_spec(settings: Settings) -> MatchingSpec:
