@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
 from desist import analysis, ingest, warehouse
 from desist.config import Paths, Settings
@@ -141,22 +140,29 @@ def suggest(value: str, allowed: tuple[str, ...]) -> str | None:
 
 
 def _out_of_domain(report: CheckReport, con: duckdb.DuckDBPyConnection, tables: dict[str, Table]) -> None:
-    rows = con.execute(
-        "SELECT table_name, column_name, raw_value, count(*) AS n FROM quarantine.rows "
-        "WHERE reason = 'out_of_domain' GROUP BY ALL ORDER BY table_name, column_name, n DESC, raw_value").fetchall()
-    if not rows:
-        return
-    report.lines.append("Values outside the allowed sets:")
-    frame = pd.DataFrame(rows, columns=["table", "column", "value", "rows"])
-    for (table, column), group in frame.groupby(["table", "column"], sort=False):
-        allowed = tables[table].column(column).domain or ()
-        values = ", ".join(f"{v!r} ({n})" for v, n in zip(group["value"], group["rows"]))
-        report.lines.append(f"  {table}.{column}: {values}; allowed: {', '.join(allowed)}")
-        mapping = {v: suggest(v, allowed) for v in group["value"]}
-        pairs = ", ".join(f"{v}: {s if s else '?'}" for v, s in mapping.items())
-        report.lines.append(f"    suggested value map: contract: {{{table}: {{columns: {{{column}: "
-                            f"{{values: {{{pairs}}}}}}}}}}}  (or replace the allowed values: "
-                            f"{{allowed: [...]}})")
+    """Every value outside a column's allowed set (after the value map), counted in raw: a row
+    quarantined for another column first is still counted here."""
+    lines = []
+    for name, table in tables.items():
+        typed = ingest._typed_ctes(table, f"raw.{name}")
+        for column in table.columns:
+            if not column.domain:
+                continue
+            allowed = ", ".join(ingest._literal(v) for v in column.domain)
+            rows = con.execute(
+                f"WITH {typed} SELECT {column.name}, count(*) AS n FROM typed WHERE row_error IS NULL "
+                f"AND v_{column.name} IS NOT NULL AND t_{column.name} NOT IN ({allowed}) "
+                f"GROUP BY ALL ORDER BY n DESC, 1").fetchall()
+            if not rows:
+                continue
+            values = ", ".join(f"{v!r} ({n})" for v, n in rows)
+            lines.append(f"  {name}.{column.name}: {values}; allowed: {', '.join(column.domain)}")
+            pairs = ", ".join(f"{v}: {suggest(v, column.domain) or '?'}" for v, _ in rows)
+            lines.append(f"    suggested value map: contract: {{{name}: {{columns: {{{column.name}: "
+                         f"{{values: {{{pairs}}}}}}}}}}}  (or replace the allowed values: {{allowed: [...]}})")
+    if lines:
+        report.lines.append("Values outside the allowed sets:")
+        report.lines.extend(lines)
 
 
 def _references(report: CheckReport, con: duckdb.DuckDBPyConnection, tables: dict[str, Table]) -> None:
