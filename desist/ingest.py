@@ -26,7 +26,9 @@ validation put in quarantine (stage ``'validation'``) are left alone until their
 or goes.
 
 The per-table SQL in sql/raw/<table>.sql and sql/staging/<table>.sql is generated from the
-contract by ``python -m desist.ingest``; edit the contract, then regenerate.
+contract by ``python -m desist.ingest``; edit the contract, then regenerate. When evaluation.yaml
+adjusts the contract (``contract:``: column names, value maps, allowed values, extra columns),
+the same statements are generated from the adjusted tables at run time.
 """
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 The rules live in ``expectations/<table>.json``, one serialised Great Expectations 1.x
 suite per input table. ``build_suite`` writes them from ``desist.contract`` (run
 ``python -m desist.validation`` after editing the contract) and the run loads the committed
-files, so a reviewer reads every rule in one place and a test keeps them in sync.
+files, so a reviewer reads every rule in one place and a test keeps them in sync. A contract
+adjusted in evaluation.yaml (``contract:``) gets its suites built the same way at run time.
 
 Each expectation carries ``meta.severity``:
 
