@@ -137,7 +137,7 @@ def check_configured_covariates(con: duckdb.DuckDBPyConnection) -> None:
     }
     unknown = [name for name in configured if name not in available]
     if unknown:
-        keys = {"programme_id", "person_id", "treated", "index_date", "covariates_complete"}
+        keys = {"programme_id", "person_id", "treated", "index_date", "covariates_complete", "missing_covariate"}
         raise ValueError(
             f"evaluation.yaml covariates {unknown} are not columns of analysis.covariates; "
             f"the covariates available are {sorted(available - keys)}"

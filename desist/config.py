@@ -7,11 +7,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from desist.contract import DERIVED_COVARIATES, TABLES, Table, effective_tables
-
+from desist.contract import COVARIATE_TABLES, DERIVED_COVARIATES, TABLES, Table, effective_tables
 from models.indicators import CRITERION_INDICATORS, DIRECTIONS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -101,7 +99,6 @@ DEFAULT_COVARIATES = {
     "binary": ["female"],
     "categorical": ["index_type", "region"],
 }
-MISSING_RULES = ("complete_case", "missing_indicator")
 
 
 class Covariates(_Section):
@@ -249,6 +246,10 @@ class Settings(_Section):
                     raise ValueError(f"{where}: allowed values apply to text columns, not {kind}")
                 _check_value_map(where, column, table.column(column_name).domain, kind)
             taken = names | set(DERIVED_COVARIATES)
+            if table_name in COVARIATE_TABLES:  # their columns meet in analysis.covariates
+                taken |= {c for t in COVARIATE_TABLES for c in TABLES[t].column_names}
+                taken |= {e.name for t in COVARIATE_TABLES if t != table_name and t in value
+                          for e in value[t].extra_columns}
             for extra in table_settings.extra_columns:
                 where = f"contract.{table_name}.extra_columns.{extra.name}"
                 if extra.name in taken:

@@ -218,8 +218,6 @@ DERIVED_COVARIATES = {
 }
 # Tables whose columns (built-in and extra) are carried into analysis.covariates.
 COVARIATE_TABLES = ("index_events", "people")
-# Columns of those tables that are keys or bookkeeping, never covariates.
-NOT_COVARIATES = frozenset({"person_id", "index_date"})
 
 
 def effective_tables(contract: Mapping[str, object] | None) -> dict[str, Table]:
@@ -253,17 +251,6 @@ def effective_tables(contract: Mapping[str, object] | None) -> dict[str, Table]:
         )
         tables[name] = replace(table, columns=columns + extras)
     return tables
-
-
-def available_covariates(tables: Mapping[str, Table]) -> dict[str, str]:
-    """Every name a covariate may take, with the kind it is by default (numeric, binary or categorical)."""
-    kinds = {"integer": "numeric", "number": "numeric", "boolean": "binary", "text": "categorical"}
-    available = dict(DERIVED_COVARIATES)
-    for name in COVARIATE_TABLES:
-        for column in tables[name].columns:
-            if column.name not in NOT_COVARIATES and column.type in kinds:
-                available.setdefault(column.name, kinds[column.type])
-    return available
 
 
 # Column names (lower-cased, punctuation folded to "_") that identify a person directly.

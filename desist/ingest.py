@@ -432,8 +432,8 @@ def _forget_rows(con, name: str, before: _Recorded | None) -> int:
 
 def _load_file(con, file: LandingFile, loaded_at: dt.datetime, tables: Mapping[str, Table]) -> FileLoad:
     if file.table is None:
-        tables = ", ".join(TABLES)
-        return FileLoad("ignored", 0, f"{file.name}: the name starts with no table name ({tables})")
+        names = ", ".join(TABLES)
+        return FileLoad("ignored", 0, f"{file.name}: the name starts with no table name ({names})")
     if file.format is None:
         return FileLoad("ignored", 0, f"{file.name}: not a .csv or .parquet file")
     loader = _load_csv if file.format == "csv" else _load_parquet

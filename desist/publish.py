@@ -16,6 +16,7 @@ import duckdb
 import yaml
 
 from desist.config import PROJECT_ROOT
+from desist.contract import COVARIATE_TABLES
 
 CATALOGUE = PROJECT_ROOT / "sql" / "published" / "catalogue.yaml"
 DATA_DICTIONARY = PROJECT_ROOT / "docs" / "data-dictionary.md"
@@ -65,7 +66,7 @@ def extra_covariate_columns(tables) -> dict[str, str]:
             f"{column.type} column of the extract's {name} file"
             + (f" ({column.source})" if column.source else "")
             + f", declared in evaluation.yaml contract.{name}.extra_columns")
-        for name in ("index_events", "people") for column in tables[name].columns if column.extra
+        for name in COVARIATE_TABLES for column in tables[name].columns if column.extra
     }
 
 

@@ -106,7 +106,13 @@ def test_a_changed_mapping_reads_the_files_again(make_settings, tmp_path):
      "allowed values apply to text columns, not integer"),
     ({"index_events": {"extra_columns": [{"name": "risk_score", "type": "number"}]}},
      "extra_columns.risk_score: the name is already a column or derived covariate"),
+    ({"index_events": {"extra_columns": [{"name": "region", "type": "text"}]}},
+     "extra_columns.region: the name is already a column or derived covariate"),
     ({"index_events": {"extra_columns": [{"name": "needs", "type": "decimal"}]}}, "type"),
+    ({"index_events": {"columns": {"person_id": {"required": False}}}}, "a key column cannot be optional"),
+    ({"people": {"columns": {"sex": {"from": "gender"}}, "extra_columns": [{"name": "gender_code", "from": "gender",
+                                                                             "type": "text"}]}},
+     r"extract column\(s\) \['gender'\] are mapped more than once"),
 ])
 def test_contract_settings_are_checked(make_settings, contract, message):
     with pytest.raises(ValueError, match=message):
