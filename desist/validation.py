@@ -757,6 +757,8 @@ class ValidationRun:
     quarantined: dict[str, int]  # rows moved to quarantine per table (0 when the run blocked)
     seconds: dict[str, float]
     data_docs: Path | None = None
+    # Why references do not resolve, when the rows they name were quarantined at ingest.
+    causes: list[str] = field(default_factory=list)
 
     @property
     def blocked(self) -> bool:
@@ -764,7 +766,7 @@ class ValidationRun:
 
     @property
     def blocking_reasons(self) -> list[str]:
-        return [reason for v in self.tables.values() for reason in v.blocking_reasons]
+        return [*(reason for v in self.tables.values() for reason in v.blocking_reasons), *self.causes]
 
     def data_quality(self) -> pd.DataFrame:
         """One row per expectation per table, as appended to results.data_quality."""
@@ -792,6 +794,27 @@ class ValidationRun:
         frame.insert(1, "checked_at", pd.Timestamp(self.checked_at))
         return frame[["run_id", "checked_at", "table_name", "column_name", "expectation", "severity",
                       "status", "element_count", "unexpected_count", "unexpected_sample"]]
+
+
+def ingest_causes(con: duckdb.DuckDBPyConnection, run: ValidationRun, tables: Mapping[str, Table]) -> list[str]:
+    """For each blocking reference, the rows of the table it names that ingest quarantined, and why.
+
+    A code outside the allowed values can quarantine a whole people file; the references to it
+    then fail too, but the cause is the code, so the run says so.
+    """
+    targets = {tables[name].references[o.column_name][0]
+               for name, v in run.tables.items() for o in v.outcomes
+               if o.rule == "reference" and not o.success and o.severity == CRITICAL}
+    causes = []
+    for target in sorted(targets):
+        found = con.execute(
+            "SELECT column_name, reason, count(*) AS n, min(raw_value) FROM quarantine.rows "
+            "WHERE stage = 'ingest' AND table_name = ? GROUP BY ALL ORDER BY n DESC LIMIT 3", [target]).fetchall()
+        if found:
+            what = ", ".join(f"{column} {reason} {n} (e.g. {value!r})" for column, reason, n, value in found)
+            causes.append(f"{target}: rows quarantined at ingest, so references to them cannot resolve: {what}; "
+                          "`desist check` suggests value maps")
+    return causes
 
 
 def suite_parameters(settings: Settings) -> dict[str, object]:
@@ -851,6 +874,8 @@ def validate_warehouse(con: duckdb.DuckDBPyConnection, settings: Settings, run_i
         con.rollback()
         raise
     run = ValidationRun(run_id, checked_at, tables, quarantined, seconds)
+    if run.blocked:
+        run.causes = ingest_causes(con, run, settings.tables)
     con.register("validation_data_quality", run.data_quality())
     try:
         con.execute("INSERT INTO results.data_quality SELECT * FROM validation_data_quality")

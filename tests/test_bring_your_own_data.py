@@ -82,6 +82,23 @@ def test_value_maps_and_allowed_values_quarantine_nothing_and_extra_columns_are_
     con.close()
 
 
+def test_a_run_blocked_by_references_names_the_codes_that_quarantined_the_rows_they_name(make_settings):
+    settings = make_settings(contract={"people": {"columns": {"sex": {"from": "gender"}}},
+                                       "index_events": {"columns": {"index_date": {"from": "release_date"}}}})
+    write_landing(settings.paths.landing, {"people": PEOPLE, "index_events": INDEX_EVENTS})
+    con = warehouse.connect(settings)
+    ingest.ingest(con, settings.paths.landing, settings.tables)
+    run = validation.validate_warehouse(con, settings)
+    assert run.blocked
+    assert run.blocking_reasons == [
+        "index_events.person_id expect_column_values_to_be_in_set: not found in people.person_id for 5 of 5 rows; "
+        "0.00% resolve, below min_reference_rate",
+        "people: rows quarantined at ingest, so references to them cannot resolve: sex out_of_domain 5 (e.g. 'F'); "
+        "`desist check` suggests value maps",
+    ]
+    con.close()
+
+
 def test_a_changed_mapping_reads_the_files_again(make_settings, tmp_path):
     landing = tmp_path / "landing"
     write_landing(landing, {"people": PEOPLE})
