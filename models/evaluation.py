@@ -64,9 +64,10 @@ def prepare_covariates(people: pd.DataFrame, spec: MatchingSpec) -> tuple[pd.Dat
 
     A ``missing_indicator`` covariate with missing values gets the indicator ``<name>_missing``
     (1 where missing) and its gaps filled: the observed mean for a number (0 when nothing is
-    observed), 0 (false) for a binary covariate, the level ``missing`` for a categorical covariate. Then a
-    covariate that takes a single value, or on which fewer than ``NEAR_CONSTANT_PEOPLE`` people
-    differ from the most common value, is dropped, and a note names it. People are never dropped.
+    observed), 0 (false) for a binary covariate, the level ``missing`` for a categorical one.
+    Then a covariate that takes a single value, or on which fewer than ``NEAR_CONSTANT_PEOPLE``
+    people differ from the most common value, is dropped, and a note names it. People are never
+    dropped.
     """
     frame = people.copy()
     covariates, categorical = list(spec.covariates), list(spec.categorical)

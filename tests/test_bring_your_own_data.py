@@ -173,7 +173,8 @@ def sample_with_needs_score(tmp_path_factory):
 
 def attrition(con, programme_id: str, group: str) -> list[tuple]:
     return con.execute("SELECT step, people, lost, reason FROM analysis.attrition WHERE programme_id = ? "
-                       "AND cohort_group = ? AND step_number >= 4 ORDER BY step_number", [programme_id, group]).fetchall()
+                       "AND cohort_group = ? AND step_number >= 4 ORDER BY step_number",
+                       [programme_id, group]).fetchall()
 
 
 def test_absent_optional_covariate_with_missing_indicator_keeps_everyone(sample_with_needs_score):

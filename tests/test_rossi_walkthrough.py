@@ -69,8 +69,9 @@ def test_the_rossi_walkthrough_reproduces_the_published_cox_model(tmp_path):
         assert {"prior_convictions", "work_experience"} <= balanced
         assert con.sql("SELECT message FROM programmes_analysed").fetchall() == [
             ("covariate female dropped: every person analysed has the same value",)]
+        # load_rossi: 432 men, prio sums to 1289, wexp is 1 for 247
         assert con.sql("SELECT count(*), sum(prior_convictions), count(*) FILTER (WHERE work_experience) "
-                       "FROM covariates").fetchall() == [(432, 1289.0, 247)]  # load_rossi: prio sums to 1289, wexp to 247
+                       "FROM covariates").fetchall() == [(432, 1289.0, 247)]
     # ... and the data dictionary, with the meaning the settings give them.
     dictionary = data_dictionary(research)
     assert "| `prior_convictions` | DOUBLE | Convictions before this imprisonment (Rossi prio). |" in dictionary
