@@ -275,3 +275,34 @@ def test_a_renamed_and_recoded_extract_runs_end_to_end_with_only_settings_added(
     ):
         expected = results(sample_run, sql)
         assert expected and results(recoded, sql) == expected, sql
+
+
+def test_an_extra_text_column_of_people_is_a_categorical_covariate(tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    for path in SAMPLE_DIR.glob("*.csv"):
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        if path.stem == "people":
+            frame["Area Type"] = ["rural" if int(pid[1:]) % 3 == 0 else "urban" for pid in frame["person_id"]]
+        frame.to_csv(landing / path.name, index=False)
+    settings = load_settings(write_settings(
+        tmp_path, landing,
+        contract={"people": {"extra_columns": [{"name": "area_type", "from": "Area Type", "type": "text",
+                                                "allowed": ["urban", "rural"], "required": True}]}},
+        covariates={"numeric": ["age_at_index"], "binary": [], "categorical": ["index_type", "area_type"]}))
+    con = warehouse.connect(settings)
+    ingest.ingest(con, landing, settings.tables)
+    analysis.build_analysis(con)
+    # person ids are S00001...: a third of them (every third number) are rural
+    assert con.sql("SELECT area_type, count(*) FROM staging.people GROUP BY ALL ORDER BY ALL").fetchall() == \
+        [("rural", 6666), ("urban", 13334)]
+    people = con.execute(analysis.ANALYSED_PEOPLE, {"programme_id": "P01"}).df()
+    measures = con.execute("SELECT person_id, window_months, reoffended, frequency, days_to_first, "
+                           "custodial_reoffence FROM analysis.measures WHERE programme_id = 'P01'").df()
+    result = evaluate_effects("P01", people, measures, matching_spec(settings), windows=[12], headline_window=12)
+    assert result.status == "ok"
+    # categorical levels in sorted order, the first the reference
+    assert result.propensity_model["term"].tolist() == [
+        "(Intercept)", "age_at_index", "index_type[custody_release]", "area_type[urban]"]
+    assert "area_type" in set(result.balance["variable"])
+    con.close()
