@@ -537,8 +537,10 @@ def contract_notes(tables: Mapping[str, Table]) -> list[str]:
         for column in table.columns:
             where = f"{name}.{column.name}"
             if column.extra:
-                bounds = "" if column.minimum is None and column.maximum is None else \
-                    f", {_number(column.minimum)} to {_number(column.maximum)}"
+                low, high = column.minimum, column.maximum
+                bounds = (f", {_number(low)} to {_number(high)}" if low is not None and high is not None
+                          else f", at least {_number(low)}" if low is not None
+                          else f", at most {_number(high)}" if high is not None else "")
                 notes.append(f"{where}: the extract's own {column.type} column"
                              f" ({'required' if column.required else 'optional'}{bounds})")
                 continue
