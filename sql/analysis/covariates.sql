@@ -78,15 +78,27 @@ presence AS (
                 OR list_contains(getvariable('complete_case_covariates'), name)) IS NOT NULL
     FROM (SELECT *, true AS always_present FROM characteristics)
 ),
-absent AS (
-    UNPIVOT presence ON COLUMNS(* EXCLUDE (person_id, index_date)) INTO NAME covariate VALUE present
-),
 completeness AS (
     SELECT
         person_id,
         index_date,
-        bool_and(present) AS covariates_complete,
-        -- the first absent covariate in the configured order: attrition counts each person once
+        list_bool_and([*COLUMNS(lambda name: name NOT IN ('person_id', 'index_date'))]) AS covariates_complete
+    FROM presence
+),
+-- The first absent covariate in the configured order, so attrition counts each person once;
+-- worked out only for the (few) people missing one.
+absent AS (
+    UNPIVOT (
+        SELECT presence.*
+        FROM presence
+        JOIN completeness USING (person_id, index_date)
+        WHERE NOT completeness.covariates_complete
+    ) ON COLUMNS(* EXCLUDE (person_id, index_date)) INTO NAME covariate VALUE present
+),
+first_absent AS (
+    SELECT
+        person_id,
+        index_date,
         arg_min(covariate, list_position(getvariable('complete_case_covariates'), covariate))
             FILTER (WHERE NOT present) AS missing_covariate
     FROM absent
@@ -99,7 +111,8 @@ SELECT
     cohort.index_date,
     characteristics.* EXCLUDE (person_id, index_date),
     completeness.covariates_complete,
-    completeness.missing_covariate
+    first_absent.missing_covariate
 FROM analysis.cohort AS cohort
 JOIN characteristics USING (person_id, index_date)
-JOIN completeness USING (person_id, index_date);
+JOIN completeness USING (person_id, index_date)
+LEFT JOIN first_absent USING (person_id, index_date);
