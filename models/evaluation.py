@@ -93,8 +93,7 @@ def prepare_covariates(people: pd.DataFrame, spec: MatchingSpec) -> tuple[pd.Dat
         if name not in frame.columns:
             kept.append(name)  # named by the model's own error
             continue
-        counts = frame[name].value_counts(dropna=False)
-        differing = len(frame) - (int(counts.iloc[0]) if len(counts) else 0)
+        differing = _differing_from_most_common(frame[name])
         if differing == 0:
             notes.append(f"covariate {name} dropped: every person analysed has the same value")
         elif differing < NEAR_CONSTANT_PEOPLE:
@@ -135,6 +134,20 @@ def model_frame(data: pd.DataFrame, spec: MatchingSpec) -> pd.DataFrame:
             frame[column] = frame[column].astype(float)
     frame["treated"] = data["treated"].astype(int)
     return frame
+
+
+def _differing_from_most_common(column: pd.Series) -> int:
+    """How many values differ from the most common one.
+
+    For numbers, counted against the median: a value shared by all but a few of (more than
+    ten) people is the median, and no value is shared by more people than the count implies;
+    one pass, where counting every distinct value of a continuous covariate costs far more.
+    """
+    if len(column) > 10 and (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)):
+        values = column.to_numpy(dtype=float)
+        return int((values != np.median(values)).sum())
+    counts = column.value_counts(dropna=False)
+    return len(column) - (int(counts.iloc[0]) if len(counts) else 0)
 
 
 def evaluate_effects(

@@ -222,13 +222,17 @@ def test_constant_and_near_constant_covariates_are_dropped_with_a_note():
         "female": [0.0] * n,
         "veteran": [1.0 if i < 4 else 0.0 for i in range(n)],  # 4 people differ
         "score": [float(i % 11) if i % 3 else None for i in range(n)],
+        "region": ["NC"] * (n - 3) + ["VA"] * 3,
     })
-    spec = MatchingSpec(covariates=["age", "female", "veteran", "score"], missing_indicator=["score"])
+    spec = MatchingSpec(covariates=["age", "female", "veteran", "score", "region"], categorical=["region"],
+                        missing_indicator=["score"])
     frame, kept, notes = prepare_covariates(people, spec)
     assert list(kept.covariates) == ["age", "score", "score_missing"]
+    assert list(kept.categorical) == []
     assert notes == [
         "covariate female dropped: every person analysed has the same value",
         "covariate veteran dropped: nearly constant (fewer than 5 people analysed differ from the most common value)",
+        "covariate region dropped: nearly constant (fewer than 5 people analysed differ from the most common value)",
     ]
     # filled with the mean of the observed scores, flagged where missing
     observed = people["score"].dropna()
