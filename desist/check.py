@@ -16,6 +16,7 @@ order, plausibility) run only in a real run, so a few more rows may be quarantin
 """
 from __future__ import annotations
 
+import csv
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,7 +69,8 @@ def check(settings: Settings) -> CheckReport:
 def _header(con: duckdb.DuckDBPyConnection, file: ingest.LandingFile) -> list[str]:
     if file.format == "parquet":
         return [row[0] for row in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(file.path)]).fetchall()]
-    return ingest._csv_header(file.path) or []
+    with file.path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+        return next(csv.reader(handle), [])
 
 
 def _files(report: CheckReport, landing: Path, tables: dict[str, Table], con: duckdb.DuckDBPyConnection) -> None:
