@@ -6,6 +6,12 @@ it describes no one. Every frame a report renders or draws goes through :func:`d
 first, so tables, chart data, hover text and alt text are all built from the same
 suppressed values.
 
+Suppressing small counts is not enough when a reader can subtract: 482 people analysed and
+479 matched tell that 3 were not. So, after the small counts, every table's counts of people
+pass :func:`hide_differences` per programme: no two shown counts of the same table differ by 1
+to ``min_count - 1`` (the smaller of two such counts is hidden). Counts that are sums or
+differences of others (people lost at a funnel step) are shown only beside both of their parts.
+
 Rates are suppressed when any of the counts they are made of is small: the people in the
 group (denominator), the people with the outcome (numerator) or the people without it
 (complement). Counts the rate is made of are not stored, so they are recovered as
@@ -76,6 +82,61 @@ def rate_is_disclosive(rate: pd.Series, n: pd.Series, min_count: int) -> pd.Seri
     )
 
 
+def hide_differences(values: pd.Series, groups: pd.Series, min_count: int) -> pd.Series:
+    """True for the counts to hide so that no two shown counts of a group differ by 1 to min_count - 1.
+
+    Counts already suppressed (the text "suppressed") or missing are left as they are. Within a
+    group the counts are taken from largest to smallest and one is kept when it equals the last
+    kept count or is at least `min_count` below it, so every pair of kept counts differs by 0 or
+    by at least `min_count`; the sum of two kept counts is 0 or at least `min_count` as well,
+    because no kept count is from 1 to min_count - 1. A loop over a table's aggregate cells,
+    never over people.
+
+    >>> hide_differences(pd.Series([482, 479, 3, 490]), pd.Series(["P03"] * 4), 10).tolist()
+    [True, False, True, False]
+    """
+    number = numeric(values).round(6)
+    order = np.lexsort((-number.fillna(-1).to_numpy(), groups.astype(str).to_numpy()))
+    sorted_values = number.to_numpy()[order]
+    sorted_groups = groups.astype(str).to_numpy()[order]
+    hidden_sorted = np.zeros(len(order), dtype=bool)
+    last_group, last_kept = None, None
+    for position, (group, value) in enumerate(zip(sorted_groups, sorted_values)):
+        if group != last_group:
+            last_group, last_kept = group, None
+        if np.isnan(value):
+            continue
+        if 0 < value < min_count or (last_kept is not None and 0 < last_kept - value < min_count):
+            hidden_sorted[position] = True
+        else:
+            last_kept = value
+    hidden = np.zeros(len(order), dtype=bool)
+    hidden[order] = hidden_sorted
+    return pd.Series(hidden, index=values.index)
+
+
+def protect_counts(frame: pd.DataFrame, columns: list[str] | tuple[str, ...], min_count: int,
+                   by: str | None = "programme_id") -> pd.DataFrame:
+    """`columns` (counts of people) suppressed where small or where subtracting two would give a small count.
+
+    The counts of all `columns` in the rows of one `by` value (the whole table when `by` is
+    None) are one group for :func:`hide_differences`.
+    """
+    columns = [c for c in columns if c in frame.columns]
+    if frame.empty or not columns:
+        return frame
+    cells = frame[columns].reset_index(drop=True).melt(var_name="column", value_name="value", ignore_index=False)
+    keys = (frame[by].astype(str).reset_index(drop=True).reindex(cells.index) if by in frame.columns
+            else pd.Series("", index=cells.index))
+    cells["hidden"] = hide_differences(cells["value"].reset_index(drop=True),
+                                       keys.reset_index(drop=True), min_count).to_numpy()
+    out = frame.copy()
+    for column in columns:
+        mask = cells.loc[cells["column"] == column, "hidden"].sort_index().to_numpy()
+        out = suppress(out, pd.Series(mask, index=frame.index), [column])
+    return out
+
+
 def suppress_counts(frame: pd.DataFrame, columns: list[str] | tuple[str, ...], min_count: int) -> pd.DataFrame:
     """Each count column suppressed where it is small."""
     out = frame.copy()
@@ -108,12 +169,17 @@ def disclose_effects(effects: pd.DataFrame, min_count: int) -> pd.DataFrame:
 
 
 def disclose_indicators(indicators: pd.DataFrame, min_count: int) -> pd.DataFrame:
-    """Indicator rows: the estimate and its interval follow n, and for shares also the numerator and complement."""
+    """Indicator rows: the estimate, its interval and its status follow n, and for shares also the
+    numerator and complement."""
     is_share = indicators["unit"].fillna("").str.strip().str.lower() == PROPORTION
     disclosive = is_small(indicators["n"], min_count) | (
         is_share & rate_is_disclosive(indicators["estimate"], indicators["n"], min_count)
     )
     out = suppress(indicators, disclosive, ["estimate", "ci_lower", "ci_upper"])
+    # A status beside a suppressed estimate would tell on which side of the target it lies;
+    # "not enough data" tells only what the suppressed count already does.
+    if "status" in indicators:
+        out = suppress(out, disclosive & indicators["status"].ne("not_enough_data"), ["status"])
     return suppress_counts(out, ["n"], min_count)
 
 
@@ -170,30 +236,20 @@ def coarsen_km_curves(curves: pd.DataFrame, min_count: int) -> pd.DataFrame:
 def disclose_attrition(steps: pd.DataFrame, min_count: int) -> pd.DataFrame:
     """The attrition funnel: `people` remaining after each step and `lost` at it.
 
-    Besides each small count, a step's `people` is suppressed when it differs from the last
-    shown step of the same funnel by 1 to min_count - 1, because the difference would show
-    how many left. `lost` is shown only beside two shown neighbours, so no suppressed count
-    can be worked back from it. Steps are taken in `step_number` order within each
-    (programme_id, cohort_group).
+    Both funnels of a programme (participants and comparison) and both columns are one group
+    for :func:`protect_counts`, so no two shown numbers differ by 1 to min_count - 1. `lost` is
+    the difference of its step's `people` and the previous step's, so it is shown only beside
+    both of them: otherwise the hidden one could be worked back from it. Steps are taken in
+    `step_number` order within each (programme_id, cohort_group).
     """
     steps = steps.sort_values(["programme_id", "cohort_group", "step_number"])
-    people = numeric(steps["people"]).to_numpy()
-    hidden = np.zeros(len(steps), dtype=bool)
-    previous_hidden = np.zeros(len(steps), dtype=bool)
-    funnels = steps.reset_index(drop=True).groupby(["programme_id", "cohort_group"], sort=False).indices
-    for positions in funnels.values():
-        last_shown = None
-        for order, position in enumerate(positions):  # a handful of steps per funnel
-            value = people[position]
-            small = 0 < value < min_count
-            step_too_small = last_shown is not None and 0 < abs(last_shown - value) < min_count
-            hidden[position] = small or step_too_small
-            previous_hidden[position] = order > 0 and hidden[positions[order - 1]]
-            if not hidden[position]:
-                last_shown = value
-    hidden_people = pd.Series(hidden, index=steps.index)
-    lost_hidden = hidden_people | pd.Series(previous_hidden, index=steps.index) | is_small(steps["lost"], min_count)
-    return suppress(suppress(steps, hidden_people, ["people"]), lost_hidden, ["lost"])
+    out = protect_counts(steps, ["people", "lost"], min_count)
+    people_hidden = out["people"].eq(SUPPRESSED)
+    funnel = [steps["programme_id"], steps["cohort_group"]]
+    previous_hidden = people_hidden.groupby(funnel).shift(1, fill_value=False).astype(bool)
+    first_step = steps.groupby(funnel).cumcount().eq(0)
+    lost_hidden = people_hidden | (previous_hidden & ~first_step)
+    return suppress(out, lost_hidden, ["lost"])
 
 
 def disclose_unmatched(unmatched: pd.DataFrame, min_count: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -207,7 +263,7 @@ def disclose_unmatched(unmatched: pd.DataFrame, min_count: int) -> tuple[pd.Data
     ids = unmatched.loc[total >= min_count, ["programme_id", "person_id"]].sort_values(["programme_id", "person_id"])
     reasons = unmatched.groupby(["programme_id", "reason"], dropna=False).size().rename("n").reset_index()
     any_small = is_small(reasons["n"], min_count).groupby(reasons["programme_id"]).transform("any")
-    return ids.reset_index(drop=True), suppress(reasons, any_small, ["n"])
+    return ids.reset_index(drop=True), protect_counts(suppress(reasons, any_small, ["n"]), ["n"], min_count)
 
 
 def disclose(tables: dict[str, pd.DataFrame], min_count: int) -> dict[str, pd.DataFrame]:
@@ -217,16 +273,18 @@ def disclose(tables: dict[str, pd.DataFrame], min_count: int) -> dict[str, pd.Da
     known here raises, so nothing reaches a report without a rule.
     """
     rules = {
-        "programmes_analysed": lambda f: suppress_counts(
+        "programmes_analysed": lambda f: protect_counts(
             f, ["n_enrolled", "n_treated_analysed", "n_comparison_pool"], min_count),
-        "sample_sizes": lambda f: suppress_counts(
+        "sample_sizes": lambda f: protect_counts(
             f, ["n_all", "n_matched", "n_unmatched", "n_discarded"], min_count),
-        "effects": lambda f: disclose_effects(f, min_count),
-        "indicators": lambda f: disclose_indicators(f, min_count),
-        "km_horizons": lambda f: disclose_km_horizons(f, tables.get("km_curves"), min_count),
+        "effects": lambda f: protect_counts(disclose_effects(f, min_count), ["n_treated", "n_comparison"], min_count),
+        "indicators": lambda f: protect_counts(disclose_indicators(f, min_count), ["n"], min_count),
+        "km_horizons": lambda f: protect_counts(
+            disclose_km_horizons(f, tables.get("km_curves"), min_count), ["n_at_risk"], min_count),
         "km_curves": lambda f: coarsen_km_curves(f, min_count),
         "attrition": lambda f: disclose_attrition(f, min_count),
-        "propensity_overlap": lambda f: suppress(f, is_small(f["n"], min_count), ["n", *PERCENTILE_COLUMNS]),
+        "propensity_overlap": lambda f: protect_counts(
+            suppress(f, is_small(f["n"], min_count), PERCENTILE_COLUMNS), ["n"], min_count),
         **{name: (lambda f: f) for name in COUNT_FREE},
     }
     out: dict[str, pd.DataFrame] = {}
