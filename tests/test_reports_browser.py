@@ -5,6 +5,7 @@ programme named like a script as plain text.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
@@ -136,3 +137,49 @@ def test_sample_run_reports_open_offline_with_every_chart(browser, sample_run):
                 assert page.inner_text(".headline .sentence") == headlines[name.removesuffix(".html")]
         finally:
             context.close()
+
+
+# Plotly's text that must be read whole: tick labels, axis titles, subplot titles and legend entries.
+LABELS = ".xtick text, .ytick text, .g-xtitle text, .g-ytitle text, .annotation-text, .legendtext"
+CLIPPED_LABELS = """charts => charts.flatMap(chart => {
+  const svg = chart.querySelector('.main-svg').getBoundingClientRect();
+  return [...chart.querySelectorAll(LABELS)].filter(label => label.textContent.trim()).map(label => {
+    const box = label.getBoundingClientRect();
+    const inside = box.left >= svg.left - 1 && box.right <= svg.right + 1
+                && box.top >= svg.top - 1 && box.bottom <= svg.bottom + 1;
+    return inside ? null : `${chart.id}: "${label.textContent}" at ${Math.round(box.left)}..${Math.round(box.right)} `
+                          + `outside ${Math.round(svg.left)}..${Math.round(svg.right)}`;
+  }).filter(Boolean);
+})""".replace("LABELS", repr(LABELS))
+WIDE_TABLES = """tables => tables.filter(table => table.getBoundingClientRect().width > 0
+  && (table.scrollWidth > table.parentElement.clientWidth + 1
+      || table.getBoundingClientRect().right > document.documentElement.clientWidth + 1))
+  .map(table => table.querySelector('th').textContent)"""
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+@pytest.mark.parametrize("name", sorted(CHARTS))
+def test_pages_fit_the_screen_with_every_label_whole(browser, report_dir, name, width):
+    context, page, events = open_offline(browser, report_dir / name, width=width, height=844)
+    try:
+        page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+        assert page.eval_on_selector_all(".chart", CLIPPED_LABELS) == []
+        assert page.eval_on_selector_all("table", WIDE_TABLES) == []
+        if width < 600:  # tables are stacked cards: each value carries its column's name
+            assert page.evaluate("() => getComputedStyle(document.querySelector('table.stack tr')).display") == "block"
+            label = page.evaluate("() => getComputedStyle(document.querySelector('table.stack td'), '::before').content")
+            assert label.strip('"') == page.evaluate("() => document.querySelector('table.stack td').dataset.label")
+        assert events["errors"] == []
+    finally:
+        context.close()
+
+
+def test_programme_page_prints_on_few_a4_pages(browser, report_dir):
+    context, page, _ = open_offline(browser, report_dir / "P01.html")
+    try:
+        page.emulate_media(media="print")
+        pdf = page.pdf(format="A4")
+        assert 2 <= len(re.findall(rb"/Type\s*/Page[^s]", pdf)) < 8
+    finally:
+        context.close()

@@ -8,9 +8,8 @@
     Plotly.newPlot(target, figure.data, figure.layout, config);
     drawn.push(target);
   });
-  // Printed pages show every chart's numbers and fit the charts to the paper.
+  // Printed pages fit the charts to the paper.
   window.addEventListener("beforeprint", function () {
-    document.querySelectorAll("details").forEach(function (details) { details.open = true; });
     drawn.forEach(function (target) { Plotly.Plots.resize(target); });
   });
 })();
