@@ -36,7 +36,7 @@ from desist.config import Settings
 from models.indicators import CRITERION_INDICATORS
 from reports import figures
 from reports.disclosure import (
-    PERCENTILE_COLUMNS, PROPORTION, SUPPRESSED, disclose, numeric,
+    PERCENTILE_COLUMNS, PROPORTION, SUPPRESSED, disclose, hide_differences, numeric,
 )
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -927,8 +927,14 @@ def portfolio_context(programmes: pd.DataFrame, shown: dict[str, pd.DataFrame], 
     effects = shown.get("effects")
     indicators = shown.get("indicators")
     rows, forest = [], []
-    for programme in programmes.itertuples(index=False):
-        row = headline_row(rows_of(shown, "effects", programme.programme_id), settings)
+    headlines = [headline_row(rows_of(shown, "effects", pid), settings) for pid in programmes["programme_id"]]
+    # The summary table lists every programme's participants: no two may differ by a small number.
+    counts = pd.Series([SUPPRESSED if row is None else row["n_treated"] for row in headlines], dtype=object)
+    hidden = hide_differences(counts, pd.Series("", index=counts.index), settings.disclosure.min_count)
+    for programme, row, hide in zip(programmes.itertuples(index=False), headlines, hidden):
+        if row is not None and hide:
+            row = row.copy()
+            row["n_treated"] = SUPPRESSED
         status_counts = ""
         if indicators is not None:
             status_counts = criteria_met(rows_of(shown, "indicators", programme.programme_id))

@@ -42,6 +42,19 @@ EFFECT_ESTIMATES = (
 # Percentiles of the propensity score drawn for each group (reports.build.propensity_percentiles).
 PERCENTILE_COLUMNS = ("p05", "p25", "p50", "p75", "p95")
 
+# The counts of people in each table a programme's page shows.
+# In order of importance: where two counts differ by a small number, the later one is hidden.
+PAGE_COUNTS = {
+    "effects": ["n_treated", "n_comparison"],
+    "sample_sizes": ["n_all", "n_matched", "n_unmatched", "n_discarded"],
+    "indicators": ["n"],
+    "programmes_analysed": ["n_enrolled", "n_treated_analysed", "n_comparison_pool"],
+    "km_horizons": ["n_at_risk"],
+    "attrition": ["people", "lost"],
+    "propensity_overlap": ["n"],
+    "unmatched_reasons": ["n"],
+}
+
 # Tables with no counts of people in what a report shows.
 COUNT_FREE = ("programmes", "balance", "logrank", "cox", "ph_tests", "rmst", "run_info")
 
@@ -82,36 +95,36 @@ def rate_is_disclosive(rate: pd.Series, n: pd.Series, min_count: int) -> pd.Seri
     )
 
 
-def hide_differences(values: pd.Series, groups: pd.Series, min_count: int) -> pd.Series:
+def hide_differences(values: pd.Series, groups: pd.Series, min_count: int,
+                     priority: pd.Series | None = None) -> pd.Series:
     """True for the counts to hide so that no two shown counts of a group differ by 1 to min_count - 1.
 
     Counts already suppressed (the text "suppressed") or missing are left as they are. Within a
-    group the counts are taken from largest to smallest and one is kept when it equals the last
-    kept count or is at least `min_count` below it, so every pair of kept counts differs by 0 or
-    by at least `min_count`; the sum of two kept counts is 0 or at least `min_count` as well,
-    because no kept count is from 1 to min_count - 1. A loop over a table's aggregate cells,
-    never over people.
+    group the counts are taken by `priority` (smallest first; all equal by default), then from
+    largest to smallest, and one is kept when it differs from every kept count by 0 or by at
+    least `min_count`. The sum of two kept counts is then 0 or at least `min_count` too,
+    because no kept count is from 1 to min_count - 1. A loop over aggregate cells, never over
+    people.
 
     >>> hide_differences(pd.Series([482, 479, 3, 490]), pd.Series(["P03"] * 4), 10).tolist()
     [True, False, True, False]
     """
-    number = numeric(values).round(6)
-    order = np.lexsort((-number.fillna(-1).to_numpy(), groups.astype(str).to_numpy()))
-    sorted_values = number.to_numpy()[order]
-    sorted_groups = groups.astype(str).to_numpy()[order]
-    hidden_sorted = np.zeros(len(order), dtype=bool)
-    last_group, last_kept = None, None
-    for position, (group, value) in enumerate(zip(sorted_groups, sorted_values)):
-        if group != last_group:
-            last_group, last_kept = group, None
+    number = numeric(values).round(6).to_numpy()
+    rank = np.zeros(len(number)) if priority is None else np.asarray(priority, dtype=float)
+    keys = groups.astype(str).to_numpy()
+    order = np.lexsort((-np.nan_to_num(number, nan=-1.0), rank, keys))
+    hidden = np.zeros(len(number), dtype=bool)
+    kept: dict[str, list[float]] = {}
+    for position in order:
+        value = number[position]
         if np.isnan(value):
             continue
-        if 0 < value < min_count or (last_kept is not None and 0 < last_kept - value < min_count):
-            hidden_sorted[position] = True
+        shown = np.asarray(kept.setdefault(keys[position], []))
+        gaps = np.abs(shown - value)
+        if 0 < value < min_count or np.any((gaps > 0) & (gaps < min_count)):
+            hidden[position] = True
         else:
-            last_kept = value
-    hidden = np.zeros(len(order), dtype=bool)
-    hidden[order] = hidden_sorted
+            kept[keys[position]].append(value)
     return pd.Series(hidden, index=values.index)
 
 
@@ -134,6 +147,38 @@ def protect_counts(frame: pd.DataFrame, columns: list[str] | tuple[str, ...], mi
     for column in columns:
         mask = cells.loc[cells["column"] == column, "hidden"].sort_index().to_numpy()
         out = suppress(out, pd.Series(mask, index=frame.index), [column])
+    return out
+
+
+def protect_together(frames: dict[str, pd.DataFrame], columns: dict[str, list[str]],
+                     min_count: int, by: str | None = "programme_id") -> dict[str, pd.DataFrame]:
+    """:func:`protect_counts` over several tables at once: their counts in the rows of one `by`
+    value (all rows when `by` is None) are one group.
+
+    For tables a reader sees side by side (one programme's page, one view joining them), so that
+    no count of one differs from a count of another by 1 to min_count - 1 either.
+    """
+    frames = {name: frame for name, frame in frames.items()
+              if not frame.empty and any(c in frame.columns for c in columns.get(name, ()))}
+    if not frames:
+        return {}
+    cells = pd.concat([
+        frame[[c for c in columns[name] if c in frame.columns]].reset_index(drop=True)
+        .assign(group=frame[by].astype(str).to_numpy() if by in frame.columns else "")
+        .melt(id_vars="group", var_name="column", value_name="value", ignore_index=False).assign(table=name)
+        for name, frame in frames.items()
+    ]).rename_axis("row").reset_index()
+    # Tables earlier in `columns` keep their counts first (the page's headline numbers before the rest).
+    priority = cells["table"].map({name: rank for rank, name in enumerate(columns)})
+    cells["hidden"] = hide_differences(cells["value"], cells["group"], min_count, priority)
+    out = {}
+    for name, frame in frames.items():
+        shown = frame.reset_index(drop=True)
+        for column in (c for c in columns[name] if c in frame.columns):
+            part = cells[(cells["table"] == name) & (cells["column"] == column)].sort_values("row")
+            if len(part):
+                shown = suppress(shown, pd.Series(part["hidden"].to_numpy(), index=shown.index), [column])
+        out[name] = shown
     return out
 
 
@@ -233,23 +278,28 @@ def coarsen_km_curves(curves: pd.DataFrame, min_count: int) -> pd.DataFrame:
     return pd.concat(kept, ignore_index=True) if kept else pd.DataFrame(columns=columns)
 
 
-def disclose_attrition(steps: pd.DataFrame, min_count: int) -> pd.DataFrame:
+def disclose_attrition(steps: pd.DataFrame, min_count: int, by: str | None = "programme_id") -> pd.DataFrame:
     """The attrition funnel: `people` remaining after each step and `lost` at it.
 
     Both funnels of a programme (participants and comparison) and both columns are one group
-    for :func:`protect_counts`, so no two shown numbers differ by 1 to min_count - 1. `lost` is
+    for :func:`protect_counts` (with `by=None`, the whole table is), so no two shown numbers differ
+    by 1 to min_count - 1. `lost` is
     the difference of its step's `people` and the previous step's, so it is shown only beside
     both of them: otherwise the hidden one could be worked back from it. Steps are taken in
     `step_number` order within each (programme_id, cohort_group).
     """
     steps = steps.sort_values(["programme_id", "cohort_group", "step_number"])
-    out = protect_counts(steps, ["people", "lost"], min_count)
-    people_hidden = out["people"].eq(SUPPRESSED)
+    return hide_lost_beside_hidden(protect_counts(steps, ["people", "lost"], min_count, by=by))
+
+
+def hide_lost_beside_hidden(steps: pd.DataFrame) -> pd.DataFrame:
+    """A funnel step's `lost` suppressed unless its step's and the previous step's `people` are both shown."""
+    steps = steps.sort_values(["programme_id", "cohort_group", "step_number"])
+    people_hidden = steps["people"].eq(SUPPRESSED)
     funnel = [steps["programme_id"], steps["cohort_group"]]
     previous_hidden = people_hidden.groupby(funnel).shift(1, fill_value=False).astype(bool)
     first_step = steps.groupby(funnel).cumcount().eq(0)
-    lost_hidden = people_hidden | (previous_hidden & ~first_step)
-    return suppress(out, lost_hidden, ["lost"])
+    return suppress(steps, people_hidden | (previous_hidden & ~first_step), ["lost"])
 
 
 def disclose_unmatched(unmatched: pd.DataFrame, min_count: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -295,4 +345,8 @@ def disclose(tables: dict[str, pd.DataFrame], min_count: int) -> dict[str, pd.Da
             out[name] = rules[name](frame)
         else:
             raise ValueError(f"no disclosure rule for table '{name}': add one to reports/disclosure.py")
+    # One programme's page shows all these tables together: no two of its counts may differ by a small number.
+    out.update(protect_together({name: out[name] for name in PAGE_COUNTS if name in out}, PAGE_COUNTS, min_count))
+    if "attrition" in out:
+        out["attrition"] = hide_lost_beside_hidden(out["attrition"])
     return out
