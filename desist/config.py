@@ -75,6 +75,17 @@ class Disclosure(_Section):
     min_count: int = Field(10, ge=1)
 
 
+class Publish(_Section):
+    """What the researcher database holds.
+
+    person_level: true publishes the pseudonymous person-level tables too, for approved
+    researchers under a data-sharing agreement; false publishes aggregates only, under the
+    same disclosure control as the reports.
+    """
+
+    person_level: bool = True
+
+
 class Schedule(_Section):
     cron: str = "0 6 1 * *"
 
@@ -143,6 +154,7 @@ class Settings(_Section):
     matching: Matching = Matching()
     validation: Validation = Validation()
     disclosure: Disclosure = Disclosure()
+    publish: Publish = Publish()
     schedule: Schedule = Schedule()
     success_criteria: list[SuccessCriterion] = DEFAULT_SUCCESS_CRITERIA
     source: Path | None = None  # the file these settings were read from

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import math
 import re
 import shutil
@@ -30,6 +31,7 @@ import jinja2
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 from markupsafe import Markup, escape
 
 from desist.config import Settings
@@ -168,6 +170,7 @@ def build_reports(data: ReportData, out_dir: Path) -> list[Path]:
     environment = template_environment()
     common = {
         "plotlyjs": Markup(PLOTLY_JS.read_text(encoding="utf-8")),
+        "plotly_template": plotly_template(),
         "min_count": min_count,
         "synthetic": is_synthetic(data.settings),
         "data_quality": DATA_QUALITY_INDEX if (out_dir / DATA_QUALITY_INDEX).exists() else None,
@@ -386,7 +389,17 @@ def text(value: object) -> str:
 
 
 def chart(chart_id: str, title: str, figure: go.Figure, alt: str, table: Table) -> Chart:
-    return Chart(id=chart_id, title=title, alt=alt, spec=script_json(figure.to_json()), table=table)
+    """A figure for a page. Its layout leaves out the plotly template, which the page carries once
+    (`plotly_template`, see charts.js), so each chart does not repeat it."""
+    spec = json.loads(figure.to_json())
+    spec["layout"].pop("template", None)
+    return Chart(id=chart_id, title=title, alt=alt, spec=script_json(json.dumps(spec, separators=(",", ":"))),
+                 table=table)
+
+
+def plotly_template() -> Markup:
+    """The house plotly template (figures.TEMPLATE) as JSON for the page's one copy of it."""
+    return script_json(json.dumps(pio.templates[figures.TEMPLATE].to_plotly_json(), separators=(",", ":")))
 
 
 def script_json(json_text: str) -> Markup:

@@ -350,3 +350,75 @@ def disclose(tables: dict[str, pd.DataFrame], min_count: int) -> dict[str, pd.Da
     if "attrition" in out:
         out["attrition"] = hide_lost_beside_hidden(out["attrition"])
     return out
+
+
+# Counts in the tables of a research file published with `publish: {person_level: false}`.
+# effects, sample_sizes and programmes_analysed are joined in the headline_effects view, so
+# their counts are one group.
+RESEARCH_JOINED_COUNTS = {
+    "effects": ["n_treated", "n_comparison"],
+    "sample_sizes": ["n_all", "n_matched", "n_unmatched", "n_discarded", "ess"],
+    "programmes_analysed": ["n_treated_analysed", "n_comparison_pool"],
+}
+RESEARCH_COUNTS = {
+    "indicators": ["n"],
+    "km_horizons": ["n_at_risk"],
+    "ingest_summary": ["rows_read", "rows_loaded", "rows_quarantined", "rows_rejected"],
+    "quarantine_summary": ["rows"],
+    "data_quality": ["element_count", "unexpected_count"],
+}
+
+
+def disclose_research_tables(tables: dict[str, pd.DataFrame], min_count: int) -> dict[str, pd.DataFrame]:
+    """The aggregate tables of an aggregates-only research file, under the rules of the reports.
+
+    Each table's counts are protected as a whole (across programmes), so no two counts of one
+    table, nor of the tables joined in one view, differ by 1 to min_count - 1. Estimates built on
+    small counts are suppressed as on the pages; Kaplan–Meier curves keep only the steps a page
+    draws, without their counts; means of binary covariates (shares of people) follow their
+    group's size. Tables not named here carry no counts of people and pass unchanged.
+    """
+    out = dict(tables)
+    if "effects" in out:
+        out["effects"] = disclose_effects(out["effects"], min_count)
+    if "indicators" in out:
+        out["indicators"] = disclose_indicators(out["indicators"], min_count)
+    if "km_horizons" in out:
+        out["km_horizons"] = disclose_km_horizons(out["km_horizons"], tables.get("km_curves"), min_count)
+    if "km_curves" in out:
+        curves = out["km_curves"]
+        steps = coarsen_km_curves(curves, min_count)[["programme_id", "grp", "time_days"]]
+        kept = curves.merge(steps.astype({"time_days": curves["time_days"].dtype}), how="inner")
+        out["km_curves"] = suppress(kept, pd.Series(True, index=kept.index), ["n_at_risk", "n_events"])
+    if "balance" in out and "sample_sizes" in out:
+        out["balance"] = disclose_binary_means(out["balance"], tables["sample_sizes"], min_count)
+    out.update(protect_together({n: out[n] for n in RESEARCH_JOINED_COUNTS if n in out},
+                                RESEARCH_JOINED_COUNTS, min_count, by=None))
+    for name, columns in RESEARCH_COUNTS.items():
+        if name in out:
+            out[name] = protect_counts(out[name], columns, min_count, by=None)
+    if "attrition" in out:
+        out["attrition"] = disclose_attrition(out["attrition"], min_count, by=None)
+    return out
+
+
+def disclose_binary_means(balance: pd.DataFrame, sizes: pd.DataFrame, min_count: int) -> pd.DataFrame:
+    """Balance rows: a binary covariate's mean is a share of the group, suppressed like any rate,
+    with the differences computed from it.
+
+    The group sizes are sample_sizes' n_all before matching and n_matched after.
+    """
+    people = sizes.melt(id_vars=["programme_id", "grp"], value_vars=["n_all", "n_matched"],
+                        var_name="stage", value_name="n")
+    people["stage"] = people["stage"].map({"n_all": "before", "n_matched": "after"})
+    wide = people.pivot_table(index=["programme_id", "stage"], columns="grp", values="n", aggfunc="first")
+    n = balance[["programme_id", "stage"]].merge(wide.reset_index(), how="left")
+    binary = balance["is_binary"].fillna(False).astype(bool).to_numpy()
+    disclosive = np.zeros(len(balance), dtype=bool)
+    for column, grp in (("mean_treated", "treated"), ("mean_comparison", "comparison")):
+        size = n[grp] if grp in n else pd.Series(np.nan, index=n.index)
+        disclosive |= binary & rate_is_disclosive(balance[column].reset_index(drop=True),
+                                                  size.reset_index(drop=True), min_count).to_numpy()
+    # From one share and the standardised difference the other share could be solved for.
+    return suppress(balance, pd.Series(disclosive, index=balance.index),
+                    ["mean_treated", "mean_comparison", "smd", "variance_ratio", "ecdf_mean", "ecdf_max"])

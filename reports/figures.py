@@ -28,6 +28,7 @@ GROUP_COLOURS = {"treated": OKABE_ITO["blue"], "comparison": OKABE_ITO["orange"]
 GROUP_LABELS = {"treated": "Participants", "comparison": "Comparison group"}
 GROUP_DASH = {"treated": "solid", "comparison": "dash"}
 GROUP_SYMBOL = {"treated": "circle", "comparison": "diamond"}
+TEMPLATE = "simple_white"  # pages carry it once and charts.js applies it to every chart
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 
 
@@ -61,7 +62,7 @@ def standard_layout(fig: go.Figure, height: int, **layout) -> go.Figure:
     margins grow to fit every label (automargin), so nothing is clipped on a 390 px phone.
     """
     fig.update_layout(
-        template="simple_white",
+        template=TEMPLATE,
         height=height,
         autosize=True,
         margin={"l": 10, "r": 10, "t": 40, "b": 40},
