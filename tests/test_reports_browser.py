@@ -5,6 +5,7 @@ programme named like a script as plain text.
 """
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -12,7 +13,9 @@ import duckdb
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
+from desist import validation
 from test_reports import HOSTILE, build_example
+from test_validation import clean_tables, with_extra_people
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -36,6 +39,15 @@ def browser() -> Browser:
 
 
 def open_offline(browser: Browser, page_file: Path, width: int = 1100, height: int = 900):
+    """A report opened from disk with every network request refused and recorded, once its charts are drawn."""
+    context, page, events = open_offline_page(browser, page_file, width, height)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.chart')].every(chart => chart.querySelector('.main-svg'))",
+        timeout=30_000)
+    return context, page, events
+
+
+def open_offline_page(browser: Browser, page_file: Path, width: int = 1100, height: int = 900):
     """A page opened from disk with every network request refused and recorded."""
     context = browser.new_context(viewport={"width": width, "height": height}, offline=True)
     events = {"errors": [], "requests": [], "dialogs": []}
@@ -52,9 +64,6 @@ def open_offline(browser: Browser, page_file: Path, width: int = 1100, height: i
     page.on("pageerror", lambda error: events["errors"].append(str(error)))
     page.on("dialog", lambda dialog: (events["dialogs"].append(dialog.message), dialog.dismiss()))
     page.goto(page_file.as_uri(), wait_until="load")
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('.chart')].every(chart => chart.querySelector('.main-svg'))",
-        timeout=30_000)
     return context, page, events
 
 
@@ -183,3 +192,42 @@ def test_programme_page_prints_on_few_a4_pages(browser, report_dir):
         assert 2 <= len(re.findall(rb"/Type\s*/Page[^s]", pdf)) < 8
     finally:
         context.close()
+
+
+VISIBLE_STATUSES = "td .dq-status"
+
+
+def test_data_docs_show_a_status_for_every_expectation_and_filter_offline(browser, make_settings):
+    """Great Expectations' pages, styled offline: each expectation's row says passed or failed, and
+    "Failed only" leaves only the failed ones."""
+    settings = make_settings()
+    tables = with_extra_people(clean_tables(), ["atlantis"] * 3)  # people.region: 3 of 43 fail, over "mostly"
+    folder = settings.paths.reports / "data-quality"
+    with duckdb.connect(str(settings.paths.warehouse)) as con:
+        validation.stage_frames(con, tables)
+        validation.validate_warehouse(con, settings, run_id="docs-in-a-browser", data_docs=folder)
+    suites = {path.stem: len(json.loads(path.read_text())["expectations"])
+              for path in validation.EXPECTATIONS_DIR.glob("*.json")}
+    pages = {path.parts[-4]: path for path in (folder / "validations").rglob("*.html")}
+    assert sorted(pages) == sorted(suites)
+    for table, page_file in sorted(pages.items()):
+        context, page, events = open_offline_page(browser, page_file)
+        try:
+            statuses = page.eval_on_selector_all("td .dq-status", "cells => cells.map(cell => cell.innerText.trim())")
+            assert len(statuses) == suites[table], table  # one status per expectation of the suite
+            assert set(statuses) <= {"✓ passed", "✗ failed"}, table
+            styled = page.evaluate("() => getComputedStyle(document.querySelector('.card')).borderTopStyle")
+            assert styled == "solid"  # Bootstrap's card style, from the vendored stylesheet
+            page.click("text=Failed Only")
+            assert page.eval_on_selector_all(VISIBLE_STATUSES, "cells => cells.filter(c => c.offsetParent !== null)"
+                                             ".map(c => c.innerText.trim())") == [
+                status for status in statuses if status == "✗ failed"], table
+            page.click("text=Show All")
+            assert page.eval_on_selector_all(VISIBLE_STATUSES, "cells => cells.filter(c => c.offsetParent !== null)"
+                                             ".length") == len(statuses), table
+            assert events == {"errors": [], "requests": [], "dialogs": []}, table
+            assert page.eval_on_selector_all("a[href^='http'], a[href^='//']", "links => links.length") == 0
+        finally:
+            context.close()
+    people = pages["people"].read_text()
+    assert "atlantis" not in people and "✗ failed" in people  # person-level: the count, not the value
