@@ -144,8 +144,29 @@ def test_sample_run_reports_open_offline_with_every_chart(browser, sample_run):
             assert page.inner_text("dl.provenance dd >> nth=4") == sample_run.data_cutoff.isoformat()
             if name != "index.html":
                 assert page.inner_text(".headline .sentence") == headlines[name.removesuffix(".html")]
+            assert page.inner_text(".banner").startswith("Synthetic data.")  # the committed sample is generated
+            assert page.get_attribute("#data-quality + p a", "href") == "data-quality/index.html"
         finally:
             context.close()
+        context, page, events = open_offline(browser, reports / name, width=390, height=844)
+        try:  # on a phone: nothing wider than the screen, every label whole
+            assert page.evaluate("() => document.documentElement.scrollWidth") <= 390, name
+            assert page.eval_on_selector_all(".chart", CLIPPED_LABELS) == [], name
+            assert page.eval_on_selector_all("table", WIDE_TABLES) == [], name
+            assert events == {"errors": [], "requests": [], "dialogs": []}, name
+        finally:
+            context.close()
+    assert (reports / "data-quality" / "index.html").exists()
+
+
+def test_sample_run_pages_are_single_files_under_one_and_a_half_megabytes(sample_run):
+    sizes = {page.name: page.stat().st_size for page in sample_run.paths.reports.glob("*.html")}
+    assert len(sizes) == 5 and max(sizes.values()) < 1_500_000, sizes
+    for name in sizes:  # everything is inside the file: no src or href leaves it but the data-quality pages
+        page = (sample_run.paths.reports / name).read_text(encoding="utf-8")
+        assert re.findall(r"""<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)=""", page) == [], name
+        links = set(re.findall(r'<a\b[^>]*href="([^"#][^"]*)"', page))
+        assert links <= {"index.html", "data-quality/index.html", *sizes}, name
 
 
 # Plotly's text that must be read whole: tick labels, axis titles, subplot titles and legend entries.
@@ -154,6 +175,7 @@ CLIPPED_LABELS = """charts => charts.flatMap(chart => {
   const svg = chart.querySelector('.main-svg').getBoundingClientRect();
   return [...chart.querySelectorAll(LABELS)].filter(label => label.textContent.trim()).map(label => {
     const box = label.getBoundingClientRect();
+    if (box.width === 0 && box.height === 0) return null;  // a tick plotly hides where labels would overlap
     const inside = box.left >= svg.left - 1 && box.right <= svg.right + 1
                 && box.top >= svg.top - 1 && box.bottom <= svg.bottom + 1;
     return inside ? null : `${chart.id}: "${label.textContent}" at ${Math.round(box.left)}..${Math.round(box.right)} `
