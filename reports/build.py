@@ -98,6 +98,7 @@ ESTIMATORS = {
     "naive": "Before matching (naive)",
     "adjusted": "Covariate-adjusted (full cohort)",
 }
+CHART_ESTIMATORS = {"matched": "matched", "naive": "before matching", "adjusted": "adjusted"}  # axis labels
 
 
 @dataclass(frozen=True)
@@ -664,7 +665,7 @@ def estimates_chart(effects: pd.DataFrame, months: int) -> Chart | None:
                                 else "")
     rows = pd.DataFrame({
         "panel": known["measure"].map(lambda m: MEASURES[m].label) + unit,
-        "label": known["window_months"].astype(str) + " months, " + known["estimator"].map(ESTIMATORS)
+        "label": known["window_months"].astype(str) + " months, " + known["estimator"].map(CHART_ESTIMATORS)
         + np.where(known["difference"].eq(SUPPRESSED), " (suppressed)", ""),
         "difference": numeric(known["difference"]) * scale,
         "ci_lower": numeric(known["ci_lower"]) * scale,

@@ -123,7 +123,9 @@ def effect_estimates(rows: pd.DataFrame) -> go.Figure:
     """
     panels = list(dict.fromkeys(rows["panel"]))
     sizes = [int((rows["panel"] == panel).sum()) for panel in panels]
-    height = 60 + 90 * len(panels) + 26 * sum(sizes)
+    labels = [wrap(plot_text(label), LABEL_WRAP_AT) for label in rows["label"]]
+    row_height = 12 + 16 * max((label.count("<br>") + 1 for label in labels), default=1)  # wrapped labels need room
+    height = 60 + 90 * len(panels) + row_height * sum(sizes)
     fig = make_subplots(rows=len(panels), cols=1, subplot_titles=[plot_text(p) for p in panels],
                         row_heights=sizes, vertical_spacing=90 / height)
     for number, panel in enumerate(panels, start=1):
