@@ -275,6 +275,8 @@ def test_plotlyjs_embedded_once_and_nothing_fetched(pages):
         assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in rest
         assert "@media print" in rest
         assert "default-src 'none'" in rest  # the browser refuses any fetch the page might attempt
+        assert "Synthetic data." not in rest  # the example's landing folder holds no generator's ground truth
+        assert 'id="glossary-hazard-ratio"' in rest and 'href="#glossary-' in rest
 
 
 def test_headline_leads_with_the_sentence_in_plain_words(pages):
