@@ -23,7 +23,7 @@ from pipelines.reports import html_reports
 from pipelines.resources import Warehouse
 from reports.build import (
     PLOTLY_JS, TABLE_SOURCES, ReportData, build_reports, covariate_label, load_report_data, page_file_name,
-    proportional_hazards_notes,
+    p_text, proportional_hazards_notes, verdict,
 )
 from reports.disclosure import (
     SUPPRESSED, coarsen_km_curves, disclose, disclose_attrition, disclose_effects, disclose_indicators,
@@ -124,6 +124,15 @@ def example_tables() -> dict[str, pd.DataFrame]:
         dict(programme_id="P01", period="all", criterion_id=None, label="Share who completed rather than withdrew",
              indicator="completion_rate", estimate=0.62, ci_lower=0.55, ci_upper=0.69, n=180, target=None,
              direction=None, status=None, unit=share, notes=None),
+    ]
+    indicators += [  # whole period only: 7 of 24 settled is a share resting on a count under 10
+        dict(programme_id="P01", period="all", criterion_id="settled_accommodation", label="Settled accommodation",
+             indicator="settled_accommodation_gain", estimate=7 / 24, ci_lower=0.13, ci_upper=0.49, n=24, target=0.25,
+             direction="at_least", status="inconclusive", unit=share, notes=None),
+        dict(programme_id="P01", period="all", criterion_id="satisfied_share.staff",
+             label="Stakeholders satisfied (staff responses)", indicator="share_satisfied", estimate=0.6,
+             ci_lower=0.4, ci_upper=0.8, n=30, target=0.8, direction="at_least", status="not_met", unit=share,
+             notes=None),
     ]
     for period in ("all", "2022Q1", "2022Q2", "2022Q3"):
         indicators += [
@@ -358,7 +367,7 @@ def test_portfolio_has_forest_plot_and_summary_table(pages):
     x = values(forest["x"])
     assert x[0] == pytest.approx(-7.2) and np.isnan(x[1])  # P02 is below the JDL gate
     row = table_row(index, '<a href="P01.html">&lt;script&gt;alert(1)&lt;/script&gt;</a>')
-    assert "228" in row and "31.2%" in row and "−7.2 pp (−13.2 pp to −1.2 pp)" in row and "1 of 4" in row
+    assert "228" in row and "31.2%" in row and "−7.2 pp (−13.2 pp to −1.2 pp)" in row and "1 of 5" in row
     assert "not enough data" in table_row(index, '<a href="P02.html">Small Steps</a>')
 
 
@@ -441,6 +450,24 @@ def test_asset_writes_the_reports_from_the_warehouse(tmp_path):
 
 # ---------------------------------------------------------------------------------------------
 # Disclosure control
+
+
+def test_criteria_count_only_configured_criteria_and_list_breakdowns_beneath(pages):
+    page = without_plotlyjs(pages["P01.html"])
+    assert '<p class="criteria-summary"><strong>1 of 5 criteria met</strong>.</p>' in page
+    scorecard = re.search(r'<table class="scorecard stack">(.*?)</table>', page, re.S).group(1)
+    labels = re.findall(r'<th scope="row">(.*?)</th>', scorecard)
+    assert labels.index("Stakeholders satisfied (staff responses)") == labels.index("Stakeholders satisfied") + 1
+    breakdown = re.search(r'<tr class="breakdown">(.*?)</tr>', scorecard, re.S).group(1)
+    assert "breakdown, not counted" in breakdown and "60.0%" in breakdown and "Not met" not in breakdown
+
+
+def test_a_criterion_whose_estimate_is_suppressed_shows_no_status(pages):
+    row = table_row(without_plotlyjs(pages["P01.html"]), "Settled accommodation")  # 7 of 24: under 10
+    assert cells(row)[:5] == ["No status: too few people to publish the estimate",
+                              "change among participants — not compared with people who did not take part",
+                              "Settled accommodation gain", "suppressed", "suppressed"]
+    assert "29.2%" not in pages["P01.html"]
 
 
 def test_small_count_and_its_rate_are_suppressed_in_the_page(pages):
@@ -574,3 +601,12 @@ def test_survival_notes_speak_only_of_the_hazard_ratio_for_taking_part(pages):
     # The example programme's test passes (p = 0.37): no notes section.
     assert "Notes from the survival models" not in pages["P01.html"]
 
+
+
+def test_an_interval_across_zero_is_called_inconclusive_in_words():
+    row = pd.Series({"ci_lower": -0.04, "ci_upper": 0.02})
+    assert verdict(row).startswith("Inconclusive: the data cannot tell this programme's effect on reoffending "
+                                   "apart from no effect.")
+    assert verdict(row.replace({0.02: -0.01})).startswith("Participants reoffended less")
+    assert verdict(pd.Series({"ci_lower": SUPPRESSED, "ci_upper": 0.02})) == ""
+    assert [p_text(0.0004), p_text(0.0123)] == ["p < 0.001", "p = 0.012"]
