@@ -166,7 +166,7 @@ def build_reports(data: ReportData, out_dir: Path) -> list[Path]:
     """
     out_dir = Path(out_dir)
     min_count = data.settings.disclosure.min_count
-    shown = disclose(display_tables(data.tables), min_count)
+    shown = disclose(display_tables(data.tables), min_count, data.settings.follow_up.headline_months)
     programmes = programme_list(shown)
     environment = template_environment()
     common = {
@@ -559,7 +559,9 @@ def scorecard(indicators: pd.DataFrame | None) -> dict | None:
     criteria = []
     for _, row in top.iterrows():
         breakdowns = overall[criterion.str.startswith(row["criterion_id"] + ".")]
-        criteria.append({**cells(row), "breakdowns": [cells(part) for _, part in breakdowns.iterrows()]})
+        criteria.append({**cells(row), "breakdowns": [
+            {**cells(part), "label": part["criterion_id"].split(".", 1)[1].replace("_", " ") + " responses"}
+            for _, part in breakdowns.iterrows()]})
     met = sum(row["status"] == "met" for row in criteria)
     return {
         "criteria": criteria,
@@ -654,7 +656,8 @@ def rates_chart(effects: pd.DataFrame) -> Chart | None:
 
 
 def estimates_chart(effects: pd.DataFrame, months: int) -> Chart | None:
-    known = effects[effects["measure"].isin(list(MEASURES))].copy()
+    """Each measure's difference by method over the headline window (the table above has every window)."""
+    known = effects[effects["measure"].isin(list(MEASURES)) & effects["window_months"].eq(months)].copy()
     if known.empty:
         return None
     known["order"] = known["measure"].map(list(MEASURES).index)
@@ -665,7 +668,7 @@ def estimates_chart(effects: pd.DataFrame, months: int) -> Chart | None:
                                 else "")
     rows = pd.DataFrame({
         "panel": known["measure"].map(lambda m: MEASURES[m].label) + unit,
-        "label": known["window_months"].astype(str) + " months, " + known["estimator"].map(CHART_ESTIMATORS)
+        "label": known["estimator"].map(CHART_ESTIMATORS).str.capitalize()
         + np.where(known["difference"].eq(SUPPRESSED), " (suppressed)", ""),
         "difference": numeric(known["difference"]) * scale,
         "ci_lower": numeric(known["ci_lower"]) * scale,
@@ -679,9 +682,10 @@ def estimates_chart(effects: pd.DataFrame, months: int) -> Chart | None:
     ]
     headline_cells = [c for c in cells if c[0] == MEASURES["reoffended"].label and c[1] == f"{months} months"]
     alt = ("Differences between participants and comparison people, with 95% confidence intervals, for each "
-           f"measure, window and method. Reoffending rate within {months} months: " + "; ".join(
+           f"measure and method, within {months} months. Reoffending rate: " + "; ".join(
                f"{c[2].lower()} {c[3]} ({c[4]})" for c in headline_cells) + ".")
-    return chart("chart-estimates", "Differences by measure and method", figures.effect_estimates(rows), alt,
+    return chart("chart-estimates", f"Differences by measure and method, within {months} months",
+                 figures.effect_estimates(rows), alt,
                  Table(["Measure", "Window", "Method", "Difference", "95% CI"], cells))
 
 

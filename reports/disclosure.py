@@ -151,25 +151,31 @@ def protect_counts(frame: pd.DataFrame, columns: list[str] | tuple[str, ...], mi
 
 
 def protect_together(frames: dict[str, pd.DataFrame], columns: dict[str, list[str]],
-                     min_count: int, by: str | None = "programme_id") -> dict[str, pd.DataFrame]:
+                     min_count: int, by: str | None = "programme_id",
+                     row_rank: dict[str, pd.Series] | None = None) -> dict[str, pd.DataFrame]:
     """:func:`protect_counts` over several tables at once: their counts in the rows of one `by`
     value (all rows when `by` is None) are one group.
 
     For tables a reader sees side by side (one programme's page, one view joining them), so that
-    no count of one differs from a count of another by 1 to min_count - 1 either.
+    no count of one differs from a count of another by 1 to min_count - 1 either. Counts of
+    tables earlier in `columns` are kept first, and within a table those of rows with a lower
+    `row_rank` (a Series on the table's index).
     """
+    row_rank = row_rank or {}
     frames = {name: frame for name, frame in frames.items()
               if not frame.empty and any(c in frame.columns for c in columns.get(name, ()))}
     if not frames:
         return {}
     cells = pd.concat([
         frame[[c for c in columns[name] if c in frame.columns]].reset_index(drop=True)
-        .assign(group=frame[by].astype(str).to_numpy() if by in frame.columns else "")
-        .melt(id_vars="group", var_name="column", value_name="value", ignore_index=False).assign(table=name)
+        .assign(group=frame[by].astype(str).to_numpy() if by in frame.columns else "",
+                rank=row_rank[name].reindex(frame.index).fillna(0).to_numpy() if name in row_rank else 0)
+        .melt(id_vars=["group", "rank"], var_name="column", value_name="value", ignore_index=False)
+        .assign(table=name)
         for name, frame in frames.items()
     ]).rename_axis("row").reset_index()
     # Tables earlier in `columns` keep their counts first (the page's headline numbers before the rest).
-    priority = cells["table"].map({name: rank for rank, name in enumerate(columns)})
+    priority = cells["table"].map({name: rank for rank, name in enumerate(columns)}) * 1000 + cells["rank"]
     cells["hidden"] = hide_differences(cells["value"], cells["group"], min_count, priority)
     out = {}
     for name, frame in frames.items():
@@ -316,25 +322,27 @@ def disclose_unmatched(unmatched: pd.DataFrame, min_count: int) -> tuple[pd.Data
     return ids.reset_index(drop=True), protect_counts(suppress(reasons, any_small, ["n"]), ["n"], min_count)
 
 
-def disclose(tables: dict[str, pd.DataFrame], min_count: int) -> dict[str, pd.DataFrame]:
+def disclose(tables: dict[str, pd.DataFrame], min_count: int,
+             headline_months: int | None = None) -> dict[str, pd.DataFrame]:
     """Every table a report shows, with disclosure control applied. Person-level tables do not pass.
 
     `tables` holds the display tables by name (see reports.build.display_tables); a table not
-    known here raises, so nothing reaches a report without a rule.
+    known here raises, so nothing reaches a report without a rule. Where two counts of a page
+    differ by a small number, the headline's counts (matched reoffending over `headline_months`)
+    and whole-period indicators are kept before the others.
     """
     rules = {
-        "programmes_analysed": lambda f: protect_counts(
+        # Small counts here; counts that differ by a small number after the loop, page by page.
+        "programmes_analysed": lambda f: suppress_counts(
             f, ["n_enrolled", "n_treated_analysed", "n_comparison_pool"], min_count),
-        "sample_sizes": lambda f: protect_counts(
+        "sample_sizes": lambda f: suppress_counts(
             f, ["n_all", "n_matched", "n_unmatched", "n_discarded"], min_count),
-        "effects": lambda f: protect_counts(disclose_effects(f, min_count), ["n_treated", "n_comparison"], min_count),
-        "indicators": lambda f: protect_counts(disclose_indicators(f, min_count), ["n"], min_count),
-        "km_horizons": lambda f: protect_counts(
-            disclose_km_horizons(f, tables.get("km_curves"), min_count), ["n_at_risk"], min_count),
+        "effects": lambda f: disclose_effects(f, min_count),
+        "indicators": lambda f: disclose_indicators(f, min_count),
+        "km_horizons": lambda f: disclose_km_horizons(f, tables.get("km_curves"), min_count),
         "km_curves": lambda f: coarsen_km_curves(f, min_count),
-        "attrition": lambda f: disclose_attrition(f, min_count),
-        "propensity_overlap": lambda f: protect_counts(
-            suppress(f, is_small(f["n"], min_count), PERCENTILE_COLUMNS), ["n"], min_count),
+        "attrition": lambda f: suppress_counts(f, ["people", "lost"], min_count),
+        "propensity_overlap": lambda f: suppress(f, is_small(f["n"], min_count), ["n", *PERCENTILE_COLUMNS]),
         **{name: (lambda f: f) for name in COUNT_FREE},
     }
     out: dict[str, pd.DataFrame] = {}
@@ -346,7 +354,16 @@ def disclose(tables: dict[str, pd.DataFrame], min_count: int) -> dict[str, pd.Da
         else:
             raise ValueError(f"no disclosure rule for table '{name}': add one to reports/disclosure.py")
     # One programme's page shows all these tables together: no two of its counts may differ by a small number.
-    out.update(protect_together({name: out[name] for name in PAGE_COUNTS if name in out}, PAGE_COUNTS, min_count))
+    ranks = {}
+    if "effects" in out and headline_months is not None:
+        effects = out["effects"]
+        in_window = effects["window_months"].eq(headline_months)
+        headline = in_window & effects["measure"].eq("reoffended") & effects["estimator"].eq("matched")
+        ranks["effects"] = pd.Series(np.where(headline, 0, np.where(in_window, 1, 2)), index=effects.index)
+    if "indicators" in out:
+        ranks["indicators"] = out["indicators"]["period"].ne("all").astype(int)
+    out.update(protect_together({name: out[name] for name in PAGE_COUNTS if name in out}, PAGE_COUNTS, min_count,
+                                row_rank=ranks))
     if "attrition" in out:
         out["attrition"] = hide_lost_beside_hidden(out["attrition"])
     return out

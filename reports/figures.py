@@ -324,7 +324,7 @@ def indicator_trends(rows: pd.DataFrame) -> go.Figure:
                                yref="y domain" if number == 1 else f"y{number} domain", x=0.5, y=0.2, bgcolor="#ffffff",
                                font={"color": "#555555"})
         fig.update_xaxes(type="category", row=number, col=1)
-    return _layout(fig, height=80 + 230 * len(labels))
+    return _layout(fig, height=100 + 180 * len(labels))
 
 
 def _transparent(hex_colour: str, alpha: float) -> str:

@@ -22,7 +22,8 @@ from test_reports import values as plotly_values
 
 MIN_COUNT = 10
 COUNT = re.compile(r"^\d{1,3}(,\d{3})*$")  # a whole number as the pages print counts
-NOT_COUNTS = {"Day"}  # table columns of whole numbers that count no one
+# Table columns that count people (other columns hold days, percentages or estimates).
+COUNT_HEADER = re.compile(r"\(n\)$|^People|at risk$|^(Analysed|Matched|Unmatched|Discarded|Lost at this step)$")
 # Whole-number columns of the research file that count no one: positions, windows, days, degrees of
 # freedom, and the balance_summary view's numbers of covariates.
 NOT_COUNT_COLUMNS = {"step_number", "window_months", "time_days", "horizon_days", "df", "headline_months",
@@ -83,8 +84,10 @@ def page_counts(page: str) -> dict[str, list[int]]:
     parser.feed(page)
     counts = {}
     for number, (headers, rows) in enumerate(parser.tables):
-        values = [int(cell.replace(",", "")) for row in rows for header, cell in zip(headers, row)
-                  if header not in NOT_COUNTS and COUNT.match(cell)]
+        counted = [bool(COUNT_HEADER.search(header)) or (header == "Participants" and headers[0] == "Reason")
+                   for header in headers]
+        values = [int(cell.replace(",", "")) for row in rows for is_count, cell in zip(counted, row)
+                  if is_count and COUNT.match(cell)]
         counts[f"table {number + 1} ({headers[0] if headers else ''})"] = values
     funnel = re.search(r'data-chart="chart-attrition">(.*?)</script>', page, re.S)
     if funnel:

@@ -145,6 +145,9 @@ def test_sample_run_reports_open_offline_with_every_chart(browser, sample_run):
             if name != "index.html":
                 assert page.inner_text(".headline .sentence") == headlines[name.removesuffix(".html")]
             assert page.inner_text(".banner").startswith("Synthetic data.")  # the committed sample is generated
+            if name != "index.html":  # a programme page prints on fewer than 8 A4 pages
+                page.emulate_media(media="print")
+                assert len(re.findall(rb"/Type\s*/Page[^s]", page.pdf(format="A4"))) < 8, name
             assert page.get_attribute("#data-quality + p a", "href") == "data-quality/index.html"
         finally:
             context.close()
