@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from desist.config import Settings
 from models.indicators import CRITERION_INDICATORS
@@ -419,13 +419,13 @@ def script_json(json_text: str) -> Markup:
 def programme_context(programme, shown: dict[str, pd.DataFrame], settings: Settings) -> dict:
     pid = programme.programme_id
     effects = rows_of(shown, "effects", pid)
+    card = scorecard(rows_of(shown, "indicators", pid))
     return {
         "programme": programme,
         "title": programme.name,
         "headline": headline(effects, settings, programme.status),
-        "scorecard": scorecard(rows_of(shown, "indicators", pid)),
-        "conclusions": conclusions(headline_row(effects, settings), scorecard(rows_of(shown, "indicators", pid)),
-                                   settings.follow_up.headline_months),
+        "scorecard": card,
+        "conclusions": conclusions(headline_row(effects, settings), card, settings.follow_up.headline_months),
         "reoffending": reoffending_section(effects, settings),
         "survival": survival_section(pid, shown, settings),
         "matching": matching_section(pid, shown, settings),

@@ -7,10 +7,12 @@ first, so tables, chart data, hover text and alt text are all built from the sam
 suppressed values.
 
 Suppressing small counts is not enough when a reader can subtract: 482 people analysed and
-479 matched tell that 3 were not. So, after the small counts, every table's counts of people
-pass :func:`hide_differences` per programme: no two shown counts of the same table differ by 1
-to ``min_count - 1`` (the smaller of two such counts is hidden). Counts that are sums or
-differences of others (people lost at a funnel step) are shown only beside both of their parts.
+479 matched tell that 3 were not. So, after the small counts, all the counts of people a
+programme's page shows (PAGE_COUNTS) pass :func:`hide_differences` together: no two of them
+differ by 1 to ``min_count - 1`` (the less important of two such counts is hidden). Counts that
+are differences of others (people lost at a funnel step) are shown only beside both of their
+parts. The research file's aggregates follow the same rules table by table
+(:func:`disclose_research_tables`).
 
 Rates are suppressed when any of the counts they are made of is small: the people in the
 group (denominator), the people with the outcome (numerator) or the people without it
@@ -288,11 +290,11 @@ def disclose_attrition(steps: pd.DataFrame, min_count: int, by: str | None = "pr
     """The attrition funnel: `people` remaining after each step and `lost` at it.
 
     Both funnels of a programme (participants and comparison) and both columns are one group
-    for :func:`protect_counts` (with `by=None`, the whole table is), so no two shown numbers differ
-    by 1 to min_count - 1. `lost` is
-    the difference of its step's `people` and the previous step's, so it is shown only beside
-    both of them: otherwise the hidden one could be worked back from it. Steps are taken in
-    `step_number` order within each (programme_id, cohort_group).
+    for :func:`protect_counts` (with `by=None`, the whole table is), so no two shown numbers
+    differ by 1 to min_count - 1. `lost` is the difference of its step's `people` and the
+    previous step's, so it is shown only beside both of them: otherwise the hidden one could be
+    worked back from it. Steps are taken in `step_number` order within each
+    (programme_id, cohort_group).
     """
     steps = steps.sort_values(["programme_id", "cohort_group", "step_number"])
     return hide_lost_beside_hidden(protect_counts(steps, ["people", "lost"], min_count, by=by))
@@ -319,7 +321,7 @@ def disclose_unmatched(unmatched: pd.DataFrame, min_count: int) -> tuple[pd.Data
     ids = unmatched.loc[total >= min_count, ["programme_id", "person_id"]].sort_values(["programme_id", "person_id"])
     reasons = unmatched.groupby(["programme_id", "reason"], dropna=False).size().rename("n").reset_index()
     any_small = is_small(reasons["n"], min_count).groupby(reasons["programme_id"]).transform("any")
-    return ids.reset_index(drop=True), protect_counts(suppress(reasons, any_small, ["n"]), ["n"], min_count)
+    return ids.reset_index(drop=True), suppress(reasons, any_small, ["n"])
 
 
 def disclose(tables: dict[str, pd.DataFrame], min_count: int,

@@ -3,8 +3,9 @@
 Every function takes a tidy frame (suppressed cells read "suppressed" and are not drawn) and
 returns a ``go.Figure`` finished by :func:`standard_layout`, the one place that sizes figures
 for every screen: charts take the width of their container, long axis titles and labels are
-wrapped so a phone shows them whole, and only trace types of plotly.js's basic bundle
-(scatter, bar) are used, because that is the bundle the pages embed. Text shown by plotly (labels, hover text) is HTML-escaped, because
+wrapped so a phone shows them whole. Only trace types of plotly.js's basic bundle (scatter,
+bar) are used, because that is the bundle the pages embed. Text shown by plotly (labels, hover
+text) is HTML-escaped, because
 plotly reads a small set of HTML tags in its strings: a programme named ``<b>x</b>`` is shown
 as typed. Colours are the Okabe–Ito palette, which reads for every common form of colour
 blindness, and groups also differ in marker or line style so colour is never the only cue.
@@ -84,7 +85,7 @@ def standard_layout(fig: go.Figure, height: int, **layout) -> go.Figure:
     return fig
 
 
-_layout = standard_layout
+_layout = standard_layout  # the name the figure functions have always called
 
 
 def _wrap_title(axis) -> None:
@@ -123,8 +124,8 @@ def effect_estimates(rows: pd.DataFrame) -> go.Figure:
     """
     panels = list(dict.fromkeys(rows["panel"]))
     sizes = [int((rows["panel"] == panel).sum()) for panel in panels]
-    labels = [wrap(plot_text(label), LABEL_WRAP_AT) for label in rows["label"]]
-    row_height = 12 + 16 * max((label.count("<br>") + 1 for label in labels), default=1)  # wrapped labels need room
+    rows = rows.assign(label=[wrap(plot_text(label), LABEL_WRAP_AT) for label in rows["label"]])
+    row_height = 12 + 16 * max((label.count("<br>") + 1 for label in rows["label"]), default=1)  # room for wraps
     height = 60 + 90 * len(panels) + row_height * sum(sizes)
     fig = make_subplots(rows=len(panels), cols=1, subplot_titles=[plot_text(p) for p in panels],
                         row_heights=sizes, vertical_spacing=90 / height)
@@ -132,7 +133,7 @@ def effect_estimates(rows: pd.DataFrame) -> go.Figure:
         part = rows[rows["panel"] == panel]
         difference, lower, upper = (numeric(part[c]) for c in ("difference", "ci_lower", "ci_upper"))
         fig.add_trace(go.Scatter(
-            x=difference, y=[wrap(plot_text(label), LABEL_WRAP_AT) for label in part["label"]], mode="markers",
+            x=difference, y=list(part["label"]), mode="markers",
             marker={"symbol": "square", "size": 9, "color": OKABE_ITO["blue"]},
             error_x={"type": "data", "symmetric": False, "array": upper - difference,
                      "arrayminus": difference - lower, "color": OKABE_ITO["blue"]},
@@ -207,7 +208,8 @@ def love_plot(balance: pd.DataFrame, threshold: float = 0.1) -> go.Figure:
     for stage, (name, colour, symbol) in styles.items():
         part = balance[balance["stage"] == stage].set_index("covariate").reindex(covariates)
         fig.add_trace(go.Scatter(
-            x=numeric(part["smd"]), y=[wrap(plot_text(c), LABEL_WRAP_AT) for c in covariates], mode="markers", name=name,
+            x=numeric(part["smd"]), y=[wrap(plot_text(c), LABEL_WRAP_AT) for c in covariates], mode="markers",
+            name=name,
             marker={"color": colour, "symbol": symbol, "size": 10, "line": {"width": 2, "color": colour}},
             hovertemplate=f"{name}, %{{y}}: SMD %{{x:.3f}}<extra></extra>",
         ))
