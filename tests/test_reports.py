@@ -305,7 +305,7 @@ def test_headline_leads_with_the_sentence_in_plain_words(pages):
 
 def test_scorecard_shows_status_in_words_and_symbols(pages):
     page = without_plotlyjs(pages["P01.html"])
-    scorecard = re.search(r'<table class="scorecard stack">(.*?)</table>', page, re.S).group(1)
+    scorecard = re.search(r'<table class="scorecard stack wide">(.*?)</table>', page, re.S).group(1)
     for symbol, words in (("✓", "Met"), ("✗", "Not met"), ("?", "Inconclusive"), ("–", "Not enough data")):
         assert f'<span class="symbol" aria-hidden="true">{symbol}</span> {words}</span>' in scorecard
     assert cells(table_row(scorecard, "Employment improves")) == [
@@ -455,7 +455,7 @@ def test_asset_writes_the_reports_from_the_warehouse(tmp_path):
 def test_criteria_count_only_configured_criteria_and_list_breakdowns_beneath(pages):
     page = without_plotlyjs(pages["P01.html"])
     assert '<p class="criteria-summary"><strong>1 of 5 criteria met</strong>.</p>' in page
-    scorecard = re.search(r'<table class="scorecard stack">(.*?)</table>', page, re.S).group(1)
+    scorecard = re.search(r'<table class="scorecard stack wide">(.*?)</table>', page, re.S).group(1)
     labels = re.findall(r'<th scope="row">(.*?)</th>', scorecard)
     assert labels.index("staff responses") == labels.index("Stakeholders satisfied") + 1  # beneath its criterion
     breakdown = re.search(r'<tr class="breakdown">(.*?)</tr>', scorecard, re.S).group(1)

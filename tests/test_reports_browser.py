@@ -191,7 +191,7 @@ WIDE_TABLES = """tables => tables.filter(table => table.getBoundingClientRect().
   .map(table => table.querySelector('th').textContent)"""
 
 
-@pytest.mark.parametrize("width", [390, 1280])
+@pytest.mark.parametrize("width", [390, 800, 1280])
 @pytest.mark.parametrize("name", sorted(CHARTS))
 def test_pages_fit_the_screen_with_every_label_whole(browser, report_dir, name, width):
     context, page, events = open_offline(browser, report_dir / name, width=width, height=844)
