@@ -149,6 +149,17 @@ class Disclosure(_Section):
     min_count: int = Field(10, ge=1)
 
 
+class Publish(_Section):
+    """What the researcher database holds.
+
+    person_level: true publishes the pseudonymous person-level tables too, for approved
+    researchers under a data-sharing agreement; false publishes aggregates only, under the
+    same disclosure control as the reports.
+    """
+
+    person_level: bool = True
+
+
 class Schedule(_Section):
     cron: str = "0 6 1 * *"
 
@@ -217,6 +228,7 @@ class Settings(_Section):
     matching: Matching = Matching()
     validation: Validation = Validation()
     disclosure: Disclosure = Disclosure()
+    publish: Publish = Publish()
     schedule: Schedule = Schedule()
     success_criteria: list[SuccessCriterion] = DEFAULT_SUCCESS_CRITERIA
     contract: dict[str, TableContract] = {}  # how the extract maps onto the data contract

@@ -4,15 +4,22 @@ Researchers may hold the published file open read-only at any time. The run neve
 to that file: it builds ``<name>.building`` from the warehouse, documents every table, view
 and column with ``COMMENT ON``, and renames it over the published path. A reader keeps
 the old file (the inode it opened) until it reconnects, then sees the new data.
+
+With ``publish: {person_level: false}`` the file holds aggregates only: the catalogue's
+person-level tables (and the views that read them) are left out, and every aggregate table
+passes the reports' disclosure control (``reports.disclosure.disclose_research_tables``):
+suppressed cells are NULL. ``run_info.person_level`` records which kind of file it is.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import yaml
 
 from desist.config import PROJECT_ROOT
@@ -30,6 +37,7 @@ class PublishedObject:
     description: str
     columns: dict[str, str]
     sql: str  # a SELECT: tables read the warehouse, views read published tables
+    person_level: bool = False  # one row per person, or built from such rows: only in person-level files
 
 
 def load_catalogue(path: Path = CATALOGUE) -> list[PublishedObject]:
@@ -43,6 +51,7 @@ def load_catalogue(path: Path = CATALOGUE) -> list[PublishedObject]:
             name=name, kind=kind, description=entry["description"].strip(),
             columns={col: text.strip() for col, text in entry["columns"].items()},
             sql=sql_file.read_text().strip().rstrip(";"),
+            person_level=bool(entry.get("person_level", False)),
         ))
     return objects
 
@@ -50,9 +59,8 @@ def load_catalogue(path: Path = CATALOGUE) -> list[PublishedObject]:
 def with_extra_columns(obj: PublishedObject, columns: dict[str, str]) -> PublishedObject:
     """A published table of analysis.covariates with more of its columns, documented."""
     extra = ", ".join(f"source.{name}" for name in columns)
-    return PublishedObject(
-        name=obj.name, kind=obj.kind, description=obj.description,
-        columns={**obj.columns, **columns},
+    return dataclasses.replace(
+        obj, columns={**obj.columns, **columns},
         sql=(f"SELECT published.*, {extra} FROM ({obj.sql}) AS published "
              "JOIN analysis.covariates AS source USING (programme_id, person_id) "
              "ORDER BY programme_id, person_id"),
@@ -80,27 +88,34 @@ def publish(
     parquet_dir: Path | None = None,
     catalogue: Path = CATALOGUE,
     extra_covariates: dict[str, str] | None = None,
+    person_level: bool = True,
+    min_count: int = 10,
 ) -> dict[str, int]:
     """Build the researcher database from the warehouse open on `con`, then swap it in.
 
     ``extra_covariates`` (column -> meaning) are the extract's own columns declared in
     evaluation.yaml: they are published and documented in ``covariates`` after its own columns.
-    Returns the row count of every published table and view.
+    `person_level` False publishes aggregates only, with counts and estimates under disclosure
+    control at `min_count`. Returns the row count of every published table and view.
     """
     research_path = Path(research_path)
     research_path.parent.mkdir(parents=True, exist_ok=True)
     building = research_path.with_name(research_path.name + ".building")
     building.unlink(missing_ok=True)
     objects = [with_extra_columns(obj, extra_covariates) if obj.name == "covariates" and extra_covariates else obj
-               for obj in load_catalogue(catalogue)]
+               for obj in load_catalogue(catalogue) if person_level or not obj.person_level]
+    tables = [obj for obj in objects if obj.kind == "table"]
+    con.execute("SET VARIABLE publish_person_level = ?", [person_level])
     counts: dict[str, int] = {}
     con.execute(f"ATTACH {_quote(str(building))} AS {BUILD_ALIAS}")
     try:
+        for obj in tables:
+            con.execute(f"CREATE TABLE {BUILD_ALIAS}.main.{obj.name} AS {obj.sql}")
+        if not person_level:
+            _disclose_aggregates(con, [obj.name for obj in tables], min_count)
         for obj in objects:
             target = f"{BUILD_ALIAS}.main.{obj.name}"
-            if obj.kind == "table":
-                con.execute(f"CREATE TABLE {target} AS {obj.sql}")
-            else:
+            if obj.kind == "view":
                 # Views are created from inside the new file so their table references stay
                 # unqualified and resolve in whatever file name the researcher opens.
                 home = con.execute("SELECT current_database()").fetchone()[0]
@@ -117,6 +132,29 @@ def publish(
         con.execute(f"DETACH {BUILD_ALIAS}")
     os.replace(building, research_path)
     return counts
+
+
+def _disclose_aggregates(con: duckdb.DuckDBPyConnection, names: list[str], min_count: int) -> None:
+    """Rewrite the built tables under the reports' disclosure control; suppressed cells become NULL."""
+    from reports.disclosure import SUPPRESSED, disclose_research_tables  # noqa: PLC0415 - reports imports desist
+
+    frames = {name: con.sql(f"SELECT * FROM {BUILD_ALIAS}.main.{name}").df() for name in names}
+    for name, shown in disclose_research_tables(frames, min_count).items():
+        if shown is frames[name]:
+            continue  # no counts of people: unchanged
+        original = frames[name]
+        shown = shown.copy()
+        for column in shown.columns:
+            kept = shown[column].where(shown[column].astype(str) != SUPPRESSED)
+            numeric = pd.api.types.is_numeric_dtype(original[column]) or pd.api.types.is_bool_dtype(original[column])
+            shown[column] = pd.to_numeric(kept, errors="coerce") if numeric and kept.dtype == object else kept
+        target = f"{BUILD_ALIAS}.main.{name}"
+        con.register("disclosed_rows", shown)
+        try:
+            con.execute(f"DELETE FROM {target}")
+            con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM disclosed_rows")
+        finally:
+            con.unregister("disclosed_rows")
 
 
 def _document(con: duckdb.DuckDBPyConnection, target: str, obj: PublishedObject) -> None:

@@ -46,6 +46,16 @@ from desist.config import PROJECT_ROOT, Settings
 from desist.contract import ASSESSMENT_STAGES, TABLES, Table
 
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+# Bootstrap's stylesheet (npm package bootstrap, the version Great Expectations' pages are written
+# for; licence in reports/vendor/bootstrap-LICENSE), copied beside the Data Docs so they keep
+# their layout offline.
+DATA_DOCS_CSS = PROJECT_ROOT / "reports" / "vendor" / "bootstrap-4.3.1.min.css"
+# Tables whose rows describe no person: their Data Docs may show failing values. Every other
+# table's pages show how many values failed, never which.
+NOT_PERSON_LEVEL = frozenset({"programmes"})
+# What a stored validation result of a person-level table keeps: counts and shares only.
+RESULT_COUNTS = ("element_count", "missing_count", "missing_percent", "unexpected_count", "unexpected_percent",
+                 "unexpected_percent_total", "unexpected_percent_nonmissing")
 CRITICAL, WARNING = "critical", "warning"
 EARLIEST_DATE = "1900-01-01T00:00:00"
 # Suite parameters the run supplies from evaluation.yaml.
@@ -465,14 +475,22 @@ class SuiteRunner:
         """Render this run's suites and results as a static HTML site in ``folder``.
 
         Great Expectations' pages load Bootstrap, jQuery, Font Awesome and Vega from public
-        CDNs; those tags are removed so the site works offline (plain styling), and the index,
-        which needs them to list results, is replaced by a static one.
+        CDNs; those tags are removed so the site works offline, with the vendored Bootstrap
+        stylesheet in ``static/``, status icons written as symbols and words, and the "Failed
+        only" filter run by a script of its own. Links to outside sites are removed. Results of
+        person-level tables keep only their counts, so no failing value of a person's row is
+        shown. The index, which needs the CDN scripts to list results, is replaced by a static one.
         """
         if folder.exists():
             shutil.rmtree(folder)
         store = self.context.validation_results_store
         for key in store.list_keys():
-            store.set(key, self._results[key.expectation_suite_identifier.name])
+            name = key.expectation_suite_identifier.name
+            result = self._results[name]
+            if name not in NOT_PERSON_LEVEL:
+                for outcome in result.results:
+                    outcome.result = {k: v for k, v in outcome.result.items() if k in RESULT_COUNTS}
+            store.set(key, result)
         self.context.add_data_docs_site("desist", {
             "class_name": "SiteBuilder",
             "store_backend": {"class_name": "TupleFilesystemStoreBackend",
@@ -480,8 +498,11 @@ class SuiteRunner:
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         })
         self.context.build_data_docs(site_names=["desist"])
+        (folder / "static").mkdir(exist_ok=True)
+        shutil.copyfile(DATA_DOCS_CSS, folder / "static" / "bootstrap.min.css")
         for page in folder.rglob("*.html"):
-            page.write_text(_offline_html(page.read_text()))
+            to_root = "../" * (len(page.relative_to(folder).parts) - 1)
+            page.write_text(_offline_html(page.read_text(), to_root))
         (folder / "index.html").write_text(self._index_page(folder, quarantined or {}, list(notes)))
         return folder / "index.html"
 
@@ -513,7 +534,8 @@ _EXTERNAL_RESOURCE = re.compile(
 _OFFLINE_STYLE = (
     "<style>body{font-family:system-ui,sans-serif;margin:1.5rem;max-width:75rem}"
     "table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.25rem .5rem;"
-    "text-align:left;vertical-align:top}.passed{color:#1a7f37}.failed{color:#b42318}</style>"
+    "text-align:left;vertical-align:top}.passed,.dq-passed{color:#1a7f37}.failed,.dq-failed{color:#b42318}"
+    ".dq-status{font-weight:600;white-space:nowrap}</style>"
 )
 _INDEX_TEMPLATE = Template("""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>desist data quality</title>
@@ -558,9 +580,54 @@ def contract_notes(tables: Mapping[str, Table]) -> list[str]:
     return notes
 
 
-def _offline_html(page: str) -> str:
-    without_network = _EXTERNAL_RESOURCE.sub(lambda m: "none" if m.group().startswith("url(") else "", page)
-    return without_network.replace("</head>", _OFFLINE_STYLE + "</head>", 1)
+_OUTSIDE_LINK = re.compile(r"<a\b[^>]*\bhref=\"(?:https?:)?//[^\"]*\"[^>]*>(.*?)</a>", re.IGNORECASE | re.DOTALL)
+_FOOTER = re.compile(r"<footer>.*?</footer>", re.DOTALL)
+_JQUERY_SCRIPT = re.compile(r"<script>(?:(?!</script>).)*ge-walkthrough-modal.*?</script>", re.DOTALL)
+_STATUS_ICONS = {  # Great Expectations' Font Awesome status icons, as symbols and words
+    re.compile(r"<i class=\"fas fa-check-circle text-success\"[^>]*></i>"):
+        "<span class='dq-status dq-passed'>✓ passed</span>",
+    re.compile(r"<i class=\"fas fa-times text-danger\"[^>]*></i>"):
+        "<span class='dq-status dq-failed'>✗ failed</span>",
+}
+# The "Show all" / "Failed only" buttons of a validation page, without jQuery: the same rows the
+# page's own functions fade, hidden and shown.
+_FILTER_SCRIPT = """<script>
+function dqRows() {
+  return [...document.querySelectorAll(".hide-succeeded-validation-target-child")].map(c => c.parentElement)
+    .concat([...document.querySelectorAll(".hide-succeeded-validation-target")]);
+}
+function dqSections() {
+  return [...document.querySelectorAll(".hide-succeeded-validations-column-section-target-child")]
+    .map(c => c.parentElement.parentElement);
+}
+function dqPressed(which) {
+  document.querySelectorAll(".btn-group-toggle label").forEach((label, i) => label.classList.toggle("active", i === which));
+}
+function showAllValidations() {
+  dqRows().concat(dqSections()).forEach(el => { el.style.display = ""; });
+  dqSections().forEach(el => document.querySelectorAll(`a[href$="${el.id}"]`).forEach(a => { a.style.display = ""; }));
+  dqPressed(0);
+}
+function hideSucceededValidations() {
+  dqRows().forEach(el => { el.style.display = "none"; });
+  dqSections().forEach(el => {
+    el.style.display = "none";
+    document.querySelectorAll(`a[href$="${el.id}"]`).forEach(a => { a.style.display = "none"; });
+  });
+  dqPressed(1);
+}
+</script>"""
+
+
+def _offline_html(page: str, to_root: str = "") -> str:
+    """A Data Docs page that loads nothing from outside and still shows status and filters."""
+    page = _EXTERNAL_RESOURCE.sub(lambda m: "none" if m.group().startswith("url(") else "", page)
+    page = _JQUERY_SCRIPT.sub("", _FOOTER.sub("", page))
+    page = _OUTSIDE_LINK.sub(lambda m: m.group(1), page)
+    for icon, words in _STATUS_ICONS.items():
+        page = icon.sub(words, page)
+    head = (f'<link rel="stylesheet" href="{to_root}static/bootstrap.min.css">' + _OFFLINE_STYLE)
+    return page.replace("</head>", head + "</head>", 1).replace("</body>", _FILTER_SCRIPT + "</body>", 1)
 
 
 def _sample(detail: dict, sources: pd.DataFrame | None) -> list[str]:

@@ -45,7 +45,9 @@ def build_publish_assets(upstream: Sequence[dg.AssetKey]) -> list[dg.AssetsDefin
         research = warehouse.settings.paths.research
         with warehouse.connect() as con:
             counts = publish(con, research, parquet_dir=research.with_name(research.stem + "_parquet"),
-                             extra_covariates=extra_covariate_columns(warehouse.settings.tables))
+                             extra_covariates=extra_covariate_columns(warehouse.settings.tables),
+                             person_level=warehouse.settings.publish.person_level,
+                             min_count=warehouse.settings.disclosure.min_count)
         context.log.info(f"published {len(counts)} tables and views to {research}")
         return dg.MaterializeResult(metadata={"path": str(research), **{f"rows/{k}": v for k, v in counts.items()}})
 

@@ -4,8 +4,9 @@
 DataFrames; ``build_reports(data, out_dir)`` turns them into pages. The builder never touches
 the database, so it can be exercised with hand-built frames.
 
-Every page carries plotly.js once, inline, from the installed plotly package, and nothing
-else from outside: no CDN, fonts, images or MathJax. Before anything is rendered or drawn,
+Every page carries plotly.js once, inline: the basic bundle (scatter and bar charts) vendored
+in ``reports/vendor`` with its licence and pinned version, which keeps each page small. Nothing
+else comes from outside: no CDN, fonts, images or MathJax. Before anything is rendered or drawn,
 all frames pass :func:`reports.disclosure.disclose`. A table that does not exist yet in the
 warehouse leaves its section reading "not available".
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import math
 import re
 import shutil
@@ -29,16 +31,21 @@ import jinja2
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-import plotly.offline
+import plotly.io as pio
 from markupsafe import Markup
 
 from desist.config import Settings
+from models.indicators import CRITERION_INDICATORS
 from reports import figures
 from reports.disclosure import (
-    PERCENTILE_COLUMNS, PROPORTION, SUPPRESSED, disclose, numeric,
+    PERCENTILE_COLUMNS, PROPORTION, SUPPRESSED, disclose, hide_differences, numeric,
 )
 
 TEMPLATES = Path(__file__).parent / "templates"
+# plotly.js basic bundle (npm package plotly.js-basic-dist-min, same version as the plotly package
+# draws for); licence in reports/vendor/plotly.js-LICENSE.
+PLOTLY_JS = Path(__file__).parent / "vendor" / "plotly-basic-4.1.1.min.js"
+DATA_QUALITY_INDEX = "data-quality/index.html"  # where the validation check writes its Data Docs
 
 # Report table name -> where the pipeline writes it.
 TABLE_SOURCES = {
@@ -70,6 +77,12 @@ STATUS = {  # symbol and words, so status never rests on colour alone
     "not_met": ("✗", "Not met"),
     "inconclusive": ("?", "Inconclusive"),
     "not_enough_data": ("–", "Not enough data"),
+    "suppressed": ("", "No status: too few people to publish the estimate"),
+}
+# What a criterion's indicator compares (models.indicators IndicatorSpec.source), beside its status.
+CRITERION_SCOPE = {
+    "assessments": "change among participants — not compared with people who did not take part",
+    "feedback": "views of people involved in the programme — not compared with people who did not take part",
 }
 GATE_NOTES = {  # the Justice Data Lab gates, as results.effects.gate_status names them
     "too_few_treated": f"not published: fewer than {JDL_MIN_TREATED} participants",
@@ -85,6 +98,7 @@ ESTIMATORS = {
     "naive": "Before matching (naive)",
     "adjusted": "Covariate-adjusted (full cohort)",
 }
+CHART_ESTIMATORS = {"matched": "matched", "naive": "before matching", "adjusted": "adjusted"}  # axis labels
 
 
 @dataclass(frozen=True)
@@ -152,12 +166,15 @@ def build_reports(data: ReportData, out_dir: Path) -> list[Path]:
     """
     out_dir = Path(out_dir)
     min_count = data.settings.disclosure.min_count
-    shown = disclose(display_tables(data.tables), min_count)
+    shown = disclose(display_tables(data.tables), min_count, data.settings.follow_up.headline_months)
     programmes = programme_list(shown)
     environment = template_environment()
     common = {
-        "plotlyjs": Markup(plotly.offline.get_plotlyjs()),
+        "plotlyjs": Markup(PLOTLY_JS.read_text(encoding="utf-8")),
+        "plotly_template": plotly_template(),
         "min_count": min_count,
+        "synthetic": is_synthetic(data.settings),
+        "data_quality": DATA_QUALITY_INDEX if (out_dir / DATA_QUALITY_INDEX).exists() else None,
         "provenance": provenance(shown.get("run_info")),
         "built_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
@@ -180,6 +197,11 @@ def build_reports(data: ReportData, out_dir: Path) -> list[Path]:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return [out_dir / name for name in pages]
+
+
+def is_synthetic(settings: Settings) -> bool:
+    """True when the landing folder holds an extract written by ``desist generate`` (it leaves its ground truth)."""
+    return (Path(settings.paths.landing) / "ground_truth.json").exists()
 
 
 def replace_folder(new: Path, target: Path) -> None:
@@ -306,6 +328,17 @@ def fmt(value: object, kind: str) -> str:
     return text.replace("-", MINUS)
 
 
+def p_text(value: object) -> str:
+    """'p < 0.001' or 'p = 0.034': a p-value inside a sentence."""
+    shown = fmt(value, "p")
+    return f"p < {shown[1:]}" if shown.startswith("<") else f"p = {shown}"
+
+
+def term(key: str, words: str) -> Markup:
+    """`words` linked to their entry in the glossary at the foot of every page (templates/glossary.html.j2)."""
+    return Markup('<a class="term" href="#glossary-{}">{}</a>').format(key, words)
+
+
 def fmt_ci(lower: object, upper: object, kind: str) -> str:
     if SUPPRESSED in (lower, upper):
         return SUPPRESSED
@@ -357,7 +390,17 @@ def text(value: object) -> str:
 
 
 def chart(chart_id: str, title: str, figure: go.Figure, alt: str, table: Table) -> Chart:
-    return Chart(id=chart_id, title=title, alt=alt, spec=script_json(figure.to_json()), table=table)
+    """A figure for a page. Its layout leaves out the plotly template, which the page carries once
+    (`plotly_template`, see charts.js), so each chart does not repeat it."""
+    spec = json.loads(figure.to_json())
+    spec["layout"].pop("template", None)
+    return Chart(id=chart_id, title=title, alt=alt, spec=script_json(json.dumps(spec, separators=(",", ":"))),
+                 table=table)
+
+
+def plotly_template() -> Markup:
+    """The house plotly template (figures.TEMPLATE) as JSON for the page's one copy of it."""
+    return script_json(json.dumps(pio.templates[figures.TEMPLATE].to_plotly_json(), separators=(",", ":")))
 
 
 def script_json(json_text: str) -> Markup:
@@ -376,11 +419,13 @@ def script_json(json_text: str) -> Markup:
 def programme_context(programme, shown: dict[str, pd.DataFrame], settings: Settings) -> dict:
     pid = programme.programme_id
     effects = rows_of(shown, "effects", pid)
+    card = scorecard(rows_of(shown, "indicators", pid))
     return {
         "programme": programme,
         "title": programme.name,
         "headline": headline(effects, settings, programme.status),
-        "scorecard": scorecard(rows_of(shown, "indicators", pid)),
+        "scorecard": card,
+        "conclusions": conclusions(headline_row(effects, settings), card, settings.follow_up.headline_months),
         "reoffending": reoffending_section(effects, settings),
         "survival": survival_section(pid, shown, settings),
         "matching": matching_section(pid, shown, settings),
@@ -404,29 +449,97 @@ def headline(effects: pd.DataFrame | None, settings: Settings, status: str = "")
     row = headline_row(effects, settings)
     if row is None:
         return {"sentence": PROGRAMME_STATUS.get(
-            status, f"The {months}-month reoffending estimate is {NOT_AVAILABLE}."), "detail": ""}
+            status, f"The {months}-month reoffending estimate is {NOT_AVAILABLE}."), "detail": "", "verdict": ""}
     if row["gate_status"] == "too_few_treated":
         return {"sentence": f"Fewer than {JDL_MIN_TREATED} participants could be analysed, so no reoffending "
-                            "estimate is published for this programme.", "detail": ""}
+                            "estimate is published for this programme.", "detail": "", "verdict": ""}
     if row["sentence"] == SUPPRESSED:
         return {"sentence": "The reoffending estimate is suppressed because a number behind it is too small "
-                            "to publish.", "detail": ""}
+                            "to publish.", "detail": "", "verdict": ""}
     sentence = text(row["sentence"])
-    detail = (f"Within {months} months, {fmt(row['treated_value'], 'percent')} of participants and "
-              f"{fmt(row['comparison_value'], 'percent')} of the matched comparison group reoffended: a difference "
-              f"of {fmt(row['difference'], 'pp')} (95% confidence interval {fmt_ci(row['ci_lower'], row['ci_upper'], 'pp')}"
-              f"; p = {fmt(row['p_value'], 'p')}). Based on {fmt(row['n_treated'], 'count')} participants and "
-              f"{fmt(row['n_comparison'], 'count')} comparison people.")
-    return {"sentence": sentence, "detail": detail}
+    detail = Markup(
+        "Within {months} months, {treated} of participants and {comparison} of the {matched} reoffended: a "
+        "difference of {difference} {pp} ({ci} {interval}; {p}). Based on {n_treated} participants and "
+        "{n_comparison} comparison people.").format(
+        months=months, treated=fmt(row["treated_value"], "percent"),
+        comparison=fmt(row["comparison_value"], "percent"),
+        matched=term("matched", "matched comparison group"),
+        difference=fmt(row["difference"], "pp").removesuffix(" pp"), pp=term("pp", "percentage points"),
+        ci=term("ci", "95% confidence interval"), interval=fmt_ci(row["ci_lower"], row["ci_upper"], "pp"),
+        p=Markup("{} {}").format(term("p", "p"), p_text(row["p_value"]).removeprefix("p ")),
+        n_treated=fmt(row["n_treated"], "count"), n_comparison=fmt(row["n_comparison"], "count"))
+    return {"sentence": sentence, "detail": detail, "verdict": verdict(row)}
+
+
+def verdict(row: pd.Series) -> str:
+    """What the headline interval lets a reader conclude, in one sentence."""
+    lower, upper = row["ci_lower"], row["ci_upper"]
+    if SUPPRESSED in (lower, upper) or missing(lower) or missing(upper):
+        return ""
+    if float(lower) <= 0 <= float(upper):
+        return ("Inconclusive: the data cannot tell this programme's effect on reoffending apart from no effect. "
+                "The range of likely effects includes both fewer and more reoffending (or none).")
+    if float(upper) < 0:
+        return ("Participants reoffended less than similar people who did not take part, by more than chance "
+                "alone would explain.")
+    return ("Participants reoffended more than similar people who did not take part, by more than chance alone "
+            "would explain.")
+
+
+def conclusions(row: pd.Series | None, card: dict | None, months: int) -> dict:
+    """The "What you can say / what you cannot say" box, as Justice Data Lab reports have."""
+    can, cannot = [], []
+    published = (row is not None and row["gate_status"] == "ok"
+                 and SUPPRESSED not in (row["difference"], row["ci_lower"], row["ci_upper"])
+                 and not missing(row["ci_lower"]) and not missing(row["ci_upper"]))
+    if published:
+        lower, upper = float(row["ci_lower"]), float(row["ci_upper"])
+        can.append(f"Within {months} months, {fmt(row['treated_value'], 'percent')} of the participants analysed "
+                   f"were proven to have reoffended, compared with {fmt(row['comparison_value'], 'percent')} of "
+                   "similar people who did not take part.")
+        if upper < 0:
+            can.append(f"This analysis gives evidence that taking part reduced proven reoffending within {months} "
+                       "months for people like the participants analysed.")
+            cannot.append("That the programme would have the same effect for people unlike those analysed, "
+                          "including participants who could not be matched.")
+        elif lower > 0:
+            can.append(f"This analysis gives evidence that participants reoffended more within {months} months "
+                       "than similar people who did not take part.")
+            cannot.append("Why participants reoffended more: the analysis compares groups, it does not explain "
+                          "the difference.")
+        else:
+            can.append("This analysis does not show that the programme changed reoffending, up or down.")
+            cannot.append("That the programme has no effect: with these numbers a real effect may be too small "
+                          "to tell apart from chance.")
+    else:
+        cannot.append(f"Anything about the programme's effect on reoffending within {months} months: no "
+                      "estimate is published (see the headline above).")
+    if card and card["criteria"]:
+        can.append(f"{card['summary'][:1].upper()}{card['summary'][1:]} over the whole period "
+                   "(breakdowns by respondent type are not counted).")
+        if any(row["scope"] for row in card["criteria"]):
+            cannot.append("That the programme caused the changes in life skills, employment, accommodation, "
+                          "community integration or satisfaction: they were measured among participants only, "
+                          "with no comparison group.")
+    cannot.append("That matching removed every difference between the groups: it balances only what was "
+                  "recorded.")
+    cannot.append("Anything about an individual person: every number describes a group.")
+    return {"can": can, "cannot": cannot}
 
 
 def scorecard(indicators: pd.DataFrame | None) -> dict | None:
-    """Success criteria (rows with a criterion) and descriptive indicators, whole period."""
+    """Success criteria and descriptive indicators, whole period.
+
+    Only configured criteria are counted in "N of M criteria met"; a criterion's breakdowns
+    (criterion_id "<criterion>.<respondent type>") are listed beneath it, uncounted. Criteria
+    that do not compare participants with anyone say so beside their status.
+    """
     if indicators is None:
         return None
     overall = indicators[indicators["period"] == "all"]
 
     def cells(row: pd.Series) -> dict:
+        spec = CRITERION_INDICATORS.get(row["indicator"])
         return {
             "label": text(row["label"]),
             "indicator": indicator_name(row["indicator"], row["unit"]),
@@ -437,14 +550,31 @@ def scorecard(indicators: pd.DataFrame | None) -> dict | None:
             "target": target_words(row["direction"], fmt_indicator(row["target"], row["unit"])),
             "n": fmt(row["n"], "count"),
             "status": row["status"] if row["status"] in STATUS else "not_enough_data",
+            "scope": CRITERION_SCOPE.get(spec.source, "") if spec is not None else "",
             "notes": text(row["notes"]) if "notes" in row else MISSING,
         }
 
-    is_criterion = overall["criterion_id"].notna()
+    criterion = overall["criterion_id"].fillna("").astype(str)
+    top = overall[(criterion != "") & ~criterion.str.contains(".", regex=False)]
+    criteria = []
+    for _, row in top.iterrows():
+        breakdowns = overall[criterion.str.startswith(row["criterion_id"] + ".")]
+        criteria.append({**cells(row), "breakdowns": [
+            {**cells(part), "label": part["criterion_id"].split(".", 1)[1].replace("_", " ") + " responses"}
+            for _, part in breakdowns.iterrows()]})
+    met = sum(row["status"] == "met" for row in criteria)
     return {
-        "criteria": [cells(row) for _, row in overall[is_criterion].iterrows()],
-        "descriptive": [cells(row) for _, row in overall[~is_criterion].iterrows()],
+        "criteria": criteria,
+        "met": met,
+        "summary": f"{met} of {len(criteria)} criteria met" if criteria else "",
+        "descriptive": [cells(row) for _, row in overall[criterion == ""].iterrows()],
     }
+
+
+def criteria_met(indicators: pd.DataFrame) -> str:
+    """'N of M' configured criteria met over the whole period (breakdowns are not criteria)."""
+    card = scorecard(indicators)
+    return f"{card['met']} of {len(card['criteria'])}" if card["criteria"] else MISSING
 
 
 def target_words(direction: object, target: str) -> str:
@@ -495,7 +625,8 @@ def reoffending_section(effects: pd.DataFrame | None, settings: Settings) -> dic
         })
     rows.sort(key=lambda r: r["order"])
     table = Table(
-        columns=["Measure", "Window", "Participants", "Matched comparison", "Difference (95% CI)", "p",
+        columns=["Measure", "Window", "Participants", term("matched", "Matched comparison"),
+                 Markup("Difference ({})").format(term("ci", "95% CI")), term("p", "p"),
                  "Before matching: difference (95% CI)", "Adjusted: difference (95% CI)",
                  "Participants (n)", "Comparison (n)"],
         rows=[r["cells"] for r in rows],
@@ -525,7 +656,8 @@ def rates_chart(effects: pd.DataFrame) -> Chart | None:
 
 
 def estimates_chart(effects: pd.DataFrame, months: int) -> Chart | None:
-    known = effects[effects["measure"].isin(list(MEASURES))].copy()
+    """Each measure's difference by method over the headline window (the table above has every window)."""
+    known = effects[effects["measure"].isin(list(MEASURES)) & effects["window_months"].eq(months)].copy()
     if known.empty:
         return None
     known["order"] = known["measure"].map(list(MEASURES).index)
@@ -536,7 +668,7 @@ def estimates_chart(effects: pd.DataFrame, months: int) -> Chart | None:
                                 else "")
     rows = pd.DataFrame({
         "panel": known["measure"].map(lambda m: MEASURES[m].label) + unit,
-        "label": known["window_months"].astype(str) + " months, " + known["estimator"].map(ESTIMATORS)
+        "label": known["estimator"].map(CHART_ESTIMATORS).str.capitalize()
         + np.where(known["difference"].eq(SUPPRESSED), " (suppressed)", ""),
         "difference": numeric(known["difference"]) * scale,
         "ci_lower": numeric(known["ci_lower"]) * scale,
@@ -550,9 +682,10 @@ def estimates_chart(effects: pd.DataFrame, months: int) -> Chart | None:
     ]
     headline_cells = [c for c in cells if c[0] == MEASURES["reoffended"].label and c[1] == f"{months} months"]
     alt = ("Differences between participants and comparison people, with 95% confidence intervals, for each "
-           f"measure, window and method. Reoffending rate within {months} months: " + "; ".join(
+           f"measure and method, within {months} months. Reoffending rate: " + "; ".join(
                f"{c[2].lower()} {c[3]} ({c[4]})" for c in headline_cells) + ".")
-    return chart("chart-estimates", "Differences by measure and method", figures.effect_estimates(rows), alt,
+    return chart("chart-estimates", f"Differences by measure and method, within {months} months",
+                 figures.effect_estimates(rows), alt,
                  Table(["Measure", "Window", "Method", "Difference", "95% CI"], cells))
 
 
@@ -605,24 +738,27 @@ def survival_tests(pid: str, shown: dict[str, pd.DataFrame]) -> list[str]:
     logrank = rows_of(shown, "logrank", pid)
     if logrank is not None and not logrank.empty:
         row = logrank.iloc[0]
-        lines.append(f"Log-rank test of the two curves: χ² = {fmt(row['chi2'], 'ratio')} on "
-                     f"{text(row['df'])} degree(s) of freedom, p = {fmt(row['p'], 'p')}.")
+        lines.append(Markup("{}, whether the two curves differ by more than chance: χ² = {} on {} degree(s) of "
+                            "freedom, {}.").format(term("log-rank", "Log-rank test"), fmt(row["chi2"], "ratio"),
+                                                   text(row["df"]), p_text(row["p"])))
     cox = rows_of(shown, "cox", pid)
     if cox is not None and not cox.empty:
         for model, words in (("matched", "on the matched sample"), ("adjusted", "adjusted for covariates, full cohort")):
             part = cox[cox["model"] == model]
             if not part.empty:
                 row = part.iloc[0]
-                lines.append(f"Hazard ratio for taking part ({words}): {fmt(row['hr'], 'ratio')} "
-                             f"(95% CI {fmt_ci(row['hr_lower'], row['hr_upper'], 'ratio')}, p = {fmt(row['p'], 'p')}). "
-                             "Below 1 means participants reoffended more slowly.")
+                lines.append(Markup("{} for taking part ({}): {} ({} {}, {}). Below 1 means participants "
+                                    "reoffended more slowly.").format(
+                    term("hazard-ratio", "Hazard ratio"), words, fmt(row["hr"], "ratio"), term("ci", "95% CI"),
+                    fmt_ci(row["hr_lower"], row["hr_upper"], "ratio"), p_text(row["p"])))
     rmst = rows_of(shown, "rmst", pid)
     if rmst is not None and not rmst.empty:
         for row in rmst.sort_values("horizon_days").itertuples(index=False):
-            lines.append(f"Average time without proven reoffending over the first {fmt(row.horizon_days, 'days')} "
-                         f"days: participants {fmt(row.rmst_treated, 'days')}, comparison "
-                         f"{fmt(row.rmst_comparison, 'days')}, difference {fmt(row.difference, 'days')} days "
-                         f"(95% CI {fmt_ci(row.ci_lower, row.ci_upper, 'days')}).")
+            lines.append(Markup("{} over the first {} days: participants {}, comparison {}, difference {} days "
+                                "({} {}).").format(
+                term("rmst", "Average time without proven reoffending"), fmt(row.horizon_days, "days"),
+                fmt(row.rmst_treated, "days"), fmt(row.rmst_comparison, "days"), fmt(row.difference, "days"),
+                term("ci", "95% CI"), fmt_ci(row.ci_lower, row.ci_upper, "days")))
     return lines
 
 
@@ -651,7 +787,8 @@ def matching_section(pid: str, shown: dict[str, pd.DataFrame], settings: Setting
                 missing(ok["vr_ok"]) or bool(ok["vr_ok"])) else "✗ no")
             rows.append([covariate_label(covariate), fmt(smd_before, "ratio"), fmt(smd_after, "ratio"), fmt(vr_after, "ratio"),
                          balanced])
-        table = Table(["Covariate", "SMD before", "SMD after", "Variance ratio after", "Balanced after"], rows)
+        table = Table(["Covariate", term("smd", "SMD before"), term("smd", "SMD after"),
+                       term("variance-ratio", "Variance ratio after"), "Balanced after"], rows)
         n_unbalanced = sum(r[4] == "✗ no" for r in rows)
         alt = (f"Standardised mean differences of {len(covariates)} covariates before and after matching, with "
                f"lines at −0.1 and +0.1. After matching, {n_unbalanced} of {len(covariates)} covariates are outside "
@@ -754,12 +891,12 @@ def proportional_hazards_notes(ph_tests: pd.DataFrame | None) -> list[str]:
     for model, name in PH_MODELS.items():
         rows = ph_tests[(ph_tests["model"] == model) & (ph_tests["term"] == "treated")]
         if len(rows) and not missing(rows.iloc[0]["p"]) and rows.iloc[0]["p"] < PH_ALPHA:
-            p = fmt(rows.iloc[0]["p"], "p").replace("<", "< ")
-            notes.append(
-                f"In the {name}, the hazard ratio for taking part appears to change over follow-up time "
-                f"(proportional-hazards test p {p if p.startswith('<') else '= ' + p}), so the single hazard ratio "
-                "averages an effect that varies. Read it alongside the cumulative reoffending curves and the "
-                "average time without reoffending.")
+            notes.append(Markup(
+                "In the {}, the {} for taking part appears to change over follow-up time ({}, {}), so the single "
+                "hazard ratio averages an effect that varies. Read it alongside the cumulative reoffending curves "
+                "and the average time without reoffending.").format(
+                name, term("hazard-ratio", "hazard ratio"), term("ph-test", "proportional-hazards test"),
+                p_text(rows.iloc[0]["p"])))
     return notes
 
 
@@ -808,14 +945,17 @@ def portfolio_context(programmes: pd.DataFrame, shown: dict[str, pd.DataFrame], 
     effects = shown.get("effects")
     indicators = shown.get("indicators")
     rows, forest = [], []
-    for programme in programmes.itertuples(index=False):
-        row = headline_row(rows_of(shown, "effects", programme.programme_id), settings)
+    headlines = [headline_row(rows_of(shown, "effects", pid), settings) for pid in programmes["programme_id"]]
+    # The summary table lists every programme's participants: no two may differ by a small number.
+    counts = pd.Series([SUPPRESSED if row is None else row["n_treated"] for row in headlines], dtype=object)
+    hidden = hide_differences(counts, pd.Series("", index=counts.index), settings.disclosure.min_count)
+    for programme, row, hide in zip(programmes.itertuples(index=False), headlines, hidden):
+        if row is not None and hide:
+            row = row.copy()
+            row["n_treated"] = SUPPRESSED
         status_counts = ""
         if indicators is not None:
-            overall = rows_of(shown, "indicators", programme.programme_id)
-            overall = overall[(overall["period"] == "all") & overall["criterion_id"].notna()]
-            met = int((overall["status"] == "met").sum())
-            status_counts = f"{met} of {len(overall)}" if len(overall) else MISSING
+            status_counts = criteria_met(rows_of(shown, "indicators", programme.programme_id))
         published = row is not None and row["gate_status"] == "ok" and row["difference"] != SUPPRESSED
         reason = ("" if published else NOT_AVAILABLE if row is None else
                   "not enough data" if row["gate_status"] != "ok" else SUPPRESSED)

@@ -6,6 +6,14 @@ it describes no one. Every frame a report renders or draws goes through :func:`d
 first, so tables, chart data, hover text and alt text are all built from the same
 suppressed values.
 
+Suppressing small counts is not enough when a reader can subtract: 482 people analysed and
+479 matched tell that 3 were not. So, after the small counts, all the counts of people a
+programme's page shows (PAGE_COUNTS) pass :func:`hide_differences` together: no two of them
+differ by 1 to ``min_count - 1`` (the less important of two such counts is hidden). Counts that
+are differences of others (people lost at a funnel step) are shown only beside both of their
+parts. The research file's aggregates follow the same rules table by table
+(:func:`disclose_research_tables`).
+
 Rates are suppressed when any of the counts they are made of is small: the people in the
 group (denominator), the people with the outcome (numerator) or the people without it
 (complement). Counts the rate is made of are not stored, so they are recovered as
@@ -35,6 +43,19 @@ EFFECT_ESTIMATES = (
 
 # Percentiles of the propensity score drawn for each group (reports.build.propensity_percentiles).
 PERCENTILE_COLUMNS = ("p05", "p25", "p50", "p75", "p95")
+
+# The counts of people in each table a programme's page shows.
+# In order of importance: where two counts differ by a small number, the later one is hidden.
+PAGE_COUNTS = {
+    "effects": ["n_treated", "n_comparison"],
+    "sample_sizes": ["n_all", "n_matched", "n_unmatched", "n_discarded"],
+    "indicators": ["n"],
+    "programmes_analysed": ["n_enrolled", "n_treated_analysed", "n_comparison_pool"],
+    "km_horizons": ["n_at_risk"],
+    "attrition": ["people", "lost"],
+    "propensity_overlap": ["n"],
+    "unmatched_reasons": ["n"],
+}
 
 # Tables with no counts of people in what a report shows.
 COUNT_FREE = ("programmes", "balance", "logrank", "cox", "ph_tests", "rmst", "run_info")
@@ -76,6 +97,99 @@ def rate_is_disclosive(rate: pd.Series, n: pd.Series, min_count: int) -> pd.Seri
     )
 
 
+def hide_differences(values: pd.Series, groups: pd.Series, min_count: int,
+                     priority: pd.Series | None = None) -> pd.Series:
+    """True for the counts to hide so that no two shown counts of a group differ by 1 to min_count - 1.
+
+    Counts already suppressed (the text "suppressed") or missing are left as they are. Within a
+    group the counts are taken by `priority` (smallest first; all equal by default), then from
+    largest to smallest, and one is kept when it differs from every kept count by 0 or by at
+    least `min_count`. The sum of two kept counts is then 0 or at least `min_count` too,
+    because no kept count is from 1 to min_count - 1. A loop over aggregate cells, never over
+    people.
+
+    >>> hide_differences(pd.Series([482, 479, 3, 490]), pd.Series(["P03"] * 4), 10).tolist()
+    [True, False, True, False]
+    """
+    number = numeric(values).round(6).to_numpy()
+    rank = np.zeros(len(number)) if priority is None else np.asarray(priority, dtype=float)
+    keys = groups.astype(str).to_numpy()
+    order = np.lexsort((-np.nan_to_num(number, nan=-1.0), rank, keys))
+    hidden = np.zeros(len(number), dtype=bool)
+    kept: dict[str, list[float]] = {}
+    for position in order:
+        value = number[position]
+        if np.isnan(value):
+            continue
+        shown = np.asarray(kept.setdefault(keys[position], []))
+        gaps = np.abs(shown - value)
+        if 0 < value < min_count or np.any((gaps > 0) & (gaps < min_count)):
+            hidden[position] = True
+        else:
+            kept[keys[position]].append(value)
+    return pd.Series(hidden, index=values.index)
+
+
+def protect_counts(frame: pd.DataFrame, columns: list[str] | tuple[str, ...], min_count: int,
+                   by: str | None = "programme_id") -> pd.DataFrame:
+    """`columns` (counts of people) suppressed where small or where subtracting two would give a small count.
+
+    The counts of all `columns` in the rows of one `by` value (the whole table when `by` is
+    None) are one group for :func:`hide_differences`.
+    """
+    columns = [c for c in columns if c in frame.columns]
+    if frame.empty or not columns:
+        return frame
+    cells = frame[columns].reset_index(drop=True).melt(var_name="column", value_name="value", ignore_index=False)
+    keys = (frame[by].astype(str).reset_index(drop=True).reindex(cells.index) if by in frame.columns
+            else pd.Series("", index=cells.index))
+    cells["hidden"] = hide_differences(cells["value"].reset_index(drop=True),
+                                       keys.reset_index(drop=True), min_count).to_numpy()
+    out = frame.copy()
+    for column in columns:
+        mask = cells.loc[cells["column"] == column, "hidden"].sort_index().to_numpy()
+        out = suppress(out, pd.Series(mask, index=frame.index), [column])
+    return out
+
+
+def protect_together(frames: dict[str, pd.DataFrame], columns: dict[str, list[str]],
+                     min_count: int, by: str | None = "programme_id",
+                     row_rank: dict[str, pd.Series] | None = None) -> dict[str, pd.DataFrame]:
+    """:func:`protect_counts` over several tables at once: their counts in the rows of one `by`
+    value (all rows when `by` is None) are one group.
+
+    For tables a reader sees side by side (one programme's page, one view joining them), so that
+    no count of one differs from a count of another by 1 to min_count - 1 either. Counts of
+    tables earlier in `columns` are kept first, and within a table those of rows with a lower
+    `row_rank` (a Series on the table's index).
+    """
+    row_rank = row_rank or {}
+    frames = {name: frame for name, frame in frames.items()
+              if not frame.empty and any(c in frame.columns for c in columns.get(name, ()))}
+    if not frames:
+        return {}
+    cells = pd.concat([
+        frame[[c for c in columns[name] if c in frame.columns]].reset_index(drop=True)
+        .assign(group=frame[by].astype(str).to_numpy() if by in frame.columns else "",
+                rank=row_rank[name].reindex(frame.index).fillna(0).to_numpy() if name in row_rank else 0)
+        .melt(id_vars=["group", "rank"], var_name="column", value_name="value", ignore_index=False)
+        .assign(table=name)
+        for name, frame in frames.items()
+    ]).rename_axis("row").reset_index()
+    # Tables earlier in `columns` keep their counts first (the page's headline numbers before the rest).
+    priority = cells["table"].map({name: rank for rank, name in enumerate(columns)}) * 1000 + cells["rank"]
+    cells["hidden"] = hide_differences(cells["value"], cells["group"], min_count, priority)
+    out = {}
+    for name, frame in frames.items():
+        shown = frame.reset_index(drop=True)
+        for column in (c for c in columns[name] if c in frame.columns):
+            part = cells[(cells["table"] == name) & (cells["column"] == column)].sort_values("row")
+            if len(part):
+                shown = suppress(shown, pd.Series(part["hidden"].to_numpy(), index=shown.index), [column])
+        out[name] = shown
+    return out
+
+
 def suppress_counts(frame: pd.DataFrame, columns: list[str] | tuple[str, ...], min_count: int) -> pd.DataFrame:
     """Each count column suppressed where it is small."""
     out = frame.copy()
@@ -108,12 +222,17 @@ def disclose_effects(effects: pd.DataFrame, min_count: int) -> pd.DataFrame:
 
 
 def disclose_indicators(indicators: pd.DataFrame, min_count: int) -> pd.DataFrame:
-    """Indicator rows: the estimate and its interval follow n, and for shares also the numerator and complement."""
+    """Indicator rows: the estimate, its interval and its status follow n, and for shares also the
+    numerator and complement."""
     is_share = indicators["unit"].fillna("").str.strip().str.lower() == PROPORTION
     disclosive = is_small(indicators["n"], min_count) | (
         is_share & rate_is_disclosive(indicators["estimate"], indicators["n"], min_count)
     )
     out = suppress(indicators, disclosive, ["estimate", "ci_lower", "ci_upper"])
+    # A status beside a suppressed estimate would tell on which side of the target it lies;
+    # "not enough data" tells only what the suppressed count already does.
+    if "status" in indicators:
+        out = suppress(out, disclosive & indicators["status"].ne("not_enough_data"), ["status"])
     return suppress_counts(out, ["n"], min_count)
 
 
@@ -167,33 +286,28 @@ def coarsen_km_curves(curves: pd.DataFrame, min_count: int) -> pd.DataFrame:
     return pd.concat(kept, ignore_index=True) if kept else pd.DataFrame(columns=columns)
 
 
-def disclose_attrition(steps: pd.DataFrame, min_count: int) -> pd.DataFrame:
+def disclose_attrition(steps: pd.DataFrame, min_count: int, by: str | None = "programme_id") -> pd.DataFrame:
     """The attrition funnel: `people` remaining after each step and `lost` at it.
 
-    Besides each small count, a step's `people` is suppressed when it differs from the last
-    shown step of the same funnel by 1 to min_count - 1, because the difference would show
-    how many left. `lost` is shown only beside two shown neighbours, so no suppressed count
-    can be worked back from it. Steps are taken in `step_number` order within each
+    Both funnels of a programme (participants and comparison) and both columns are one group
+    for :func:`protect_counts` (with `by=None`, the whole table is), so no two shown numbers
+    differ by 1 to min_count - 1. `lost` is the difference of its step's `people` and the
+    previous step's, so it is shown only beside both of them: otherwise the hidden one could be
+    worked back from it. Steps are taken in `step_number` order within each
     (programme_id, cohort_group).
     """
     steps = steps.sort_values(["programme_id", "cohort_group", "step_number"])
-    people = numeric(steps["people"]).to_numpy()
-    hidden = np.zeros(len(steps), dtype=bool)
-    previous_hidden = np.zeros(len(steps), dtype=bool)
-    funnels = steps.reset_index(drop=True).groupby(["programme_id", "cohort_group"], sort=False).indices
-    for positions in funnels.values():
-        last_shown = None
-        for order, position in enumerate(positions):  # a handful of steps per funnel
-            value = people[position]
-            small = 0 < value < min_count
-            step_too_small = last_shown is not None and 0 < abs(last_shown - value) < min_count
-            hidden[position] = small or step_too_small
-            previous_hidden[position] = order > 0 and hidden[positions[order - 1]]
-            if not hidden[position]:
-                last_shown = value
-    hidden_people = pd.Series(hidden, index=steps.index)
-    lost_hidden = hidden_people | pd.Series(previous_hidden, index=steps.index) | is_small(steps["lost"], min_count)
-    return suppress(suppress(steps, hidden_people, ["people"]), lost_hidden, ["lost"])
+    return hide_lost_beside_hidden(protect_counts(steps, ["people", "lost"], min_count, by=by))
+
+
+def hide_lost_beside_hidden(steps: pd.DataFrame) -> pd.DataFrame:
+    """A funnel step's `lost` suppressed unless its step's and the previous step's `people` are both shown."""
+    steps = steps.sort_values(["programme_id", "cohort_group", "step_number"])
+    people_hidden = steps["people"].eq(SUPPRESSED)
+    funnel = [steps["programme_id"], steps["cohort_group"]]
+    previous_hidden = people_hidden.groupby(funnel).shift(1, fill_value=False).astype(bool)
+    first_step = steps.groupby(funnel).cumcount().eq(0)
+    return suppress(steps, people_hidden | (previous_hidden & ~first_step), ["lost"])
 
 
 def disclose_unmatched(unmatched: pd.DataFrame, min_count: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -210,13 +324,17 @@ def disclose_unmatched(unmatched: pd.DataFrame, min_count: int) -> tuple[pd.Data
     return ids.reset_index(drop=True), suppress(reasons, any_small, ["n"])
 
 
-def disclose(tables: dict[str, pd.DataFrame], min_count: int) -> dict[str, pd.DataFrame]:
+def disclose(tables: dict[str, pd.DataFrame], min_count: int,
+             headline_months: int | None = None) -> dict[str, pd.DataFrame]:
     """Every table a report shows, with disclosure control applied. Person-level tables do not pass.
 
     `tables` holds the display tables by name (see reports.build.display_tables); a table not
-    known here raises, so nothing reaches a report without a rule.
+    known here raises, so nothing reaches a report without a rule. Where two counts of a page
+    differ by a small number, the headline's counts (matched reoffending over `headline_months`)
+    and whole-period indicators are kept before the others.
     """
     rules = {
+        # Small counts here; counts that differ by a small number after the loop, page by page.
         "programmes_analysed": lambda f: suppress_counts(
             f, ["n_enrolled", "n_treated_analysed", "n_comparison_pool"], min_count),
         "sample_sizes": lambda f: suppress_counts(
@@ -225,7 +343,7 @@ def disclose(tables: dict[str, pd.DataFrame], min_count: int) -> dict[str, pd.Da
         "indicators": lambda f: disclose_indicators(f, min_count),
         "km_horizons": lambda f: disclose_km_horizons(f, tables.get("km_curves"), min_count),
         "km_curves": lambda f: coarsen_km_curves(f, min_count),
-        "attrition": lambda f: disclose_attrition(f, min_count),
+        "attrition": lambda f: suppress_counts(f, ["people", "lost"], min_count),
         "propensity_overlap": lambda f: suppress(f, is_small(f["n"], min_count), ["n", *PERCENTILE_COLUMNS]),
         **{name: (lambda f: f) for name in COUNT_FREE},
     }
@@ -237,4 +355,89 @@ def disclose(tables: dict[str, pd.DataFrame], min_count: int) -> dict[str, pd.Da
             out[name] = rules[name](frame)
         else:
             raise ValueError(f"no disclosure rule for table '{name}': add one to reports/disclosure.py")
+    # One programme's page shows all these tables together: no two of its counts may differ by a small number.
+    ranks = {}
+    if "effects" in out and headline_months is not None:
+        effects = out["effects"]
+        in_window = effects["window_months"].eq(headline_months)
+        headline = in_window & effects["measure"].eq("reoffended") & effects["estimator"].eq("matched")
+        ranks["effects"] = pd.Series(np.where(headline, 0, np.where(in_window, 1, 2)), index=effects.index)
+    if "indicators" in out:
+        ranks["indicators"] = out["indicators"]["period"].ne("all").astype(int)
+    out.update(protect_together({name: out[name] for name in PAGE_COUNTS if name in out}, PAGE_COUNTS, min_count,
+                                row_rank=ranks))
+    if "attrition" in out:
+        out["attrition"] = hide_lost_beside_hidden(out["attrition"])
     return out
+
+
+# Counts in the tables of a research file published with `publish: {person_level: false}`.
+# effects, sample_sizes and programmes_analysed are joined in the headline_effects view, so
+# their counts are one group.
+RESEARCH_JOINED_COUNTS = {
+    "effects": ["n_treated", "n_comparison"],
+    "sample_sizes": ["n_all", "n_matched", "n_unmatched", "n_discarded", "ess"],
+    "programmes_analysed": ["n_treated_analysed", "n_comparison_pool"],
+}
+RESEARCH_COUNTS = {
+    "indicators": ["n"],
+    "km_horizons": ["n_at_risk"],
+    "ingest_summary": ["rows_read", "rows_loaded", "rows_quarantined", "rows_rejected"],
+    "quarantine_summary": ["rows"],
+    "data_quality": ["element_count", "unexpected_count"],
+}
+
+
+def disclose_research_tables(tables: dict[str, pd.DataFrame], min_count: int) -> dict[str, pd.DataFrame]:
+    """The aggregate tables of an aggregates-only research file, under the rules of the reports.
+
+    Each table's counts are protected as a whole (across programmes), so no two counts of one
+    table, nor of the tables joined in one view, differ by 1 to min_count - 1. Estimates built on
+    small counts are suppressed as on the pages; Kaplan–Meier curves keep only the steps a page
+    draws, without their counts; means of binary covariates (shares of people) follow their
+    group's size. Tables not named here carry no counts of people and pass unchanged.
+    """
+    out = dict(tables)
+    if "effects" in out:
+        out["effects"] = disclose_effects(out["effects"], min_count)
+    if "indicators" in out:
+        out["indicators"] = disclose_indicators(out["indicators"], min_count)
+    if "km_horizons" in out:
+        out["km_horizons"] = disclose_km_horizons(out["km_horizons"], tables.get("km_curves"), min_count)
+    if "km_curves" in out:
+        curves = out["km_curves"]
+        steps = coarsen_km_curves(curves, min_count)[["programme_id", "grp", "time_days"]]
+        kept = curves.merge(steps.astype({"time_days": curves["time_days"].dtype}), how="inner")
+        out["km_curves"] = suppress(kept, pd.Series(True, index=kept.index), ["n_at_risk", "n_events"])
+    if "balance" in out and "sample_sizes" in out:
+        out["balance"] = disclose_binary_means(out["balance"], tables["sample_sizes"], min_count)
+    out.update(protect_together({n: out[n] for n in RESEARCH_JOINED_COUNTS if n in out},
+                                RESEARCH_JOINED_COUNTS, min_count, by=None))
+    for name, columns in RESEARCH_COUNTS.items():
+        if name in out:
+            out[name] = protect_counts(out[name], columns, min_count, by=None)
+    if "attrition" in out:
+        out["attrition"] = disclose_attrition(out["attrition"], min_count, by=None)
+    return out
+
+
+def disclose_binary_means(balance: pd.DataFrame, sizes: pd.DataFrame, min_count: int) -> pd.DataFrame:
+    """Balance rows: a binary covariate's mean is a share of the group, suppressed like any rate,
+    with the differences computed from it.
+
+    The group sizes are sample_sizes' n_all before matching and n_matched after.
+    """
+    people = sizes.melt(id_vars=["programme_id", "grp"], value_vars=["n_all", "n_matched"],
+                        var_name="stage", value_name="n")
+    people["stage"] = people["stage"].map({"n_all": "before", "n_matched": "after"})
+    wide = people.pivot_table(index=["programme_id", "stage"], columns="grp", values="n", aggfunc="first")
+    n = balance[["programme_id", "stage"]].merge(wide.reset_index(), how="left")
+    binary = balance["is_binary"].fillna(False).astype(bool).to_numpy()
+    disclosive = np.zeros(len(balance), dtype=bool)
+    for column, grp in (("mean_treated", "treated"), ("mean_comparison", "comparison")):
+        size = n[grp] if grp in n else pd.Series(np.nan, index=n.index)
+        disclosive |= binary & rate_is_disclosive(balance[column].reset_index(drop=True),
+                                                  size.reset_index(drop=True), min_count).to_numpy()
+    # From one share and the standardised difference the other share could be solved for.
+    return suppress(balance, pd.Series(disclosive, index=balance.index),
+                    ["mean_treated", "mean_comparison", "smd", "variance_ratio", "ecdf_mean", "ecdf_max"])

@@ -1,7 +1,11 @@
 """Plotly figures for the reports, drawn from frames that have already passed disclosure control.
 
 Every function takes a tidy frame (suppressed cells read "suppressed" and are not drawn) and
-returns a ``go.Figure``. Text shown by plotly (labels, hover text) is HTML-escaped, because
+returns a ``go.Figure`` finished by :func:`standard_layout`, the one place that sizes figures
+for every screen: charts take the width of their container, long axis titles and labels are
+wrapped so a phone shows them whole. Only trace types of plotly.js's basic bundle (scatter,
+bar) are used, because that is the bundle the pages embed. Text shown by plotly (labels, hover
+text) is HTML-escaped, because
 plotly reads a small set of HTML tags in its strings: a programme named ``<b>x</b>`` is shown
 as typed. Colours are the Okabe–Ito palette, which reads for every common form of colour
 blindness, and groups also differ in marker or line style so colour is never the only cue.
@@ -25,6 +29,7 @@ GROUP_COLOURS = {"treated": OKABE_ITO["blue"], "comparison": OKABE_ITO["orange"]
 GROUP_LABELS = {"treated": "Participants", "comparison": "Comparison group"}
 GROUP_DASH = {"treated": "solid", "comparison": "dash"}
 GROUP_SYMBOL = {"treated": "circle", "comparison": "diamond"}
+TEMPLATE = "simple_white"  # pages carry it once and charts.js applies it to every chart
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 
 
@@ -33,9 +38,32 @@ def plot_text(value: object) -> str:
     return html.escape(str(value), quote=False)
 
 
-def _layout(fig: go.Figure, height: int, **layout) -> go.Figure:
+# Characters per line that fit a 390 px phone: titles are centred over the plot area, which the
+# category labels on its left narrow.
+WRAP_AT = 24         # axis titles and subplot titles
+LABEL_WRAP_AT = 18   # category labels on an axis
+
+
+def wrap(words: str, width: int = WRAP_AT) -> str:
+    """Text broken into lines of at most `width` characters with <br> (plotly's line break)."""
+    lines, line = [], ""
+    for word in str(words).split(" "):
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return "<br>".join([*lines, line])
+
+
+def standard_layout(fig: go.Figure, height: int, **layout) -> go.Figure:
+    """The house layout: fonts, palette template, legend above the plot, fixed height, width of the page.
+
+    Axis titles and annotations (subplot titles) longer than WRAP_AT characters are wrapped, and
+    margins grow to fit every label (automargin), so nothing is clipped on a 390 px phone.
+    """
     fig.update_layout(
-        template="simple_white",
+        template=TEMPLATE,
         height=height,
         autosize=True,
         margin={"l": 10, "r": 10, "t": 40, "b": 40},
@@ -46,7 +74,23 @@ def _layout(fig: go.Figure, height: int, **layout) -> go.Figure:
     )
     fig.update_xaxes(automargin=True)
     fig.update_yaxes(automargin=True)
+    fig.for_each_xaxis(_wrap_title)
+    fig.for_each_yaxis(_wrap_title)
+    for annotation in fig.layout.annotations:
+        if annotation.text and "<br>" not in annotation.text:
+            annotation.text = wrap(annotation.text)
+    lines = max((a.text.count("<br>") for a in fig.layout.annotations if a.text and a.yanchor == "bottom"),
+                default=0)
+    fig.update_layout(margin={"t": 40 + 18 * lines})  # room above the top subplot for a wrapped title
     return fig
+
+
+_layout = standard_layout  # the name the figure functions have always called
+
+
+def _wrap_title(axis) -> None:
+    if axis.title and axis.title.text and "<br>" not in axis.title.text:
+        axis.title.text = wrap(axis.title.text)
 
 
 def forest_plot(rows: pd.DataFrame) -> go.Figure:
@@ -55,7 +99,7 @@ def forest_plot(rows: pd.DataFrame) -> go.Figure:
     `rows`: label, difference, ci_lower, ci_upper — all in percentage points, one row per programme.
     """
     difference, lower, upper = (numeric(rows[c]) for c in ("difference", "ci_lower", "ci_upper"))
-    labels = [plot_text(label) for label in rows["label"]]
+    labels = [wrap(plot_text(label), LABEL_WRAP_AT) for label in rows["label"]]
     fig = go.Figure(go.Scatter(
         x=difference, y=labels, mode="markers",
         marker={"symbol": "square", "size": 10, "color": OKABE_ITO["blue"]},
@@ -80,14 +124,16 @@ def effect_estimates(rows: pd.DataFrame) -> go.Figure:
     """
     panels = list(dict.fromkeys(rows["panel"]))
     sizes = [int((rows["panel"] == panel).sum()) for panel in panels]
-    height = 60 + 90 * len(panels) + 26 * sum(sizes)
+    rows = rows.assign(label=[wrap(plot_text(label), LABEL_WRAP_AT) for label in rows["label"]])
+    row_height = 12 + 16 * max((label.count("<br>") + 1 for label in rows["label"]), default=1)  # room for wraps
+    height = 60 + 90 * len(panels) + row_height * sum(sizes)
     fig = make_subplots(rows=len(panels), cols=1, subplot_titles=[plot_text(p) for p in panels],
                         row_heights=sizes, vertical_spacing=90 / height)
     for number, panel in enumerate(panels, start=1):
         part = rows[rows["panel"] == panel]
         difference, lower, upper = (numeric(part[c]) for c in ("difference", "ci_lower", "ci_upper"))
         fig.add_trace(go.Scatter(
-            x=difference, y=[plot_text(label) for label in part["label"]], mode="markers",
+            x=difference, y=list(part["label"]), mode="markers",
             marker={"symbol": "square", "size": 9, "color": OKABE_ITO["blue"]},
             error_x={"type": "data", "symmetric": False, "array": upper - difference,
                      "arrayminus": difference - lower, "color": OKABE_ITO["blue"]},
@@ -162,7 +208,8 @@ def love_plot(balance: pd.DataFrame, threshold: float = 0.1) -> go.Figure:
     for stage, (name, colour, symbol) in styles.items():
         part = balance[balance["stage"] == stage].set_index("covariate").reindex(covariates)
         fig.add_trace(go.Scatter(
-            x=numeric(part["smd"]), y=[plot_text(c) for c in covariates], mode="markers", name=name,
+            x=numeric(part["smd"]), y=[wrap(plot_text(c), LABEL_WRAP_AT) for c in covariates], mode="markers",
+            name=name,
             marker={"color": colour, "symbol": symbol, "size": 10, "line": {"width": 2, "color": colour}},
             hovertemplate=f"{name}, %{{y}}: SMD %{{x:.3f}}<extra></extra>",
         ))
@@ -175,24 +222,42 @@ def love_plot(balance: pd.DataFrame, threshold: float = 0.1) -> go.Figure:
 
 
 def propensity_overlap(percentiles: pd.DataFrame) -> go.Figure:
-    """The spread of propensity scores per group, before and after matching (5th–95th percentile whiskers).
+    """The spread of propensity scores per group, before and after matching, drawn as boxes.
 
+    A thin whisker spans the 5th to 95th percentile, a thick bar the 25th to 75th, a marker the
+    median (plotly's box trace is not in the basic bundle, so the box is drawn with error bars).
     `percentiles`: sample ('all'|'matched'), grp, p05, p25, p50, p75, p95.
     """
     fig = go.Figure()
     samples = {"all": "Before matching", "matched": "After matching"}
+    offsets = {"treated": -0.15, "comparison": 0.15}
     for grp in ("treated", "comparison"):
         part = percentiles[percentiles["grp"] == grp].set_index("sample").reindex(list(samples))
-        values = {c: numeric(part[c]).to_numpy() for c in ("p05", "p25", "p50", "p75", "p95")}
-        fig.add_trace(go.Box(
-            x=list(samples.values()), q1=values["p25"], median=values["p50"], q3=values["p75"],
-            lowerfence=values["p05"], upperfence=values["p95"], name=GROUP_LABELS[grp],
-            marker={"color": GROUP_COLOURS[grp]}, line={"color": GROUP_COLOURS[grp]},
-            fillcolor=_transparent(GROUP_COLOURS[grp], 0.35 if grp == "treated" else 0.12),
-            hoverinfo="y+name",
+        values = {c: numeric(part[c]).to_numpy() for c in PERCENTILES}
+        x = np.arange(len(samples)) + offsets[grp]
+        colour = GROUP_COLOURS[grp]
+        for low, high, thickness in (("p05", "p95", 1.5), ("p25", "p75", 14)):
+            fig.add_trace(go.Scatter(
+                x=x, y=values["p50"], mode="markers", marker={"size": 0.1, "color": colour},
+                error_y={"type": "data", "symmetric": False, "array": values[high] - values["p50"],
+                         "arrayminus": values["p50"] - values[low], "color": _transparent(colour, 0.55)
+                         if thickness > 2 else colour, "thickness": thickness, "width": 0},
+                hoverinfo="skip", showlegend=False,
+            ))
+        fig.add_trace(go.Scatter(
+            x=x, y=values["p50"], mode="markers", name=GROUP_LABELS[grp],
+            marker={"symbol": GROUP_SYMBOL[grp], "size": 11, "color": "#ffffff", "line": {"color": colour, "width": 2}},
+            customdata=np.c_[values["p05"], values["p25"], values["p75"], values["p95"]],
+            hovertemplate=f"{GROUP_LABELS[grp]}: median %{{y:.2f}} (middle half %{{customdata[1]:.2f}} to "
+                          "%{customdata[2]:.2f}; 5th to 95th percentile %{customdata[0]:.2f} to "
+                          "%{customdata[3]:.2f})<extra></extra>",
         ))
+    fig.update_xaxes(tickvals=list(range(len(samples))), ticktext=list(samples.values()), range=[-0.5, 1.5])
     fig.update_yaxes(title="Propensity score", rangemode="tozero")
-    return _layout(fig, height=360, boxmode="group")
+    return _layout(fig, height=360)
+
+
+PERCENTILES = ("p05", "p25", "p50", "p75", "p95")
 
 
 def attrition_funnel(steps: pd.DataFrame) -> go.Figure:
@@ -208,7 +273,7 @@ def attrition_funnel(steps: pd.DataFrame) -> go.Figure:
     colours = {"participants": OKABE_ITO["blue"], "comparison": OKABE_ITO["orange"]}
     for number, group in enumerate(groups, start=1):
         part = steps[steps["cohort_group"] == group]
-        labels = [plot_text(s) for s in part["step"]]
+        labels = [wrap(plot_text(s), LABEL_WRAP_AT) for s in part["step"]]
         fig.add_trace(go.Bar(
             x=numeric(part["people"]), y=labels, orientation="h",
             marker={"color": colours.get(group, OKABE_ITO["green"])}, showlegend=False,
@@ -261,7 +326,7 @@ def indicator_trends(rows: pd.DataFrame) -> go.Figure:
                                yref="y domain" if number == 1 else f"y{number} domain", x=0.5, y=0.2, bgcolor="#ffffff",
                                font={"color": "#555555"})
         fig.update_xaxes(type="category", row=number, col=1)
-    return _layout(fig, height=80 + 230 * len(labels))
+    return _layout(fig, height=100 + 180 * len(labels))
 
 
 def _transparent(hex_colour: str, alpha: float) -> str:

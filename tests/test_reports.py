@@ -22,8 +22,8 @@ from desist.config import Settings, load_settings, write_settings
 from pipelines.reports import html_reports
 from pipelines.resources import Warehouse
 from reports.build import (
-    TABLE_SOURCES, ReportData, build_reports, covariate_label, load_report_data, page_file_name,
-    proportional_hazards_notes,
+    PLOTLY_JS, TABLE_SOURCES, ReportData, build_reports, covariate_label, load_report_data, page_file_name,
+    p_text, proportional_hazards_notes, verdict,
 )
 from reports.disclosure import (
     SUPPRESSED, coarsen_km_curves, disclose, disclose_attrition, disclose_effects, disclose_indicators,
@@ -125,6 +125,15 @@ def example_tables() -> dict[str, pd.DataFrame]:
              indicator="completion_rate", estimate=0.62, ci_lower=0.55, ci_upper=0.69, n=180, target=None,
              direction=None, status=None, unit=share, notes=None),
     ]
+    indicators += [  # whole period only: 7 of 24 settled is a share resting on a count under 10
+        dict(programme_id="P01", period="all", criterion_id="settled_accommodation", label="Settled accommodation",
+             indicator="settled_accommodation_gain", estimate=7 / 24, ci_lower=0.13, ci_upper=0.49, n=24, target=0.25,
+             direction="at_least", status="inconclusive", unit=share, notes=None),
+        dict(programme_id="P01", period="all", criterion_id="satisfied_share.staff",
+             label="Stakeholders satisfied (staff responses)", indicator="share_satisfied", estimate=0.6,
+             ci_lower=0.4, ci_upper=0.8, n=30, target=0.8, direction="at_least", status="not_met", unit=share,
+             notes=None),
+    ]
     for period in ("all", "2022Q1", "2022Q2", "2022Q3"):
         indicators += [
             dict(programme_id="P01", period=period, criterion_id="employment", label="Employment improves",
@@ -201,7 +210,7 @@ def pages(tmp_path_factory) -> dict[str, str]:
 
 
 def without_plotlyjs(page: str) -> str:
-    return page.replace(plotly.offline.get_plotlyjs(), "")
+    return page.replace(PLOTLY_JS.read_text(encoding="utf-8"), "")
 
 
 def chart_specs(page: str) -> dict[str, dict]:
@@ -244,7 +253,7 @@ def test_hostile_programme_name_is_escaped_everywhere(pages):
         assert HOSTILE not in page
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
         # Scripts on the page: plotly.js, one spec per chart and the drawing code; nothing else opens or closes one.
-        assert page.count("<script") == page.count("</script>") == 2 + len(chart_specs(page))
+        assert page.count("<script") == page.count("</script>") == 3 + len(chart_specs(page))  # plotly.js, its template, charts.js
     title = re.search(r"<h1>(.*?)</h1>", pages["P01.html"]).group(1)
     assert title == "&lt;script&gt;alert(1)&lt;/script&gt;"
 
@@ -259,8 +268,14 @@ def test_embedded_chart_json_cannot_close_its_script_element(pages):
     assert forest["data"][0]["y"] == ["&lt;script&gt;alert(1)&lt;/script&gt;", "Small Steps"]
 
 
+def test_vendored_plotlyjs_is_the_basic_bundle_of_the_version_plotly_draws_for():
+    header = PLOTLY_JS.read_text(encoding="utf-8")[:200]
+    assert f"plotly.js (basic - minified) v{plotly.offline.get_plotlyjs_version()}" in header
+    assert "MIT" in (PLOTLY_JS.parent / "plotly.js-LICENSE").read_text()
+
+
 def test_plotlyjs_embedded_once_and_nothing_fetched(pages):
-    plotlyjs = plotly.offline.get_plotlyjs()
+    plotlyjs = PLOTLY_JS.read_text(encoding="utf-8")
     for name, page in pages.items():
         assert page.count(plotlyjs) == 1, name
         rest = page.replace(plotlyjs, "")
@@ -269,6 +284,8 @@ def test_plotlyjs_embedded_once_and_nothing_fetched(pages):
         assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in rest
         assert "@media print" in rest
         assert "default-src 'none'" in rest  # the browser refuses any fetch the page might attempt
+        assert "Synthetic data." not in rest  # the example's landing folder holds no generator's ground truth
+        assert 'id="glossary-hazard-ratio"' in rest and 'href="#glossary-' in rest
 
 
 def test_headline_leads_with_the_sentence_in_plain_words(pages):
@@ -278,22 +295,26 @@ def test_headline_leads_with_the_sentence_in_plain_words(pages):
     assert sentence == ("For 100 typical people who took part, compared with 100 similar people who did not, "
                         "between 1 and 13 fewer reoffended within a year.")
     assert page.index('class="sentence"') < page.index('id="scorecard"')
-    assert "31.2% of participants and 38.4% of the matched comparison group reoffended" in page
-    assert "−7.2 pp (95% confidence interval −13.2 pp to −1.2 pp" in page
+    words = re.sub(r"<[^>]+>", "", page)
+    assert "31.2% of participants and 38.4% of the matched comparison group reoffended" in words
+    assert ("a difference of −7.2 percentage points (95% confidence interval −13.2 pp to −1.2 pp; p = 0.012)"
+            in words)
+    verdict = re.search(r'<p class="verdict">(.*?)</p>', page, re.S).group(1)
+    assert verdict.startswith("Participants reoffended less than similar people who did not take part")
 
 
 def test_scorecard_shows_status_in_words_and_symbols(pages):
     page = without_plotlyjs(pages["P01.html"])
-    scorecard = re.search(r'<table class="scorecard">(.*?)</table>', page, re.S).group(1)
+    scorecard = re.search(r'<table class="scorecard stack wide">(.*?)</table>', page, re.S).group(1)
     for symbol, words in (("✓", "Met"), ("✗", "Not met"), ("?", "Inconclusive"), ("–", "Not enough data")):
         assert f'<span class="symbol" aria-hidden="true">{symbol}</span> {words}</span>' in scorecard
     assert cells(table_row(scorecard, "Employment improves")) == [
-        "✗ Not met", "Employment gain", "41.0%", "33.0% to 49.0%", "at least 50.0%", "150", "—"]
+        "✗ Not met", "change among participants — not compared with people who did not take part", "Employment gain", "41.0%", "33.0% to 49.0%", "at least 50.0%", "150", "—"]
     assert cells(table_row(scorecard, "Fewer participants reoffend"))[:5] == [
         "✓ Met", "Reoffending rate difference", "−7.2 pp", "−13.2 pp to −1.2 pp", "below 0.0 pp"]
-    assert cells(table_row(scorecard, "Life skills improve"))[1:3] == [
+    assert cells(table_row(scorecard, "Life skills improve"))[2:4] == [
         "Life skills change (mean change in score (1-10 scale))", "1.10"]
-    descriptive = re.search(r'<table class="descriptive">(.*?)</table>', page, re.S).group(1)
+    descriptive = re.search(r'<table class="descriptive stack">(.*?)</table>', page, re.S).group(1)
     assert cells(table_row(descriptive, "Share who completed rather than withdrew")) == [
         "62.0%", "55.0% to 69.0%", "180", "—"]
 
@@ -346,7 +367,7 @@ def test_portfolio_has_forest_plot_and_summary_table(pages):
     x = values(forest["x"])
     assert x[0] == pytest.approx(-7.2) and np.isnan(x[1])  # P02 is below the JDL gate
     row = table_row(index, '<a href="P01.html">&lt;script&gt;alert(1)&lt;/script&gt;</a>')
-    assert "228" in row and "31.2%" in row and "−7.2 pp (−13.2 pp to −1.2 pp)" in row and "1 of 4" in row
+    assert "228" in row and "31.2%" in row and "−7.2 pp (−13.2 pp to −1.2 pp)" in row and "1 of 5" in row
     assert "not enough data" in table_row(index, '<a href="P02.html">Small Steps</a>')
 
 
@@ -431,10 +452,29 @@ def test_asset_writes_the_reports_from_the_warehouse(tmp_path):
 # Disclosure control
 
 
+def test_criteria_count_only_configured_criteria_and_list_breakdowns_beneath(pages):
+    page = without_plotlyjs(pages["P01.html"])
+    assert '<p class="criteria-summary"><strong>1 of 5 criteria met</strong>.</p>' in page
+    scorecard = re.search(r'<table class="scorecard stack wide">(.*?)</table>', page, re.S).group(1)
+    labels = re.findall(r'<th scope="row">(.*?)</th>', scorecard)
+    assert labels.index("staff responses") == labels.index("Stakeholders satisfied") + 1  # beneath its criterion
+    breakdown = re.search(r'<tr class="breakdown">(.*?)</tr>', scorecard, re.S).group(1)
+    assert "breakdown, not counted" in breakdown and "60.0%" in breakdown and "Not met" not in breakdown
+
+
+def test_a_criterion_whose_estimate_is_suppressed_shows_no_status(pages):
+    row = table_row(without_plotlyjs(pages["P01.html"]), "Settled accommodation")  # 7 of 24: under 10
+    assert cells(row)[:5] == ["No status: too few people to publish the estimate",
+                              "change among participants — not compared with people who did not take part",
+                              "Settled accommodation gain", "suppressed", "suppressed"]
+    assert "29.2%" not in pages["P01.html"]
+
+
 def test_small_count_and_its_rate_are_suppressed_in_the_page(pages):
     page = without_plotlyjs(pages["P01.html"])
     row = table_row(page, "Stakeholders satisfied")  # n = 7, estimate 3/7 under a threshold of 10
-    assert cells(row) == ["– Not enough data", "Share satisfied", "suppressed", "suppressed", "at least 80.0%",
+    assert cells(row) == ["– Not enough data", "views of people involved in the programme — not compared with people "
+                          "who did not take part", "Share satisfied", "suppressed", "suppressed", "at least 80.0%",
                           "suppressed", "suppressed: fewer than 10 people or responses"]
     assert "42.9" not in page and "0.428" not in page
     trend = chart_specs(page)["chart-outcomes"]
@@ -550,14 +590,23 @@ def test_survival_notes_speak_only_of_the_hazard_ratio_for_taking_part(pages):
         "term": ["treated", "GLOBAL", "treated", "age_at_index", "GLOBAL"],
         "p": [0.0298, 0.0298, 0.21, 8e-7, 1e-12],
     })
-    assert proportional_hazards_notes(tests) == [
+    assert [re.sub(r"<[^>]+>", "", note) for note in proportional_hazards_notes(tests)] == [
         "In the matched sample, the hazard ratio for taking part appears to change over follow-up time "
-        "(proportional-hazards test p = 0.030), so the single hazard ratio averages an effect that varies. "
+        "(proportional-hazards test, p = 0.030), so the single hazard ratio averages an effect that varies. "
         "Read it alongside the cumulative reoffending curves and the average time without reoffending."]
     both = proportional_hazards_notes(tests.assign(p=[0.0298, 0.5, 0.0004, 0.5, 0.5]))
     assert [note.split(",")[0] for note in both] == ["In the matched sample", "In the covariate-adjusted model"]
-    assert "(proportional-hazards test p < 0.001)" in both[1]
+    assert 'proportional-hazards test</a>, p &lt; 0.001)' in both[1]
     assert proportional_hazards_notes(tests.assign(p=[0.05, 0.01, 0.2, 0.001, 0.001])) == []
     # The example programme's test passes (p = 0.37): no notes section.
     assert "Notes from the survival models" not in pages["P01.html"]
 
+
+
+def test_an_interval_across_zero_is_called_inconclusive_in_words():
+    row = pd.Series({"ci_lower": -0.04, "ci_upper": 0.02})
+    assert verdict(row).startswith("Inconclusive: the data cannot tell this programme's effect on reoffending "
+                                   "apart from no effect.")
+    assert verdict(row.replace({0.02: -0.01})).startswith("Participants reoffended less")
+    assert verdict(pd.Series({"ci_lower": SUPPRESSED, "ci_upper": 0.02})) == ""
+    assert [p_text(0.0004), p_text(0.0123)] == ["p < 0.001", "p = 0.012"]

@@ -211,7 +211,9 @@ def test_headline_effects_follows_the_headline_window_of_the_run(sample_run, tmp
     copy = tmp_path / "research.duckdb"
     shutil.copy(sample_run.paths.research, copy)
     with duckdb.connect(str(copy)) as con:
-        assert con.execute("SELECT headline_months FROM run_info").fetchall() == [(12,)]
+        # by default the file holds the person-level tables, and says so
+        assert con.execute("SELECT headline_months, person_level FROM run_info").fetchall() == [(12, True)]
+        assert con.execute("SELECT count(*) FROM matched_sets").fetchone()[0] > 0
         con.execute("UPDATE run_info SET headline_months = 6")
         headline = con.execute("SELECT programme_id, n_treated, difference, naive_difference FROM headline_effects "
                                "ORDER BY programme_id").fetchall()

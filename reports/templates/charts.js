@@ -2,15 +2,16 @@
   "use strict";
   var config = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
   var drawn = [];
+  var template = JSON.parse(document.getElementById("plotly-template").textContent);
   document.querySelectorAll("script.chart-spec").forEach(function (spec) {
     var figure = JSON.parse(spec.textContent);
+    figure.layout.template = template;  // one copy per page, not per chart
     var target = document.getElementById(spec.getAttribute("data-chart"));
     Plotly.newPlot(target, figure.data, figure.layout, config);
     drawn.push(target);
   });
-  // Printed pages show every chart's numbers and fit the charts to the paper.
+  // Printed pages fit the charts to the paper.
   window.addEventListener("beforeprint", function () {
-    document.querySelectorAll("details").forEach(function (details) { details.open = true; });
     drawn.forEach(function (target) { Plotly.Plots.resize(target); });
   });
 })();
