@@ -250,6 +250,7 @@ def fit_risk_model(
     thresholds: Sequence[float],
     audit_groups: Sequence[str],
     score: pd.DataFrame | None = None,
+    min_outcomes: int = MIN_OUTCOMES,
     conf_level: float = 0.95,
 ) -> RiskModelResult:
     """Fit on the earlier quarters of ``pool``, validate on the latest ``test_quarters``.
@@ -258,6 +259,8 @@ def fit_risk_model(
         pool: people no programme touched, with the 0/1 ``outcome``, covariates, ``quarter``
             labels and the ``audit_groups`` columns.
         score: people to give a predicted risk and band (default: the pool).
+        min_outcomes: fewest people with and without a reoffence in each of the training and
+            test quarters (at least the disclosure threshold, so the card's counts can be shown).
     """
     try:
         test = temporal_split(pool[quarter], test_quarters)
@@ -266,8 +269,8 @@ def fit_risk_model(
     y = pool[outcome].to_numpy(dtype=float)
     for name, rows in (("training", ~test), ("test", test)):
         events = int(y[rows].sum())
-        if min(events, int(rows.sum()) - events) < MIN_OUTCOMES:
-            return RiskModelResult("not_fitted", f"the {name} quarters hold fewer than {MIN_OUTCOMES} people "
+        if min(events, int(rows.sum()) - events) < min_outcomes:
+            return RiskModelResult("not_fitted", f"the {name} quarters hold fewer than {min_outcomes} people "
                                                  "with or without a proven reoffence")
     try:
         fit = fit_propensity(pool.loc[~test], outcome, covariates, categorical)

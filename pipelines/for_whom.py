@@ -3,7 +3,7 @@ import dagster as dg
 import pandas as pd
 
 from desist.config import Settings
-from models.risk import BANDS, STATUS_OK, fit_risk_model, model_card, temporal_split
+from models.risk import BANDS, MIN_OUTCOMES, STATUS_OK, fit_risk_model, model_card, temporal_split
 from models.subgroups import age_bands, subgroup_effects
 from pipelines.effects import ANALYSED_PEOPLE, matching_spec, write_results
 from pipelines.resources import WAREHOUSE_POOL, Warehouse
@@ -57,7 +57,7 @@ def risk_model(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Ma
         result = fit_risk_model(
             pool, "reoffended", spec.covariates, spec.categorical, quarter="index_quarter",
             test_quarters=settings.risk_model.test_quarters, thresholds=thresholds, audit_groups=AUDIT_GROUPS,
-            score=people,
+            score=people, min_outcomes=max(MIN_OUTCOMES, settings.disclosure.min_count),
         )
         context.log.info(f"risk model: {result.status} {result.message}".strip())
         frames: dict[str, list[pd.DataFrame]] = {
