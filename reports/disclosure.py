@@ -211,19 +211,20 @@ def disclose_unmatched(unmatched: pd.DataFrame, min_count: int) -> tuple[pd.Data
     return ids.reset_index(drop=True), suppress(reasons, any_small, ["n"])
 
 
-def suppress_counts_together(frame: pd.DataFrame, keys: list[str], counts: list[str], min_count: int) -> pd.DataFrame:
-    """Counts of groups that add up to a shown whole (levels of a subgroup, groups of an attribute):
-    where any of them is small, every group's counts in that set are suppressed, so the small one
-    cannot be worked out by subtraction."""
+def counts_together(frame: pd.DataFrame, keys: list[str], counts: list[str], min_count: int) -> pd.Series:
+    """True for every row of a set of groups that add up to a shown whole (levels of a subgroup,
+    groups of an attribute) when any count of any of them is small: all their counts are then
+    suppressed, so the small one cannot be worked out by subtraction."""
     small = pd.concat([is_small(frame[c], min_count) for c in counts], axis=1).any(axis=1)
-    return suppress(frame, small.groupby([frame[k] for k in keys]).transform("any"), counts)
+    return small.groupby([frame[k] for k in keys]).transform("any")
 
 
 def disclose_subgroup_effects(effects: pd.DataFrame, min_count: int) -> pd.DataFrame:
     """Subgroup rows follow the headline's rules, and their counts are suppressed together per variable."""
+    counts = ["n_treated", "n_comparison"]
     out = disclose_effects(effects.assign(measure="reoffended"), min_count).drop(columns="measure")
     out = suppress(out, out["difference"].eq(SUPPRESSED), ["se", "p_holm"])
-    return suppress_counts_together(out, ["programme_id", "variable"], ["n_treated", "n_comparison"], min_count)
+    return suppress(out, counts_together(effects, ["programme_id", "variable"], counts, min_count), counts)
 
 
 def disclose_risk_fairness(fairness: pd.DataFrame, min_count: int) -> pd.DataFrame:
@@ -238,7 +239,8 @@ def disclose_risk_fairness(fairness: pd.DataFrame, min_count: int) -> pd.DataFra
                    ["fpr", "fpr_lower", "fpr_upper"])
     out = suppress(out, observed | rate_is_disclosive(fairness["fnr"], fairness["n_reoffended"], min_count),
                    ["fnr", "fnr_lower", "fnr_upper"])
-    return suppress_counts_together(out, ["attribute"], ["n", "n_reoffended", "n_negative"], min_count)
+    counts = ["n", "n_reoffended", "n_negative"]
+    return suppress(out, counts_together(fairness, ["attribute"], counts, min_count), counts)
 
 
 def disclose(tables: dict[str, pd.DataFrame], min_count: int) -> dict[str, pd.DataFrame]:
