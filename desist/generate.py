@@ -136,8 +136,8 @@ DISPOSAL_BY_SEVERITY = np.array([
 # between subgroups; off by default, when every participant of a programme has its hazard ratio.
 RISK_SCORE_BANDS = (40.0, 60.0)   # risk_score below 40: low; 40 to below 60: medium; 60 or more: high
 RISK_SCORE_BAND_NAMES = ("low", "medium", "high")
-HAZARD_RATIO_BY_RISK_BAND = (1.2, 1.0, 0.75)
-HAZARD_RATIO_BY_SEX = (0.8, 1.0, 1.0)   # in SEX order: female, male, other
+HAZARD_RATIO_BY_RISK_BAND = (1.3, 1.0, 0.65)
+HAZARD_RATIO_BY_SEX = (0.7, 1.0, 1.0)   # in SEX order: female, male, other
 
 SEX_WEIGHTS = (0.15, 0.845, 0.005)
 ETHNIC_WEIGHTS = (0.08, 0.09, 0.05, 0.71, 0.03, 0.04)
