@@ -226,6 +226,23 @@ def generate(people: int, seed: int, cutoff: date = DEFAULT_CUTOFF, subgroup_eff
     return Extract({name: _to_pandas(table) for name, table in tables.items()}, truth, participants)
 
 
+def subgroup_truth(participants: pd.DataFrame, membership: pd.DataFrame) -> pd.DataFrame:
+    """The exact 12-month effect on the treated in any subgroups of participants.
+
+    ``participants``: :attr:`Extract.participants`. ``membership``: ``programme_id, person_id,
+    index_date, variable, level`` (e.g. the subgroups a pipeline run assigned). Returns per
+    programme, variable and level the participants with complete follow-up (``n``) and the mean
+    of both potential outcomes and their difference (``effect``).
+    """
+    rows = membership.merge(participants[participants["eligible"]], on=["programme_id", "person_id", "index_date"])
+    rows = rows.assign(with_programme=rows["reoffended_with"].astype(float),
+                       without_programme=rows["reoffended_without"].astype(float))
+    truth = rows.groupby(["programme_id", "variable", "level"], as_index=False).agg(
+        n=("person_id", "size"), with_programme=("with_programme", "mean"),
+        without_programme=("without_programme", "mean"))
+    return truth.assign(effect=truth["with_programme"] - truth["without_programme"])
+
+
 def write_extract(
     out_dir: Path, people: int, seed: int, fmt: str = "csv", cutoff: date = DEFAULT_CUTOFF,
     subgroup_effects: bool = False,

@@ -134,3 +134,19 @@ def subgroup_effects_asset(context: dg.AssetExecutionContext, warehouse: Warehou
                     frames[table].append(frame.assign(programme_id=programme_id)[["programme_id", *frame.columns]])
         write_results(con, "results/subgroup_effects.sql", frames)
     return dg.MaterializeResult(metadata={"programmes": len(estimated)})
+
+
+def participant_subgroups(con, settings: Settings) -> pd.DataFrame:
+    """Every participant's level of each subgrouping variable, as the subgroup estimates define them:
+    ``programme_id, person_id, index_date, variable, level`` (for checking estimates against a known truth)."""
+    people = con.execute(
+        "SELECT covariates.programme_id, covariates.person_id, covariates.index_date, covariates.sex, "
+        "covariates.age_at_index, covariates.index_type, scores.risk_band "
+        "FROM analysis.covariates AS covariates "
+        "LEFT JOIN results.risk_scores AS scores USING (person_id, index_date) WHERE covariates.treated"
+    ).df()
+    people = with_age_band(people, settings)
+    variables = settings.subgroups.variables
+    long = people.melt(id_vars=["programme_id", "person_id", "index_date"], value_vars=variables,
+                       var_name="variable", value_name="level")
+    return long.dropna(subset=["level"]).assign(level=lambda f: f["level"].astype(str))

@@ -17,7 +17,8 @@ from desist.config import PROJECT_ROOT
 from desist.contract import DIRECT_IDENTIFIERS
 
 RESEARCH_MD = PROJECT_ROOT / "docs" / "research.md"
-PERSON_LEVEL = {"cohort", "covariates", "measures", "survival_times", "matched_sets", "unmatched", "matched_outcomes"}
+PERSON_LEVEL = {"cohort", "covariates", "measures", "survival_times", "matched_sets", "unmatched", "matched_outcomes",
+                "risk_scores"}
 BIRTH_LIKE = re.compile(r"birth|dob|born")
 QUARANTINED_VALUES = {"raw_value", "raw_record", "detail", "source_file", "source_row", "unexpected_sample"}
 
