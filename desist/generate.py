@@ -25,7 +25,12 @@ against it:
 * **Truth.** Participants' offences are drawn once without the programme and transformed to
   the programme world with the same random numbers, so both potential outcomes of the same
   people are known and ``ground_truth.json`` holds the exact effect on the treated, and the
-  marginal hazard ratio a matched Cox model estimates (nearer 1 than the planted one).
+  marginal hazard ratio a matched Cox model estimates (nearer 1 than the planted one). It also
+  holds the true AUC of the 12-month risk (the ceiling for a risk model on recorded covariates).
+* **For whom** (opt-in, ``subgroup_effects=True``). The programme's hazard ratio is multiplied
+  by a factor for the participant's risk-score band and sex, so the effect differs between
+  subgroups; the truth then holds the exact effect per subgroup, and ``Extract.participants``
+  both potential outcomes of every participant, for the truth of any other subgroup.
 
 Everything is drawn from one ``numpy.random.Generator`` seeded with ``seed``, with no loops
 over people: the same seed gives byte-identical files.

@@ -158,7 +158,7 @@ def subgroup_effects(
             rows += [_gated(variable, level, 0, 0) for level in levels]
             continue
         match = match_propensity(people, distance[has_value], treatment, ratio=ratio, replace=replace,
-                                 caliper=caliper, exact=[*exact, variable])
+                                 caliper=caliper, exact=list(dict.fromkeys([*exact, variable])))
         y = people[outcome].to_numpy(dtype=float)
         in_sample = (match.weights > 0) & ~np.isnan(y)
         level_rows = []

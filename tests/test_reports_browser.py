@@ -89,8 +89,9 @@ def test_hostile_name_shows_as_text(browser, report_dir):
             context.close()
 
 
-def test_programme_page_fits_a_phone(browser, report_dir, tmp_path):
-    context, page, events = open_offline(browser, report_dir / "P01.html", width=375, height=740)
+@pytest.mark.parametrize("name", ["P01.html", "risk-model.html"])
+def test_page_fits_a_phone(browser, report_dir, tmp_path, name):
+    context, page, events = open_offline(browser, report_dir / name, width=375, height=740)
     try:
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 375
         widths = page.eval_on_selector_all(".chart .main-svg", "svgs => svgs.map(s => s.getBoundingClientRect().width)")

@@ -105,3 +105,23 @@ def test_people_without_a_value_take_no_part_in_that_variable():
     row = result.effects.iloc[0]
     # two comparison people lack a band: 6 left for the 8 participants, matched 1:1
     assert (row["level"], row["n_treated"], row["n_comparison"]) == ("a", 6, 6)
+
+
+def test_settings_default_to_the_declared_subgroups(make_settings):
+    settings = make_settings()
+    assert settings.subgroups.variables == ["sex", "age_band", "index_type", "risk_band"]
+    assert settings.subgroups.age_band_edges == [18, 25, 35]
+    assert (settings.risk_model.test_quarters, settings.risk_model.band_thresholds) == (4, [0.2, 0.4])
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"subgroups": {"variables": ["sex", "shoe_size"]}}, r"unknown subgroup variable\(s\) \['shoe_size'\]"),
+    ({"subgroups": {"age_band_edges": [25, 18]}}, r"age_band_edges must be increasing ages, got \[25, 18\]"),
+    ({"risk_model": {"band_thresholds": [0.5, 0.3]}}, "band_thresholds must be two increasing risks"),
+    ({"risk_model": {"test_quarters": 0}}, "greater than or equal to 1"),
+])
+def test_settings_refuse_bad_subgroup_and_risk_model_settings(make_settings, overrides, message):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        make_settings(**overrides)
