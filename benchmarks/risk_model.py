@@ -59,7 +59,9 @@ def sample() -> None:
     print(f"  trained on {p.train_from}-{p.train_to} ({p.n_train:,} people), tested on {p.test_from}-{p.test_to} "
           f"({p.n_test:,} people)")
     print(f"  AUC {p.auc:.3f} (95% CI {p.auc_lower:.3f} to {p.auc_upper:.3f}); training quarters {p.auc_train:.3f}")
-    print(f"  true AUC (generator, {truth['people']:,} never-enrolled people): {truth['true_auc']:.3f}")
+    test_years = range(int(p.test_from[:4]), int(p.test_to[:4]) + 1)
+    print(f"  true AUC (generator, {truth['people']:,} never-enrolled people): {truth['true_auc']:.3f}; "
+          "index years " + ", ".join(f"{y} {truth['true_auc_by_index_year'][str(y)]:.3f}" for y in test_years))
     print(f"  Brier {p.brier:.4f}; calibration intercept {p.calibration_intercept:+.3f} "
           f"(SE {p.calibration_intercept_se:.3f}), slope {p.calibration_slope:.3f} (SE {p.calibration_slope_se:.3f})")
     print("  deciles (mean predicted -> observed): " + ", ".join(

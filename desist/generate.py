@@ -368,6 +368,15 @@ def _simulate(
     return tables, truth, participants
 
 
+def _auc(outcome: np.ndarray, score: np.ndarray) -> float | None:
+    """Mann-Whitney AUC of ``score`` for a boolean ``outcome`` (ties count a half)."""
+    positives, negatives = int(outcome.sum()), int((~outcome).sum())
+    if not positives or not negatives:
+        return None
+    ranks = rankdata(score)
+    return float((ranks[outcome].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
 def _risk_score_band(risk: np.ndarray) -> np.ndarray:
     """0 low, 1 medium, 2 high, from the recorded risk score (RISK_SCORE_BANDS)."""
     return np.searchsorted(np.asarray(RISK_SCORE_BANDS), risk, side="right")
@@ -383,12 +392,10 @@ def _true_risk_discrimination(risk: dict, never_enrolled: np.ndarray) -> dict:
     """The AUC of the true 12-month risk over the first index events of people never enrolled,
     with complete follow-up: what a model that knew everything the generator knows would reach."""
     rows = never_enrolled[risk["person"]] & risk["eligible"]
-    outcome, true_risk = risk["reoffended"][rows], risk["true_risk"][rows]
-    positives, negatives = int(outcome.sum()), int((~outcome).sum())
-    ranks = rankdata(true_risk)
-    auc = (ranks[outcome].sum() - positives * (positives + 1) / 2) / (positives * negatives) if positives and negatives else None
+    outcome, true_risk, year = risk["reoffended"][rows], risk["true_risk"][rows], _year_of(risk["t"][rows])
     return {
-        "true_auc": None if auc is None else float(auc),
+        "true_auc": _auc(outcome, true_risk),
+        "true_auc_by_index_year": {str(y): _auc(outcome[year == y], true_risk[year == y]) for y in np.unique(year)},
         "people": int(rows.sum()),
         "reoffending_rate_12m": float(outcome.mean()) if rows.any() else None,
         "definition": "AUC of each person's true probability of committing a first reoffence within 12 months "
@@ -650,6 +657,7 @@ def _reoffending(
     counted = keep & (committed < window_end[owner]) & (committed + delay <= proof_end[owner])
     risk = {
         "person": stage["person"],
+        "t": t,
         "true_risk": -np.expm1(-((window_end - t) / WEIBULL_SCALE_DAYS) ** WEIBULL_SHAPE * np.exp(eta)),
         "reoffended": np.bincount(owner[counted], minlength=n) > 0,
         "eligible": proof_end <= cut,

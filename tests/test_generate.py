@@ -347,4 +347,6 @@ def test_truth_holds_the_auc_of_the_true_risk():
     # People of the sample never enrolled, with complete 12-month follow-up on their first index event.
     assert risk["people"] == 14_554
     assert risk["true_auc"] == pytest.approx(0.72606, abs=1e-5)
+    assert list(risk["true_auc_by_index_year"]) == ["2019", "2020", "2021", "2022", "2023"]
+    assert risk["true_auc_by_index_year"]["2023"] == pytest.approx(0.74428, abs=1e-5)
     assert risk["reoffending_rate_12m"] == pytest.approx(0.31476, abs=1e-5)
