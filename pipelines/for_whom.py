@@ -123,6 +123,9 @@ def subgroup_effects_asset(context: dg.AssetExecutionContext, warehouse: Warehou
             ).df()
             people = with_age_band(people, settings).assign(
                 risk_band=lambda f: pd.Categorical(f["risk_band"], categories=BANDS))
+            if "risk_band" in settings.subgroups.variables and people["risk_band"].isna().all():
+                context.log.warning(f"{programme_id}: no risk bands (the risk model was not fitted), so no "
+                                    "estimates by risk band")
             result = subgroup_effects(
                 people, people["logit_score"], "outcome", settings.subgroups.variables,
                 ratio=spec.ratio, replace=spec.replace, caliper=spec.caliper, exact=spec.exact,
