@@ -82,7 +82,7 @@ def risk_model(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Ma
                 "risk_scores": [pd.DataFrame({
                     "person_id": people["person_id"], "index_date": people["index_date"],
                     "predicted_risk": result.scores["predicted_risk"],
-                    "risk_band": result.scores["risk_band"].astype(str),
+                    "risk_band": result.scores["risk_band"].astype("string"),
                     "model_sample": sample,
                 })],
             }

@@ -60,7 +60,6 @@ TABLE_SOURCES = {
     "run_info": "results.run_info",
     "subgroup_effects": "results.subgroup_effects",
     "subgroup_heterogeneity": "results.subgroup_heterogeneity",
-    "risk_model_status": "results.risk_model_status",
     "risk_model_card": "results.risk_model_card",
     "risk_performance": "results.risk_performance",
     "risk_calibration": "results.risk_calibration",
@@ -175,7 +174,7 @@ def build_reports(data: ReportData, out_dir: Path) -> list[Path]:
             **common, **programme_context(programme, shown, data.settings))
     if "risk_model_card" in shown:
         pages[for_whom.MODEL_CARD_PAGE] = environment.get_template("risk_model.html.j2").render(
-            **common, **for_whom.model_card_context(shown, min_count))
+            **common, **for_whom.model_card_context(shown))
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))

@@ -38,7 +38,7 @@ PERCENTILE_COLUMNS = ("p05", "p25", "p50", "p75", "p95")
 
 # Tables with no counts of people in what a report shows.
 COUNT_FREE = ("programmes", "balance", "logrank", "cox", "ph_tests", "rmst", "run_info", "subgroup_heterogeneity",
-              "risk_model_status", "risk_model_card")
+              "risk_model_card")
 
 
 def numeric(values: pd.Series) -> pd.Series:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from reports import figures
-from reports.build import MISSING, NOT_AVAILABLE, SUPPRESSED, Table, chart, fmt, fmt_ci, missing, rows_of, text
+from reports.build import JDL_MIN_TREATED, MISSING, SUPPRESSED, Table, chart, fmt, fmt_ci, missing, rows_of, text
 from reports.disclosure import numeric
 
 MODEL_CARD_PAGE = "risk-model.html"
@@ -41,7 +41,7 @@ def subgroup_section(pid: str, shown: dict[str, pd.DataFrame], headline_months: 
     for row in effects.itertuples(index=False):
         label = level_label(row.variable, row.level)
         if row.gate_status != "ok":
-            cell = "not published: fewer than 60 matched participants"
+            cell = f"not published: fewer than {JDL_MIN_TREATED} matched participants"
         elif row.difference == SUPPRESSED:
             cell = SUPPRESSED
         else:
@@ -74,11 +74,11 @@ def subgroup_section(pid: str, shown: dict[str, pd.DataFrame], headline_months: 
         "chart": chart("chart-subgroups", "Who benefits? Effect on reoffending by subgroup",
                        figures.forest_plot(frame), alt, table),
         "tests": tests,
-        "model_card": MODEL_CARD_PAGE,
+        "model_card": MODEL_CARD_PAGE if "risk_model_card" in shown else None,
     }
 
 
-def model_card_context(shown: dict[str, pd.DataFrame], min_count: int) -> dict:
+def model_card_context(shown: dict[str, pd.DataFrame]) -> dict:
     """The model card page: the card's text, performance, calibration plot and fairness table."""
     card = shown.get("risk_model_card")
     sections: dict[str, list[dict]] = {}
@@ -124,6 +124,4 @@ def model_card_context(shown: dict[str, pd.DataFrame], min_count: int) -> dict:
         context["fairness"] = Table(["Group", "Flagged at", "People", "Observed minus predicted (95% CI)",
                                      "AUC (95% CI)", "False-positive rate (95% CI)", "False-negative rate (95% CI)"],
                                     rows)
-    context["available"] = card is not None
-    context["not_available"] = NOT_AVAILABLE
     return context

@@ -227,8 +227,7 @@ def risk_model_tables() -> dict[str, pd.DataFrame]:
                          "item": ["What it is", "Decisions about a person", "Discrimination"],
                          "text": ["A logistic regression.", "Not for decisions about any individual.",
                                   "AUC 0.718 on the test quarters."]})
-    return {"risk_model_status": pd.DataFrame({"status": ["ok"], "message": [""]}), "risk_model_card": card,
-            "risk_performance": performance, "risk_calibration": calibration, "risk_fairness": fairness}
+    return {"risk_model_card": card, "risk_performance": performance, "risk_calibration": calibration, "risk_fairness": fairness}
 
 
 def example_settings(folder: Path) -> Settings:
@@ -437,6 +436,7 @@ def test_page_file_names_are_safe():
     assert page_file_name("P01") == "P01.html"
     assert page_file_name("../etc/passwd").startswith("programme-")
     assert page_file_name("index").startswith("programme-")  # never overwrites the portfolio page
+    assert page_file_name("risk-model").startswith("programme-")  # nor the model card
 
 
 def write_example_warehouse(settings: Settings, tables: dict[str, pd.DataFrame]) -> None:
