@@ -302,10 +302,11 @@ def fit_risk_model(
 
 
 def model_card(result: RiskModelResult, covariates: Sequence[str], thresholds: Sequence[float],
-               outcome_words: str, population_words: str) -> pd.DataFrame:
+               outcome_words: str, population_words: str, min_group: int = MIN_OUTCOMES) -> pd.DataFrame:
     """The model card: what the model is, what it is for and not for, how well it does and its limits.
 
-    One row per (section, item) with the text in plain words; numbers come from ``result``.
+    One row per (section, item) with the text in plain words; numbers come from ``result``. The
+    fairness results name only groups with at least ``min_group`` people with and without a reoffence.
     """
     low, high = thresholds
     rows = [
@@ -344,6 +345,7 @@ def model_card(result: RiskModelResult, covariates: Sequence[str], thresholds: S
                                   "quarters, with 95% intervals. Groups with few people have wide intervals or "
                                   "suppressed values."),
         ]
+        rows += _fairness_lines(result.fairness, min_group)
     rows += [
         ("Limitations", "Recorded offending", "It predicts proven reoffending, which depends on policing and "
                                               "prosecution as well as behaviour: groups policed more heavily can "
@@ -354,3 +356,24 @@ def model_card(result: RiskModelResult, covariates: Sequence[str], thresholds: S
                                               "reoffending is not in the data."),
     ]
     return pd.DataFrame(rows, columns=["section", "item", "text"])
+
+
+def _fairness_lines(fairness: pd.DataFrame, min_group: int) -> list[tuple[str, str, str]]:
+    """The spread of the audit's results across groups, per attribute, in words."""
+    flagged = (fairness["fpr"] * fairness["n_negative"]).round()
+    audited = fairness[(fairness["attribute"] != "all") & (fairness["threshold_name"] == THRESHOLD_NAMES[-1])
+                       & (fairness["n_reoffended"] >= min_group) & (fairness["n_negative"] >= min_group)
+                       & (flagged >= min_group) & (fairness["n_negative"] - flagged >= min_group)]
+    lines = []
+    for attribute, groups in audited.groupby("attribute", sort=False):
+        if len(groups) < 2:
+            continue
+        name = attribute.replace("_", " ")
+        auc, gap, fpr = (groups.set_index("grp")[c] for c in ("auc", "calibration_in_the_large", "fpr"))
+        worst = gap.abs().idxmax()
+        lines.append(("Fairness", f"By {name}", (
+            f"Across {len(groups)} groups: AUC from {auc.min():.2f} ({auc.idxmin()}) to {auc.max():.2f} "
+            f"({auc.idxmax()}); the largest gap between observed and predicted reoffending {gap[worst] * 100:+.1f} "
+            f"percentage points ({worst}); false-positive rate at the high band from {fpr.min():.0%} to "
+            f"{fpr.max():.0%}.").replace("_", " ")))
+    return lines

@@ -51,13 +51,14 @@ def risk_model(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Ma
     settings = warehouse.settings
     spec = matching_spec(settings)
     thresholds = settings.risk_model.band_thresholds
+    min_outcomes = max(MIN_OUTCOMES, settings.disclosure.min_count)  # so every count the card shows may be shown
     with warehouse.connect() as con:
         people = with_age_band(con.execute(RISK_PEOPLE).df(), settings)
         pool = people[people["in_pool"]].reset_index(drop=True)
         result = fit_risk_model(
             pool, "reoffended", spec.covariates, spec.categorical, quarter="index_quarter",
             test_quarters=settings.risk_model.test_quarters, thresholds=thresholds, audit_groups=AUDIT_GROUPS,
-            score=people, min_outcomes=max(MIN_OUTCOMES, settings.disclosure.min_count),
+            score=people, min_outcomes=min_outcomes,
         )
         context.log.info(f"risk model: {result.status} {result.message}".strip())
         frames: dict[str, list[pd.DataFrame]] = {
@@ -67,7 +68,7 @@ def risk_model(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Ma
                 outcome_words=f"proven reoffending within {settings.follow_up.headline_months} months",
                 population_words="People with an eligible index event and complete follow-up who never enrolled "
                                  "in any programme (no programme touched them), so no programme effect is built "
-                                 "into the risks.")],
+                                 "into the risks.", min_group=min_outcomes)],
         }
         if result.status == STATUS_OK:
             test_quarters = pool.loc[temporal_split(pool["index_quarter"], settings.risk_model.test_quarters),

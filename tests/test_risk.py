@@ -10,7 +10,7 @@ import pytest
 from statsmodels.stats.proportion import proportion_confint
 
 from models.risk import (
-    auc_delong, brier_score, calibration, decile_calibration, fairness_audit, fit_risk_model, model_card,
+    RiskModelResult, auc_delong, brier_score, calibration, decile_calibration, fairness_audit, fit_risk_model, model_card,
     risk_bands, temporal_split,
 )
 
@@ -143,3 +143,22 @@ def test_risk_model_not_fitted_says_why():
     assert card.loc[card["section"] == "Performance", "text"].tolist() == [
         f"The model was not fitted for this run: {result.message}."]
     assert "Not for decisions about any individual" in card.loc[card["section"] == "Prohibited uses", "text"].iloc[0]
+
+
+def test_model_card_states_the_fairness_results_of_groups_large_enough():
+    y, risk, groups = hand_table()
+    result = RiskModelResult("ok", performance=pd.DataFrame([dict(
+        train_from="2019Q1", train_to="2022Q4", test_from="2023Q1", test_to="2023Q4", n_train=100, n_test=12,
+        reoffended_train=0.3, reoffended_test=5 / 12, auc=0.7, auc_lower=0.4, auc_upper=1.0, auc_train=0.72,
+        brier=0.2, calibration_intercept=0.1, calibration_intercept_se=0.3, calibration_slope=0.9,
+        calibration_slope_se=0.4)]), fairness=fairness_audit(y, risk, groups, [0.2, 0.4]))
+    card = model_card(result, ["age"], [0.2, 0.4], "proven reoffending within 12 months", "people", min_group=1)
+    # women: AUC 7/8, observed - predicted 2/6 - 1.55/6 = +7.5 points, FPR 1/4 at 0.4;
+    # men: AUC 5/9, 3/6 - 2.05/6 = +15.8 points, FPR 1/3
+    assert card.loc[card["item"] == "By sex", "text"].tolist() == [
+        "Across 2 groups: AUC from 0.56 (male) to 0.88 (female); the largest gap between observed and predicted "
+        "reoffending +15.8 percentage points (male); false-positive rate at the high band from 25% to 33%."]
+    assert card.loc[card["item"] == "Discrimination", "text"].iloc[0].startswith("AUC 0.700 (95% CI 0.400 to 1.000)")
+    # with at least 2 needed in every count, neither sex qualifies: each has 1 flagged non-reoffender at 0.4
+    card = model_card(result, ["age"], [0.2, 0.4], "x", "people", min_group=2)
+    assert "By sex" not in card["item"].tolist()
