@@ -210,8 +210,8 @@ def fairness_audit(y, risk, groups: pd.DataFrame, thresholds: Sequence[float], c
         "citl_lower": obs_low - table["mean_predicted"], "citl_upper": obs_high - table["mean_predicted"],
         "auc": table["auc"], "auc_lower": (table["auc"] - z * table["auc_se"]).clip(0, 1),
         "auc_upper": (table["auc"] + z * table["auc_se"]).clip(0, 1),
-        "n_negative": negatives, "fpr": np.where(negatives > 0, table["fpr"], np.nan), "fpr_lower": np.where(negatives > 0, fpr_low, np.nan),
-        "fpr_upper": np.where(negatives > 0, fpr_high, np.nan),
+        "n_negative": negatives, "fpr": np.where(negatives > 0, table["fpr"], np.nan),
+        "fpr_lower": np.where(negatives > 0, fpr_low, np.nan), "fpr_upper": np.where(negatives > 0, fpr_high, np.nan),
         "fnr": np.where(events > 0, table["fnr"], np.nan), "fnr_lower": np.where(events > 0, fnr_low, np.nan),
         "fnr_upper": np.where(events > 0, fnr_high, np.nan),
     })
