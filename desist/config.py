@@ -164,6 +164,45 @@ class Schedule(_Section):
     cron: str = "0 6 1 * *"
 
 
+SUBGROUP_VARIABLES = ("sex", "age_band", "index_type", "risk_band")
+
+
+class Subgroups(_Section):
+    """Pre-declared subgroups: each gets its own matched estimate of the headline reoffending rate."""
+
+    variables: list[str] = list(SUBGROUP_VARIABLES)
+    age_band_edges: list[int] = [18, 25, 35]  # bands 18-24, 25-34, 35+ (and under 18 when anyone is)
+
+    @field_validator("variables")
+    @classmethod
+    def _known_variables(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in SUBGROUP_VARIABLES]
+        if unknown:
+            raise ValueError(f"unknown subgroup variable(s) {unknown}; expected some of {list(SUBGROUP_VARIABLES)}")
+        return value
+
+    @field_validator("age_band_edges")
+    @classmethod
+    def _increasing_edges(cls, value: list[int]) -> list[int]:
+        if not value or any(b <= a for a, b in zip(value, value[1:])):
+            raise ValueError(f"age_band_edges must be increasing ages, got {value}")
+        return value
+
+
+class RiskModel(_Section):
+    """The reoffending-risk model (for evaluation only): temporal validation and risk bands."""
+
+    test_quarters: int = Field(4, ge=1)  # the latest index quarters with complete follow-up are the test set
+    band_thresholds: list[float] = [0.2, 0.4]  # predicted risk: low < first <= medium < second <= high
+
+    @field_validator("band_thresholds")
+    @classmethod
+    def _two_increasing_risks(cls, value: list[float]) -> list[float]:
+        if len(value) != 2 or not 0 < value[0] < value[1] < 1:
+            raise ValueError(f"band_thresholds must be two increasing risks between 0 and 1, got {value}")
+        return value
+
+
 class SuccessCriterion(_Section):
     """A success criterion: the named indicator should move in `direction` relative to `target`."""
 
@@ -230,6 +269,8 @@ class Settings(_Section):
     disclosure: Disclosure = Disclosure()
     publish: Publish = Publish()
     schedule: Schedule = Schedule()
+    subgroups: Subgroups = Subgroups()
+    risk_model: RiskModel = RiskModel()
     success_criteria: list[SuccessCriterion] = DEFAULT_SUCCESS_CRITERIA
     contract: dict[str, TableContract] = {}  # how the extract maps onto the data contract
     source: Path | None = None  # the file these settings were read from

@@ -25,7 +25,12 @@ against it:
 * **Truth.** Participants' offences are drawn once without the programme and transformed to
   the programme world with the same random numbers, so both potential outcomes of the same
   people are known and ``ground_truth.json`` holds the exact effect on the treated, and the
-  marginal hazard ratio a matched Cox model estimates (nearer 1 than the planted one).
+  marginal hazard ratio a matched Cox model estimates (nearer 1 than the planted one). It also
+  holds the true AUC of the 12-month risk (the ceiling for a risk model on recorded covariates).
+* **For whom** (opt-in, ``subgroup_effects=True``). The programme's hazard ratio is multiplied
+  by a factor for the participant's risk-score band and sex, so the effect differs between
+  subgroups; the truth then holds the exact effect per subgroup, and ``Extract.participants``
+  both potential outcomes of every participant, for the truth of any other subgroup.
 
 Everything is drawn from one ``numpy.random.Generator`` seeded with ``seed``, with no loops
 over people: the same seed gives byte-identical files.
@@ -54,6 +59,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+from scipy.stats import rankdata
 
 from desist.contract import (
     ACCOMMODATION_STATUS,
@@ -130,6 +136,14 @@ DISPOSAL_BY_SEVERITY = np.array([
     [0.75, 0.20, 0.01, 0.00, 0.04],
 ])
 
+# Opt-in (subgroup_effects=True): the programme's hazard ratio is multiplied by a factor for the
+# participant's band of the recorded risk score and one for their sex, so the effect differs
+# between subgroups; off by default, when every participant of a programme has its hazard ratio.
+RISK_SCORE_BANDS = (40.0, 60.0)   # risk_score below 40: low; 40 to below 60: medium; 60 or more: high
+RISK_SCORE_BAND_NAMES = ("low", "medium", "high")
+HAZARD_RATIO_BY_RISK_BAND = (1.3, 1.0, 0.65)
+HAZARD_RATIO_BY_SEX = (0.7, 1.0, 1.0)   # in SEX order: female, male, other
+
 SEX_WEIGHTS = (0.15, 0.845, 0.005)
 ETHNIC_WEIGHTS = (0.08, 0.09, 0.05, 0.71, 0.03, 0.04)
 REGION_WEIGHTS = (0.05, 0.13, 0.10, 0.08, 0.10, 0.09, 0.16, 0.13, 0.09, 0.07)
@@ -201,16 +215,42 @@ class Extract:
 
     tables: dict[str, pd.DataFrame]
     truth: dict
+    # One row per participant: person_id, programme_id, index_date, sex, risk_score, eligible
+    # (complete 12-month follow-up) and both potential outcomes reoffended_with / reoffended_without,
+    # so the truth can be worked out for any subgroup of participants.
+    participants: pd.DataFrame | None = None
 
 
-def generate(people: int, seed: int, cutoff: date = DEFAULT_CUTOFF) -> Extract:
-    """Generate an extract of ``people`` people; same arguments, same extract."""
-    tables, truth = _simulate(people, seed, cutoff)
-    return Extract({name: _to_pandas(table) for name, table in tables.items()}, truth)
+def generate(people: int, seed: int, cutoff: date = DEFAULT_CUTOFF, subgroup_effects: bool = False) -> Extract:
+    """Generate an extract of ``people`` people; same arguments, same extract.
+
+    ``subgroup_effects`` plants effects that differ by risk-score band and sex (see
+    HAZARD_RATIO_BY_RISK_BAND, HAZARD_RATIO_BY_SEX) and writes the truth per subgroup.
+    """
+    tables, truth, participants = _simulate(people, seed, cutoff, subgroup_effects)
+    return Extract({name: _to_pandas(table) for name, table in tables.items()}, truth, participants)
+
+
+def subgroup_truth(participants: pd.DataFrame, membership: pd.DataFrame) -> pd.DataFrame:
+    """The exact 12-month effect on the treated in any subgroups of participants.
+
+    ``participants``: :attr:`Extract.participants`. ``membership``: ``programme_id, person_id,
+    index_date, variable, level`` (e.g. the subgroups a pipeline run assigned). Returns per
+    programme, variable and level the participants with complete follow-up (``n``) and the mean
+    of both potential outcomes and their difference (``effect``).
+    """
+    rows = membership.merge(participants[participants["eligible"]], on=["programme_id", "person_id", "index_date"])
+    rows = rows.assign(with_programme=rows["reoffended_with"].astype(float),
+                       without_programme=rows["reoffended_without"].astype(float))
+    truth = rows.groupby(["programme_id", "variable", "level"], as_index=False).agg(
+        n=("person_id", "size"), with_programme=("with_programme", "mean"),
+        without_programme=("without_programme", "mean"))
+    return truth.assign(effect=truth["with_programme"] - truth["without_programme"])
 
 
 def write_extract(
     out_dir: Path, people: int, seed: int, fmt: str = "csv", cutoff: date = DEFAULT_CUTOFF,
+    subgroup_effects: bool = False,
 ) -> dict:
     """Generate an extract and write ``<table>.<fmt>`` files and ``ground_truth.json`` to ``out_dir``.
 
@@ -231,7 +271,7 @@ def write_extract(
             f"{out_dir} already holds other files for the extract's tables ({', '.join(stale)}); "
             "they would be read together with the new files. Remove them or choose an empty folder."
         )
-    tables, truth = _simulate(people, seed, cutoff)
+    tables, truth, _ = _simulate(people, seed, cutoff, subgroup_effects)
     for name, table in tables.items():
         target = out_dir / f"{name}.{fmt}"
         partial = target.with_name(target.name + ".partial")
@@ -255,7 +295,9 @@ def write_extract(
 # The simulation
 
 
-def _simulate(people: int, seed: int, cutoff: date) -> tuple[dict[str, pa.Table], dict]:
+def _simulate(
+    people: int, seed: int, cutoff: date, subgroup_effects: bool = False,
+) -> tuple[dict[str, pa.Table], dict, pd.DataFrame]:
     if not isinstance(people, (int, np.integer)) or isinstance(people, bool) or people < 1:
         raise ValueError(f"people must be a positive whole number, got {people!r}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
@@ -283,7 +325,11 @@ def _simulate(people: int, seed: int, cutoff: date) -> tuple[dict[str, pa.Table]
         choice = _select(rng, person, stage, enrolled)
         enrolled[stage["person"][choice > 0]] = True
         hazard_ratio = np.array([1.0] + [p.hazard_ratio for p in PROGRAMMES])[choice]
-        observed, pairs = _reoffending(rng, person, stage, choice, hazard_ratio, cut)
+        if subgroup_effects:
+            hazard_ratio = np.where(choice > 0, hazard_ratio * _effect_modifier(person, stage), 1.0)
+        observed, pairs, risk = _reoffending(rng, person, stage, choice, hazard_ratio, cut)
+        if stage is stages[0]:
+            first_event_risk = risk
         offences.append(observed)
         prior_counts.append(_ProvenCounter(observed))
         enrolments.append({k: v[choice > 0] for k, v in stage.items()} | {"programme": choice[choice > 0]} | pairs)
@@ -306,8 +352,58 @@ def _simulate(people: int, seed: int, cutoff: date) -> tuple[dict[str, pa.Table]
         "assessments": _assessment_table(assessments, person_ids),
         "feedback": _feedback_table(feedback),
     }
-    truth = _truth(people, seed, cutoff, enrolment)
-    return tables, truth
+    enrolment["sex"] = person["sex"][enrolment["person"]]
+    truth = _truth(people, seed, cutoff, enrolment, subgroup_effects)
+    truth["risk_model"] = _true_risk_discrimination(first_event_risk, ~enrolled)
+    participants = pd.DataFrame({
+        "person_id": pc.take(person_ids, enrolment["person"]).to_numpy(zero_copy_only=False),
+        "programme_id": np.array([p.programme_id for p in PROGRAMMES])[enrolment["programme"] - 1],
+        "index_date": enrolment["t"].astype("datetime64[D]").astype("datetime64[ns]"),
+        "sex": np.array(SEX)[enrolment["sex"]],
+        "risk_score": enrolment["risk"],
+        "eligible": enrolment["eligible"],
+        "reoffended_with": enrolment["reoffended_with"],
+        "reoffended_without": enrolment["reoffended_without"],
+    })
+    return tables, truth, participants
+
+
+def _auc(outcome: np.ndarray, score: np.ndarray) -> float | None:
+    """Mann-Whitney AUC of ``score`` for a boolean ``outcome`` (ties count a half)."""
+    positives, negatives = int(outcome.sum()), int((~outcome).sum())
+    if not positives or not negatives:
+        return None
+    ranks = rankdata(score)
+    return float((ranks[outcome].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def _risk_score_band(risk: np.ndarray) -> np.ndarray:
+    """0 low, 1 medium, 2 high, from the recorded risk score (RISK_SCORE_BANDS)."""
+    return np.searchsorted(np.asarray(RISK_SCORE_BANDS), risk, side="right")
+
+
+def _effect_modifier(person: dict, stage: dict) -> np.ndarray:
+    """Factor on the programme's hazard ratio for each index event (subgroup_effects only)."""
+    sex = person["sex"][stage["person"]]
+    return np.asarray(HAZARD_RATIO_BY_RISK_BAND)[_risk_score_band(stage["risk"])] * np.asarray(HAZARD_RATIO_BY_SEX)[sex]
+
+
+def _true_risk_discrimination(risk: dict, never_enrolled: np.ndarray) -> dict:
+    """The AUC of the true 12-month risk over the first index events of people never enrolled,
+    with complete follow-up: what a model that knew everything the generator knows would reach."""
+    rows = never_enrolled[risk["person"]] & risk["eligible"]
+    outcome, true_risk, year = risk["reoffended"][rows], risk["true_risk"][rows], _year_of(risk["t"][rows])
+    return {
+        "true_auc": _auc(outcome, true_risk),
+        "true_auc_by_index_year": {str(y): _auc(outcome[year == y], true_risk[year == y]) for y in np.unique(year)},
+        "people": int(rows.sum()),
+        "reoffending_rate_12m": float(outcome.mean()) if rows.any() else None,
+        "definition": "AUC of each person's true probability of committing a first reoffence within 12 months "
+                      "(from the hazard model, including the unobserved propensity the risk score measures with "
+                      "noise) against the recorded 12-month proven reoffending, over the first index events of "
+                      "people never enrolled in any programme with complete follow-up: the ceiling for a risk "
+                      "model on the recorded covariates, which cannot see the unobserved propensity",
+    }
 
 
 def _people(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
@@ -521,7 +617,8 @@ def _reoffending(
 
     Offence times are drawn once for the world without any programme; for participants the
     same draws are mapped to the programme world (first time scaled by HR**(-1/shape), spell
-    gaps by 1/HR). Returns the observed offences and, for participants, both potential
+    gaps by 1/HR). Returns the observed offences, the true 12-month risk and recorded 12-month
+    outcome of every index event, and, for participants, both potential
     outcomes: the 12-month measures and the time to the first offence proven by the cut-off
     (from any source: after this process ends, the next index offence comes first).
     """
@@ -557,6 +654,14 @@ def _reoffending(
     participants = np.flatnonzero(choice > 0)
     window_end = _add_months(t, FOLLOW_UP_MONTHS)
     proof_end = _add_months(t, FOLLOW_UP_MONTHS + WAITING_MONTHS)
+    counted = keep & (committed < window_end[owner]) & (committed + delay <= proof_end[owner])
+    risk = {
+        "person": stage["person"],
+        "t": t,
+        "true_risk": -np.expm1(-((window_end - t) / WEIBULL_SCALE_DAYS) ** WEIBULL_SHAPE * np.exp(eta)),
+        "reoffended": np.bincount(owner[counted], minlength=n) > 0,
+        "eligible": proof_end <= cut,
+    }
     pairs = {}
     for arm, days in (("with", treated), ("without", untreated)):
         arm_committed, arm_keep = offences_in(days)
@@ -569,7 +674,7 @@ def _reoffending(
         np.minimum.at(first_known, owner[known], arm_committed[known])
         pairs[f"first_offence_{arm}"] = first_known[participants]
     pairs["eligible"] = proof_end[participants] <= cut
-    return observed, pairs
+    return observed, pairs, risk
 
 
 def _mentors(rng: np.random.Generator, people: int) -> dict[str, np.ndarray]:
@@ -743,7 +848,7 @@ def _feedback(rng: np.random.Generator, part: dict, mentors: dict, cut: int) -> 
     }
 
 
-def _truth(people: int, seed: int, cutoff: date, pairs: dict) -> dict:
+def _truth(people: int, seed: int, cutoff: date, pairs: dict, subgroup_effects: bool = False) -> dict:
     """Both potential outcomes of every participant, summarised per programme."""
     cut = _day(cutoff)
     programmes = {}
@@ -770,7 +875,9 @@ def _truth(people: int, seed: int, cutoff: date, pairs: dict) -> dict:
                 "mean_participant_satisfaction": spec.satisfaction,
             },
         }
-    return {
+        if subgroup_effects:
+            programmes[spec.programme_id]["subgroups"] = _subgroup_truth(pairs, mine, spec.hazard_ratio)
+    truth = {
         "seed": int(seed),
         "people": int(people),
         "cutoff": cutoff.isoformat(),
@@ -823,6 +930,41 @@ def _truth(people: int, seed: int, cutoff: date, pairs: dict) -> dict:
             "employment_transition_logit": EMPLOYMENT_TRANSITION,
             "accommodation_transition_logit": ACCOMMODATION_TRANSITION,
         },
+    }
+    if subgroup_effects:
+        truth["effect_modification"] = {
+            "risk_score_bands": {"low": f"risk_score below {RISK_SCORE_BANDS[0]:g}",
+                                 "medium": f"{RISK_SCORE_BANDS[0]:g} to below {RISK_SCORE_BANDS[1]:g}",
+                                 "high": f"{RISK_SCORE_BANDS[1]:g} or more"},
+            "hazard_ratio_factor_by_risk_score_band": dict(zip(RISK_SCORE_BAND_NAMES, HAZARD_RATIO_BY_RISK_BAND)),
+            "hazard_ratio_factor_by_sex": dict(zip(SEX, HAZARD_RATIO_BY_SEX)),
+            "subgroups": "each programme's subgroups hold, per level of sex and of the recorded risk score's band "
+                         "at the participant's index event, the exact effect on the treated of that level as "
+                         "reoffending_rate_12m is for the whole programme",
+        }
+    return truth
+
+
+def _subgroup_truth(pairs: dict, mine: np.ndarray, hazard_ratio: float) -> dict:
+    """Per level of sex and of the risk-score band: participants, planted hazard ratio and both
+    potential 12-month reoffending rates over those with complete follow-up."""
+    band = _risk_score_band(pairs["risk"])
+    levels = {
+        "sex": [(name, pairs["sex"] == code, HAZARD_RATIO_BY_SEX[code]) for code, name in enumerate(SEX)],
+        "risk_score_band": [(name, band == code, HAZARD_RATIO_BY_RISK_BAND[code])
+                            for code, name in enumerate(RISK_SCORE_BAND_NAMES)],
+    }
+    return {
+        variable: {
+            name: {
+                "hazard_ratio_factor": factor,
+                "participants_with_complete_follow_up": int((mine & here & pairs["eligible"]).sum()),
+                "reoffending_rate_12m": _outcome_pair(pairs["reoffended_with"], pairs["reoffended_without"],
+                                                      mine & here & pairs["eligible"]),
+            }
+            for name, here, factor in entries
+        }
+        for variable, entries in levels.items()
     }
 
 

@@ -65,6 +65,12 @@ TABLE_SOURCES = {
     "indicators": "results.indicators",
     "attrition": "analysis.attrition",
     "run_info": "results.run_info",
+    "subgroup_effects": "results.subgroup_effects",
+    "subgroup_heterogeneity": "results.subgroup_heterogeneity",
+    "risk_model_card": "results.risk_model_card",
+    "risk_performance": "results.risk_performance",
+    "risk_calibration": "results.risk_calibration",
+    "risk_fairness": "results.risk_fairness",
 }
 
 NOT_AVAILABLE = "not available"
@@ -183,6 +189,9 @@ def build_reports(data: ReportData, out_dir: Path) -> list[Path]:
     for programme in programmes.itertuples(index=False):
         pages[programme.file_name] = environment.get_template("programme.html.j2").render(
             **common, **programme_context(programme, shown, data.settings))
+    if "risk_model_card" in shown:
+        pages[for_whom.MODEL_CARD_PAGE] = environment.get_template("risk_model.html.j2").render(
+            **common, **for_whom.model_card_context(shown))
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
@@ -288,7 +297,7 @@ def programme_list(shown: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 def page_file_name(programme_id: str) -> str:
     """`<programme_id>.html` when the id is a plain file name, else a stable digest of it."""
-    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", programme_id) and programme_id != "index":
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", programme_id) and programme_id not in ("index", "risk-model"):
         return f"{programme_id}.html"
     return f"programme-{hashlib.sha256(programme_id.encode()).hexdigest()[:12]}.html"
 
@@ -432,6 +441,7 @@ def programme_context(programme, shown: dict[str, pd.DataFrame], settings: Setti
         "attrition": attrition_section(rows_of(shown, "attrition", pid)),
         "outcomes": outcomes_section(rows_of(shown, "indicators", pid)),
         "method": method_notes(effects, rows_of(shown, "ph_tests", pid), settings),
+        "subgroups": for_whom.subgroup_section(pid, shown, settings.follow_up.headline_months),
     }
 
 
@@ -995,4 +1005,8 @@ def portfolio_context(programmes: pd.DataFrame, shown: dict[str, pd.DataFrame], 
                     "Comparison reoffended", "Difference (95% CI)", "Success criteria met"],
         "forest": forest_chart,
         "effects_available": effects is not None,
+        "model_card": for_whom.MODEL_CARD_PAGE if "risk_model_card" in shown else None,
     }
+
+
+from reports import for_whom  # noqa: E402  (its sections use the formatting helpers above)

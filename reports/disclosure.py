@@ -58,7 +58,8 @@ PAGE_COUNTS = {
 }
 
 # Tables with no counts of people in what a report shows.
-COUNT_FREE = ("programmes", "balance", "logrank", "cox", "ph_tests", "rmst", "run_info")
+COUNT_FREE = ("programmes", "balance", "logrank", "cox", "ph_tests", "rmst", "run_info", "subgroup_heterogeneity",
+              "risk_model_card")
 
 
 def numeric(values: pd.Series) -> pd.Series:
@@ -324,6 +325,38 @@ def disclose_unmatched(unmatched: pd.DataFrame, min_count: int) -> tuple[pd.Data
     return ids.reset_index(drop=True), suppress(reasons, any_small, ["n"])
 
 
+def counts_together(frame: pd.DataFrame, keys: list[str], counts: list[str], min_count: int) -> pd.Series:
+    """True for every row of a set of groups that add up to a shown whole (levels of a subgroup,
+    groups of an attribute) when any count of any of them is small: all their counts are then
+    suppressed, so the small one cannot be worked out by subtraction."""
+    small = pd.concat([is_small(frame[c], min_count) for c in counts], axis=1).any(axis=1)
+    return small.groupby([frame[k] for k in keys]).transform("any")
+
+
+def disclose_subgroup_effects(effects: pd.DataFrame, min_count: int) -> pd.DataFrame:
+    """Subgroup rows follow the headline's rules, and their counts are suppressed together per variable."""
+    counts = ["n_treated", "n_comparison"]
+    out = disclose_effects(effects.assign(measure="reoffended"), min_count).drop(columns="measure")
+    out = suppress(out, out["difference"].eq(SUPPRESSED), ["se", "p_holm"])
+    return suppress(out, counts_together(effects, ["programme_id", "variable"], counts, min_count), counts)
+
+
+def disclose_risk_fairness(fairness: pd.DataFrame, min_count: int) -> pd.DataFrame:
+    """Fairness rows: a group's calibration and AUC need enough people with and without a reoffence;
+    its false-positive rate enough flagged and unflagged people without one, its false-negative rate
+    enough of each among those with one; the counts of an attribute's groups are suppressed together."""
+    negatives = numeric(fairness["n_negative"])
+    observed = rate_is_disclosive(fairness["observed"], fairness["n"], min_count)
+    out = suppress(fairness, observed, ["observed", "mean_predicted", "calibration_in_the_large", "citl_lower",
+                                        "citl_upper", "auc", "auc_lower", "auc_upper"])
+    out = suppress(out, observed | rate_is_disclosive(fairness["fpr"], negatives, min_count),
+                   ["fpr", "fpr_lower", "fpr_upper"])
+    out = suppress(out, observed | rate_is_disclosive(fairness["fnr"], fairness["n_reoffended"], min_count),
+                   ["fnr", "fnr_lower", "fnr_upper"])
+    counts = ["n", "n_reoffended", "n_negative"]
+    return suppress(out, counts_together(fairness, ["attribute"], counts, min_count), counts)
+
+
 def disclose(tables: dict[str, pd.DataFrame], min_count: int,
              headline_months: int | None = None) -> dict[str, pd.DataFrame]:
     """Every table a report shows, with disclosure control applied. Person-level tables do not pass.
@@ -345,6 +378,15 @@ def disclose(tables: dict[str, pd.DataFrame], min_count: int,
         "km_curves": lambda f: coarsen_km_curves(f, min_count),
         "attrition": lambda f: suppress_counts(f, ["people", "lost"], min_count),
         "propensity_overlap": lambda f: suppress(f, is_small(f["n"], min_count), ["n", *PERCENTILE_COLUMNS]),
+        "subgroup_effects": lambda f: disclose_subgroup_effects(f, min_count),
+        "risk_performance": lambda f: suppress_counts(suppress(
+            f, rate_is_disclosive(f["reoffended_train"], f["n_train"], min_count)
+            | rate_is_disclosive(f["reoffended_test"], f["n_test"], min_count),
+            ["reoffended_train", "reoffended_test"]), ["n_train", "n_test"], min_count),
+        "risk_calibration": lambda f: suppress_counts(suppress(
+            f, rate_is_disclosive(f["observed"], f["n"], min_count),
+            ["n_reoffended", "observed", "observed_lower", "observed_upper"]), ["n", "n_reoffended"], min_count),
+        "risk_fairness": lambda f: disclose_risk_fairness(f, min_count),
         **{name: (lambda f: f) for name in COUNT_FREE},
     }
     out: dict[str, pd.DataFrame] = {}

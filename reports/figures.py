@@ -332,3 +332,29 @@ def indicator_trends(rows: pd.DataFrame) -> go.Figure:
 def _transparent(hex_colour: str, alpha: float) -> str:
     red, green, blue = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
     return f"rgba({red},{green},{blue},{alpha})"
+
+
+def calibration_plot(deciles: pd.DataFrame) -> go.Figure:
+    """Observed share reoffending against mean predicted risk per decile (percent), with 95% intervals
+    and the diagonal of perfect calibration.
+
+    `deciles`: decile, mean_predicted, observed, observed_lower, observed_upper (shares 0..1).
+    """
+    predicted = numeric(deciles["mean_predicted"]) * 100
+    observed, lower, upper = (numeric(deciles[c]) * 100 for c in ("observed", "observed_lower", "observed_upper"))
+    top = float(np.nanmax([predicted.max(), upper.max(), 1.0])) * 1.05
+    fig = go.Figure([
+        go.Scatter(x=[0, top], y=[0, top], mode="lines", name="Perfect calibration",
+                   line={"color": OKABE_ITO["black"], "dash": "dot", "width": 1}, hoverinfo="skip"),
+        go.Scatter(
+            x=predicted, y=observed, mode="markers", name="Decile of predicted risk",
+            marker={"symbol": "circle", "size": 9, "color": OKABE_ITO["blue"]},
+            error_y={"type": "data", "symmetric": False, "array": upper - observed, "arrayminus": observed - lower,
+                     "color": OKABE_ITO["blue"], "thickness": 1.5},
+            customdata=deciles["decile"].to_numpy(),
+            hovertemplate="Decile %{customdata}: predicted %{x:.1f}%, observed %{y:.1f}%<extra></extra>",
+        ),
+    ])
+    fig.update_xaxes(title="Mean predicted risk (%)", range=[0, top])
+    fig.update_yaxes(title="Observed reoffending (%)", range=[0, top])
+    return _layout(fig, height=380)

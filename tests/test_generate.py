@@ -311,3 +311,42 @@ def test_committed_sample_is_generate_20000_seed_2026(tmp_path):
             assert p["reoffending_rate_12m"]["effect"] < -0.03, pid
             # Unmodelled differences between people pull the marginal hazard ratio towards 1.
             assert p["hazard_ratio"] < p["marginal_hazard_ratio"] < 1, pid
+
+
+def test_subgroup_effects_are_planted_only_when_asked_and_their_truth_adds_up():
+    plain, planted = generate(20_000, 5), generate(20_000, 5, subgroup_effects=True)
+    assert "effect_modification" not in plain.truth and "subgroups" not in plain.truth["programmes"]["P01"]
+    pd.testing.assert_frame_equal(plain.tables["people"], planted.tables["people"])
+    assert planted.truth["effect_modification"]["hazard_ratio_factor_by_risk_score_band"] == {
+        "low": 1.3, "medium": 1.0, "high": 0.65}
+    participants = planted.participants
+    for pid, programme in planted.truth["programmes"].items():
+        subgroups = programme["subgroups"]
+        for variable in ("sex", "risk_score_band"):
+            levels = subgroups[variable].values()
+            assert sum(level["participants_with_complete_follow_up"] for level in levels) == \
+                programme["participants_with_complete_follow_up"], (pid, variable)
+        # the truth per subgroup is the mean of both potential outcomes over the same participants
+        women = participants[(participants["programme_id"] == pid) & participants["eligible"]
+                             & (participants["sex"] == "female")]
+        assert subgroups["sex"]["female"]["reoffending_rate_12m"]["effect"] == pytest.approx(
+            (women["reoffended_with"].astype(int) - women["reoffended_without"].astype(int)).mean(), abs=1e-12)
+        high = participants[(participants["programme_id"] == pid) & participants["eligible"]
+                            & (participants["risk_score"] >= 60)]
+        assert subgroups["risk_score_band"]["high"]["participants_with_complete_follow_up"] == len(high)
+    for pid in ("P01", "P02", "P04"):  # a hazard ratio below 1 falls further for high-risk people
+        bands = planted.truth["programmes"][pid]["subgroups"]["risk_score_band"]
+        assert bands["high"]["reoffending_rate_12m"]["effect"] < bands["low"]["reoffending_rate_12m"]["effect"], pid
+    # the null programme does harm in the low band, where its hazard ratio becomes 1.3
+    p03 = planted.truth["programmes"]["P03"]["subgroups"]["risk_score_band"]
+    assert p03["low"]["reoffending_rate_12m"]["effect"] > 0.01
+
+
+def test_truth_holds_the_auc_of_the_true_risk():
+    risk = json.loads((SAMPLE / "ground_truth.json").read_text())["risk_model"]
+    # People of the sample never enrolled, with complete 12-month follow-up on their first index event.
+    assert risk["people"] == 14_554
+    assert risk["true_auc"] == pytest.approx(0.72606, abs=1e-5)
+    assert list(risk["true_auc_by_index_year"]) == ["2019", "2020", "2021", "2022", "2023"]
+    assert risk["true_auc_by_index_year"]["2023"] == pytest.approx(0.74428, abs=1e-5)
+    assert risk["reoffending_rate_12m"] == pytest.approx(0.31476, abs=1e-5)

@@ -192,14 +192,63 @@ def example_tables() -> dict[str, pd.DataFrame]:
     }
 
 
+def subgroup_tables() -> dict[str, pd.DataFrame]:
+    """P01's subgroups: sex with 7 'other' participants (gated, and too few to show), and risk bands."""
+    rows = [
+        # variable, level, n_treated, n_comparison, treated, comparison, difference, ci, p, p_holm, gate
+        ("sex", "female", 70, 70, 0.20, 0.30, -0.10, (-0.22, 0.02), 0.10, 0.30, "ok"),
+        ("sex", "male", 151, 151, 0.34, 0.40, -0.06, (-0.14, 0.02), 0.15, 0.30, "ok"),
+        ("sex", "other", 7, 7, None, None, None, (None, None), None, None, "too_few_treated"),
+        ("risk_band", "low", 80, 80, 0.15, 0.175, -0.025, (-0.12, 0.07), 0.61, 0.61, "ok"),
+        ("risk_band", "high", 90, 90, 0.40, 0.55, -0.15, (-0.29, -0.01), 0.04, 0.16, "ok"),
+    ]
+    effects = pd.DataFrame([dict(
+        programme_id="P01", variable=v, level=level, n_treated=nt, n_comparison=nc, treated_value=t,
+        comparison_value=c, difference=d, se=None if d is None else 0.06, ci_lower=lo, ci_upper=hi, p_value=p,
+        p_holm=ph, n_clusters=nt, gate_status=gate)
+        for v, level, nt, nc, t, c, d, (lo, hi), p, ph, gate in rows])
+    heterogeneity = pd.DataFrame({"programme_id": ["P01", "P01"], "variable": ["sex", "risk_band"],
+                                  "n_levels": [2, 2], "q": [0.31, 1.72], "df": [1, 1], "p_value": [0.578, 0.0412]})
+    return {"subgroup_effects": effects, "subgroup_heterogeneity": heterogeneity}
+
+
+def risk_model_tables() -> dict[str, pd.DataFrame]:
+    """The risk model's tables: a fairness audit whose 'other' sex group has 8 people."""
+    performance = pd.DataFrame([dict(
+        train_from="2019Q1", train_to="2022Q4", test_from="2023Q1", test_to="2023Q4", n_train=4000, n_test=1000,
+        reoffended_train=0.31, reoffended_test=0.32, auc=0.718, auc_lower=0.684, auc_upper=0.752, auc_train=0.71,
+        brier=0.19, calibration_intercept=-0.04, calibration_intercept_se=0.07, calibration_slope=1.06,
+        calibration_slope_se=0.09)])
+    predicted = np.linspace(0.08, 0.62, 10)
+    events = np.array([9, 14, 18, 25, 27, 33, 36, 44, 52, 62])
+    calibration = pd.DataFrame({"decile": np.arange(1, 11), "n": 100, "n_reoffended": events,
+                                "mean_predicted": predicted, "observed": events / 100,
+                                "observed_lower": events / 100 - 0.07, "observed_upper": events / 100 + 0.08})
+    fairness = pd.DataFrame([dict(
+        attribute=a, grp=g, threshold_name=name, threshold=t, n=n, n_reoffended=e, observed=e / n,
+        mean_predicted=0.31, calibration_in_the_large=e / n - 0.31, citl_lower=e / n - 0.36,
+        citl_upper=e / n - 0.26, auc=0.7, auc_lower=0.65, auc_upper=0.75, n_negative=n - e, fpr=fp / (n - e),
+        fpr_lower=0.1, fpr_upper=0.9, fnr=fn / e, fnr_lower=0.1, fnr_upper=0.9)
+        for a, g, n, e, fp, fn in [("all", "all", 1000, 320, 200, 120), ("sex", "female", 150, 40, 30, 15),
+                                   ("sex", "male", 842, 277, 168, 103), ("sex", "other", 8, 3, 2, 2)]
+        for name, t in (("medium_or_high", 0.2), ("high", 0.4))])
+    card = pd.DataFrame({"section": ["Model", "Prohibited uses", "Performance"],
+                         "item": ["What it is", "Decisions about a person", "Discrimination"],
+                         "text": ["A logistic regression.", "Not for decisions about any individual.",
+                                  "AUC 0.718 on the test quarters."]})
+    return {"risk_model_card": card, "risk_performance": performance, "risk_calibration": calibration, "risk_fairness": fairness}
+
+
 def example_settings(folder: Path) -> Settings:
     (folder / "landing").mkdir(parents=True, exist_ok=True)
     return load_settings(write_settings(folder, folder / "landing", disclosure={"min_count": 10}))
 
 
 def build_example(folder: Path, tables: dict[str, pd.DataFrame] | None = None) -> dict[str, str]:
-    """Build the example reports into folder/reports; return their html by file name."""
-    data = ReportData(settings=example_settings(folder), tables=example_tables() if tables is None else tables)
+    """Build the example reports (with the subgroup and risk-model tables) into folder/reports;
+    return their html by file name."""
+    tables = {**example_tables(), **subgroup_tables(), **risk_model_tables()} if tables is None else tables
+    data = ReportData(settings=example_settings(folder), tables=tables)
     paths = build_reports(data, folder / "reports")
     return {path.name: path.read_text(encoding="utf-8") for path in paths}
 
@@ -243,8 +292,8 @@ def table_row(page: str, first_cell: str) -> str:
 # Pages
 
 
-def test_one_page_per_programme_and_an_index(pages):
-    assert sorted(pages) == ["P01.html", "P02.html", "index.html"]
+def test_one_page_per_programme_an_index_and_the_model_card(pages):
+    assert sorted(pages) == ["P01.html", "P02.html", "index.html", "risk-model.html"]
 
 
 def test_hostile_programme_name_is_escaped_everywhere(pages):
@@ -328,7 +377,7 @@ def test_reoffending_table_shows_naive_and_adjusted_beside_matched(pages):
 def test_every_chart_has_alt_text_and_a_data_table(pages):
     page = without_plotlyjs(pages["P01.html"])
     figures = re.findall(r'<figure class="chart-figure".*?</figure>', page, re.S)
-    assert len(figures) == len(chart_specs(page)) == 7
+    assert len(figures) == len(chart_specs(page)) == 8
     for figure in figures:
         label = re.search(r'role="img" aria-label="([^"]+)"', figure).group(1)
         assert len(label) > 40
@@ -408,6 +457,7 @@ def test_page_file_names_are_safe():
     assert page_file_name("P01") == "P01.html"
     assert page_file_name("../etc/passwd").startswith("programme-")
     assert page_file_name("index").startswith("programme-")  # never overwrites the portfolio page
+    assert page_file_name("risk-model").startswith("programme-")  # nor the model card
 
 
 def write_example_warehouse(settings: Settings, tables: dict[str, pd.DataFrame]) -> None:
@@ -437,12 +487,13 @@ def test_load_report_data_reads_the_tables_that_exist(tmp_path):
 
 def test_asset_writes_the_reports_from_the_warehouse(tmp_path):
     settings = example_settings(tmp_path)
-    write_example_warehouse(settings, example_tables())
+    write_example_warehouse(settings, {**example_tables(), **subgroup_tables(), **risk_model_tables()})
     result = dg.materialize([html_reports], resources={"warehouse": Warehouse(config_file=str(settings.source))})
     assert result.success
-    assert sorted(p.name for p in settings.paths.reports.iterdir()) == ["P01.html", "P02.html", "index.html"]
+    assert sorted(p.name for p in settings.paths.reports.iterdir()) == [
+        "P01.html", "P02.html", "index.html", "risk-model.html"]
     metadata = result.asset_materializations_for_node("reports__html")[0].metadata
-    assert metadata["pages"].value == 3
+    assert metadata["pages"].value == 4
     assert metadata["tables_not_available"].value == "staging.programmes"
     page = (settings.paths.reports / "P01.html").read_text(encoding="utf-8")
     assert "<dd>run-7f3a</dd>" in page and "Unmatched participants: <strong>12</strong>" in page
@@ -610,3 +661,63 @@ def test_an_interval_across_zero_is_called_inconclusive_in_words():
     assert verdict(row.replace({0.02: -0.01})).startswith("Participants reoffended less")
     assert verdict(pd.Series({"ci_lower": SUPPRESSED, "ci_upper": 0.02})) == ""
     assert [p_text(0.0004), p_text(0.0123)] == ["p < 0.001", "p = 0.012"]
+# ---------------------------------------------------------------------------------------------
+# For whom: the "Who benefits?" section and the model card page
+
+
+def test_who_benefits_forest_plot_with_its_caution(pages):
+    page = without_plotlyjs(pages["P01.html"])
+    section = page[page.index('id="who-benefits"'):page.index('id="method"')]
+    assert "were declared before the analysis" in section and "less certain than the\nheadline" in section
+    assert '<a href="risk-model.html">reoffending-risk model</a>' in section
+    forest = chart_specs(page)["chart-subgroups"]["data"][0]
+    assert forest["y"] == ["Sex: female", "Sex: male", "Sex: other", "Risk band: low risk", "Risk band: high risk"]
+    drawn = values(forest["x"])
+    assert drawn[:2] == pytest.approx([-10.0, -6.0]) and np.isnan(drawn[2])
+    assert cells(table_row(section, "Risk band: high risk")) == [
+        "90", "90", "40.0%", "55.0%", "−15.0 pp (−29.0 pp to −1.0 pp)", "0.160"]
+    # 7 'other' participants: their counts are suppressed, and so are the other sexes' counts,
+    # which would give them away by subtraction from the 240 analysed
+    assert cells(table_row(section, "Sex: other"))[:2] == ["suppressed", "suppressed"]
+    assert cells(table_row(section, "Sex: female"))[:2] == ["suppressed", "suppressed"]
+    assert "By risk band: 2 subgroups compared, p = 0.041; the data suggest the effect differs" in section
+    assert pages["P02.html"].count("Results by subgroup: not available for this run.") == 1
+
+
+def test_model_card_page(pages):
+    page = without_plotlyjs(pages["risk-model.html"])
+    assert "must not be used for any decision about a person" in page
+    assert "<dt>Decisions about a person</dt><dd>Not for decisions about any individual.</dd>" in page
+    calibration = chart_specs(page)["chart-calibration"]
+    drawn = values(calibration["data"][1]["y"])   # 9 of 100 in the first decile: not drawn
+    assert np.isnan(drawn[0]) and drawn[1:] == pytest.approx([14, 18, 25, 27, 33, 36, 44, 52, 62])
+    assert cells(table_row(page, "Decile 1")) == ["100", "8.0%", "suppressed", "suppressed"]
+    assert cells(table_row(page, "AUC (95% CI)")) == ["0.72 (0.68 to 0.75)"]
+    # 8 people of 'other' sex, 3 of whom reoffended: nothing about them shows, nor any count by sex
+    other = cells(table_row(page, "Sex: other"))
+    assert other[1:] == ["suppressed"] * 5
+    assert cells(table_row(page, "Sex: female"))[1] == "suppressed"
+    assert cells(table_row(page, "Everyone"))[1] == "1,000"
+    assert '<a href="risk-model.html">model card</a>' in pages["index.html"]
+    assert "person_id" not in page and "predicted_risk" not in page
+
+
+def test_disclose_subgroup_effects_follows_the_headline_rules():
+    effects = subgroup_tables()["subgroup_effects"]
+    effects.loc[3, "treated_value"] = 0.05   # 4 of 80 low-risk participants reoffended
+    shown = disclose({"subgroup_effects": effects}, min_count=10)["subgroup_effects"].set_index("level")
+    assert shown.loc["low", ["treated_value", "difference", "se", "p_holm"]].tolist() == ["suppressed"] * 4
+    assert shown.loc["low", "comparison_value"] == 0.175
+    assert shown.loc["high", "difference"] == -0.15 and shown.loc["high", "n_treated"] == 90
+    assert shown.loc[["female", "male", "other"], "n_treated"].tolist() == ["suppressed"] * 3
+
+
+def test_disclose_risk_fairness_hides_small_groups_and_their_siblings_counts():
+    fairness = risk_model_tables()["risk_fairness"]
+    shown = disclose({"risk_fairness": fairness}, min_count=10)["risk_fairness"]
+    other = shown[shown["grp"] == "other"].iloc[0]
+    assert other[["observed", "auc", "fpr", "fnr", "calibration_in_the_large"]].tolist() == ["suppressed"] * 5
+    female = shown[(shown["grp"] == "female") & (shown["threshold_name"] == "high")].iloc[0]
+    assert female["auc"] == 0.7 and female["fpr"] == pytest.approx(30 / 110)
+    assert female[["n", "n_reoffended", "n_negative"]].tolist() == ["suppressed"] * 3
+    assert shown.loc[shown["grp"] == "all", "n"].tolist() == [1000, 1000]

@@ -20,7 +20,7 @@ from test_validation import clean_tables, with_extra_people
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
-CHARTS = {"index.html": 1, "P01.html": 7, "P02.html": 2}
+CHARTS = {"index.html": 1, "P01.html": 8, "P02.html": 2, "risk-model.html": 1}
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +99,9 @@ def test_hostile_name_shows_as_text(browser, report_dir):
             context.close()
 
 
-def test_programme_page_fits_a_phone(browser, report_dir, tmp_path):
-    context, page, events = open_offline(browser, report_dir / "P01.html", width=375, height=740)
+@pytest.mark.parametrize("name", ["P01.html", "risk-model.html"])
+def test_page_fits_a_phone(browser, report_dir, tmp_path, name):
+    context, page, events = open_offline(browser, report_dir / name, width=375, height=740)
     try:
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 375
         widths = page.eval_on_selector_all(".chart .main-svg", "svgs => svgs.map(s => s.getBoundingClientRect().width)")
@@ -132,8 +133,9 @@ def test_sample_run_reports_open_offline_with_every_chart(browser, sample_run):
         run_id = con.execute("SELECT run_id FROM results.run_info").fetchone()[0]
     reports = sample_run.paths.reports
     assert sorted(p.name for p in reports.glob("*.html")) == sorted(
-        ["index.html", *(f"{programme_id}.html" for programme_id in headlines)])
-    for name, charts in [("index.html", 1), *((f"{programme_id}.html", 7) for programme_id in headlines)]:
+        ["index.html", "risk-model.html", *(f"{programme_id}.html" for programme_id in headlines)])
+    for name, charts in [("index.html", 1), ("risk-model.html", 1),
+                         *((f"{programme_id}.html", 8) for programme_id in headlines)]:
         context, page, events = open_offline(browser, reports / name)
         try:
             drawn = page.eval_on_selector_all(
@@ -142,7 +144,7 @@ def test_sample_run_reports_open_offline_with_every_chart(browser, sample_run):
             assert events == {"errors": [], "requests": [], "dialogs": []}, name
             assert page.inner_text("dl.provenance dd >> nth=0") == run_id
             assert page.inner_text("dl.provenance dd >> nth=4") == sample_run.data_cutoff.isoformat()
-            if name != "index.html":
+            if name not in ("index.html", "risk-model.html"):
                 assert page.inner_text(".headline .sentence") == headlines[name.removesuffix(".html")]
             assert page.inner_text(".banner").startswith("Synthetic data.")  # the committed sample is generated
             if name != "index.html":  # a programme page prints on fewer than 8 A4 pages

@@ -17,7 +17,8 @@ from desist.config import PROJECT_ROOT
 from desist.contract import DIRECT_IDENTIFIERS
 
 RESEARCH_MD = PROJECT_ROOT / "docs" / "research.md"
-PERSON_LEVEL = {"cohort", "covariates", "measures", "survival_times", "matched_sets", "unmatched", "matched_outcomes"}
+PERSON_LEVEL = {"cohort", "covariates", "measures", "survival_times", "matched_sets", "unmatched", "matched_outcomes",
+                "risk_scores"}
 BIRTH_LIKE = re.compile(r"birth|dob|born")
 QUARANTINED_VALUES = {"raw_value", "raw_record", "detail", "source_file", "source_row", "unexpected_sample"}
 
@@ -124,7 +125,7 @@ def test_quarantine_and_data_quality_counts_without_publishing_raw_values(sample
 
 def test_every_example_query_in_research_md_runs_and_returns_rows(research):
     blocks = re.findall(r"```sql\n(.*?)```", RESEARCH_MD.read_text(), flags=re.DOTALL)
-    assert 5 <= len(blocks) <= 8
+    assert 5 <= len(blocks) <= 9
     for block in blocks:
         assert research.execute(block).fetchall(), block
 

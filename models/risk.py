@@ -1,0 +1,379 @@
+"""A transparent reoffending-risk model, for evaluation only, with its calibration and fairness audit.
+
+The model is a logistic regression of the headline proven-reoffending outcome on the
+configured covariates (the same model family and design as the propensity model,
+:func:`models.propensity.fit_propensity`), fitted on people no programme touched. It is
+validated *temporally*: fitted on the earlier index quarters and judged on the latest ones,
+as it would be used on people who come later. Its only use here is to place people in risk
+bands, so an evaluation can ask whether a programme works better for higher-risk people. It
+is not for decisions about anyone.
+
+Performance on the test quarters:
+
+* AUC with the DeLong (1988) variance (as R ``pROC::ci.auc(method = "delong")``);
+* Brier score, the mean squared difference between predicted risk and outcome;
+* calibration intercept (calibration-in-the-large: logistic model of the outcome with the
+  logit of the predicted risk as offset) and calibration slope (coefficient of that logit),
+  ideally 0 and 1;
+* observed against predicted risk by decile of predicted risk, with Wilson intervals.
+
+The fairness audit reports, per group of sex, ethnic group and age band: calibration-in-the-large
+(observed minus mean predicted risk, Wilson interval of the observed share), the AUC (DeLong
+interval) and false-positive and false-negative rates at each band threshold (Wilson
+intervals), with the group metrics computed by fairlearn's ``MetricFrame``.
+
+Example::
+
+    >>> round(auc_delong([1, 1, 0, 0, 0], [0.9, 0.4, 0.5, 0.2, 0.1]).auc, 4)
+    0.8333
+    >>> risk_bands([0.1, 0.25, 0.5], [0.2, 0.4]).tolist()
+    ['low', 'medium', 'high']
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from scipy import stats
+
+from models.indicators import wilson_interval
+from models.propensity import INTERCEPT, PropensityModelError, design_matrix, fit_propensity
+
+BANDS = ("low", "medium", "high")
+# Threshold names: a person is flagged at a threshold when their predicted risk is at or above it.
+THRESHOLD_NAMES = ("medium_or_high", "high")
+DECILES = 10
+# Fewest people with and without the outcome in each of the training and test sets.
+MIN_OUTCOMES = 10
+
+STATUS_OK = "ok"
+
+
+def _z(conf_level: float) -> float:
+    return float(stats.norm.ppf(0.5 + conf_level / 2))
+
+
+def _binary(y) -> np.ndarray:
+    y = np.asarray(y, dtype=float)
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("the outcome must be 0/1")
+    return y
+
+
+def risk_bands(risk, thresholds: Sequence[float]) -> pd.Categorical:
+    """low below the first threshold, medium from it up to the second, high from the second."""
+    risk = np.asarray(risk, dtype=float)
+    band = np.array(BANDS, dtype=object)[np.searchsorted(np.asarray(thresholds), risk, side="right")]
+    band[np.isnan(risk)] = None
+    return pd.Categorical(band, categories=BANDS)
+
+
+def temporal_split(quarters: pd.Series, test_quarters: int) -> np.ndarray:
+    """True for rows in the latest ``test_quarters`` distinct quarters ('2023Q4' labels sort in time)."""
+    distinct = sorted(quarters.dropna().unique())
+    if len(distinct) <= test_quarters:
+        raise ValueError(f"temporal validation needs more than {test_quarters} index quarters, found {len(distinct)}")
+    return quarters.isin(distinct[-test_quarters:]).to_numpy()
+
+
+@dataclass(frozen=True)
+class AUCResult:
+    auc: float
+    se: float
+    lower: float
+    upper: float
+
+
+def auc_delong(y, risk, conf_level: float = 0.95) -> AUCResult:
+    """Area under the ROC curve with the DeLong variance (ties count a half).
+
+    Placement values: ``V10_i`` is the share of people without the outcome that positive i
+    outranks, ``V01_j`` the share of positives that outrank negative j; Var(AUC) =
+    var(V10)/m + var(V01)/n for m positives and n negatives. Computed from mid-ranks
+    (Sun & Xu 2014), without pairwise loops. The interval is AUC ± z SE, held to [0, 1].
+    """
+    y = _binary(y).astype(bool)
+    risk = np.asarray(risk, dtype=float)
+    positives, negatives = risk[y], risk[~y]
+    m, n = len(positives), len(negatives)
+    if m == 0 or n == 0:
+        return AUCResult(np.nan, np.nan, np.nan, np.nan)
+    combined = stats.rankdata(np.r_[positives, negatives])
+    v10 = (combined[:m] - stats.rankdata(positives)) / n
+    v01 = 1 - (combined[m:] - stats.rankdata(negatives)) / m
+    auc = float(v10.mean())
+    variance = (v10.var(ddof=1) / m if m > 1 else 0.0) + (v01.var(ddof=1) / n if n > 1 else 0.0)
+    se = float(np.sqrt(variance))
+    z = _z(conf_level)
+    return AUCResult(auc, se, max(0.0, auc - z * se), min(1.0, auc + z * se))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Calibration intercept (with the slope fixed at 1) and calibration slope, with SEs."""
+
+    intercept: float
+    intercept_se: float
+    slope: float
+    slope_se: float
+
+
+def calibration(y, risk) -> Calibration:
+    """Logistic recalibration of predicted risks: ``logit P(y) = a + logit(risk)`` gives the
+    intercept (calibration-in-the-large), ``logit P(y) = a + b logit(risk)`` the slope b."""
+    y = _binary(y)
+    risk = np.clip(np.asarray(risk, dtype=float), 1e-12, 1 - 1e-12)
+    logit = np.log(risk / (1 - risk))
+    ones = np.ones((len(y), 1))
+    in_the_large = sm.GLM(y, ones, family=sm.families.Binomial(), offset=logit).fit()
+    slope = sm.GLM(y, np.column_stack([ones, logit]), family=sm.families.Binomial()).fit()
+    return Calibration(float(in_the_large.params[0]), float(in_the_large.bse[0]),
+                       float(slope.params[1]), float(slope.bse[1]))
+
+
+def brier_score(y, risk) -> float:
+    return float(np.mean((np.asarray(risk, dtype=float) - _binary(y)) ** 2))
+
+
+def decile_calibration(y, risk, conf_level: float = 0.95) -> pd.DataFrame:
+    """Observed share against mean predicted risk by decile of predicted risk (ties kept together)."""
+    y = _binary(y)
+    risk = np.asarray(risk, dtype=float)
+    decile = pd.qcut(pd.Series(risk).rank(method="first"), DECILES, labels=False) + 1 if len(risk) >= DECILES \
+        else pd.Series(np.ones(len(risk), dtype=int))
+    frame = pd.DataFrame({"decile": decile.to_numpy(), "y": y, "risk": risk})
+    table = frame.groupby("decile").agg(n=("y", "size"), n_reoffended=("y", "sum"),
+                                        mean_predicted=("risk", "mean"), observed=("y", "mean")).reset_index()
+    lower, upper = wilson_interval(table["n_reoffended"].to_numpy(), table["n"].to_numpy(), conf_level)
+    return table.assign(n_reoffended=table["n_reoffended"].astype(int), observed_lower=lower, observed_upper=upper)
+
+
+def _auc_metric(y, risk) -> float:
+    return auc_delong(y, risk).auc
+
+
+def _auc_se_metric(y, risk) -> float:
+    return auc_delong(y, risk).se
+
+
+def fairness_audit(y, risk, groups: pd.DataFrame, thresholds: Sequence[float], conf_level: float = 0.95) -> pd.DataFrame:
+    """Per group of every column of ``groups``: calibration-in-the-large, AUC and the false-positive
+    and false-negative rates of flagging people at each threshold, with intervals.
+
+    Returns one row per (attribute, grp, threshold): n, n_reoffended, observed, mean_predicted,
+    calibration_in_the_large (observed - mean predicted) and its interval, auc and its interval,
+    n_negative, fpr and its interval, fnr and its interval. A row with attribute 'all' covers everyone.
+    Rows with a missing group value are left out of that attribute only.
+    """
+    from fairlearn.metrics import MetricFrame, count, false_negative_rate, false_positive_rate, mean_prediction
+
+    y = _binary(y).astype(int)
+    risk = np.asarray(risk, dtype=float)
+    z = _z(conf_level)
+    metrics = {
+        "n": count, "n_reoffended": lambda t, p: int(np.sum(t)), "mean_predicted": mean_prediction,
+        "auc": _auc_metric, "auc_se": _auc_se_metric,
+    }
+    for name, threshold in zip(THRESHOLD_NAMES, thresholds):
+        metrics[f"fpr_{name}"] = lambda t, p, c=threshold: false_positive_rate(t, (p >= c).astype(int), pos_label=1)
+        metrics[f"fnr_{name}"] = lambda t, p, c=threshold: false_negative_rate(t, (p >= c).astype(int), pos_label=1)
+    parts = []
+    for attribute in ["all", *groups.columns]:
+        feature = np.full(len(y), "all", dtype=object) if attribute == "all" else groups[attribute].to_numpy(dtype=object)
+        keep = pd.notna(feature)
+        frame = MetricFrame(metrics=metrics, y_true=y[keep], y_pred=risk[keep],
+                            sensitive_features=pd.Series(feature[keep], name="grp").astype(str))
+        by_group = frame.by_group.reset_index()
+        for name, threshold in zip(THRESHOLD_NAMES, thresholds):
+            parts.append(pd.DataFrame({
+                "attribute": attribute, "grp": by_group["grp"], "threshold_name": name, "threshold": threshold,
+                "n": by_group["n"].astype(int), "n_reoffended": by_group["n_reoffended"].astype(int),
+                "mean_predicted": by_group["mean_predicted"].astype(float),
+                "auc": by_group["auc"].astype(float), "auc_se": by_group["auc_se"].astype(float),
+                "fpr": by_group[f"fpr_{name}"].astype(float), "fnr": by_group[f"fnr_{name}"].astype(float),
+            }))
+    table = pd.concat(parts, ignore_index=True)
+    n, events = table["n"].to_numpy(), table["n_reoffended"].to_numpy()
+    negatives = n - events
+    observed = events / n
+    obs_low, obs_high = wilson_interval(events, n, conf_level)
+    fpr_low, fpr_high = wilson_interval(np.round(table["fpr"].to_numpy() * negatives), negatives, conf_level)
+    fnr_low, fnr_high = wilson_interval(np.round(table["fnr"].to_numpy() * events), events, conf_level)
+    return pd.DataFrame({
+        "attribute": table["attribute"], "grp": table["grp"], "threshold_name": table["threshold_name"],
+        "threshold": table["threshold"], "n": n, "n_reoffended": events, "observed": observed,
+        "mean_predicted": table["mean_predicted"],
+        "calibration_in_the_large": observed - table["mean_predicted"],
+        "citl_lower": obs_low - table["mean_predicted"], "citl_upper": obs_high - table["mean_predicted"],
+        "auc": table["auc"], "auc_lower": (table["auc"] - z * table["auc_se"]).clip(0, 1),
+        "auc_upper": (table["auc"] + z * table["auc_se"]).clip(0, 1),
+        "n_negative": negatives, "fpr": np.where(negatives > 0, table["fpr"], np.nan),
+        "fpr_lower": np.where(negatives > 0, fpr_low, np.nan), "fpr_upper": np.where(negatives > 0, fpr_high, np.nan),
+        "fnr": np.where(events > 0, table["fnr"], np.nan), "fnr_lower": np.where(events > 0, fnr_low, np.nan),
+        "fnr_upper": np.where(events > 0, fnr_high, np.nan),
+    })
+
+
+@dataclass
+class RiskModelResult:
+    """The fitted risk model and its validation; tables are empty when ``status`` is not ok."""
+
+    status: str
+    message: str = ""
+    coefficients: pd.DataFrame = field(default_factory=pd.DataFrame)
+    performance: pd.DataFrame = field(default_factory=pd.DataFrame)
+    deciles: pd.DataFrame = field(default_factory=pd.DataFrame)
+    fairness: pd.DataFrame = field(default_factory=pd.DataFrame)
+    scores: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def predict_risk(coefficients: pd.DataFrame, data: pd.DataFrame, covariates: Sequence[str],
+                 categorical: Sequence[str]) -> np.ndarray:
+    """Predicted risk from a coefficient table (``term, coef``); a category level the model did
+    not see takes the reference level's risk."""
+    coef = coefficients.set_index("term")["coef"]
+    design = design_matrix(data, covariates, categorical).matrix.reindex(columns=coef.index[1:], fill_value=0.0)
+    linear = coef[INTERCEPT] + design.to_numpy(dtype=float) @ coef.iloc[1:].to_numpy()
+    return 1 / (1 + np.exp(-linear))
+
+
+def fit_risk_model(
+    pool: pd.DataFrame,
+    outcome: str,
+    covariates: Sequence[str],
+    categorical: Sequence[str],
+    quarter: str,
+    test_quarters: int,
+    thresholds: Sequence[float],
+    audit_groups: Sequence[str],
+    score: pd.DataFrame | None = None,
+    min_outcomes: int = MIN_OUTCOMES,
+    conf_level: float = 0.95,
+) -> RiskModelResult:
+    """Fit on the earlier quarters of ``pool``, validate on the latest ``test_quarters``.
+
+    Args:
+        pool: people no programme touched, with the 0/1 ``outcome``, covariates, ``quarter``
+            labels and the ``audit_groups`` columns.
+        score: people to give a predicted risk and band (default: the pool).
+        min_outcomes: fewest people with and without a reoffence in each of the training and
+            test quarters (at least the disclosure threshold, so the card's counts can be shown).
+    """
+    try:
+        test = temporal_split(pool[quarter], test_quarters)
+    except ValueError as error:
+        return RiskModelResult("not_fitted", str(error))
+    y = pool[outcome].to_numpy(dtype=float)
+    for name, rows in (("training", ~test), ("test", test)):
+        events = int(y[rows].sum())
+        if min(events, int(rows.sum()) - events) < min_outcomes:
+            return RiskModelResult("not_fitted", f"the {name} quarters hold fewer than {min_outcomes} people "
+                                                 "with or without a proven reoffence")
+    try:
+        fit = fit_propensity(pool.loc[~test], outcome, covariates, categorical)
+    except PropensityModelError as error:
+        return RiskModelResult("not_fitted", f"the risk model cannot be estimated: {error}")
+    coefficients = fit.to_frame()
+    risk = predict_risk(coefficients, pool, covariates, categorical)
+    y_test, risk_test = y[test], risk[test]
+    auc = auc_delong(y_test, risk_test, conf_level)
+    cal = calibration(y_test, risk_test)
+    quarters = pool[quarter]
+    performance = pd.DataFrame([{
+        "train_from": quarters[~test].min(), "train_to": quarters[~test].max(),
+        "test_from": quarters[test].min(), "test_to": quarters[test].max(),
+        "n_train": int((~test).sum()), "n_test": int(test.sum()),
+        "reoffended_train": float(y[~test].mean()), "reoffended_test": float(y_test.mean()),
+        "auc": auc.auc, "auc_lower": auc.lower, "auc_upper": auc.upper, "auc_train": auc_delong(y[~test], risk[~test]).auc,
+        "brier": brier_score(y_test, risk_test), "calibration_intercept": cal.intercept,
+        "calibration_intercept_se": cal.intercept_se, "calibration_slope": cal.slope,
+        "calibration_slope_se": cal.slope_se,
+    }])
+    groups = pool.loc[test, list(audit_groups)].reset_index(drop=True)
+    fairness = fairness_audit(y_test, risk_test, groups, thresholds, conf_level)
+    score = pool if score is None else score
+    scored = risk if score is pool else predict_risk(coefficients, score, covariates, categorical)
+    scores = pd.DataFrame({"predicted_risk": scored, "risk_band": risk_bands(scored, thresholds)}, index=score.index)
+    return RiskModelResult(STATUS_OK, coefficients=coefficients, performance=performance,
+                           deciles=decile_calibration(y_test, risk_test, conf_level), fairness=fairness, scores=scores)
+
+
+def model_card(result: RiskModelResult, covariates: Sequence[str], thresholds: Sequence[float],
+               outcome_words: str, population_words: str, min_group: int = MIN_OUTCOMES) -> pd.DataFrame:
+    """The model card: what the model is, what it is for and not for, how well it does and its limits.
+
+    One row per (section, item) with the text in plain words; numbers come from ``result``. The
+    fairness results name only groups with at least ``min_group`` people with and without a reoffence.
+    """
+    low, high = thresholds
+    rows = [
+        ("Model", "What it is", f"A logistic regression that predicts {outcome_words} from recorded characteristics "
+                                f"at the index date: {', '.join(covariates).replace('_', ' ')}."),
+        ("Model", "Risk bands", f"Low: predicted risk below {low:.0%}; medium: {low:.0%} to below {high:.0%}; "
+                                f"high: {high:.0%} or more."),
+        ("Intended use", "Evaluation only", "To describe people in risk bands so an evaluation can ask whether a "
+                                            "programme works better for people at higher risk of reoffending."),
+        ("Prohibited uses", "Decisions about a person", "Not for decisions about any individual: not for "
+                                                         "sentencing, supervision, eligibility, referral, priority "
+                                                         "or any other choice made about a person. No individual "
+                                                         "score appears in any report."),
+        ("Data", "Who it was fitted on", population_words),
+    ]
+    if result.status != STATUS_OK:
+        rows.append(("Performance", "Status", f"The model was not fitted for this run: {result.message}."))
+    else:
+        p = result.performance.iloc[0]
+        rows += [
+            ("Data", "Period", f"Fitted on index quarters {p.train_from} to {p.train_to}; tested on the later "
+                               f"quarters {p.test_from} to {p.test_to} (temporal validation)."),
+            ("Data", "People", f"{p.n_train:,} people in the training quarters and {p.n_test:,} in the test quarters; "
+                               f"{p.reoffended_train:.1%} and {p.reoffended_test:.1%} of them reoffended."),
+            ("Performance", "Discrimination", f"AUC {p.auc:.3f} (95% CI {p.auc_lower:.3f} to {p.auc_upper:.3f}) on the "
+                                              f"test quarters ({p.auc_train:.3f} on the training quarters). 0.5 is "
+                                              "chance, 1 a perfect ranking."),
+            ("Performance", "Accuracy", f"Brier score {p.brier:.3f} (the mean squared gap between predicted risk and "
+                                        "outcome; lower is better)."),
+            ("Performance", "Calibration", f"Calibration intercept {p.calibration_intercept:+.3f} (SE "
+                                           f"{p.calibration_intercept_se:.3f}; 0 means the average risk is right) and "
+                                           f"slope {p.calibration_slope:.3f} (SE {p.calibration_slope_se:.3f}; 1 means "
+                                           "predictions are neither too extreme nor too modest)."),
+            ("Fairness", "Audit", "Calibration-in-the-large, AUC and the false-positive and false-negative rates at "
+                                  "the band thresholds are reported per sex, ethnic group and age band on the test "
+                                  "quarters, with 95% intervals. Groups with few people have wide intervals or "
+                                  "suppressed values."),
+        ]
+        rows += _fairness_lines(result.fairness, min_group)
+    rows += [
+        ("Limitations", "Recorded offending", "It predicts proven reoffending, which depends on policing and "
+                                              "prosecution as well as behaviour: groups policed more heavily can "
+                                              "look riskier than they are."),
+        ("Limitations", "Change over time", "Validated on the latest quarters of this extract only; risk and "
+                                            "recording change over time and between areas."),
+        ("Limitations", "Unmeasured factors", "Only recorded characteristics are used; much of what drives "
+                                              "reoffending is not in the data."),
+    ]
+    return pd.DataFrame(rows, columns=["section", "item", "text"])
+
+
+def _fairness_lines(fairness: pd.DataFrame, min_group: int) -> list[tuple[str, str, str]]:
+    """The spread of the audit's results across groups, per attribute, in words."""
+    flagged = (fairness["fpr"] * fairness["n_negative"]).round()
+    audited = fairness[(fairness["attribute"] != "all") & (fairness["threshold_name"] == THRESHOLD_NAMES[-1])
+                       & (fairness["n_reoffended"] >= min_group) & (fairness["n_negative"] >= min_group)
+                       & (flagged >= min_group) & (fairness["n_negative"] - flagged >= min_group)]
+    lines = []
+    for attribute, groups in audited.groupby("attribute", sort=False):
+        if len(groups) < 2:
+            continue
+        name = attribute.replace("_", " ")
+        auc, gap, fpr = (groups.set_index("grp")[c] for c in ("auc", "calibration_in_the_large", "fpr"))
+        worst = gap.abs().idxmax()
+        lines.append(("Fairness", f"By {name}", (
+            f"Across {len(groups)} groups: AUC from {auc.min():.2f} ({auc.idxmin()}) to {auc.max():.2f} "
+            f"({auc.idxmax()}); the largest gap between observed and predicted reoffending {gap[worst] * 100:+.1f} "
+            f"percentage points ({worst}); false-positive rate at the high band from {fpr.min():.0%} to "
+            f"{fpr.max():.0%}.").replace("_", " ")))
+    return lines

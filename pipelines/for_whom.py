@@ -1,0 +1,156 @@
+"""For whom it works: the reoffending-risk model and the matched effects within pre-declared subgroups."""
+import dagster as dg
+import pandas as pd
+
+from desist.config import Settings
+from models.risk import BANDS, MIN_OUTCOMES, STATUS_OK, fit_risk_model, model_card, temporal_split
+from models.subgroups import age_bands, subgroup_effects
+from pipelines.effects import ANALYSED_PEOPLE, matching_spec, write_results
+from pipelines.resources import WAREHOUSE_POOL, Warehouse
+
+RISK_TABLES = ("risk_model_status", "risk_coefficients", "risk_performance", "risk_calibration", "risk_fairness",
+               "risk_scores", "risk_model_card")
+SUBGROUP_TABLES = ("subgroup_effects", "subgroup_heterogeneity")
+AUDIT_GROUPS = ("sex", "ethnic_group", "age_band")
+
+# One row per person and index date analysed for any programme: complete headline follow-up and
+# every covariate present, with the headline outcome; in_pool marks people no programme touched
+# (never enrolled in any programme), on whom the risk model is fitted.
+RISK_PEOPLE = """
+    SELECT DISTINCT ON (covariates.person_id, covariates.index_date)
+        covariates.* EXCLUDE (programme_id, treated),
+        cohort.index_quarter,
+        headline.reoffended::INTEGER AS reoffended,
+        covariates.person_id NOT IN (SELECT person_id FROM staging.participation) AS in_pool
+    FROM analysis.covariates AS covariates
+    JOIN analysis.cohort AS cohort USING (programme_id, person_id, index_date)
+    JOIN analysis.measures AS headline USING (programme_id, person_id, index_date)
+    WHERE covariates.covariates_complete
+      AND headline.window_months = getvariable('headline_months')
+      AND headline.complete
+    ORDER BY covariates.person_id, covariates.index_date
+"""
+
+
+def with_age_band(people: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    return people.assign(age_band=age_bands(people["age_at_index"], settings.subgroups.age_band_edges))
+
+
+@dg.asset(
+    key=dg.AssetKey(["results", "risk_model"]),
+    deps=[dg.AssetKey(["analysis", "covariates"]), dg.AssetKey(["analysis", "measures"]),
+          dg.AssetKey(["analysis", "cohort"]), dg.AssetKey(["staging", "participation"])],
+    group_name="for_whom",
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb", "python"},
+    description="Reoffending-risk model for evaluation only: fitted on people no programme touched, tested on the "
+                "latest index quarters; calibration, fairness audit by sex, ethnic group and age band, risk bands "
+                "and the model card.",
+)
+def risk_model(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    settings = warehouse.settings
+    spec = matching_spec(settings)
+    thresholds = settings.risk_model.band_thresholds
+    min_outcomes = max(MIN_OUTCOMES, settings.disclosure.min_count)  # so every count the card shows may be shown
+    with warehouse.connect() as con:
+        people = with_age_band(con.execute(RISK_PEOPLE).df(), settings)
+        pool = people[people["in_pool"]].reset_index(drop=True)
+        result = fit_risk_model(
+            pool, "reoffended", spec.covariates, spec.categorical, quarter="index_quarter",
+            test_quarters=settings.risk_model.test_quarters, thresholds=thresholds, audit_groups=AUDIT_GROUPS,
+            score=people, min_outcomes=min_outcomes,
+        )
+        context.log.info(f"risk model: {result.status} {result.message}".strip())
+        frames: dict[str, list[pd.DataFrame]] = {
+            "risk_model_status": [pd.DataFrame({"status": [result.status], "message": [result.message]})],
+            "risk_model_card": [model_card(
+                result, spec.covariates, thresholds,
+                outcome_words=f"proven reoffending within {settings.follow_up.headline_months} months",
+                population_words="People with an eligible index event and complete follow-up who never enrolled "
+                                 "in any programme (no programme touched them), so no programme effect is built "
+                                 "into the risks.", min_group=min_outcomes)],
+        }
+        if result.status == STATUS_OK:
+            test_quarters = pool.loc[temporal_split(pool["index_quarter"], settings.risk_model.test_quarters),
+                                     "index_quarter"].unique()
+            sample = people["in_pool"].map({True: "train", False: None}).where(
+                ~(people["in_pool"] & people["index_quarter"].isin(test_quarters)), "test")
+            frames |= {
+                "risk_coefficients": [result.coefficients],
+                "risk_performance": [result.performance],
+                "risk_calibration": [result.deciles],
+                "risk_fairness": [result.fairness],
+                "risk_scores": [pd.DataFrame({
+                    "person_id": people["person_id"], "index_date": people["index_date"],
+                    "predicted_risk": result.scores["predicted_risk"],
+                    "risk_band": result.scores["risk_band"].astype("string"),
+                    "model_sample": sample,
+                })],
+            }
+        write_results(con, "results/risk_model.sql", frames)
+    metadata = {"status": result.status}
+    if result.status == STATUS_OK:
+        metadata |= {"auc": float(result.performance["auc"].iloc[0]),
+                     "calibration_slope": float(result.performance["calibration_slope"].iloc[0])}
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    key=dg.AssetKey(["results", "subgroup_effects"]),
+    deps=[dg.AssetKey(["results", "effects"]), dg.AssetKey(["results", "risk_model"])],
+    group_name="for_whom",
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb", "python"},
+    description="Matched effect on the headline reoffending rate within each pre-declared subgroup (exact matching "
+                "on the subgroup), heterogeneity tests and Holm-adjusted p-values, per programme.",
+)
+def subgroup_effects_asset(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    settings = warehouse.settings
+    spec = matching_spec(settings)
+    frames: dict[str, list[pd.DataFrame]] = {table: [] for table in SUBGROUP_TABLES}
+    with warehouse.connect() as con:
+        estimated = con.execute(
+            "SELECT programme_id FROM results.programmes_analysed WHERE status = 'ok' ORDER BY programme_id"
+        ).fetchall()
+        for (programme_id,) in estimated:
+            people = con.execute(
+                f"SELECT people.*, sets.logit_score, scores.risk_band, headline.reoffended::DOUBLE AS outcome "
+                f"FROM ({ANALYSED_PEOPLE}) AS people "
+                "JOIN results.matched_sets AS sets USING (programme_id, person_id) "
+                "JOIN analysis.measures AS headline USING (programme_id, person_id, index_date) "
+                "LEFT JOIN results.risk_scores AS scores USING (person_id, index_date) "
+                "WHERE headline.window_months = getvariable('headline_months') ORDER BY people.person_id",
+                {"programme_id": programme_id},
+            ).df()
+            people = with_age_band(people, settings).assign(
+                risk_band=lambda f: pd.Categorical(f["risk_band"], categories=BANDS))
+            if "risk_band" in settings.subgroups.variables and people["risk_band"].isna().all():
+                context.log.warning(f"{programme_id}: no risk bands (the risk model was not fitted), so no "
+                                    "estimates by risk band")
+            result = subgroup_effects(
+                people, people["logit_score"], "outcome", settings.subgroups.variables,
+                ratio=spec.ratio, replace=spec.replace, caliper=spec.caliper, exact=spec.exact,
+            )
+            context.log.info(f"{programme_id}: {int((result.effects['gate_status'] == 'ok').sum())} subgroup "
+                             f"estimates of {len(result.effects)}")
+            for table, frame in zip(SUBGROUP_TABLES, (result.effects, result.heterogeneity)):
+                if not frame.empty:
+                    frames[table].append(frame.assign(programme_id=programme_id)[["programme_id", *frame.columns]])
+        write_results(con, "results/subgroup_effects.sql", frames)
+    return dg.MaterializeResult(metadata={"programmes": len(estimated)})
+
+
+def participant_subgroups(con, settings: Settings) -> pd.DataFrame:
+    """Every participant's level of each subgrouping variable, as the subgroup estimates define them:
+    ``programme_id, person_id, index_date, variable, level`` (for checking estimates against a known truth)."""
+    people = con.execute(
+        "SELECT covariates.programme_id, covariates.person_id, covariates.index_date, covariates.sex, "
+        "covariates.age_at_index, covariates.index_type, scores.risk_band "
+        "FROM analysis.covariates AS covariates "
+        "LEFT JOIN results.risk_scores AS scores USING (person_id, index_date) WHERE covariates.treated"
+    ).df()
+    people = with_age_band(people, settings)
+    variables = settings.subgroups.variables
+    long = people.melt(id_vars=["programme_id", "person_id", "index_date"], value_vars=variables,
+                       var_name="variable", value_name="level")
+    return long.dropna(subset=["level"]).assign(level=lambda f: f["level"].astype(str))

@@ -1,0 +1,1 @@
+SELECT term, coef, se, z, p FROM results.risk_coefficients
