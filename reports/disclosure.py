@@ -55,6 +55,14 @@ PAGE_COUNTS = {
     "attrition": ["people", "lost"],
     "propensity_overlap": ["n"],
     "unmatched_reasons": ["n"],
+    "subgroup_effects": ["n_treated", "n_comparison"],
+}
+
+# The counts of people the risk model's card shows.
+MODEL_CARD_COUNTS = {
+    "risk_performance": ["n_train", "n_test"],
+    "risk_calibration": ["n", "n_reoffended"],
+    "risk_fairness": ["n", "n_reoffended", "n_negative"],
 }
 
 # Tables with no counts of people in what a report shows.
@@ -357,6 +365,21 @@ def disclose_risk_fairness(fairness: pd.DataFrame, min_count: int) -> pd.DataFra
     return suppress(out, counts_together(fairness, ["attribute"], counts, min_count), counts)
 
 
+def disclose_risk_performance(performance: pd.DataFrame, min_count: int) -> pd.DataFrame:
+    """The risk model's training and test samples: reoffending shares need enough people with and without."""
+    small = (rate_is_disclosive(performance["reoffended_train"], performance["n_train"], min_count)
+             | rate_is_disclosive(performance["reoffended_test"], performance["n_test"], min_count))
+    return suppress_counts(suppress(performance, small, ["reoffended_train", "reoffended_test"]),
+                           ["n_train", "n_test"], min_count)
+
+
+def disclose_risk_calibration(calibration: pd.DataFrame, min_count: int) -> pd.DataFrame:
+    """Calibration by decile: an observed share needs enough people with and without a reoffence."""
+    small = rate_is_disclosive(calibration["observed"], calibration["n"], min_count)
+    return suppress_counts(suppress(calibration, small, ["n_reoffended", "observed", "observed_lower",
+                                                         "observed_upper"]), ["n", "n_reoffended"], min_count)
+
+
 def disclose(tables: dict[str, pd.DataFrame], min_count: int,
              headline_months: int | None = None) -> dict[str, pd.DataFrame]:
     """Every table a report shows, with disclosure control applied. Person-level tables do not pass.
@@ -379,13 +402,8 @@ def disclose(tables: dict[str, pd.DataFrame], min_count: int,
         "attrition": lambda f: suppress_counts(f, ["people", "lost"], min_count),
         "propensity_overlap": lambda f: suppress(f, is_small(f["n"], min_count), ["n", *PERCENTILE_COLUMNS]),
         "subgroup_effects": lambda f: disclose_subgroup_effects(f, min_count),
-        "risk_performance": lambda f: suppress_counts(suppress(
-            f, rate_is_disclosive(f["reoffended_train"], f["n_train"], min_count)
-            | rate_is_disclosive(f["reoffended_test"], f["n_test"], min_count),
-            ["reoffended_train", "reoffended_test"]), ["n_train", "n_test"], min_count),
-        "risk_calibration": lambda f: suppress_counts(suppress(
-            f, rate_is_disclosive(f["observed"], f["n"], min_count),
-            ["n_reoffended", "observed", "observed_lower", "observed_upper"]), ["n", "n_reoffended"], min_count),
+        "risk_performance": lambda f: disclose_risk_performance(f, min_count),
+        "risk_calibration": lambda f: disclose_risk_calibration(f, min_count),
         "risk_fairness": lambda f: disclose_risk_fairness(f, min_count),
         **{name: (lambda f: f) for name in COUNT_FREE},
     }
@@ -410,7 +428,13 @@ def disclose(tables: dict[str, pd.DataFrame], min_count: int,
                                 row_rank=ranks))
     if "attrition" in out:
         out["attrition"] = hide_lost_beside_hidden(out["attrition"])
-    return out
+    return protect_model_card(out, min_count)
+
+
+def protect_model_card(tables: dict[str, pd.DataFrame], min_count: int) -> dict[str, pd.DataFrame]:
+    """The model card shows its tables together: no two of their counts may differ by a small number."""
+    card = {name: tables[name] for name in MODEL_CARD_COUNTS if name in tables}
+    return {**tables, **protect_together(card, MODEL_CARD_COUNTS, min_count, by=None)} if card else tables
 
 
 # Counts in the tables of a research file published with `publish: {person_level: false}`.
@@ -428,6 +452,7 @@ RESEARCH_COUNTS = {
     "quarantine_summary": ["rows"],
     "data_quality": ["element_count", "unexpected_count"],
 }
+
 
 
 def disclose_research_tables(tables: dict[str, pd.DataFrame], min_count: int) -> dict[str, pd.DataFrame]:
@@ -458,6 +483,14 @@ def disclose_research_tables(tables: dict[str, pd.DataFrame], min_count: int) ->
     for name, columns in RESEARCH_COUNTS.items():
         if name in out:
             out[name] = protect_counts(out[name], columns, min_count, by=None)
+    if "subgroup_effects" in out:
+        out["subgroup_effects"] = protect_counts(disclose_subgroup_effects(out["subgroup_effects"], min_count),
+                                                 PAGE_COUNTS["subgroup_effects"], min_count, by=None)
+    for name, rule in (("risk_performance", disclose_risk_performance),
+                       ("risk_calibration", disclose_risk_calibration), ("risk_fairness", disclose_risk_fairness)):
+        if name in out:
+            out[name] = rule(out[name], min_count)
+    out = protect_model_card(out, min_count)
     if "attrition" in out:
         out["attrition"] = disclose_attrition(out["attrition"], min_count, by=None)
     return out

@@ -671,7 +671,7 @@ def test_who_benefits_forest_plot_with_its_caution(pages):
     assert "were declared before the analysis" in section and "less certain than the\nheadline" in section
     assert '<a href="risk-model.html">reoffending-risk model</a>' in section
     forest = chart_specs(page)["chart-subgroups"]["data"][0]
-    assert forest["y"] == ["Sex: female", "Sex: male", "Sex: other", "Risk band: low risk", "Risk band: high risk"]
+    assert forest["y"] == ["Sex: female", "Sex: male", "Sex: other", "Risk band: low<br>risk", "Risk band: high<br>risk"]
     drawn = values(forest["x"])
     assert drawn[:2] == pytest.approx([-10.0, -6.0]) and np.isnan(drawn[2])
     assert cells(table_row(section, "Risk band: high risk")) == [
