@@ -9,6 +9,7 @@ from pathlib import Path
 from desist.config import PROJECT_ROOT, Settings, load_settings
 
 DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
+WORKSPACE = PROJECT_ROOT / "workspace.yaml"  # names the code location `desist`
 DAGSTER_YAML = """\
 # Local Dagster instance for desist (created on demand, not committed).
 concurrency:
@@ -34,10 +35,11 @@ def run_pipeline(settings: Settings) -> tuple[bool, str]:
     import dagster as dg
 
     from pipelines.definitions import build_definitions
+    from pipelines.schedules import EVALUATION_JOB
 
     dagster_home()
     defs = build_definitions(str(settings.source))
-    job = defs.resolve_implicit_global_asset_job_def()
+    job = defs.resolve_job_def(EVALUATION_JOB.name)  # the same named job the UI, schedule and sensor run
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance, raise_on_error=False,
@@ -97,7 +99,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     os.environ["DESIST_CONFIG"] = str(settings.source)
     dagster_home()
     dagster = Path(sys.executable).with_name("dagster")
-    os.execv(str(dagster), [str(dagster), "dev", "-m", "pipelines.definitions", "-p", str(args.port)])
+    os.execv(str(dagster), [str(dagster), "dev", "-w", str(WORKSPACE), "-p", str(args.port)])
     return 0  # not reached
 
 
