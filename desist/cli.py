@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 from desist.config import PROJECT_ROOT, Settings, load_settings
+from desist.serve import WORKSPACE
 
 DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
-WORKSPACE = PROJECT_ROOT / "workspace.yaml"  # names the code location `desist`
 DAGSTER_YAML = """\
 # Local Dagster instance for desist (created on demand, not committed).
 concurrency:
@@ -47,12 +47,12 @@ def run_pipeline(settings: Settings) -> tuple[bool, str]:
         )
     if result.success:
         return True, result.run_id
-    return False, failure_reason(result)
+    return False, failure_reason(result.all_events)
 
 
-def failure_reason(result) -> str:
-    """One line saying which step failed and why."""
-    for event in result.all_events:
+def failure_reason(events) -> str:
+    """One line saying which step of a run's events failed and why."""
+    for event in events:
         if event.is_step_failure:
             error = event.step_failure_data.error
             cause = error.cause or error
@@ -103,6 +103,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from desist.serve import serve
+
+    return serve(load_settings(args.config), port=args.port, host=args.host)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from desist import outputs
 
@@ -140,6 +146,12 @@ def parser() -> argparse.ArgumentParser:
     ui.add_argument("--config")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)
+
+    serve = sub.add_parser("serve", help="production: dagster-webserver and dagster-daemon, instance in PostgreSQL")
+    serve.add_argument("--config")
+    serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.set_defaults(func=cmd_serve)
 
     status = sub.add_parser("status", help="the last runs, their outcome, and quarantine counts")
     status.add_argument("--config")

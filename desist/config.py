@@ -77,6 +77,17 @@ class Disclosure(_Section):
 
 class Schedule(_Section):
     cron: str = "0 6 1 * *"
+    sensor_interval_seconds: int = Field(60, ge=5)  # how often the daemon looks at the landing folder
+
+
+class Alerts(_Section):
+    """Where the run-failure sensor reports a failed run (it runs in the Dagster daemon: make serve, desist ui)."""
+
+    webhook: str | None = Field(None, pattern=r"^https?://")  # receives a JSON POST per failed run
+    smtp_host: str | None = None  # an SMTP server that mails each failed run to email_to
+    smtp_port: int = Field(25, gt=0)
+    email_from: str = "desist@localhost"
+    email_to: list[str] = []
 
 
 class SuccessCriterion(_Section):
@@ -144,6 +155,7 @@ class Settings(_Section):
     validation: Validation = Validation()
     disclosure: Disclosure = Disclosure()
     schedule: Schedule = Schedule()
+    alerts: Alerts = Alerts()
     success_criteria: list[SuccessCriterion] = DEFAULT_SUCCESS_CRITERIA
     source: Path | None = None  # the file these settings were read from
 

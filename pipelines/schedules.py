@@ -55,9 +55,11 @@ def build_schedule_and_sensor(settings: Settings) -> tuple[dg.ScheduleDefinition
                     "(evaluation.yaml schedule.cron), whether or not the landing files changed.",
     )
 
-    @dg.sensor(name="landing_files_sensor", job=EVALUATION_JOB, minimum_interval_seconds=60,
+    @dg.sensor(name="landing_files_sensor", job=EVALUATION_JOB,
+               minimum_interval_seconds=settings.schedule.sensor_interval_seconds,
                default_status=dg.DefaultSensorStatus.RUNNING,
-               description=f"Every minute, looks for new, changed or removed files in {settings.paths.landing} "
+               description=f"Every {settings.schedule.sensor_interval_seconds} s, looks for new, changed or removed "
+                           f"files in {settings.paths.landing} "
                            "and runs the whole evaluation once per new set of files. On its first look it "
                            "starts no run when the files are those the last successful run published.")
     def landing_files_sensor(context: dg.SensorEvaluationContext):

@@ -12,7 +12,7 @@ import pytest
 from test_pipeline_validation import write_landing
 from test_validation import clean_tables
 
-from desist.cli import WORKSPACE
+from desist.serve import WORKSPACE
 from desist.config import PROJECT_ROOT
 from desist.generate import write_extract
 from pipelines.schedules import build_schedule_and_sensor
