@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test ui sample clean
+.PHONY: run test ui serve sample clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,13 @@ test: $(BIN)/.installed
 ui: $(BIN)/.installed
 	$(BIN)/desist ui
 
+# Production: PostgreSQL instance, dagster-webserver and dagster-daemon (run queue, schedule, sensors, alerts).
+serve: $(BIN)/.installed
+	bash deploy/postgres.sh
+	$(BIN)/desist serve
+
 sample: $(BIN)/.installed
 	$(BIN)/desist generate --people 20000 --seed 2026 --out data/sample
 
 clean:
-	rm -rf data/*.duckdb data/*.duckdb.wal data/research_parquet reports/out .dagster_home
+	rm -rf data/*.duckdb data/*.duckdb.wal data/research_parquet reports/out .dagster_home .dagster_production

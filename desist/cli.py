@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from desist.config import PROJECT_ROOT, Settings, load_settings
+from desist.serve import WORKSPACE
 
 DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
 DAGSTER_YAML = """\
@@ -34,10 +35,11 @@ def run_pipeline(settings: Settings) -> tuple[bool, str]:
     import dagster as dg
 
     from pipelines.definitions import build_definitions
+    from pipelines.schedules import EVALUATION_JOB
 
     dagster_home()
     defs = build_definitions(str(settings.source))
-    job = defs.resolve_implicit_global_asset_job_def()
+    job = defs.resolve_job_def(EVALUATION_JOB.name)  # the same named job the UI, schedule and sensor run
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance, raise_on_error=False,
@@ -45,12 +47,12 @@ def run_pipeline(settings: Settings) -> tuple[bool, str]:
         )
     if result.success:
         return True, result.run_id
-    return False, failure_reason(result)
+    return False, failure_reason(result.all_events)
 
 
-def failure_reason(result) -> str:
-    """One line saying which step failed and why."""
-    for event in result.all_events:
+def failure_reason(events) -> str:
+    """One line saying which step of a run's events failed and why."""
+    for event in events:
         if event.is_step_failure:
             error = event.step_failure_data.error
             cause = error.cause or error
@@ -111,8 +113,14 @@ def cmd_ui(args: argparse.Namespace) -> int:
     os.environ["DESIST_CONFIG"] = str(settings.source)
     dagster_home()
     dagster = Path(sys.executable).with_name("dagster")
-    os.execv(str(dagster), [str(dagster), "dev", "-m", "pipelines.definitions", "-p", str(args.port)])
+    os.execv(str(dagster), [str(dagster), "dev", "-w", str(WORKSPACE), "-p", str(args.port)])
     return 0  # not reached
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from desist.serve import serve
+
+    return serve(load_settings(args.config), port=args.port, host=args.host)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -156,6 +164,12 @@ def parser() -> argparse.ArgumentParser:
     ui.add_argument("--config")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)
+
+    serve = sub.add_parser("serve", help="production: dagster-webserver and dagster-daemon, instance in PostgreSQL")
+    serve.add_argument("--config")
+    serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.set_defaults(func=cmd_serve)
 
     status = sub.add_parser("status", help="the last runs, their outcome, and quarantine counts")
     status.add_argument("--config")

@@ -162,6 +162,17 @@ class Publish(_Section):
 
 class Schedule(_Section):
     cron: str = "0 6 1 * *"
+    sensor_interval_seconds: int = Field(60, ge=5)  # how often the daemon looks at the landing folder
+
+
+class Alerts(_Section):
+    """Where the run-failure sensor reports a failed run (it runs in the Dagster daemon: make serve, desist ui)."""
+
+    webhook: str | None = Field(None, pattern=r"^https?://")  # receives a JSON POST per failed run
+    smtp_host: str | None = None  # an SMTP server that mails each failed run to email_to
+    smtp_port: int = Field(25, gt=0)
+    email_from: str = "desist@localhost"
+    email_to: list[str] = []
 
 
 SUBGROUP_VARIABLES = ("sex", "age_band", "index_type", "risk_band")
@@ -271,6 +282,7 @@ class Settings(_Section):
     schedule: Schedule = Schedule()
     subgroups: Subgroups = Subgroups()
     risk_model: RiskModel = RiskModel()
+    alerts: Alerts = Alerts()
     success_criteria: list[SuccessCriterion] = DEFAULT_SUCCESS_CRITERIA
     contract: dict[str, TableContract] = {}  # how the extract maps onto the data contract
     source: Path | None = None  # the file these settings were read from

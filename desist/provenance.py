@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 
 from desist import __version__
-from desist.config import PROJECT_ROOT
+from desist.config import PROJECT_ROOT, Settings
 
 
 def code_version() -> str:
@@ -26,3 +27,14 @@ def input_fingerprint(file_hashes: list[tuple[str, str]]) -> str:
     for name, sha in sorted(file_hashes):
         digest.update(f"{name}\0{sha}\n".encode())
     return digest.hexdigest()
+
+
+def settings_record(settings: Settings) -> tuple[str, str]:
+    """The analysis settings as canonical JSON, and its SHA-256.
+
+    Paths and the settings file's location are left out: they say where files live, not how they
+    are analysed, so the same evaluation run on another machine keeps the same hash.
+    """
+    record = json.dumps(settings.model_dump(mode="json", exclude={"paths", "source"}), sort_keys=True,
+                        separators=(",", ":"))
+    return record, hashlib.sha256(record.encode()).hexdigest()

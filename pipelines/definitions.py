@@ -7,6 +7,7 @@ import dagster as dg
 
 from desist.config import config_path, load_settings
 from pipelines import analysis, effects, for_whom, indicators, ingest, reports, validation
+from pipelines.alerts import build_alert_sensor
 from pipelines.publish import build_publish_assets
 from pipelines.resources import Warehouse
 from pipelines.schedules import EVALUATION_JOB, build_schedule_and_sensor
@@ -20,14 +21,18 @@ def build_definitions(config_file: str | None = None) -> dg.Definitions:
     config_file = str(config_path(config_file or os.environ.get("DESIST_CONFIG") or None))
     assets = list(dg.load_assets_from_modules(ASSET_MODULES))
     upstream = [key for asset in assets for key in asset.keys]
-    schedule, sensor = build_schedule_and_sensor(load_settings(config_file))
+    settings = load_settings(config_file)
+    schedule, sensor = build_schedule_and_sensor(settings)
     return dg.Definitions(
         assets=[*assets, *build_publish_assets(upstream)],
         asset_checks=dg.load_asset_checks_from_modules(CHECK_MODULES),
         jobs=[EVALUATION_JOB],
         schedules=[schedule],
-        sensors=[sensor],
+        sensors=[sensor, build_alert_sensor(settings)],
         resources={"warehouse": Warehouse(config_file=config_file)},
+        # Steps run one at a time anyway (one DuckDB writer): one process per run, not per step,
+        # so the daemon's runs do not pay the heavy imports once per step.
+        executor=dg.in_process_executor,
     )
 
 

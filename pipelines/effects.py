@@ -82,7 +82,20 @@ def matched_effects(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
                 if not frame.empty:
                     frames[table].append(frame.assign(programme_id=programme_id)[["programme_id", *frame.columns]])
         write_results(con, "results/programme_effects.sql", frames)
-    return dg.MaterializeResult(metadata={"programmes": len(frames["programmes_analysed"])})
+        summary = con.execute("""
+            SELECT (SELECT count(*) FILTER (status = 'ok') FROM results.programmes_analysed),
+                   (SELECT string_agg(programme_id || ': ' || status, '; ' ORDER BY programme_id)
+                      FROM results.programmes_analysed WHERE status <> 'ok'),
+                   (SELECT max(abs(smd)) FROM results.balance WHERE stage = 'after'),
+                   (SELECT count(*) FROM results.matched_sets WHERE treated AND weight > 0)
+        """).fetchone()
+    return dg.MaterializeResult(metadata={
+        "programmes": len(frames["programmes_analysed"]),
+        "programmes estimated": summary[0],
+        "programmes not estimated": summary[1] or "none",
+        "max |SMD| after matching": dg.MetadataValue.float(summary[2]) if summary[2] is not None else "none",
+        "participants matched": summary[3],
+    })
 
 
 @dg.asset(

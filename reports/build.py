@@ -940,9 +940,10 @@ def method_notes(effects: pd.DataFrame | None, ph_tests: pd.DataFrame | None, se
 def provenance(run_info: pd.DataFrame | None) -> dict:
     if run_info is None or run_info.empty:
         return {key: NOT_AVAILABLE for key in ("run_id", "started_at", "code_version", "input_fingerprint",
-                                               "data_cutoff")}
+                                               "settings_hash", "data_cutoff")}
     row = run_info.iloc[0]
-    values = {key: text(row[key]) for key in ("run_id", "started_at", "code_version", "input_fingerprint")}
+    values = {key: text(row[key]) for key in ("run_id", "started_at", "code_version", "input_fingerprint",
+                                              "settings_hash")}
     return {**values, "data_cutoff": pd.Timestamp(row["data_cutoff"]).date().isoformat()}  # a DATE, read as a timestamp
 
 

@@ -6,11 +6,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
+import duckdb
+import pytest
 from test_pipeline_validation import write_landing
 from test_validation import clean_tables
 
+from desist.serve import WORKSPACE
 from desist.config import PROJECT_ROOT
 from desist.generate import write_extract
+from pipelines.schedules import build_schedule_and_sensor
 
 
 def desist(*args: str, dagster_home) -> subprocess.CompletedProcess:
@@ -49,6 +54,27 @@ def test_run_prints_the_summary_and_status_lists_the_runs(make_settings, tmp_pat
     assert lines[-1] == "  (none)"
     assert lines[-2] == f"Quarantined rows (from {settings.paths.research}):"
 
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        # The run is the named job the UI, the schedule and the sensor start.
+        assert [run.job_name for run in instance.get_runs()] == ["evaluation"]
+        # `desist ui` on files this run already published starts no run.
+        _, sensor = build_schedule_and_sensor(settings)
+        tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=None))
+        assert tick.run_requests == []
+        assert tick.skip_message == "the landing files are those the last successful run published"
+
+        # The effects asset says what it estimated, in the UI.
+        effects = instance.get_latest_materialization_event(dg.AssetKey(["results", "effects"]))
+        metadata = {key: getattr(value, "value", value) for key, value in effects.asset_materialization.metadata.items()}
+    with duckdb.connect(str(settings.paths.research), read_only=True) as research:
+        max_smd, matched = research.execute(
+            "SELECT (SELECT max(abs(smd)) FROM balance WHERE stage = 'after'), "
+            "(SELECT count(*) FROM matched_sets WHERE treated AND weight > 0)").fetchone()
+    assert metadata["programmes estimated"] == 4
+    assert metadata["programmes not estimated"] == "none"
+    assert metadata["max |SMD| after matching"] == pytest.approx(max_smd)
+    assert metadata["participants matched"] == matched
+
 
 def test_a_failed_run_exits_non_zero_with_one_line_naming_the_step_and_reason(make_settings, tmp_path):
     settings = make_settings()
@@ -82,11 +108,13 @@ def test_a_missing_settings_file_is_one_line_and_exit_code_2(tmp_path):
 
 
 def test_the_ui_code_location_loads(make_settings, tmp_path):
-    """What `desist ui` hands to `dagster dev`: the module, with the settings file from DESIST_CONFIG."""
+    """What `desist ui` hands to `dagster dev`: the workspace naming the code location `desist`, with the
+    settings file from DESIST_CONFIG."""
     settings = make_settings()
     dagster = Path(sys.executable).with_name("dagster")
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "DESIST_CONFIG": str(settings.source)}
-    check = subprocess.run([str(dagster), "definitions", "validate", "-m", "pipelines.definitions"],
+    check = subprocess.run([str(dagster), "definitions", "validate", "-w", str(WORKSPACE)],
                            capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, timeout=300)
     assert check.returncode == 0, check.stderr
+    assert "Validation successful for code location desist." in check.stderr + check.stdout
     assert "All code locations passed validation." in check.stderr + check.stdout

@@ -188,7 +188,7 @@ def example_tables() -> dict[str, pd.DataFrame]:
         "attrition": attrition,
         "run_info": pd.DataFrame({"run_id": ["run-7f3a"], "started_at": [pd.Timestamp("2025-07-01 06:00", tz="UTC")],
                                   "code_version": ["0.1.0+abc1234"], "input_fingerprint": ["e3b0c44298fc1c14"],
-                                  "data_cutoff": [pd.Timestamp("2025-06-30").date()]}),
+                                  "settings_hash": ["9f86d081884c7d65"], "data_cutoff": [pd.Timestamp("2025-06-30").date()]}),
     }
 
 
@@ -406,7 +406,7 @@ def test_unmatched_participants_counted_and_listed(pages):
 
 def test_provenance_from_run_info(pages):
     page = without_plotlyjs(pages["index.html"])
-    for value in ("run-7f3a", "0.1.0+abc1234", "e3b0c44298fc1c14", "2025-06-30"):
+    for value in ("run-7f3a", "0.1.0+abc1234", "e3b0c44298fc1c14", "9f86d081884c7d65", "2025-06-30"):
         assert f"<dd>{value}</dd>" in page
 
 

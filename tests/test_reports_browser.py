@@ -130,7 +130,7 @@ def test_sample_run_reports_open_offline_with_every_chart(browser, sample_run):
         headlines = dict(con.execute(
             "SELECT programme_id, sentence FROM results.effects WHERE measure = 'reoffended' "
             "AND estimator = 'matched' AND window_months = ?", [sample_run.follow_up.headline_months]).fetchall())
-        run_id = con.execute("SELECT run_id FROM results.run_info").fetchone()[0]
+        run_id, settings_hash = con.execute("SELECT run_id, settings_hash FROM results.run_info").fetchone()
     reports = sample_run.paths.reports
     assert sorted(p.name for p in reports.glob("*.html")) == sorted(
         ["index.html", "risk-model.html", *(f"{programme_id}.html" for programme_id in headlines)])
@@ -143,7 +143,8 @@ def test_sample_run_reports_open_offline_with_every_chart(browser, sample_run):
             assert drawn == [True] * charts, name
             assert events == {"errors": [], "requests": [], "dialogs": []}, name
             assert page.inner_text("dl.provenance dd >> nth=0") == run_id
-            assert page.inner_text("dl.provenance dd >> nth=4") == sample_run.data_cutoff.isoformat()
+            assert page.inner_text("dl.provenance dd >> nth=4") == settings_hash
+            assert page.inner_text("dl.provenance dd >> nth=5") == sample_run.data_cutoff.isoformat()
             if name not in ("index.html", "risk-model.html"):
                 assert page.inner_text(".headline .sentence") == headlines[name.removesuffix(".html")]
             assert page.inner_text(".banner").startswith("Synthetic data.")  # the committed sample is generated

@@ -6,6 +6,8 @@ built from, and described by docs/research.md and docs/data-dictionary.md as the
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import shutil
 
@@ -236,3 +238,30 @@ def test_balance_summary_counts_the_flags_of_balance(research):
         "SELECT programme_id, stage, terms_smd_over_threshold FROM balance_summary ORDER BY ALL").fetchall()
     assert summary == flagged
     assert len(summary) == 8
+
+
+def test_run_info_records_the_settings_and_their_hash(research, sample_run):
+    settings_json, settings_hash = research.execute("SELECT settings::VARCHAR, settings_hash FROM run_info").fetchone()
+    assert hashlib.sha256(settings_json.encode()).hexdigest() == settings_hash
+    recorded = json.loads(settings_json)
+    # The values of evaluation.yaml as the sample run read them, and the defaults it leaves out.
+    assert recorded["matching"] == {"ratio": 1, "replace": False, "caliper": 0.2, "exact": []}
+    assert recorded["data_cutoff"] == "2025-06-30"
+    assert recorded["disclosure"]["min_count"] == 10
+    assert [c["id"] for c in recorded["success_criteria"]][:2] == ["reoffending", "life_skills"]
+    assert "paths" not in recorded and "source" not in recorded
+
+
+def test_the_settings_hash_follows_the_analysis_settings_not_the_paths(tmp_path):
+    from desist.config import load_settings, write_settings
+    from desist.provenance import settings_record
+
+    def settings_in(folder, **overrides):
+        folder.mkdir()
+        return load_settings(write_settings(folder, folder / "landing", **overrides))
+
+    here = settings_record(settings_in(tmp_path / "a"))[1]
+    elsewhere = settings_record(settings_in(tmp_path / "b"))[1]
+    wider_caliper = settings_record(settings_in(tmp_path / "c", matching={"caliper": 0.25}))[1]
+    assert here == elsewhere
+    assert wider_caliper != here

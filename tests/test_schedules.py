@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 
 import dagster as dg
 
+from desist.provenance import input_fingerprint
+from pipelines.publish import RESEARCH_DB
 from pipelines.schedules import build_schedule_and_sensor
 
 
@@ -41,6 +44,47 @@ def test_sensor_fires_for_new_and_changed_files_only(make_settings, tmp_path):
         (landing / "ground_truth.json").write_text("{}")   # not a landing data file
         requests, _, cursor = _evaluate(sensor, instance, cursor)
         assert [r.tags["desist/changed_files"] for r in requests] == ["offences_2024.parquet"]
+
+
+def test_first_look_starts_no_run_for_the_files_the_last_good_run_published(make_settings):
+    settings = make_settings()
+    landing = settings.paths.landing
+    people = landing / "people.csv"
+    people.write_text("person_id,sex,birth_year,ethnic_group,region\nA1,male,1990,white,london\n")
+    (landing / "ground_truth.json").write_text("{}")  # not a landing file: not part of the fingerprint
+    published = input_fingerprint([("people.csv", hashlib.sha256(people.read_bytes()).hexdigest())])
+    _, sensor = build_schedule_and_sensor(settings)
+    with dg.instance_for_test() as instance:
+        instance.report_runless_asset_event(dg.AssetMaterialization(
+            asset_key=RESEARCH_DB, metadata={"input_fingerprint": published}))
+
+        requests, skip, cursor = _evaluate(sensor, instance, None)
+        assert requests == [] and skip == "the landing files are those the last successful run published"
+
+        requests, skip, cursor = _evaluate(sensor, instance, cursor)
+        assert requests == [] and skip == "no new or changed landing file"
+
+        people.unlink()
+        requests, _, cursor = _evaluate(sensor, instance, cursor)
+        assert [r.tags["desist/changed_files"] for r in requests] == ["people.csv"]
+
+
+def test_first_look_runs_when_the_files_differ_from_the_last_published(make_settings):
+    settings = make_settings()
+    (settings.paths.landing / "people.csv").write_text("person_id,sex,birth_year,ethnic_group,region\n")
+    _, sensor = build_schedule_and_sensor(settings)
+    with dg.instance_for_test() as instance:
+        instance.report_runless_asset_event(dg.AssetMaterialization(
+            asset_key=RESEARCH_DB, metadata={"input_fingerprint": "an older set of files"}))
+        requests, _, _ = _evaluate(sensor, instance, None)
+        assert [r.tags["desist/changed_files"] for r in requests] == ["people.csv"]
+
+
+def test_schedule_and_sensor_say_what_they_do(make_settings):
+    settings = make_settings(schedule={"cron": "0 6 1 * *"})
+    schedule, sensor = build_schedule_and_sensor(settings)
+    assert "'0 6 1 * *'" in schedule.description
+    assert str(settings.paths.landing) in sensor.description
 
 
 def test_schedule_requests_a_run_of_the_whole_evaluation(make_settings):
