@@ -249,7 +249,7 @@ def test_run_info_records_the_settings_and_their_hash(research, sample_run):
     assert recorded["data_cutoff"] == "2025-06-30"
     assert recorded["disclosure"]["min_count"] == 10
     assert [c["id"] for c in recorded["success_criteria"]][:2] == ["reoffending", "life_skills"]
-    assert "paths" not in recorded and "source" not in recorded
+    assert "paths" not in recorded and "source" not in recorded and "alerts" not in recorded
 
 
 def test_the_settings_hash_follows_the_analysis_settings_not_the_paths(tmp_path):
