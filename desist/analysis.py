@@ -129,3 +129,46 @@ def check_configured_covariates(con: duckdb.DuckDBPyConnection) -> None:
             f"evaluation.yaml covariates {unknown} are not columns of analysis.covariates; "
             f"the covariates available are {sorted(available - keys)}"
         )
+
+
+def missing_covariates(con: duckdb.DuckDBPyConnection, programme_id: str) -> str:
+    """The configured covariates missing for some of a programme's participants, most often missing first."""
+    configured = con.execute("SELECT getvariable('covariates')").fetchall()[0][0] or []
+    if not configured:
+        return ""
+    counts = ", ".join(f"count(*) FILTER (WHERE c.\"{name}\" IS NULL)" for name in configured)
+    row = con.execute(
+        f"SELECT count(*), {counts} FROM analysis.covariates AS c JOIN analysis.cohort USING (person_id, index_date) "
+        "WHERE cohort.programme_id = ? AND cohort.treated", [programme_id]).fetchone()
+    found = sorted(((n, name) for name, n in zip(configured, row[1:]) if n), reverse=True)
+    return ", ".join(f"{name} (missing for {n} of {row[0]})" for n, name in found)
+
+
+def not_estimated_reasons(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Why each programme without an estimate has none, in the words the analysis recorded.
+
+    The first attrition step that left no participants (or no comparison people) says why;
+    otherwise the effect model's own message does.
+    """
+    rows = con.execute("""
+        WITH emptied AS (
+            SELECT programme_id, cohort_group, step, lost, reason,
+                   row_number() OVER (PARTITION BY programme_id ORDER BY cohort_group DESC, step_number) AS k
+            FROM analysis.attrition
+            WHERE people = 0 AND lost > 0
+        )
+        SELECT p.programme_id, p.status, p.message, e.cohort_group, e.step, e.lost, e.reason
+        FROM results.programmes_analysed AS p
+        LEFT JOIN emptied AS e ON e.programme_id = p.programme_id AND e.k = 1
+        WHERE p.status <> 'ok'
+        ORDER BY p.programme_id""").fetchall()
+    reasons = {}
+    for programme_id, status, message, group, step, lost, reason in rows:
+        if step is None:
+            reasons[programme_id] = f"{status.replace('_', ' ')}: {message}"
+            continue
+        text = f"no {group} left at step '{step}' ({lost} lost): {reason}"
+        if step == "analysed":
+            text += f": {missing_covariates(con, programme_id)}"
+        reasons[programme_id] = text
+    return reasons

@@ -4,6 +4,7 @@ import duckdb
 import pandas as pd
 
 from desist import warehouse as wh
+from desist.analysis import not_estimated_reasons
 from desist.config import Settings
 from models.evaluation import MatchingSpec, evaluate_effects, evaluate_survival
 from pipelines.resources import WAREHOUSE_POOL, Warehouse
@@ -90,6 +91,13 @@ def matched_effects(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
                 if not frame.empty:
                     frames[table].append(frame.assign(programme_id=programme_id)[["programme_id", *frame.columns]])
         write_results(con, "results/programme_effects.sql", frames)
+        if not any((frame["status"] == "ok").any() for frame in frames["programmes_analysed"]):
+            # Publishing now would replace good outputs with empty ones: stop, one line per programme.
+            reasons = not_estimated_reasons(con)
+            raise dg.Failure(description="\n".join([
+                "no programme could be estimated, so the published database and reports were kept as they were",
+                *(f"{programme_id}: {reason}" for programme_id, reason in reasons.items()),
+            ] if reasons else ["there is no programme to estimate (staging.programmes is empty)"]))
     return dg.MaterializeResult(metadata={"programmes": len(frames["programmes_analysed"])})
 
 

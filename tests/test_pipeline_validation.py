@@ -9,7 +9,7 @@ import pandas as pd
 from test_validation import clean_tables
 
 from desist import warehouse
-from desist.cli import failure_reason
+from desist.runs import failure_reason
 from desist.config import PROJECT_ROOT
 from desist.contract import TABLES
 from pipelines.definitions import build_definitions
@@ -100,7 +100,7 @@ def test_a_blocking_failure_stops_downstream_assets_and_names_table_column_and_e
               "rows; 90.00% resolve, below min_reference_rate")
     assert (blocked.passed, blocked.severity, blocked.blocking) == (False, dg.AssetCheckSeverity.ERROR, True)
     assert blocked.description == f"Blocks the run: {reason}"
-    message = failure_reason(result)  # what `desist run` prints
+    message = failure_reason(result.all_events)  # what `desist run` prints
     assert message == f"step 'validate_staging' failed: Data validation blocked the run: {reason}"
     with warehouse.connect(settings, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM staging.offences").fetchall() == [(40,)]
