@@ -75,8 +75,8 @@ def run_pipeline(settings: Settings, verbose: bool = False) -> tuple[bool, str, 
             name = signal.Signals(signum).name
             runs.stop_run(instance, run_id, f"stopped by {name}")
             runs.write_log(instance, run_id, log)
-            print(f"desist: run {run_id} stopped by {name}; published outputs were not changed; "
-                  f"full log: {log}", file=sys.stderr, flush=True)
+            print(f"desist: run {run_id} stopped by {name}; nothing half-written was published "
+                  f"(run again to finish); full log: {log}", file=sys.stderr, flush=True)
             os._exit(128 + signum)
 
         worker = threading.Thread(target=execute, name="desist-run", daemon=True)
