@@ -141,7 +141,7 @@ def missing_covariates(con: duckdb.DuckDBPyConnection, programme_id: str) -> str
         f"SELECT count(*), {counts} FROM analysis.covariates AS c JOIN analysis.cohort USING (person_id, index_date) "
         "WHERE cohort.programme_id = ? AND cohort.treated", [programme_id]).fetchone()
     found = sorted(((n, name) for name, n in zip(configured, row[1:]) if n), reverse=True)
-    return ", ".join(f"{name} (missing for {n} of {row[0]})" for n, name in found)
+    return ", ".join(f"{name} (missing for {n} of its {row[0]} participants)" for n, name in found)
 
 
 def not_estimated_reasons(con: duckdb.DuckDBPyConnection) -> dict[str, str]:

@@ -182,10 +182,13 @@ class SettingsError(ValueError):
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:
-    mark = getattr(error, "problem_mark", None)
+    mark, context = getattr(error, "problem_mark", None), getattr(error, "context_mark", None)
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-    problem = " ".join(str(p) for p in (getattr(error, "context", None), getattr(error, "problem", None)) if p)
-    return f"{where}not valid YAML ({problem or error})"
+    problem = getattr(error, "problem", None) or str(error)
+    if getattr(error, "context", None):
+        started = f" that starts on line {context.line + 1}" if context else ""
+        problem += f" ({error.context}{started})"
+    return f"{where}not valid YAML: {problem}"
 
 
 def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:

@@ -817,14 +817,16 @@ def validate_table(con: duckdb.DuckDBPyConnection, runner: SuiteRunner, name: st
 
 
 def validate_warehouse(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str | None = None,
-                       data_docs: Path | None = None, suites_dir: Path = EXPECTATIONS_DIR) -> ValidationRun:
+                       data_docs: Path | None = None, suites_dir: Path = EXPECTATIONS_DIR,
+                       blocked_data_docs: Path | None = None) -> ValidationRun:
     """Validate every staging table, quarantine failing rows and record the outcomes.
 
     Tables are checked parents first (``validation_order``). All quarantine moves happen in
     one transaction, committed only if no table blocks the run: after a blocking failure the
     staging tables are left exactly as ingest wrote them. The outcomes are appended to
     ``results.data_quality`` either way, and the Data Docs site is written to ``data_docs``
-    when given.
+    when given (to ``blocked_data_docs`` instead, if given, when the run is blocked, so the
+    published pages stay those of the last good run).
     """
     run_id = run_id or uuid.uuid4().hex
     checked_at = dt.datetime.now(dt.timezone.utc)
@@ -857,7 +859,8 @@ def validate_warehouse(con: duckdb.DuckDBPyConnection, settings: Settings, run_i
     finally:
         con.unregister("validation_data_quality")
     if data_docs is not None:
-        run.data_docs = runner.build_data_docs(data_docs, quarantined)
+        target = blocked_data_docs if run.blocked and blocked_data_docs is not None else data_docs
+        run.data_docs = runner.build_data_docs(target, quarantined)
     return run
 
 

@@ -90,7 +90,9 @@ def validate_staging(context: dg.AssetCheckExecutionContext, warehouse: Warehous
     with warehouse.connect() as con:
         run = validation.validate_warehouse(
             con, settings, run_id=context.run.run_id,
-            data_docs=settings.paths.reports / DATA_DOCS_FOLDER)
+            data_docs=settings.paths.reports / DATA_DOCS_FOLDER,
+            # a blocked run publishes nothing: its pages go beside the warehouse
+            blocked_data_docs=settings.paths.warehouse.parent / f"{DATA_DOCS_FOLDER}-blocked")
     for table, seconds in run.seconds.items():
         context.log.info(f"validated {table} in {seconds:.1f} s; {run.quarantined[table]} rows quarantined")
     yield from check_results(run)
