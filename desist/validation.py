@@ -817,16 +817,14 @@ def validate_table(con: duckdb.DuckDBPyConnection, runner: SuiteRunner, name: st
 
 
 def validate_warehouse(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str | None = None,
-                       data_docs: Path | None = None, suites_dir: Path = EXPECTATIONS_DIR,
-                       blocked_data_docs: Path | None = None) -> ValidationRun:
+                       data_docs: Path | None = None, suites_dir: Path = EXPECTATIONS_DIR) -> ValidationRun:
     """Validate every staging table, quarantine failing rows and record the outcomes.
 
     Tables are checked parents first (``validation_order``). All quarantine moves happen in
     one transaction, committed only if no table blocks the run: after a blocking failure the
     staging tables are left exactly as ingest wrote them. The outcomes are appended to
     ``results.data_quality`` either way, and the Data Docs site is written to ``data_docs``
-    when given (to ``blocked_data_docs`` instead, if given, when the run is blocked, so the
-    published pages stay those of the last good run).
+    when given.
     """
     run_id = run_id or uuid.uuid4().hex
     checked_at = dt.datetime.now(dt.timezone.utc)
@@ -859,8 +857,7 @@ def validate_warehouse(con: duckdb.DuckDBPyConnection, settings: Settings, run_i
     finally:
         con.unregister("validation_data_quality")
     if data_docs is not None:
-        target = blocked_data_docs if run.blocked and blocked_data_docs is not None else data_docs
-        run.data_docs = runner.build_data_docs(target, quarantined)
+        run.data_docs = runner.build_data_docs(data_docs, quarantined)
     return run
 
 

@@ -80,7 +80,7 @@ def test_failing_rows_are_quarantined_and_the_run_completes(make_settings):
                               WHERE table_name = 'offences' AND column_name IS NOT NULL
                                 AND unexpected_count > 0
                               GROUP BY status""").fetchall() == [("quarantined", 2)]
-    assert (settings.paths.reports / "data-quality" / "index.html").exists()
+    assert (settings.paths.warehouse.parent / "data-quality" / "index.html").exists()
 
 
 def test_a_blocking_failure_stops_downstream_assets_and_names_table_column_and_expectation(make_settings):

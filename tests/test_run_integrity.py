@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -126,9 +127,10 @@ def test_blocked_and_empty_runs_exit_non_zero_and_keep_the_published_outputs(mak
     assert published(settings) == before
 
     status = desist("status", "--config", str(settings.source), dagster_home=home).stdout.splitlines()
-    assert [line.split()[1] for line in status[1:] if line.startswith("  ") and line.split()[1].isupper()][:4] == [
+    assert [line.split()[1] for line in status if re.match(r"  [0-9a-f]{8}  ", line)] == [
         "FAILURE", "FAILURE", "FAILURE", "SUCCESS"]
     assert status[2] == f"            reason: {lines[0].removeprefix('desist: run failed: ')}"
+    assert status[3:7] == [f"              {line.removeprefix('desist:   ')}" for line in lines[1:5]]
 
 
 def test_a_file_refused_or_quarantined_is_listed_by_status(make_settings, tmp_path):
