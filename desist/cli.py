@@ -207,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"desist: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before or after a run: the run itself handles its own signals
+        print("desist: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

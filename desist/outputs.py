@@ -50,9 +50,11 @@ def print_status(settings: Settings, limit: int = 10) -> None:
     """
     import dagster as dg
 
-    from desist.runs import failure_reason
+    from desist.runs import failure_reason, recover_stale_runs
 
     with dg.DagsterInstance.get() as instance:
+        for note in recover_stale_runs(instance):
+            print(f"desist: {note}")
         records = instance.get_run_records(limit=limit)
         print(f"Last {len(records)} runs:")
         for record in records:
