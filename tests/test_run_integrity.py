@@ -17,11 +17,13 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
+from conftest import materialize_all
 from test_cli import desist
 
 from desist.config import PROJECT_ROOT, write_settings
 from desist.contract import TABLES
 from desist.generate import write_extract
+from desist.runs import failure_reason
 
 TABLE_LIST = ", ".join(TABLES)
 
@@ -225,3 +227,30 @@ def test_a_killed_run_does_not_block_the_next_and_sigterm_stops_a_run_cleanly(ma
     assert status[3] == "            reason: stopped by SIGTERM"
     assert status[5] == (f"            reason: the process running it (pid {killed.pid}) stopped before the run "
                          "finished (killed or crashed); marked failed by the next desist run")
+
+
+@pytest.mark.parametrize("case", ["cutoff_too_early", "constant_covariate"])
+def test_a_run_that_estimates_nothing_stops_with_one_line_per_programme(tmp_path, case):
+    write_extract(tmp_path / "landing", people=3_000, seed=5)
+    if case == "cutoff_too_early":  # no index event of the cohort can have 12 + 6 months before the cut-off
+        config = write_settings(tmp_path, tmp_path / "landing",
+                                cohort={"index_from": "2024-07-01", "index_to": "2024-12-31"})
+        expected = [f"{programme}: no participants left at step 'complete_follow_up' ({lost} lost): the 12-month "
+                    "window plus 6-month waiting period ends after the data cut-off 2025-06-30"
+                    for programme, lost in (("P01", 11), ("P02", 7), ("P03", 8), ("P04", 9))]
+    else:
+        events = pd.read_csv(tmp_path / "landing" / "index_events.csv", dtype=str, keep_default_na=False)
+        events.assign(sentence_months="6").to_csv(tmp_path / "landing" / "index_events.csv", index=False)
+        config = write_settings(tmp_path, tmp_path / "landing")
+        expected = [f"{programme}: propensity model failed: covariate(s) 'sentence_months' take a single value, so "
+                    "their effect cannot be estimated; drop them from the propensity model"
+                    for programme in ("P01", "P02", "P03", "P04")]
+
+    result = materialize_all(config, raise_on_error=False)
+
+    assert not result.success
+    assert failure_reason(result.all_events).splitlines() == [
+        "step 'results__effects' failed: no programme could be estimated, so the published database and reports "
+        "were kept as they were", *expected]
+    assert not (tmp_path / "research.duckdb").exists()
+    assert not (tmp_path / "reports").exists()
