@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import threading
+import uuid
 from pathlib import Path
 
 from desist.config import PROJECT_ROOT, Settings, load_settings
@@ -42,8 +43,9 @@ def run_pipeline(settings: Settings, verbose: bool = False) -> tuple[bool, str, 
     The run executes in a worker thread so this (main) thread keeps the SIGINT/SIGTERM handlers:
     Dagster defers interrupts to its own checkpoints, which a step busy in DuckDB, or a step
     waiting for a pool slot, may not reach for a long time. On a signal the run is recorded as
-    canceled, its pool slot is freed and the process exits at once; the warehouse is left as a
-    crash would leave it (every write is a transaction) and published outputs are untouched.
+    canceled, its pool slot is freed and the process exits at once: the warehouse is left as a
+    crash would leave it, which the next run repairs, and the published outputs, swapped in
+    whole, are untouched.
     """
     import dagster as dg
 
@@ -53,7 +55,7 @@ def run_pipeline(settings: Settings, verbose: bool = False) -> tuple[bool, str, 
     dagster_home()
     defs = build_definitions(str(settings.source))
     job = defs.resolve_implicit_global_asset_job_def()
-    run_id = make_run_id()
+    run_id = str(uuid.uuid4())
     log = log_path(settings, run_id)
     with dg.DagsterInstance.get() as instance:
         for note in runs.recover_stale_runs(instance):
@@ -97,12 +99,6 @@ def run_pipeline(settings: Settings, verbose: bool = False) -> tuple[bool, str, 
         if result.success:
             return True, run_id, ""
         return False, run_id, runs.failure_reason(result.all_events)
-
-
-def make_run_id() -> str:
-    from dagster._core.utils import make_new_run_id
-
-    return make_new_run_id()
 
 
 def print_outputs(settings: Settings) -> None:

@@ -214,11 +214,14 @@ class FileLoad:
     status: str  # "loaded" or "rejected"
     rows_read: int
     reason: str
-    lines: lines.LinePlan | None = None  # a CSV file's physical lines
+    line_plan: lines.LinePlan | None = None  # a CSV file's physical lines
 
 
 def _csv_lines(path: Path) -> tuple[list[str] | None, lines.LinePlan]:
+    """The header and how the file's physical lines become records (a UTF-16 file's lines are counted decoded)."""
     header = _csv_header(path)
+    if lines.is_utf16(path):
+        return header, lines.utf16_plan(path)
     return header, lines.plan(path, lines.scan(path), len(header or []))
 
 
@@ -228,8 +231,6 @@ def _load_csv(con, file: LandingFile, table: Table, loaded_at: dt.datetime) -> F
         return FileLoad("rejected", 0, f"{file.name}: the file is empty (no header row)", plan)
     encoding = lines.encoding_problem(file.path)
     if encoding:
-        if encoding.startswith("the file is UTF-16"):
-            plan = lines.utf16_plan(file.path)
         return FileLoad("rejected", plan.records, f"{file.name}: {encoding}; save it as UTF-8 and send it again", plan)
     positions, notes, problems = map_columns(table, header, file.name)
     if problems:
@@ -481,7 +482,7 @@ def _load_file(con, file: LandingFile, loaded_at: dt.datetime) -> FileLoad:
 
 def _record_file(con, file: LandingFile, outcome: FileLoad, loaded_at: dt.datetime) -> None:
     rejected = outcome.rows_read if outcome.status == "rejected" else 0
-    plan = outcome.lines
+    plan = outcome.line_plan
     counts = [plan.lines, plan.header_lines, plan.blank, plan.continued] if plan else [None] * 4
     con.execute("DELETE FROM raw.files WHERE file_name = ?", [file.name])
     con.execute(

@@ -42,23 +42,29 @@ class LineScan:
     blank: list[int] = field(default_factory=list)  # line numbers (from 1)
     odd_quotes: list[int] = field(default_factory=list)  # lines with an odd number of '"'
     long: dict[int, int] = field(default_factory=dict)  # line -> length in bytes
+    newline: int = NEWLINE  # the byte ending a line: LF (and CRLF), or CR alone in old Mac files
+
+
+def _newline(path: Path) -> int:
+    head = _head(path)
+    return CR if CR in head and NEWLINE not in head else NEWLINE
 
 
 def scan(path: Path) -> LineScan:
     """One pass over the file's bytes: lines, blank lines, over-long lines, lines with odd quote counts."""
-    result = LineScan(size=Path(path).stat().st_size)
+    result = LineScan(size=Path(path).stat().st_size, newline=_newline(path))
     offset, line_base, last_end, last_byte = 0, 0, -1, -1  # last_end: offset of the previous newline
     with open(path, "rb") as handle:
         while block := handle.read(BLOCK):
             data = np.frombuffer(block, np.uint8)
-            newlines = np.flatnonzero(data == NEWLINE) + offset
+            newlines = np.flatnonzero(data == result.newline) + offset
             _lines_in_block(result, data, offset, newlines, line_base, last_end, last_byte)
             line_base += len(newlines)
             if len(newlines):
                 last_end = int(newlines[-1])
             last_byte = int(data[-1])
             offset += len(block)
-    if result.size and last_byte != NEWLINE:  # a last line without a newline
+    if result.size and last_byte != result.newline:  # a last line without a newline
         _last_line(result, path, line_base + 1, last_end + 1)
         line_base += 1
     result.lines = line_base
@@ -71,7 +77,7 @@ def _lines_in_block(result: LineScan, data: np.ndarray, offset: int, ends: np.nd
         starts = np.concatenate(([last_end + 1], ends[:-1] + 1))
         lengths = ends - starts
         before = np.where(ends - 1 >= offset, data[np.maximum(ends - 1 - offset, 0)], last_byte)
-        content = lengths - (before == CR)
+        content = lengths - ((before == CR) & (result.newline == NEWLINE))
         numbers = line_base + 1 + np.arange(len(ends))
         result.blank.extend(numbers[content == 0].tolist())
         too_long = content > MAX_LINE_BYTES
@@ -86,7 +92,7 @@ def _lines_in_block(result: LineScan, data: np.ndarray, offset: int, ends: np.nd
 
 def _last_line(result: LineScan, path: Path, number: int, start: int) -> None:
     """The last line, when no newline ends it."""
-    content = result.size - start - (_read(path, result.size - 1, result.size) == b"\r")
+    content = result.size - start - (result.newline == NEWLINE and _read(path, result.size - 1, result.size) == b"\r")
     if content == 0:
         result.blank.append(number)
     if content > MAX_LINE_BYTES:
@@ -139,7 +145,7 @@ class LinePlan:
         return line - self.header_lines - skipped
 
 
-def _line_offsets(path: Path, numbers: list[int]) -> dict[int, tuple[int, int]]:
+def _line_offsets(path: Path, numbers: list[int], newline: int = NEWLINE) -> dict[int, tuple[int, int]]:
     """Byte offsets (start, end without the newline) of the given lines, in one pass."""
     wanted = sorted(set(numbers))
     found: dict[int, tuple[int, int]] = {}
@@ -150,7 +156,7 @@ def _line_offsets(path: Path, numbers: list[int]) -> dict[int, tuple[int, int]]:
     with open(path, "rb") as handle:
         while (block := handle.read(BLOCK)) and i < len(wanted):
             data = np.frombuffer(block, np.uint8)
-            ends = np.flatnonzero(data == NEWLINE) + offset
+            ends = np.flatnonzero(data == newline) + offset
             while i < len(wanted) and wanted[i] < line + len(ends):
                 k = wanted[i] - line  # index of the line's newline in this block
                 start = line_start if k == 0 else int(ends[k - 1]) + 1
@@ -184,7 +190,7 @@ def _one_record(text: bytes, fields: int) -> bool:
 def plan(path: Path, found: LineScan, header_fields: int) -> LinePlan:
     """Pair quote-opening lines into multi-line records, or mark them bad; count what the reader should read."""
     odd = merge_odd_quotes(found.odd_quotes)
-    offsets = _line_offsets(path, [*odd, *found.long])
+    offsets = _line_offsets(path, [*odd, *found.long], found.newline)
     bad: list[BadLine] = []
     spans: list[tuple[int, int]] = []
     i = 0
@@ -252,7 +258,14 @@ def byte_words(value: int) -> str:
     return f"byte 0x{value:02X} ('{char}' in Latin-1/Windows-1252)"
 
 
-def is_utf16(head: bytes) -> bool:
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(1 << 16)
+
+
+def is_utf16(path: Path) -> bool:
+    """A UTF-16 byte-order mark, or NUL bytes in every other place as UTF-16 text without one has."""
+    head = _head(path)
     return head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (
         len(head) >= 4 and head.count(b"\x00") * 4 >= len(head))
 
@@ -266,9 +279,8 @@ def utf16_plan(path: Path) -> LinePlan:
 
 def encoding_problem(path: Path) -> str | None:
     """Why the start of the file cannot be read as UTF-8 (UTF-16, or a header in another encoding), or None."""
-    with open(path, "rb") as handle:
-        head = handle.read(1 << 16)
-    if is_utf16(head):
+    head = _head(path)
+    if is_utf16(path):
         return "the file is UTF-16 encoded, not UTF-8"
     header = head.split(b"\n", 1)[0].removeprefix(codecs.BOM_UTF8)
     try:

@@ -141,3 +141,14 @@ def test_every_line_of_the_sample_is_accounted_for(make_settings):
         physical = len((settings.paths.landing / name).read_bytes().splitlines())
         assert (s["lines"], s["header_lines"], s["blank_lines"], s["continued_lines"]) == (physical, 1, 0, 0), name
         assert lines_balance(s), name
+
+
+def test_a_file_with_old_mac_line_endings_has_every_line_counted(make_settings):
+    settings = make_settings()
+    (settings.paths.landing / "people.csv").write_bytes(
+        f"{HEADERS['people']}\r{GOOD['people']}\rP2,male,1990,white,wales\r".encode())
+    run(settings)
+    assert rows(settings, "SELECT person_id, region FROM staging.people ORDER BY 1") == [
+        ("P1", "london"), ("P2", "wales")]
+    s = summary(settings)["people.csv"]
+    assert (s["status"], s["lines"], s["header_lines"], s["rows_read"]) == ("loaded", 3, 1, 2)
