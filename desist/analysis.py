@@ -136,10 +136,9 @@ def missing_covariates(con: duckdb.DuckDBPyConnection, programme_id: str) -> str
     configured = con.execute("SELECT getvariable('covariates')").fetchall()[0][0] or []
     if not configured:
         return ""
-    counts = ", ".join(f"count(*) FILTER (WHERE c.\"{name}\" IS NULL)" for name in configured)
-    row = con.execute(
-        f"SELECT count(*), {counts} FROM analysis.covariates AS c JOIN analysis.cohort USING (person_id, index_date) "
-        "WHERE cohort.programme_id = ? AND cohort.treated", [programme_id]).fetchone()
+    counts = ", ".join(f"count(*) FILTER (WHERE \"{name}\" IS NULL)" for name in configured)
+    row = con.execute(f"SELECT count(*), {counts} FROM analysis.covariates WHERE programme_id = ? AND treated",
+                      [programme_id]).fetchone()
     found = sorted(((n, name) for name, n in zip(configured, row[1:]) if n), reverse=True)
     return ", ".join(f"{name} (missing for {n} of its {row[0]} participants)" for n, name in found)
 
