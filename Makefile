@@ -29,4 +29,4 @@ sample: $(BIN)/.installed
 	$(BIN)/desist generate --people 20000 --seed 2026 --out data/sample
 
 clean:
-	rm -rf data/*.duckdb data/*.duckdb.wal data/research_parquet reports/out .dagster_home .dagster_production
+	rm -rf data/*.duckdb data/*.duckdb.wal data/research_parquet data/logs data/data-quality reports/out .dagster_home .dagster_production

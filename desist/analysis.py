@@ -177,3 +177,17 @@ def unanalysed_reason(con: duckdb.DuckDBPyConnection, programme_id: str) -> str 
                     "to missing_indicator for them)")
         return f"{programme_id}: no {words} left: {reason}"
     return None
+
+
+def not_estimated_reasons(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Why each programme without an estimate has none: one line each, naming the programme.
+
+    A programme nobody could be analysed for says why (:func:`unanalysed_reason`: the step its
+    people ran out at, the cut-off or covariates it would need); otherwise the effect model's own
+    message does.
+    """
+    rows = con.execute("SELECT programme_id, status, message FROM results.programmes_analysed "
+                       "WHERE status <> 'ok' ORDER BY programme_id").fetchall()
+    return {programme_id: unanalysed_reason(con, programme_id)
+            or f"{programme_id}: {status.replace('_', ' ')}: {message}"
+            for programme_id, status, message in rows}

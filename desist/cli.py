@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
+import uuid
 from pathlib import Path
 
 from desist.config import PROJECT_ROOT, Settings, load_settings
@@ -30,40 +33,74 @@ def dagster_home() -> Path:
     return home
 
 
-def run_pipeline(settings: Settings) -> tuple[bool, str]:
-    """Materialise the whole asset graph in-process. Returns (success, run id or failure reason)."""
+def log_path(settings: Settings, run_id: str) -> Path:
+    """Where a run's full log goes: beside the warehouse, one file per run."""
+    return settings.paths.warehouse.parent / "logs" / f"run-{run_id}.log"
+
+
+def run_pipeline(settings: Settings, verbose: bool = False) -> tuple[bool, str, str]:
+    """Materialise the whole asset graph in-process: (success, run id, failure reason or "").
+
+    The run executes in a worker thread so this (main) thread keeps the SIGINT/SIGTERM handlers:
+    Dagster defers interrupts to its own checkpoints, which a step busy in DuckDB, or a step
+    waiting for a pool slot, may not reach for a long time. On a signal the run is recorded as
+    canceled, its pool slot is freed and the process exits at once: the warehouse is left as a
+    crash would leave it, which the next run repairs, and the published outputs, swapped in
+    whole, are untouched.
+    """
     import dagster as dg
 
+    from desist import runs
     from pipelines.definitions import build_definitions
     from pipelines.schedules import EVALUATION_JOB
 
     dagster_home()
     defs = build_definitions(str(settings.source))
     job = defs.resolve_job_def(EVALUATION_JOB.name)  # the same named job the UI, schedule and sensor run
+    run_id = str(uuid.uuid4())
+    log = log_path(settings, run_id)
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            instance=instance, raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-        )
-    if result.success:
-        return True, result.run_id
-    return False, failure_reason(result.all_events)
+        for note in runs.recover_stale_runs(instance):
+            print(f"desist: {note}", flush=True)
+        print(f"desist: run {run_id}; full log: {log}", flush=True)
+        outcome: dict = {}
 
+        def execute() -> None:
+            try:
+                outcome["result"] = job.execute_in_process(
+                    instance=instance, raise_on_error=False, run_id=run_id, tags=runs.process_tags(),
+                    run_config={"loggers": {"console": {"config": {
+                        "log_level": "DEBUG" if verbose else "CRITICAL"}}}},
+                )
+            except BaseException as error:  # reported by the main thread
+                outcome["error"] = error
 
-def failure_reason(events) -> str:
-    """One line saying which step of a run's events failed and why."""
-    for event in events:
-        if event.is_step_failure:
-            error = event.step_failure_data.error
-            cause = error.cause or error
-            message = (cause.message or error.message).strip().splitlines()[0]
-            # Dagster prefixes the exception's dotted class path: keep the class name only,
-            # and drop it for a deliberate dagster Failure, whose message is the reason.
-            prefix, _, rest = message.partition(": ")
-            if rest and prefix.endswith(cause.cls_name or ""):
-                message = rest if cause.cls_name == "Failure" else f"{cause.cls_name}: {rest}"
-            return f"step '{event.step_key}' failed: {message}"
-    return "the run failed without a step failure (see the Dagster event log)"
+        def stop(signum, _frame) -> None:
+            name = signal.Signals(signum).name
+            runs.stop_run(instance, run_id, f"stopped by {name}")
+            runs.write_log(instance, run_id, log)
+            print(f"desist: run {run_id} stopped by {name}; nothing half-written was published "
+                  f"(run again to finish); full log: {log}", file=sys.stderr, flush=True)
+            os._exit(128 + signum)
+
+        worker = threading.Thread(target=execute, name="desist-run", daemon=True)
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            worker.start()
+            while worker.is_alive():
+                worker.join(0.2)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        runs.write_log(instance, run_id, log)
+        if "error" in outcome:
+            error = outcome["error"]
+            first = (str(error).strip().splitlines() or [""])[0]
+            return False, run_id, f"{type(error).__name__}: {first}"
+        result = outcome["result"]
+        if result.success:
+            return True, run_id, ""
+        return False, run_id, runs.failure_reason(result.all_events)
 
 
 def print_outputs(settings: Settings) -> None:
@@ -73,13 +110,20 @@ def print_outputs(settings: Settings) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from desist.ingest import check_landing
+
     settings = load_settings(args.config)
+    check_landing(settings.paths.landing)
     print(f"desist: running the pipeline with {settings.source}", flush=True)
-    ok, detail = run_pipeline(settings)
+    ok, run_id, reason = run_pipeline(settings, verbose=args.verbose)
     if not ok:
-        print(f"desist: run failed: {detail}", file=sys.stderr)
+        lines = reason.splitlines()
+        print(f"desist: run failed: {lines[0]}", file=sys.stderr)
+        for line in lines[1:]:
+            print(f"desist:   {line}", file=sys.stderr)
+        print(f"desist: full log: {log_path(settings, run_id)}", file=sys.stderr)
         return 1
-    print(f"desist: run {detail} succeeded")
+    print(f"desist: run {run_id} succeeded")
     print_outputs(settings)
     return 0
 
@@ -147,6 +191,7 @@ def parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="materialise the whole pipeline in-process")
     run.add_argument("--config", help="settings file (default: $DESIST_CONFIG or evaluation.yaml)")
+    run.add_argument("--verbose", action="store_true", help="show the run's log live (it is always written to a file)")
     run.set_defaults(func=cmd_run)
 
     pre = sub.add_parser("check", help="what the extract would produce, before any model runs")
@@ -190,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"desist: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before or after a run: the run itself handles its own signals
+        print("desist: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import os
+import types
+import typing
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from desist.contract import COVARIATE_TABLES, DERIVED_COVARIATES, TABLES, Table, effective_tables
 from models.indicators import CRITERION_INDICATORS, DIRECTIONS
@@ -32,6 +35,13 @@ class Cohort(_Section):
     index_to: dt.date
     enrolment_days_before: int = Field(90, ge=0)
     enrolment_days_after: int = Field(180, ge=0)
+
+    @model_validator(mode="after")
+    def _period_in_order(self) -> Cohort:
+        if self.index_from > self.index_to:
+            raise ValueError(f"index_from {self.index_from} is after index_to {self.index_to}: "
+                             "the cohort period is empty")
+        return self
 
 
 class FollowUp(_Section):
@@ -329,6 +339,12 @@ class Settings(_Section):
             if repeated:
                 raise ValueError(f"contract.{table_name}: extract column(s) {repeated} are mapped more than once")
         return value
+    @model_validator(mode="after")
+    def _cutoff_after_cohort_start(self) -> Settings:
+        if self.data_cutoff < self.cohort.index_from:
+            raise ValueError(f"data_cutoff {self.data_cutoff} is before cohort.index_from {self.cohort.index_from}: "
+                             "no index event of the cohort period can be in the extract")
+        return self
 
     @field_validator("success_criteria")
     @classmethod
@@ -351,6 +367,83 @@ def _check_value_map(where: str, column: ColumnSettings, domain: tuple[str, ...]
         outside = sorted({v for v in column.values.values() if v not in ("true", "false")})
         if outside:
             raise ValueError(f"{where}: values map to {outside}; a boolean maps to true or false")
+class SettingsError(ValueError):
+    """A mistake in the settings file, said in one line naming the file, the key or line, and the problem."""
+
+    def __init__(self, source: Path, problem: str) -> None:
+        super().__init__(f"{source}: {problem}")
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    mark, context = getattr(error, "problem_mark", None), getattr(error, "context_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    problem = getattr(error, "problem", None) or str(error)
+    if getattr(error, "context", None):
+        started = f" that starts on line {context.line + 1}" if context else ""
+        problem += f" ({error.context}{started})"
+    return f"{where}not valid YAML: {problem}"
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The keys valid at `loc` (a pydantic error location ending in the offending key)."""
+    current: object = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
+            return []
+        current = current.model_fields[part].annotation
+        while typing.get_origin(current) in (list, typing.Union, types.UnionType):
+            current = next(a for a in typing.get_args(current) if a is not type(None))
+    return list(current.model_fields) if isinstance(current, type) and issubclass(current, BaseModel) else []
+
+
+def _line_of(text: str, loc: tuple) -> int | None:
+    """The line (from 1) of the deepest key of `loc` found in the YAML text."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == part), None)
+            if match is None:
+                break
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def settings_problem(error: ValidationError, text: str = "") -> str:
+    """pydantic's errors as one line: where, which key, what is wrong (and how many more problems)."""
+    errors = error.errors()
+    misspelt = {tuple(e["loc"][:-1]) for e in errors if e["type"] == "extra_forbidden"}
+    # A misspelt key comes first; the required key it was meant to be is then not missing twice.
+    errors = sorted((e for e in errors if not (e["type"] == "missing" and tuple(e["loc"][:-1]) in misspelt)),
+                    key=lambda e: e["type"] != "extra_forbidden")
+    first = errors[0]
+    loc = tuple(first["loc"])
+    key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        valid = _fields_at(Settings, loc)
+        nearest = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.6)
+        message = "unknown key" + (f"; did you mean '{nearest[0]}'?" if nearest else
+                                   f"; expected one of {', '.join(valid)}" if valid else "")
+    elif first["type"] == "missing":
+        message = "required key missing"
+    else:
+        message += f" (got {first['input']!r})" if first["type"] not in ("value_error", "assertion_error") else ""
+    line = _line_of(text, loc) if text else None
+    where = f"line {line}: " if line else ""
+    key = f"{key}: " if key else ""
+    more = len(errors) - 1
+    return f"{where}{key}{message}" + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
 
 
 def config_path(explicit: str | os.PathLike | None = None) -> Path:
@@ -363,8 +456,17 @@ def load_settings(path: str | os.PathLike | None = None) -> Settings:
     source = config_path(path)
     if not source.exists():
         raise FileNotFoundError(f"settings file not found: {source}")
-    raw = yaml.safe_load(source.read_text()) or {}
-    settings = Settings.model_validate(raw)
+    text = source.read_text()
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        raise SettingsError(source, _yaml_problem(error)) from None
+    if not isinstance(raw, dict):
+        raise SettingsError(source, "the file should hold keys and values (a YAML mapping)")
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as error:
+        raise SettingsError(source, settings_problem(error, text)) from None
     base = source.parent
     settings.paths = Paths(**{
         name: (value if value.is_absolute() else (base / value).resolve())

@@ -9,7 +9,11 @@ Every data row of every landing file ends in exactly one place:
   required column, not UTF-8, unreadable); the file's rows are counted as rejected.
 
 So for every file in ``raw.ingest_summary``:
-``rows_loaded + rows_quarantined + rows_rejected = rows_read``.
+``rows_loaded + rows_quarantined + rows_rejected = rows_read``, and for a CSV file the rows
+read are reconciled with its physical lines (``desist.lines``):
+``lines = header_lines + blank_lines + continued_lines + rows_read``. A line with a stray quote
+or too long to read is one malformed row of its own; a file whose records still disagree with
+its lines is rejected whole.
 
 Row numbers (``source_row``) count data records from 1: the header is not counted, a quoted
 value spanning several lines is one record, and blank lines are skipped. In a spreadsheet the
@@ -19,7 +23,9 @@ Runs are incremental and repeatable. Files are fingerprinted (sha256) in ``raw.f
 unchanged file is not read again, a changed file replaces the rows it loaded before (in one
 transaction per file), and a file gone from the landing folder has its rows removed (status
 ``'removed'``). A .csv/.parquet file whose name starts with no table name is reported with
-status ``'ignored'``; other files (README.md, ground_truth.json) are skipped. Staging, the
+status ``'ignored'``, and so is every data file in a subfolder of the landing folder (only the
+folder itself is read, so an archive kept below it is not loaded twice); other files
+(README.md, ground_truth.json) are skipped. Staging, the
 ingest-stage quarantine rows and the summary are rebuilt from raw in one transaction on every
 run, so a second run over the same files changes no row of any table, and rows that data
 validation put in quarantine (stage ``'validation'``) are left alone until their file changes
@@ -37,6 +43,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+import tempfile
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -44,7 +51,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
+from desist import lines
 from desist.contract import DIRECT_IDENTIFIERS, NAME_ALLOWED, TABLES, Column, Table
 from desist.warehouse import SQL_DIR, run_sql
 
@@ -96,31 +105,46 @@ class LandingFile:
     format: str | None  # "csv" / "parquet"; None: not a data file type
     sha256: str
     size_bytes: int
+    name: str  # relative to the landing folder: "people.csv", "2023/people.csv"
 
     @property
-    def name(self) -> str:
-        return self.path.name
+    def in_subfolder(self) -> bool:
+        return "/" in self.name
 
 
-def discover(landing: Path) -> list[LandingFile]:
-    """Files in the landing folder (not its subfolders) that are data or are named like data.
-
-    Hidden files are skipped, and so are files that neither end in .csv/.parquet nor start
-    with a table name (README.md, ground_truth.json). Everything else gets a summary row.
-    """
+def _candidates(landing: Path) -> Iterator[tuple[Path, str, str | None, str | None]]:
+    """(path, name relative to the landing folder, table, format) of every file that is data or named like data."""
     landing = Path(landing)
     if not landing.is_dir():
         raise FileNotFoundError(f"landing folder not found: {landing}")
-    found = []
-    for path in sorted(landing.iterdir()):
-        if not path.is_file() or path.name.startswith("."):
+    for path in sorted(landing.rglob("*")):
+        relative = path.relative_to(landing)
+        if not path.is_file() or any(part.startswith(".") for part in relative.parts):
             continue
         table = match_table(path.name)
         fmt = DATA_FORMATS.get(path.suffix.lower())
-        if table is None and fmt is None:
-            continue
-        found.append(LandingFile(path, table, fmt, fingerprint(path), path.stat().st_size))
-    return found
+        if table is not None or fmt is not None:
+            yield path, relative.as_posix(), table, fmt
+
+
+def discover(landing: Path) -> list[LandingFile]:
+    """Files in the landing folder and its subfolders that are data or are named like data.
+
+    Hidden files and folders are skipped, and so are files that neither end in .csv/.parquet
+    nor start with a table name (README.md, ground_truth.json). Everything else gets a summary
+    row; files in subfolders are listed there as ignored.
+    """
+    return [LandingFile(path, table, fmt, fingerprint(path), path.stat().st_size, name)
+            for path, name, table, fmt in _candidates(landing)]
+
+
+def check_landing(landing: Path) -> None:
+    """Stop before a run when the landing folder is missing or holds no file for any table."""
+    found = list(_candidates(landing))
+    if not any(table and fmt and "/" not in name for _, name, table, fmt in found):
+        names = f" (only: {', '.join(name for _, name, _, _ in found[:5])})" if found else ""
+        raise ValueError(f"{landing}: the landing folder holds no data file{names}; expected files named "
+                         f"<table>*.csv or <table>*.parquet for the tables {', '.join(TABLES)}")
 
 
 # ---------------------------------------------------------------- reading one file
@@ -166,11 +190,12 @@ def map_columns(table: Table, header: list[str], file_name: str) -> tuple[dict[s
 
 
 def _csv_header(path: Path) -> list[str] | None:
+    """The header's fields; a header that is not UTF-8 is refused before this is read for loading."""
     with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
         return next(csv.reader(handle), None)
 
 
-def _csv_source(field_count: int, encoding: str = "utf-8") -> str:
+def _csv_source(field_count: int) -> str:
     """read_csv over a file whose header has `field_count` fields, every value as text.
 
     Fields are read by position (c1, c2, ...) plus one more: a row with too many fields fills
@@ -181,7 +206,7 @@ def _csv_source(field_count: int, encoding: str = "utf-8") -> str:
     return (
         f"read_csv($path, columns={{{columns}, '{_EXTRA_FIELD}': 'VARCHAR'}}, auto_detect=false, "
         "header=true, delim=',', quote='\"', escape='\"', null_padding=true, strict_mode=false, "
-        f"nullstr=$null, parallel=false, encoding='{encoding}')"
+        f"nullstr=$null, parallel=false, encoding='utf-8', max_line_size={lines.MAX_LINE_BYTES + 2})"
     )
 
 
@@ -194,16 +219,50 @@ class FileLoad:
     status: str  # "loaded" or "rejected"
     rows_read: int
     reason: str
+    line_plan: lines.LinePlan | None = None  # a CSV file's physical lines
+
+
+def _csv_lines(path: Path) -> tuple[list[str] | None, lines.LinePlan]:
+    """The header and how the file's physical lines become records (a UTF-16 file's lines are counted decoded)."""
+    header = _csv_header(path)
+    if lines.is_utf16(path):
+        return header, lines.utf16_plan(path)
+    return header, lines.plan(path, lines.scan(path), len(header or []))
 
 
 def _load_csv(con, file: LandingFile, table: Table, loaded_at: dt.datetime) -> FileLoad:
-    header = _csv_header(file.path)
+    header, plan = _csv_lines(file.path)
     if header is None:
-        return FileLoad("rejected", 0, f"{file.name}: the file is empty (no header row)")
+        return FileLoad("rejected", 0, f"{file.name}: the file is empty (no header row)", plan)
+    encoding = lines.encoding_problem(file.path)
+    if encoding:
+        return FileLoad("rejected", plan.records, f"{file.name}: {encoding}; save it as UTF-8 and send it again", plan)
     positions, notes, problems = map_columns(table, header, file.name)
-    params = {"path": str(file.path), "null": _SENTINEL_NULL}
     if problems:
-        return FileLoad("rejected", _count_csv_rows(con, file, len(header)), "; ".join(problems))
+        return FileLoad("rejected", plan.records, "; ".join(problems), plan)
+    if not plan.bad:
+        rows = _insert_csv(con, file, file.path, table, header, positions, loaded_at)
+    else:
+        with tempfile.TemporaryDirectory(prefix="desist-") as folder:
+            copy = Path(folder) / "reader.csv"
+            lines.write_reader_copy(file.path, plan.bad, copy)
+            rows = _insert_csv(con, file, copy, table, header, positions, loaded_at)
+        _record_bad_lines(con, file, table, positions, plan)
+        notes.append(f"{len(plan.bad)} line(s) read alone as malformed rows: "
+                     + ", ".join(f"line {bad.line} {bad.reason}" for bad in plan.bad[:3])
+                     + (", ..." if len(plan.bad) > 3 else ""))
+    if rows != plan.records:
+        con.execute(f"DELETE FROM raw.{table.name} WHERE source_file = ?", [file.name])
+        return FileLoad("rejected", plan.records, (
+            f"{file.name}: {rows:,} records were read but its {plan.lines:,} lines hold {plan.records:,} "
+            f"(after {plan.header_lines} header, {plan.blank:,} blank and {plan.continued:,} continued lines); "
+            "check its quotes and line endings"), plan)
+    return FileLoad("loaded", rows, "; ".join(notes), plan)
+
+
+def _insert_csv(con, file: LandingFile, path: Path, table: Table, header: list[str], positions: dict[str, int],
+                loaded_at: dt.datetime) -> int:
+    params = {"path": str(path), "null": _SENTINEL_NULL}
     last, n = f"c{len(header)}", len(header)
     values = [f"c{positions[c.name] + 1}" if c.name in positions else "NULL" for c in table.columns]
     statement = (
@@ -213,29 +272,41 @@ def _load_csv(con, file: LandingFile, table: Table, loaded_at: dt.datetime) -> F
         f"WHEN {_EXTRA_FIELD} IS NOT NULL THEN 'the row has more fields than the header ({n})' "
         f"END AS row_error, $loaded_at AS loaded_at FROM {_csv_source(n)}"
     )
-    rows = con.execute(statement, {**params, "file": file.name, "loaded_at": loaded_at}).fetchone()[0]
-    return FileLoad("loaded", rows, "; ".join(notes))
+    return con.execute(statement, {**params, "file": file.name, "loaded_at": loaded_at}).fetchone()[0]
+
+
+def _record_bad_lines(con, file: LandingFile, table: Table, positions: dict[str, int], plan: lines.LinePlan) -> None:
+    """The rows read from the placeholders of bad lines get the line's values and why it is malformed."""
+    records = []
+    for bad in plan.bad:
+        fields = lines.bad_line_fields(file.path, bad)
+        values = {name: (fields[p] if fields and p < len(fields) else None) for name, p in positions.items()}
+        records.append({"source_row": plan.source_row(bad.line),
+                        "row_error": f"line {bad.line} {bad.reason}; read alone as one malformed row", **values})
+    frame = pd.DataFrame(records, columns=["source_row", "row_error", *positions]).astype(object)
+    assignments = ", ".join(f"{_quote(c)} = bad.{_quote(c)}" for c in ["row_error", *positions])
+    con.register("bad_lines", frame)
+    try:
+        con.execute(f"UPDATE raw.{table.name} AS r SET {assignments} FROM bad_lines AS bad "
+                    "WHERE r.source_file = ? AND r.source_row = bad.source_row", [file.name])
+    finally:
+        con.unregister("bad_lines")
 
 
 def _unreadable(con, file: LandingFile, error: duckdb.Error) -> FileLoad:
     """A file DuckDB could not read, rejected whole; its rows are counted when they can be."""
     message = str(error)
-    if file.format == "csv" and "unicode" in message.lower():
-        line = re.search(r"Line: (\d+)", message)
-        where = f" (first bad byte on data row {int(line.group(1)) - 1})" if line else ""
-        try:
-            rows = _count_csv_rows(con, file, len(_csv_header(file.path) or [""]), encoding="latin-1")
-        except duckdb.Error:
-            rows = 0
-        return FileLoad("rejected", rows,
-                        f"{file.name}: the file is not UTF-8 encoded{where}; save it as UTF-8 and send it again")
     first_line = message.strip().splitlines()[0]
-    return FileLoad("rejected", 0, f"{file.name}: the file could not be read ({first_line})")
-
-
-def _count_csv_rows(con, file: LandingFile, field_count: int, encoding: str = "utf-8") -> int:
-    source = _csv_source(field_count, encoding)
-    return con.execute(f"SELECT count(*) FROM {source}", {"path": str(file.path), "null": _SENTINEL_NULL}).fetchone()[0]
+    if file.format != "csv":
+        return FileLoad("rejected", 0, f"{file.name}: the file could not be read ({first_line})")
+    _, plan = _csv_lines(file.path)
+    bad = lines.first_non_utf8(file.path) if "unicode" in message.lower() else None
+    if bad:
+        line, value = bad
+        return FileLoad("rejected", plan.records,
+                        f"{file.name}: the file is not UTF-8: line {line} has {lines.byte_words(value)}, so it "
+                        "looks Latin-1 encoded; save it as UTF-8 and send it again", plan)
+    return FileLoad("rejected", plan.records, f"{file.name}: the file could not be read ({first_line})", plan)
 
 
 def _load_parquet(con, file: LandingFile, table: Table, loaded_at: dt.datetime) -> FileLoad:
@@ -431,6 +502,9 @@ def _forget_rows(con, name: str, before: _Recorded | None) -> int:
 
 
 def _load_file(con, file: LandingFile, loaded_at: dt.datetime, tables: Mapping[str, Table]) -> FileLoad:
+    if file.in_subfolder:
+        return FileLoad("ignored", 0, f"{file.name}: in a subfolder of the landing folder, which is not read "
+                                      "(move the file up into the landing folder to load it)")
     if file.table is None:
         names = ", ".join(TABLES)
         return FileLoad("ignored", 0, f"{file.name}: the name starts with no table name ({names})")
@@ -442,11 +516,15 @@ def _load_file(con, file: LandingFile, loaded_at: dt.datetime, tables: Mapping[s
 
 def _record_file(con, file: LandingFile, outcome: FileLoad, loaded_at: dt.datetime) -> None:
     rejected = outcome.rows_read if outcome.status == "rejected" else 0
+    plan = outcome.line_plan
+    counts = [plan.lines, plan.header_lines, plan.blank, plan.continued] if plan else [None] * 4
     con.execute("DELETE FROM raw.files WHERE file_name = ?", [file.name])
     con.execute(
-        "INSERT INTO raw.files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO raw.files (file_name, file_path, table_name, file_format, sha256, size_bytes, status, reason, "
+        "rows_read, rows_rejected, loaded_at, lines, header_lines, blank_lines, continued_lines) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [file.name, str(file.path), file.table, file.format, file.sha256, file.size_bytes, outcome.status,
-         outcome.reason or None, outcome.rows_read, rejected, loaded_at],
+         outcome.reason or None, outcome.rows_read, rejected, loaded_at, *counts],
     )
 
 
@@ -711,6 +789,7 @@ def summary_sql() -> str:
 -- raw.ingest_summary: one row per landing file: what was read, loaded, quarantined and rejected.
 -- For every file rows_loaded + rows_quarantined + rows_rejected = rows_read; a rejected file's
 -- rows are all rejected, an ignored or removed file has no rows. sha256 is NULL for a removed file.
+-- A CSV file's physical lines: lines = header_lines + blank_lines + continued_lines + rows_read.
 {_GENERATED}CREATE OR REPLACE TABLE raw.ingest_summary AS
 WITH staged AS (
     {staged}
@@ -733,6 +812,10 @@ SELECT
     coalesce(s.n, 0) AS rows_loaded,
     coalesce(q.n, 0) AS rows_quarantined,
     f.rows_rejected,
+    f.lines,
+    f.header_lines,
+    f.blank_lines,
+    f.continued_lines,
     NULLIF(concat_ws('; ', f.reason, 'quarantined: ' || q.reasons), '') AS reason
 FROM raw.files AS f
 LEFT JOIN staged AS s ON s.table_name = f.table_name AND s.source_file = f.file_name

@@ -43,13 +43,18 @@ def frame_text(result: duckdb.DuckDBPyConnection | duckdb.DuckDBPyRelation, when
 
 
 def print_status(settings: Settings, limit: int = 10) -> None:
-    """The last runs and their outcome, then quarantine counts from the published database.
+    """The last runs, their outcome and why a run failed; the files refused or partly quarantined; quarantine counts.
 
-    The published file is read, not the warehouse, so status works while a run is writing.
+    Files come from the warehouse when no run holds it, else from the published database; the
+    quarantine counts from the published database, which readers may open while a run writes.
     """
     import dagster as dg
 
+    from desist.runs import failure_reason, recover_stale_runs
+
     with dg.DagsterInstance.get() as instance:
+        for note in recover_stale_runs(instance):
+            print(f"desist: {note}")
         records = instance.get_run_records(limit=limit)
         print(f"Last {len(records)} runs:")
         for record in records:
@@ -59,6 +64,15 @@ def print_status(settings: Settings, limit: int = 10) -> None:
             took = f"{ended - started}" if started and ended else "-"
             when = started.strftime("%Y-%m-%d %H:%M:%S UTC") if started else "not started"
             print(f"  {run.run_id[:8]}  {run.status.value:<10} {when}  took {took}")
+            if run.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
+                events = instance.all_logs(run.run_id, of_type={
+                    dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE,
+                    dg.DagsterEventType.RUN_CANCELED})
+                reason, *more = failure_reason(events).splitlines()
+                print(f"            reason: {reason}")
+                for line in more:
+                    print(f"              {line}")
+    print_file_problems(settings)
     research = settings.paths.research
     if not research.exists():
         print(f"No published database yet at {research}.")
@@ -68,3 +82,34 @@ def print_status(settings: Settings, limit: int = 10) -> None:
         print(frame_text(con.sql(
             "SELECT table_name, stage, reason, rows FROM quarantine_summary ORDER BY table_name, stage, reason"
         ), "none"))
+
+
+FILE_PROBLEMS = """
+    SELECT file_name, status, rows_read, rows_quarantined, rows_rejected, reason
+    FROM {table}
+    WHERE status IN ('rejected', 'ignored') OR rows_quarantined > 0
+    ORDER BY status DESC, file_name"""
+
+
+def print_file_problems(settings: Settings) -> None:
+    """Landing files of the latest ingest that were refused, ignored or partly quarantined, with why."""
+    sources = [(settings.paths.warehouse, "raw.ingest_summary"), (settings.paths.research, "ingest_summary")]
+    for path, table in sources:
+        if not path.exists():
+            continue
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+        except duckdb.IOException:  # a run is writing the warehouse
+            continue
+        with con:
+            schema, _, name = table.rpartition(".")
+            if not table_exists(con, schema or "main", name):
+                continue
+            frame = con.sql(FILE_PROBLEMS.format(table=table)).df()
+        print(f"\nFiles refused, ignored or partly quarantined (from {path}):")
+        if frame.empty:
+            print("  (none)")
+        for row in frame.itertuples():
+            print(f"  {row.file_name}  {row.status}: {row.rows_read} rows read, {row.rows_quarantined} quarantined, "
+                  f"{row.rows_rejected} rejected; {row.reason}")
+        return

@@ -44,6 +44,7 @@ import pyarrow as pa
 
 from desist.config import PROJECT_ROOT, Settings
 from desist.contract import ASSESSMENT_STAGES, TABLES, Table
+from desist.warehouse import table_exists
 
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
 # Bootstrap's stylesheet (npm package bootstrap, the version Great Expectations' pages are written
@@ -329,6 +330,8 @@ class TableValidation:
     row_count: int
     outcomes: list[Outcome]
     max_failing_row_share: float
+    # rows that never reached staging, by reason: ingest quarantine codes and 'rejected_file'
+    ingest_failures: dict[str, int] = field(default_factory=dict)
     failing_rows: np.ndarray = field(init=False)  # frame positions failing any critical rule
 
     def __post_init__(self) -> None:
@@ -336,8 +339,24 @@ class TableValidation:
         self.failing_rows = np.unique(np.concatenate(critical)) if critical else np.empty(0, np.int64)
 
     @property
+    def rows_read(self) -> int:
+        """Every row the landing files held for the table: staged, quarantined at ingest or in a rejected file."""
+        return self.row_count + sum(self.ingest_failures.values())
+
+    @property
+    def failing_row_count(self) -> int:
+        """Rows failing at any stage: ingest (quarantined or rejected with their file) or a critical expectation."""
+        return len(self.failing_rows) + sum(self.ingest_failures.values())
+
+    @property
     def failing_row_share(self) -> float:
-        return len(self.failing_rows) / self.row_count if self.row_count else 0.0
+        return self.failing_row_count / self.rows_read if self.rows_read else 0.0
+
+    def top_failures(self, limit: int = 3) -> str:
+        found = [(f"{reason} at ingest", n) for reason, n in self.ingest_failures.items()]
+        found += [(o.label, o.unexpected_count) for o in self.outcomes if o.severity == CRITICAL and o.unexpected_count]
+        found.sort(key=lambda item: -item[1])
+        return "; ".join(f"{label} ({n} rows)" for label, n in found[:limit])
 
     @property
     def blocking_reasons(self) -> list[str]:
@@ -357,12 +376,11 @@ class TableValidation:
                     f"({o.unexpected_share:.2%}, more than max_failing_row_share "
                     f"{self.max_failing_row_share:.2%})")
         if not reasons and self.failing_row_share > self.max_failing_row_share:
-            failing = "; ".join(f"{o.label} ({o.unexpected_count} rows)"
-                                for o in self.outcomes if o.severity == CRITICAL and o.unexpected_count)
+            stages = "fail at ingest or critical expectations" if self.ingest_failures else "fail critical expectations"
             reasons.append(
-                f"{self.table}: {len(self.failing_rows)} of {self.row_count} rows "
-                f"({self.failing_row_share:.2%}) fail critical expectations, more than "
-                f"max_failing_row_share {self.max_failing_row_share:.2%}: {failing}")
+                f"{self.table}: {self.failing_row_count} of {self.rows_read} rows "
+                f"({self.failing_row_share:.2%}) {stages}, more than "
+                f"max_failing_row_share {self.max_failing_row_share:.2%}: {self.top_failures()}")
         return reasons
 
     @property
@@ -853,7 +871,7 @@ class ValidationRun:
                              o.unexpected_count, ", ".join(o.sample) or None, name))
             share_failed = validation.failing_row_share > validation.max_failing_row_share
             rows.append((None, "max_failing_row_share", CRITICAL, "failed" if share_failed else "passed",
-                         validation.row_count, len(validation.failing_rows),
+                         validation.rows_read, validation.failing_row_count,
                          f"{validation.failing_row_share:.4f} of rows (maximum "
                          f"{validation.max_failing_row_share})", name))
         frame = pd.DataFrame(rows, columns=["column_name", "expectation", "severity", "status",
@@ -894,18 +912,36 @@ def suite_parameters(settings: Settings) -> dict[str, object]:
     }
 
 
+def ingest_failures(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, int]:
+    """Rows of a table that ingest kept out of staging: quarantined (by reason) or in rejected files."""
+    found = {}
+    if table_exists(con, "quarantine", "rows"):
+        found = dict(con.execute(
+            "SELECT reason, count(*) FROM quarantine.rows WHERE stage = 'ingest' AND table_name = ? GROUP BY reason",
+            [name]).fetchall())
+    if table_exists(con, "raw", "files"):
+        rejected = con.execute("SELECT coalesce(sum(rows_rejected), 0) FROM raw.files "
+                               "WHERE table_name = ? AND status = 'rejected'", [name]).fetchone()[0]
+        if rejected:
+            found["rejected_file"] = int(rejected)
+    return found
+
+
 def validate_table(con: duckdb.DuckDBPyConnection, runner: SuiteRunner, name: str, settings: Settings,
                    suites_dir: Path = EXPECTATIONS_DIR) -> tuple[TableValidation, pd.DataFrame]:
     """Run one table's suite on its staging rows; returns the outcomes and the rows' sources.
 
     The committed suite serves the built-in contract; a contract adjusted in evaluation.yaml
-    gets its suite built the same way, from the adjusted table.
+    gets its suite built the same way, from the adjusted table. The share of failing rows counts
+    every stage: rows quarantined at ingest and rows of rejected files fail as surely as rows
+    failing an expectation.
     """
     table = settings.tables[name]
     suite = load_suite(name, suites_dir) if table == TABLES[name] else build_suite(table)
     frame, sources = read_frame(con, table, suite)
     outcomes = runner.validate(suite, frame, sources)
-    return TableValidation(name, len(frame), outcomes, settings.validation.max_failing_row_share), sources
+    return TableValidation(name, len(frame), outcomes, settings.validation.max_failing_row_share,
+                           ingest_failures(con, name)), sources
 
 
 def validate_warehouse(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str | None = None,

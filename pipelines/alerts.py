@@ -8,7 +8,7 @@ from email.message import EmailMessage
 
 import dagster as dg
 
-from desist.cli import failure_reason
+from desist.runs import failure_reason
 from desist.config import Alerts, Settings
 
 

@@ -5,7 +5,7 @@ import pandas as pd
 
 from desist import analysis
 from desist import warehouse as wh
-from desist.analysis import ANALYSED_PEOPLE
+from desist.analysis import ANALYSED_PEOPLE, not_estimated_reasons
 from desist.config import Settings
 from models.evaluation import MatchingSpec, evaluate_effects, evaluate_survival
 from pipelines.resources import WAREHOUSE_POOL, Warehouse
@@ -82,6 +82,13 @@ def matched_effects(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
                 if not frame.empty:
                     frames[table].append(frame.assign(programme_id=programme_id)[["programme_id", *frame.columns]])
         write_results(con, "results/programme_effects.sql", frames)
+        if not any((frame["status"] == "ok").any() for frame in frames["programmes_analysed"]):
+            # Publishing now would replace good outputs with empty ones: stop, one line per programme.
+            reasons = not_estimated_reasons(con)
+            raise dg.Failure(description="\n".join([
+                "no programme could be estimated, so the published database and reports were kept as they were",
+                *reasons.values(),
+            ] if reasons else ["there is no programme to estimate (staging.programmes is empty)"]))
         summary = con.execute("""
             SELECT (SELECT count(*) FILTER (status = 'ok') FROM results.programmes_analysed),
                    (SELECT string_agg(programme_id || ': ' || status, '; ' ORDER BY programme_id)

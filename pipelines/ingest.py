@@ -15,6 +15,7 @@ STAGING = {table: dg.AssetKey(["staging", table]) for table in TABLES}
           description="Every row of every landing file as text in raw.<table>, fingerprinted in raw.files; "
                       "unchanged files are not read again, changed files replace their rows, removed files lose them.")
 def landing_files(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    ingest.check_landing(warehouse.settings.paths.landing)
     with warehouse.connect() as con:
         load = ingest.load_raw(con, warehouse.settings.paths.landing, warehouse.settings.tables)
     for outcome in load.files:

@@ -4,6 +4,7 @@ import dagster as dg
 
 from pipelines.publish import RUN_INFO
 from pipelines.resources import WAREHOUSE_POOL, Warehouse
+from pipelines.validation import DATA_DOCS_FOLDER, data_docs_folder
 from reports.build import TABLE_SOURCES, build_reports, load_report_data
 
 REPORTS = dg.AssetKey(["reports", "html"])
@@ -39,7 +40,7 @@ def html_reports(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.
     if absent:
         context.log.warning(f"reports built without {', '.join(TABLE_SOURCES[name] for name in absent)}: "
                             "those sections read 'not available'")
-    pages = build_reports(data, settings.paths.reports)
+    pages = build_reports(data, settings.paths.reports, folders={DATA_DOCS_FOLDER: data_docs_folder(settings)})
     return dg.MaterializeResult(metadata={
         "index": dg.MetadataValue.path(str(pages[0])),
         "pages": len(pages),

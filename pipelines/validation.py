@@ -10,6 +10,8 @@ children, quarantine moves in one transaction) and reports two checks per table:
 
 Great Expectations is imported only while the check runs (desist.validation.SuiteRunner).
 """
+from pathlib import Path
+
 import dagster as dg
 
 from desist import validation
@@ -20,6 +22,12 @@ STAGING = {table: dg.AssetKey(["staging", table]) for table in TABLES}
 CRITICAL_CHECK = "critical_expectations"
 WARNING_CHECK = "warning_expectations"
 DATA_DOCS_FOLDER = "data-quality"
+
+
+def data_docs_folder(settings) -> Path:
+    """Where validation writes its Data Docs: beside the warehouse, so a run that stops before
+    publishing leaves the published pages alone; the reports step copies them into the reports."""
+    return settings.paths.warehouse.parent / DATA_DOCS_FOLDER
 
 
 def _specs() -> list[dg.AssetCheckSpec]:
@@ -90,7 +98,7 @@ def validate_staging(context: dg.AssetCheckExecutionContext, warehouse: Warehous
     with warehouse.connect() as con:
         run = validation.validate_warehouse(
             con, settings, run_id=context.run.run_id,
-            data_docs=settings.paths.reports / DATA_DOCS_FOLDER)
+            data_docs=data_docs_folder(settings))
     for table, seconds in run.seconds.items():
         context.log.info(f"validated {table} in {seconds:.1f} s; {run.quarantined[table]} rows quarantined")
     yield from check_results(run)

@@ -23,6 +23,7 @@ import math
 import re
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -164,11 +165,12 @@ def load_report_data(con: duckdb.DuckDBPyConnection, settings: Settings) -> Repo
     return ReportData(settings=settings, tables=tables)
 
 
-def build_reports(data: ReportData, out_dir: Path) -> list[Path]:
+def build_reports(data: ReportData, out_dir: Path, folders: Mapping[str, Path] | None = None) -> list[Path]:
     """Write index.html and <programme>.html for every programme into `out_dir`; return their paths.
 
     Pages are written to a fresh folder that then replaces `out_dir`, so a failure leaves the
     previous reports whole and a programme that is no longer analysed leaves no stale page.
+    `folders` (name -> source folder) are published beside the pages, replacing their old copy.
     """
     out_dir = Path(out_dir)
     min_count = data.settings.disclosure.min_count
@@ -202,6 +204,10 @@ def build_reports(data: ReportData, out_dir: Path) -> list[Path]:
         # Folders other steps write here (the validation check's Data Docs) survive the swap.
         for folder in (p for p in out_dir.iterdir() if p.is_dir()) if out_dir.exists() else ():
             shutil.copytree(folder, staging / folder.name)
+        for name, source in (folders or {}).items():
+            if Path(source).is_dir():
+                shutil.rmtree(staging / name, ignore_errors=True)
+                shutil.copytree(source, staging / name)
         replace_folder(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

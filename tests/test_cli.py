@@ -85,17 +85,27 @@ def test_a_failed_run_exits_non_zero_with_one_line_naming_the_step_and_reason(ma
 
     run = desist("run", "--config", str(settings.source), dagster_home=home)
 
+    reason = ("desist: run failed: step 'validate_staging' failed: Data validation blocked the run: "
+              "offences.person_id expect_column_values_to_be_in_set: not found in people.person_id for 4 of 40 rows; "
+              "90.00% resolve, below min_reference_rate")
     assert run.returncode == 1
-    assert run.stderr.splitlines()[-1:] == [
-        "desist: run failed: step 'validate_staging' failed: Data validation blocked the run: "
-        "offences.person_id expect_column_values_to_be_in_set: not found in people.person_id for 4 of 40 rows; "
-        "90.00% resolve, below min_reference_rate"]
+    run_id = run.stdout.splitlines()[1].split()[2].rstrip(";")
+    log = settings.paths.warehouse.parent / "logs" / f"run-{run_id}.log"
+    assert run.stderr.splitlines() == [reason, f"desist: full log: {log}"]  # no stack trace
     assert "Outputs:" not in run.stdout
     assert not settings.paths.research.exists()
+    text = log.read_text()
+    assert "STEP_FAILURE" in text and 'raise dg.Failure(' in text  # the full log keeps the stack trace
+
+    verbose = desist("run", "--config", str(settings.source), "--verbose", dagster_home=home)
+    assert verbose.returncode == 1
+    assert verbose.stderr.splitlines()[-2] == reason
+    assert "STEP_FAILURE" in verbose.stderr and 'raise dg.Failure(' in verbose.stderr  # shown live
 
     status = desist("status", "--config", str(settings.source), dagster_home=home)
-    assert status.stdout.splitlines()[0] == "Last 1 runs:"
+    assert status.stdout.splitlines()[0] == "Last 2 runs:"
     assert status.stdout.splitlines()[1].split()[1] == "FAILURE"
+    assert status.stdout.splitlines()[2] == f"            reason: {reason.removeprefix('desist: run failed: ')}"
     assert status.stdout.splitlines()[-1] == f"No published database yet at {settings.paths.research}."
 
 

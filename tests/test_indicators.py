@@ -15,11 +15,10 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-from pydantic import ValidationError
 
 from conftest import create_staging_tables
 from desist import analysis, warehouse
-from desist.config import DEFAULT_SUCCESS_CRITERIA, load_settings
+from desist.config import DEFAULT_SUCCESS_CRITERIA, SettingsError, load_settings
 from desist.contract import TABLES
 from models.indicators import (
     COLUMNS,
@@ -501,12 +500,12 @@ def criterion_entry(**changes) -> dict:
     (criterion_entry(label=""), "at least 1 character"),
 ])
 def test_settings_refuse_a_bad_criterion(make_settings, entry, message):
-    with pytest.raises(ValidationError, match=message):
+    with pytest.raises(SettingsError, match=message):
         make_settings(success_criteria=[entry])
 
 
 def test_settings_refuse_repeated_criterion_ids(make_settings):
-    with pytest.raises(ValidationError, match=r"repeated: \['employment'\]"):
+    with pytest.raises(SettingsError, match=r"repeated: \['employment'\]"):
         make_settings(success_criteria=[criterion_entry(), criterion_entry(target=0.3)])
 
 

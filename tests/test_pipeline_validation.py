@@ -9,7 +9,7 @@ import pandas as pd
 from test_validation import clean_tables
 
 from desist import warehouse
-from desist.cli import failure_reason
+from desist.runs import failure_reason
 from desist.config import PROJECT_ROOT
 from desist.contract import TABLES
 from pipelines.definitions import build_definitions
@@ -80,7 +80,7 @@ def test_failing_rows_are_quarantined_and_the_run_completes(make_settings):
                               WHERE table_name = 'offences' AND column_name IS NOT NULL
                                 AND unexpected_count > 0
                               GROUP BY status""").fetchall() == [("quarantined", 2)]
-    assert (settings.paths.reports / "data-quality" / "index.html").exists()
+    assert (settings.paths.warehouse.parent / "data-quality" / "index.html").exists()
 
 
 def test_a_blocking_failure_stops_downstream_assets_and_names_table_column_and_expectation(make_settings):

@@ -15,3 +15,9 @@ CREATE TABLE IF NOT EXISTS raw.files (
     rows_rejected BIGINT NOT NULL,
     loaded_at TIMESTAMPTZ NOT NULL
 );
+-- A CSV file's physical lines (NULL for Parquet): lines = header_lines + blank_lines +
+-- continued_lines (inside a quoted value that began on an earlier line) + rows_read.
+ALTER TABLE raw.files ADD COLUMN IF NOT EXISTS lines BIGINT;
+ALTER TABLE raw.files ADD COLUMN IF NOT EXISTS header_lines BIGINT;
+ALTER TABLE raw.files ADD COLUMN IF NOT EXISTS blank_lines BIGINT;
+ALTER TABLE raw.files ADD COLUMN IF NOT EXISTS continued_lines BIGINT;

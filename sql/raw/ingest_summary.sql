@@ -1,6 +1,7 @@
 -- raw.ingest_summary: one row per landing file: what was read, loaded, quarantined and rejected.
 -- For every file rows_loaded + rows_quarantined + rows_rejected = rows_read; a rejected file's
 -- rows are all rejected, an ignored or removed file has no rows. sha256 is NULL for a removed file.
+-- A CSV file's physical lines: lines = header_lines + blank_lines + continued_lines + rows_read.
 -- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
 CREATE OR REPLACE TABLE raw.ingest_summary AS
 WITH staged AS (
@@ -31,6 +32,10 @@ SELECT
     coalesce(s.n, 0) AS rows_loaded,
     coalesce(q.n, 0) AS rows_quarantined,
     f.rows_rejected,
+    f.lines,
+    f.header_lines,
+    f.blank_lines,
+    f.continued_lines,
     NULLIF(concat_ws('; ', f.reason, 'quarantined: ' || q.reasons), '') AS reason
 FROM raw.files AS f
 LEFT JOIN staged AS s ON s.table_name = f.table_name AND s.source_file = f.file_name
