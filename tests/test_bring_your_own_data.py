@@ -91,6 +91,8 @@ def test_a_run_blocked_by_references_names_the_codes_that_quarantined_the_rows_t
     run = validation.validate_warehouse(con, settings)
     assert run.blocked
     assert run.blocking_reasons == [
+        "people: 5 of 5 rows (100.00%) fail at ingest or critical expectations, more than max_failing_row_share "
+        "5.00%: out_of_domain at ingest (5 rows)",
         "index_events.person_id expect_column_values_to_be_in_set: not found in people.person_id for 5 of 5 rows; "
         "0.00% resolve, below min_reference_rate",
         "people: rows quarantined at ingest, so references to them cannot resolve: sex out_of_domain 5 (e.g. 'F'); "

@@ -12,6 +12,7 @@ from test_rossi_walkthrough import desist, walkthrough_files
 
 from desist.check import check, suggest
 from desist.config import load_settings
+from desist.runs import failure_reason
 from pipelines.analysis import analysis_assets
 from pipelines.effects import matched_effects
 from pipelines.ingest import landing_files, staging_tables
@@ -124,16 +125,19 @@ def test_suggested_values(value, allowed, expected):
 
 
 def test_a_run_gives_the_reason_check_gives(rossi):
-    """The effects step of a run records the same one-line reason in results.programmes_analysed."""
+    """The effects step of a run records the same one-line reason in results.programmes_analysed, and
+    stops the run with it, since nothing was estimated."""
     def default_follow_up(raw):
         del raw["follow_up"]
         raw["paths"]["warehouse"] = "run_default_follow_up.duckdb"
 
     config = rossi("run_default_follow_up", default_follow_up)
     result = dg.materialize([landing_files, staging_tables, *analysis_assets, matched_effects],
-                            resources={"warehouse": Warehouse(config_file=str(config))})
-    assert result.success
+                            resources={"warehouse": Warehouse(config_file=str(config))}, raise_on_error=False)
+    assert not result.success
+    reasons = check(load_settings(config)).reasons
+    assert failure_reason(result.all_events).splitlines()[1:] == reasons
     with duckdb.connect(str(load_settings(config).paths.warehouse), read_only=True) as con:
         recorded = con.sql("SELECT status, message FROM results.programmes_analysed").fetchall()
-    assert recorded == [("not_estimated", check(load_settings(config)).reasons[0])]
+    assert recorded == [("not_estimated", reasons[0])]
     assert "would need a data cut-off of 1972-07-04 or later" in recorded[0][1]
