@@ -63,6 +63,12 @@ ANALYSIS_TABLES: tuple[AnalysisTable, ...] = (
         ("measures",),
     ),
     AnalysisTable(
+        "negative_controls",
+        "Offending before the index date per programme and person: outcomes taking part cannot change.",
+        ("offences",),
+        ("cohort",),
+    ),
+    AnalysisTable(
         "survival",
         "Time to first proven reoffence or censoring at the data cut-off.",
         ("offences",),

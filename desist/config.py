@@ -75,6 +75,28 @@ class Disclosure(_Section):
     min_count: int = Field(10, ge=1)
 
 
+class Diagnostics(_Section):
+    """Thresholds of the study diagnostics (models/diagnostics.py): a failed diagnostic withholds
+    a programme's headline effect."""
+
+    min_participants: int = Field(60, ge=1)
+    max_smd: float = Field(0.1, gt=0)
+    max_smd_warning: float = Field(0.25, gt=0)
+    variance_ratio_bounds: tuple[float, float] = (0.5, 2.0)
+    min_matched_share: float = Field(0.9, ge=0, le=1)
+    max_detectable_difference: float = Field(0.2, gt=0, lt=1)
+    max_systematic_error: float = Field(0.25, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Diagnostics:
+        if self.max_smd_warning < self.max_smd:
+            raise ValueError("diagnostics.max_smd_warning must be at least diagnostics.max_smd")
+        low, high = self.variance_ratio_bounds
+        if not 0 < low < 1 < high:
+            raise ValueError("diagnostics.variance_ratio_bounds must be (low, high) with 0 < low < 1 < high")
+        return self
+
+
 class Schedule(_Section):
     cron: str = "0 6 1 * *"
 
@@ -143,6 +165,7 @@ class Settings(_Section):
     matching: Matching = Matching()
     validation: Validation = Validation()
     disclosure: Disclosure = Disclosure()
+    diagnostics: Diagnostics = Diagnostics()
     schedule: Schedule = Schedule()
     success_criteria: list[SuccessCriterion] = DEFAULT_SUCCESS_CRITERIA
     source: Path | None = None  # the file these settings were read from

@@ -77,6 +77,7 @@ def matched_effects(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
             result = evaluate_effects(
                 programme_id, people, measures, spec,
                 windows=settings.follow_up.windows_months, headline_window=settings.follow_up.headline_months,
+                min_treated=settings.diagnostics.min_participants,
             )
             n_treated = int(people["treated"].sum())
             context.log.info(f"{programme_id}: {result.status}; {n_treated} participants analysed of {len(people)}")
