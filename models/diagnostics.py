@@ -542,10 +542,9 @@ def assess_design(
         rows.append(_row("negative_control", ease, t.max_systematic_error, PASS if nc_ok else FAIL, (
             f"before the programme, participants and comparison people offended alike (expected systematic error "
             f"{ease:.2f} on the log scale)" if nc_ok else
-            f"participants and comparison people already differed before the programme: {worst['label']} was "
-            f"{worst['treated_value']:.2f} against {worst['comparison_value']:.2f} (expected systematic error "
-            f"{ease:.2f}, above {t.max_systematic_error:g}); something that matters is missing from the matching, "
-            "and recording and matching on what drives referral would fix this")))
+            f"participants and comparison people already differed before the programme, in {worst['label']} "
+            f"(expected systematic error {ease:.2f}, above {t.max_systematic_error:g}): something that matters is "
+            "missing from the matching, and recording and matching on what drives referral would fix this")))
 
     if np.isfinite(effects.get("matched", float("nan"))) and not with_replacement and measured.any():
         difference = effects["matched"]

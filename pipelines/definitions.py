@@ -6,12 +6,12 @@ import os
 import dagster as dg
 
 from desist.config import config_path, load_settings
-from pipelines import analysis, effects, indicators, ingest, reports, validation
+from pipelines import analysis, diagnostics, effects, indicators, ingest, reports, validation
 from pipelines.publish import build_publish_assets
 from pipelines.resources import Warehouse
 from pipelines.schedules import EVALUATION_JOB, build_schedule_and_sensor
 
-ASSET_MODULES: list = [ingest, analysis, effects, indicators, reports]
+ASSET_MODULES: list = [ingest, analysis, effects, diagnostics, indicators, reports]
 CHECK_MODULES: list = [validation]
 
 

@@ -56,6 +56,7 @@ TABLE_SOURCES = {
     "ph_tests": "results.ph_tests",
     "rmst": "results.rmst",
     "indicators": "results.indicators",
+    "diagnostics": "results.diagnostics",
     "attrition": "analysis.attrition",
     "run_info": "results.run_info",
 }
@@ -77,6 +78,8 @@ GATE_NOTES = {  # the Justice Data Lab gates, as results.effects.gate_status nam
 }
 PROGRAMME_STATUS = {  # results.programmes_analysed.status other than ok, in words
     "not_estimated": "No estimate could be made: the programme had no analysable participants or no comparison pool.",
+    "too_few_participants": "No reoffending estimate is published: too few participants could be analysed (see "
+                            "How much can we trust this?).",
     "propensity_model_failed": "No estimate could be made: the model of who takes part could not be fitted to "
                                "these data.",
 }
@@ -201,6 +204,7 @@ def template_environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     environment.globals["STATUS"] = STATUS
+    environment.globals["DIAGNOSTIC_STATUS"] = DIAGNOSTIC_STATUS
     return environment
 
 
@@ -376,10 +380,14 @@ def script_json(json_text: str) -> Markup:
 def programme_context(programme, shown: dict[str, pd.DataFrame], settings: Settings) -> dict:
     pid = programme.programme_id
     effects = rows_of(shown, "effects", pid)
+    trust = diagnostics_section(rows_of(shown, "diagnostics", pid))
     return {
         "programme": programme,
         "title": programme.name,
-        "headline": headline(effects, settings, programme.status),
+        # The hook that withholds an estimated programme's headline when a diagnostic failed.
+        "headline": (WITHHELD_HEADLINE if trust and trust["withheld"] and programme.status == "ok"
+                     else headline(effects, settings, programme.status)),
+        "diagnostics": trust,
         "scorecard": scorecard(rows_of(shown, "indicators", pid)),
         "reoffending": reoffending_section(effects, settings),
         "survival": survival_section(pid, shown, settings),
@@ -418,6 +426,51 @@ def headline(effects: pd.DataFrame | None, settings: Settings, status: str = "")
               f"; p = {fmt(row['p_value'], 'p')}). Based on {fmt(row['n_treated'], 'count')} participants and "
               f"{fmt(row['n_comparison'], 'count')} comparison people.")
     return {"sentence": sentence, "detail": detail}
+
+
+# The "How much can we trust this?" section: results.diagnostics in words. A failed diagnostic
+# withholds the headline (the page shows WITHHELD_HEADLINE instead).
+WITHHELD_HEADLINE = {
+    "sentence": "The reoffending result is withheld: the study design behind it did not pass its checks (see "
+                "How much can we trust this?).",
+    "detail": "",
+}
+DIAGNOSTIC_STATUS = {"pass": ("✓", "Pass"), "warning": ("!", "Warning"), "fail": ("✗", "Fail"),
+                     "info": ("i", "For context")}
+DIAGNOSTICS = {  # results.diagnostics.diagnostic -> (label, value format)
+    "minimum_sample": ("Participants analysed", "count"),
+    "balance": ("Balance: largest standardised difference after matching", "ratio"),
+    "variance_ratio": ("Balance: variance ratio furthest from 1", "ratio"),
+    "matched_share": ("Participants matched", "percent"),
+    "overlap": ("Participants within the comparison group's range", "percent"),
+    "equipoise": ("People in equipoise", "percent"),
+    "power": ("Smallest reduction the study can detect", "pp_abs"),
+    "participants_needed_5pp": ("Participants needed to detect a 5-point reduction", "count"),
+    "participants_needed_10pp": ("Participants needed to detect a 10-point reduction", "count"),
+    "negative_control": ("Negative control: offending before the programme", "ratio"),
+    "rosenbaum_gamma": ("Sensitivity to hidden bias (Rosenbaum Γ)", "ratio"),
+    "e_value": ("Sensitivity to hidden bias (E-value)", "ratio"),
+    "doubly_robust": ("Doubly robust estimate", "pp"),
+    "estimation": ("Estimation", "ratio"),
+}
+
+
+def diagnostics_section(diagnostics: pd.DataFrame | None) -> dict | None:
+    """The programme's diagnostics in words, and whether its headline is withheld."""
+    if diagnostics is None or diagnostics.empty:
+        return None
+    order = {name: position for position, name in enumerate(DIAGNOSTICS)}
+    rows = diagnostics.assign(order=diagnostics["diagnostic"].map(order).fillna(len(order))).sort_values("order")
+    cells = []
+    for row in rows.itertuples(index=False):
+        label, kind = DIAGNOSTICS.get(row.diagnostic, (row.diagnostic.replace("_", " ").capitalize(), "ratio"))
+        value = fmt(abs(row.value) if kind == "pp_abs" and not missing(row.value) and row.value != SUPPRESSED
+                    else row.value, "pp" if kind == "pp_abs" else kind)
+        status = row.status if row.status in DIAGNOSTIC_STATUS else "info"
+        cells.append({"label": label, "status": status, "value": value.lstrip("+") if kind == "pp_abs" else value,
+                      "explanation": text(row.explanation)[:1].upper() + text(row.explanation)[1:] + "."})
+    failed = [cell["explanation"] for cell in cells if cell["status"] == "fail"]
+    return {"rows": cells, "withheld": bool(failed), "failed": failed}
 
 
 def scorecard(indicators: pd.DataFrame | None) -> dict | None:
@@ -816,9 +869,12 @@ def portfolio_context(programmes: pd.DataFrame, shown: dict[str, pd.DataFrame], 
             overall = overall[(overall["period"] == "all") & overall["criterion_id"].notna()]
             met = int((overall["status"] == "met").sum())
             status_counts = f"{met} of {len(overall)}" if len(overall) else MISSING
-        published = row is not None and row["gate_status"] == "ok" and row["difference"] != SUPPRESSED
-        reason = ("" if published else NOT_AVAILABLE if row is None else
-                  "not enough data" if row["gate_status"] != "ok" else SUPPRESSED)
+        trust = diagnostics_section(rows_of(shown, "diagnostics", programme.programme_id))
+        withheld = bool(trust and trust["withheld"])
+        published = (row is not None and row["gate_status"] == "ok" and row["difference"] != SUPPRESSED
+                     and not withheld)
+        reason = ("" if published else "withheld: design checks failed" if withheld else NOT_AVAILABLE if row is None
+                  else "not enough data" if row["gate_status"] != "ok" else SUPPRESSED)
         rows.append({
             "programme": programme,
             "cells": [

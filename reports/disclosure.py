@@ -210,6 +210,16 @@ def disclose_unmatched(unmatched: pd.DataFrame, min_count: int) -> tuple[pd.Data
     return ids.reset_index(drop=True), suppress(reasons, any_small, ["n"])
 
 
+def disclose_diagnostics(diagnostics: pd.DataFrame, min_count: int) -> pd.DataFrame:
+    """Study diagnostics: the minimum-sample row counts participants, so a small count reads
+    "suppressed" and its explanation says only that it is below `min_count`."""
+    small = (diagnostics["diagnostic"] == "minimum_sample") & is_small(diagnostics["value"], min_count)
+    out = suppress(diagnostics, small, ["value"])
+    out.loc[small, "explanation"] = [f"too few participants: fewer than {min_count} of the {threshold:.0f} needed"
+                                     for threshold in out.loc[small, "threshold"]]
+    return out
+
+
 def disclose(tables: dict[str, pd.DataFrame], min_count: int) -> dict[str, pd.DataFrame]:
     """Every table a report shows, with disclosure control applied. Person-level tables do not pass.
 
@@ -226,6 +236,7 @@ def disclose(tables: dict[str, pd.DataFrame], min_count: int) -> dict[str, pd.Da
         "km_horizons": lambda f: disclose_km_horizons(f, tables.get("km_curves"), min_count),
         "km_curves": lambda f: coarsen_km_curves(f, min_count),
         "attrition": lambda f: disclose_attrition(f, min_count),
+        "diagnostics": lambda f: disclose_diagnostics(f, min_count),
         "propensity_overlap": lambda f: suppress(f, is_small(f["n"], min_count), ["n", *PERCENTILE_COLUMNS]),
         **{name: (lambda f: f) for name in COUNT_FREE},
     }
