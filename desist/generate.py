@@ -25,7 +25,8 @@ against it:
 * **Hidden confounding (opt-in).** With ``hidden_confounding`` above zero each person also has
   an unrecorded instability (standard normal, never written to the extract) that raises their
   offending in the two years before each index event and their hazard of reoffending after it,
-  and lowers their chance of enrolling by ``hidden_confounding`` on the logit scale per SD.
+  and changes their odds of enrolling by a factor exp(-hidden_confounding) per SD (more people
+  enrol than without it, mostly the least unstable).
   Matching on the recorded covariates then leaves participants less unstable than their
   matches: the naive and matched estimates show a benefit the programme does not cause, and
   offending before the index date (a negative-control outcome) differs between the groups.
@@ -147,8 +148,8 @@ REGION_WEIGHTS = (0.05, 0.13, 0.10, 0.08, 0.10, 0.09, 0.16, 0.13, 0.09, 0.07)
 # of HIDDEN_RECENT_RATE * exp(HIDDEN_RECENT_ETA * u - HIDDEN_RECENT_ETA**2 / 2), so its mean
 # over people stays HIDDEN_RECENT_RATE).
 HIDDEN_HAZARD = 0.5
-HIDDEN_RECENT_RATE = 0.6
-HIDDEN_RECENT_ETA = 1.0
+HIDDEN_RECENT_RATE = 1.0
+HIDDEN_RECENT_ETA = 1.5
 HIDDEN_RECENT_DAYS = 730
 HIDDEN_SEED_SALT = 14
 
