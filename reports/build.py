@@ -379,14 +379,16 @@ def script_json(json_text: str) -> Markup:
 
 def programme_context(programme, shown: dict[str, pd.DataFrame], settings: Settings) -> dict:
     pid = programme.programme_id
-    effects = rows_of(shown, "effects", pid)
     trust = diagnostics_section(rows_of(shown, "diagnostics", pid))
+    # The hook that withholds an estimated programme's effects when a diagnostic failed.
+    withheld = bool(trust and trust["withheld"]) and programme.status not in PROGRAMME_STATUS
+    if withheld:
+        shown = withhold_effects(shown, pid)
+    effects = rows_of(shown, "effects", pid)
     return {
         "programme": programme,
         "title": programme.name,
-        # The hook that withholds an estimated programme's headline when a diagnostic failed.
-        "headline": (WITHHELD_HEADLINE if trust and trust["withheld"] and programme.status == "ok"
-                     else headline(effects, settings, programme.status)),
+        "headline": WITHHELD_HEADLINE if withheld else headline(effects, settings, programme.status),
         "diagnostics": trust,
         "scorecard": scorecard(rows_of(shown, "indicators", pid)),
         "reoffending": reoffending_section(effects, settings),
@@ -453,6 +455,23 @@ DIAGNOSTICS = {  # results.diagnostics.diagnostic -> (label, value format)
     "doubly_robust": ("Doubly robust estimate", "pp"),
     "estimation": ("Estimation", "ratio"),
 }
+
+
+EFFECT_TABLES = ("effects", "km_curves", "km_horizons", "logrank", "cox", "ph_tests", "rmst")
+
+
+def withhold_effects(shown: dict[str, pd.DataFrame], programme_id: str) -> dict[str, pd.DataFrame]:
+    """The tables without the programme's effect estimates: its effects and survival comparisons,
+    and the success criterion built on the matched reoffending difference."""
+    out = dict(shown)
+    for name in EFFECT_TABLES:
+        if name in out:
+            out[name] = out[name][out[name]["programme_id"].astype(str) != programme_id]
+    if "indicators" in out:
+        indicators = out["indicators"]
+        out["indicators"] = indicators[~((indicators["programme_id"].astype(str) == programme_id)
+                                         & (indicators["indicator"] == "reoffending_rate_difference"))]
+    return out
 
 
 def diagnostics_section(diagnostics: pd.DataFrame | None) -> dict | None:
