@@ -457,7 +457,7 @@ def assess_design(
         effects: the headline estimates: ``matched``, ``naive``, ``adjusted`` differences and
             the matched ``e_value`` (NaN where not estimated).
     """
-    t = Thresholds() if thresholds is None else thresholds
+    t = thresholds
     treated = people["treated"].to_numpy() == 1
     weights = np.asarray(weights, dtype=float)
     subclass = np.asarray(subclass, dtype=float)

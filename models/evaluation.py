@@ -354,7 +354,7 @@ def evaluate_diagnostics(
     estimates = {row.estimator: row for row in headline.itertuples(index=False)}
     matched = estimates.get("matched")
     published = matched is not None and matched.gate_status == STATUS_OK
-    values = {name: float(getattr(estimates[name], "difference")) if published and name in estimates else np.nan
+    values = {name: float(estimates[name].difference) if published and name in estimates else np.nan
               for name in ("matched", "naive", "adjusted")}
     values["comparison_value"] = float(matched.comparison_value) if published else np.nan
     values["e_value"] = float(matched.e_value) if published else np.nan

@@ -302,6 +302,7 @@ def fmt(value: object, kind: str) -> str:
         "count": lambda: f"{round(number):,}",
         "percent": lambda: f"{number * 100:.1f}%",
         "pp": lambda: f"{number * 100:+.1f} pp" if round(number * 100, 1) != 0 else "0.0 pp",
+        "points": lambda: f"{number * 100:.1f} pp",
         "number2": lambda: f"{number:.2f}",
         "days": lambda: f"{number:,.0f}",
         "ratio": lambda: f"{number:.2f}",
@@ -446,7 +447,7 @@ DIAGNOSTICS = {  # results.diagnostics.diagnostic -> (label, value format)
     "matched_share": ("Participants matched", "percent"),
     "overlap": ("Participants within the comparison group's range", "percent"),
     "equipoise": ("People in equipoise", "percent"),
-    "power": ("Smallest reduction the study can detect", "pp_abs"),
+    "power": ("Smallest reduction the study can detect", "points"),
     "participants_needed_5pp": ("Participants needed to detect a 5-point reduction", "count"),
     "participants_needed_10pp": ("Participants needed to detect a 10-point reduction", "count"),
     "negative_control": ("Negative control: offending before the programme", "ratio"),
@@ -455,6 +456,7 @@ DIAGNOSTICS = {  # results.diagnostics.diagnostic -> (label, value format)
     "doubly_robust": ("Doubly robust estimate", "pp"),
     "estimation": ("Estimation", "ratio"),
 }
+RESULT_DIAGNOSTICS = ("doubly_robust", "rosenbaum_gamma", "e_value")
 
 
 EFFECT_TABLES = ("effects", "km_curves", "km_horizons", "logrank", "cox", "ph_tests", "rmst")
@@ -475,21 +477,24 @@ def withhold_effects(shown: dict[str, pd.DataFrame], programme_id: str) -> dict[
 
 
 def diagnostics_section(diagnostics: pd.DataFrame | None) -> dict | None:
-    """The programme's diagnostics in words, and whether its headline is withheld."""
+    """The programme's diagnostics in words, and whether its headline is withheld. A withheld
+    programme's diagnostics that restate its effect (RESULT_DIAGNOSTICS) are left out."""
     if diagnostics is None or diagnostics.empty:
         return None
+    withheld = bool((diagnostics["status"] == "fail").any())
+    if withheld:
+        diagnostics = diagnostics[~diagnostics["diagnostic"].isin(RESULT_DIAGNOSTICS)]
     order = {name: position for position, name in enumerate(DIAGNOSTICS)}
     rows = diagnostics.assign(order=diagnostics["diagnostic"].map(order).fillna(len(order))).sort_values("order")
     cells = []
     for row in rows.itertuples(index=False):
         label, kind = DIAGNOSTICS.get(row.diagnostic, (row.diagnostic.replace("_", " ").capitalize(), "ratio"))
-        value = fmt(abs(row.value) if kind == "pp_abs" and not missing(row.value) and row.value != SUPPRESSED
-                    else row.value, "pp" if kind == "pp_abs" else kind)
+        value = fmt(row.value, kind)
         status = row.status if row.status in DIAGNOSTIC_STATUS else "info"
-        cells.append({"label": label, "status": status, "value": value.lstrip("+") if kind == "pp_abs" else value,
+        cells.append({"label": label, "status": status, "value": value,
                       "explanation": text(row.explanation)[:1].upper() + text(row.explanation)[1:] + "."})
     failed = [cell["explanation"] for cell in cells if cell["status"] == "fail"]
-    return {"rows": cells, "withheld": bool(failed), "failed": failed}
+    return {"rows": cells, "withheld": withheld, "failed": failed}
 
 
 def scorecard(indicators: pd.DataFrame | None) -> dict | None:
@@ -881,17 +886,17 @@ def portfolio_context(programmes: pd.DataFrame, shown: dict[str, pd.DataFrame], 
     indicators = shown.get("indicators")
     rows, forest = [], []
     for programme in programmes.itertuples(index=False):
-        row = headline_row(rows_of(shown, "effects", programme.programme_id), settings)
+        trust = diagnostics_section(rows_of(shown, "diagnostics", programme.programme_id))
+        withheld = bool(trust and trust["withheld"])
+        visible = withhold_effects(shown, programme.programme_id) if withheld else shown
+        row = headline_row(rows_of(visible, "effects", programme.programme_id), settings)
         status_counts = ""
         if indicators is not None:
-            overall = rows_of(shown, "indicators", programme.programme_id)
+            overall = rows_of(visible, "indicators", programme.programme_id)
             overall = overall[(overall["period"] == "all") & overall["criterion_id"].notna()]
             met = int((overall["status"] == "met").sum())
             status_counts = f"{met} of {len(overall)}" if len(overall) else MISSING
-        trust = diagnostics_section(rows_of(shown, "diagnostics", programme.programme_id))
-        withheld = bool(trust and trust["withheld"])
-        published = (row is not None and row["gate_status"] == "ok" and row["difference"] != SUPPRESSED
-                     and not withheld)
+        published = row is not None and row["gate_status"] == "ok" and row["difference"] != SUPPRESSED
         reason = ("" if published else "withheld: design checks failed" if withheld else NOT_AVAILABLE if row is None
                   else "not enough data" if row["gate_status"] != "ok" else SUPPRESSED)
         rows.append({

@@ -177,12 +177,15 @@ def example_tables() -> dict[str, pd.DataFrame]:
                               "ci_upper": [28.3], "p": [0.0075]}),
         "indicators": pd.DataFrame(indicators),
         "diagnostics": pd.DataFrame({
-            "programme_id": "P01", "diagnostic": ["minimum_sample", "balance", "negative_control", "power"],
-            "value": [240, 0.05, 0.04, 0.11], "threshold": [60, 0.1, 0.25, 0.2],
-            "status": ["pass", "pass", "pass", "pass"],
+            "programme_id": "P01",
+            "diagnostic": ["minimum_sample", "balance", "negative_control", "power", "doubly_robust", "e_value"],
+            "value": [240, 0.05, 0.04, 0.11, -0.065, 1.74], "threshold": [60, 0.1, 0.25, 0.2, None, 1.0],
+            "status": ["pass", "pass", "pass", "pass", "info", "info"],
             "explanation": ["enough participants: 240 analysed (at least 60 needed)", "alike on everything",
                             "before the programme, participants and comparison people offended alike",
-                            "the matched sample can detect a reduction of 11.0 percentage points or more"]}),
+                            "the matched sample can detect a reduction of 11.0 percentage points or more",
+                            "matching and regression together give -6.5 percentage points",
+                            "a hidden characteristic would need a risk ratio of 1.74"]}),
         "attrition": attrition,
         "run_info": pd.DataFrame({"run_id": ["run-7f3a"], "started_at": [pd.Timestamp("2025-07-01 06:00", tz="UTC")],
                                   "code_version": ["0.1.0+abc1234"], "input_fingerprint": ["e3b0c44298fc1c14"],
@@ -580,6 +583,7 @@ def test_trust_section_sits_under_the_headline_with_each_check_in_words(pages):
     assert "Every check that could withhold the result passed." in page
     row = cells(table_row(page, "Smallest reduction the study can detect"))
     assert row[:2] == ["✓ Pass", "11.0 pp"]
+    assert cells(table_row(page, "Doubly robust estimate"))[:2] == ["i For context", "−6.5 pp"]
     assert "For 100 typical people who took part" in page
 
 
@@ -597,6 +601,7 @@ def test_a_failed_diagnostic_withholds_every_effect_estimate_on_the_page(tmp_pat
     assert "Reoffending estimates: not available for this run." in page
     assert "Reoffending curves: not available for this run." in page
     assert "hazard ratio" not in page.lower().split('id="method"')[0]
+    assert "Doubly robust estimate" not in page and "E-value)" not in page
     index = without_plotlyjs(pages["index.html"])
     assert "withheld: design checks failed" in index
     assert "−7.2 pp" not in index  # the withheld difference is not in the portfolio either
