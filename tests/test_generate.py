@@ -311,3 +311,17 @@ def test_committed_sample_is_generate_20000_seed_2026(tmp_path):
             assert p["reoffending_rate_12m"]["effect"] < -0.03, pid
             # Unmodelled differences between people pull the marginal hazard ratio towards 1.
             assert p["hazard_ratio"] < p["marginal_hazard_ratio"] < 1, pid
+
+
+def test_hidden_confounding_is_opt_in_and_never_written_to_the_extract():
+    plain = generate(people=3000, seed=11)
+    confounded = generate(people=3000, seed=11, hidden_confounding=1.5)
+    assert "hidden_confounding" not in plain.truth
+    assert confounded.truth["hidden_confounding"]["selection_log_odds_per_sd"] == -1.5
+    # the same people and columns: the instability itself is in no table
+    pd.testing.assert_frame_equal(plain.tables["people"], confounded.tables["people"])
+    for name, table in plain.tables.items():
+        assert list(confounded.tables[name].columns) == list(table.columns), name
+    # it brings offences before the index dates, and enrolment follows it
+    assert len(confounded.tables["offences"]) > len(plain.tables["offences"])
+    assert len(confounded.tables["participation"]) != len(plain.tables["participation"])
