@@ -87,3 +87,12 @@ def test_checks_warn_per_programme_and_never_block():
     assert results["balance"].description == "P2: too different on age"
     assert "| P1 | headline shown |" in results["diagnostics_status"].metadata["programmes"].value
     assert "| P3 | headline withheld |" in results["diagnostics_status"].metadata["programmes"].value
+
+
+def test_the_diagnostics_checks_are_in_the_definitions_and_never_block():
+    from pipelines.diagnostics import study_diagnostics
+
+    specs = {spec.name: spec for spec in study_diagnostics.check_specs}
+    assert sorted(specs) == ["balance", "diagnostics_status", "minimum_sample"]
+    assert not any(spec.blocking for spec in specs.values())
+    assert all(spec.asset_key == dg.AssetKey(["results", "diagnostics"]) for spec in specs.values())
