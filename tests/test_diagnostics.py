@@ -246,3 +246,12 @@ def test_assess_design_on_a_balanced_matched_sample():
     assert status["balance"] == status["negative_control"] == FAIL
     assert result.withheld
     assert "participants and comparison people are too different on priors" in result.failed[0]
+
+
+def test_diagnostics_settings_default_to_the_published_thresholds_and_refuse_disordered_ones(make_settings):
+    settings = make_settings()
+    assert Thresholds(**settings.diagnostics.model_dump()) == Thresholds()
+    assert (Thresholds().min_participants, Thresholds().max_smd, Thresholds().max_smd_warning,
+            Thresholds().max_systematic_error) == (60, 0.1, 0.25, 0.25)
+    with pytest.raises(ValueError, match="diagnostics.max_smd_warning must be at least diagnostics.max_smd"):
+        make_settings(diagnostics={"max_smd": 0.3, "max_smd_warning": 0.25})
