@@ -115,10 +115,13 @@ def main() -> None:
           f"hidden_confounding={args.strength}); {int(evaluations.sum())} programme evaluations; "
           f"{seconds:.0f} s, {seconds / (2 * args.seeds):.2f} s per extract; peak traced memory "
           f"{peak / 2**20:.0f} MiB\n")
-    share = (results.assign(fail=results["status"] == "fail", warning=results["status"] == "warning")
-             .groupby(["diagnostic", "world"])[["fail", "warning"]].mean().unstack("world"))
+    # Shares over every programme evaluation of the world (a programme that could not be
+    # estimated has only its 'estimation' row).
+    flagged = (results.assign(fail=results["status"] == "fail", warning=results["status"] == "warning")
+               .groupby(["diagnostic", "world"])[["fail", "warning"]].sum().unstack("world").fillna(0))
+    share = flagged / evaluations.reindex(flagged.columns.get_level_values("world")).to_numpy()
     share.columns = [f"{status} ({world})" for status, world in share.columns]
-    print("Share of programme evaluations in which each diagnostic failed or warned:")
+    print("Share of programme evaluations (%) in which each diagnostic failed or warned:")
     print((100 * share).round(1).to_string())
     withheld = results.groupby(["world", "seed", "programme_id"])["status"].apply(lambda s: (s == "fail").any())
     print("\nHeadline withheld (any diagnostic failed), share of programme evaluations:")
