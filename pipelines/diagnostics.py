@@ -7,7 +7,7 @@ numbers in the warehouse and the researcher database; only its headline is withh
 import dagster as dg
 import pandas as pd
 
-from models.diagnostics import FAIL, PASS, WARNING, DesignDiagnostics, Thresholds, too_few_participants
+from models.diagnostics import FAIL, WARNING, DesignDiagnostics, Thresholds, too_few_participants
 from models.evaluation import STATUS_TOO_FEW_PARTICIPANTS, evaluate_diagnostics
 from pipelines.effects import ANALYSED_PEOPLE, matching_spec, write_results
 from pipelines.resources import WAREHOUSE_POOL, Warehouse
