@@ -63,6 +63,12 @@ ANALYSIS_TABLES: tuple[AnalysisTable, ...] = (
         ("measures",),
     ),
     AnalysisTable(
+        "negative_controls",
+        "Offending before the index date per programme and person: outcomes taking part cannot change.",
+        ("offences",),
+        ("cohort",),
+    ),
+    AnalysisTable(
         "survival",
         "Time to first proven reoffence or censoring at the data cut-off.",
         ("offences",),
@@ -188,6 +194,9 @@ def not_estimated_reasons(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """
     rows = con.execute("SELECT programme_id, status, message FROM results.programmes_analysed "
                        "WHERE status <> 'ok' ORDER BY programme_id").fetchall()
-    return {programme_id: unanalysed_reason(con, programme_id)
-            or f"{programme_id}: {status.replace('_', ' ')}: {message}"
-            for programme_id, status, message in rows}
+    reasons = {}
+    for programme_id, status, message in rows:
+        label = status.replace("_", " ")  # e.g. "model failed: ...", unless the message says it already
+        said = message if message.lower().startswith(label) else f"{label}: {message}"
+        reasons[programme_id] = unanalysed_reason(con, programme_id) or f"{programme_id}: {said}"
+    return reasons

@@ -168,6 +168,26 @@ class Publish(_Section):
     """
 
     person_level: bool = True
+class Diagnostics(_Section):
+    """Thresholds of the study diagnostics (models/diagnostics.py): a failed diagnostic withholds
+    a programme's headline effect."""
+
+    min_participants: int = Field(60, ge=1)
+    max_smd: float = Field(0.1, gt=0)
+    max_smd_warning: float = Field(0.25, gt=0)
+    variance_ratio_bounds: tuple[float, float] = (0.5, 2.0)
+    min_matched_share: float = Field(0.9, ge=0, le=1)
+    max_detectable_difference: float = Field(0.2, gt=0, lt=1)
+    max_systematic_error: float = Field(0.25, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Diagnostics:
+        if self.max_smd_warning < self.max_smd:
+            raise ValueError("diagnostics.max_smd_warning must be at least diagnostics.max_smd")
+        low, high = self.variance_ratio_bounds
+        if not 0 < low < 1 < high:
+            raise ValueError("diagnostics.variance_ratio_bounds must be (low, high) with 0 < low < 1 < high")
+        return self
 
 
 class Schedule(_Section):
@@ -289,6 +309,7 @@ class Settings(_Section):
     validation: Validation = Validation()
     disclosure: Disclosure = Disclosure()
     publish: Publish = Publish()
+    diagnostics: Diagnostics = Diagnostics()
     schedule: Schedule = Schedule()
     subgroups: Subgroups = Subgroups()
     risk_model: RiskModel = RiskModel()
@@ -339,6 +360,7 @@ class Settings(_Section):
             if repeated:
                 raise ValueError(f"contract.{table_name}: extract column(s) {repeated} are mapped more than once")
         return value
+
     @model_validator(mode="after")
     def _cutoff_after_cohort_start(self) -> Settings:
         if self.data_cutoff < self.cohort.index_from:

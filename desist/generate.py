@@ -22,6 +22,16 @@ against it:
   A participant's hazard (and the pace of the spell) is multiplied by the programme's hazard
   ratio from the index date. Each offence is proven 0-9 months after it is committed; only
   offences proven on or before the cut-off are in the extract.
+* **Hidden confounding (opt-in).** With ``hidden_confounding`` above zero each person also has
+  an unrecorded instability (standard normal, never written to the extract) that raises their
+  offending in the two years before each index event and their hazard of reoffending after it,
+  and changes their odds of enrolling by a factor exp(-hidden_confounding) per SD (more people
+  enrol than without it, mostly the least unstable).
+  Matching on the recorded covariates then leaves participants less unstable than their
+  matches: the naive and matched estimates show a benefit the programme does not cause, and
+  offending before the index date (a negative-control outcome) differs between the groups.
+  These draws come from their own generator, so the default (0) leaves every seed's extract
+  byte-identical.
 * **Truth.** Participants' offences are drawn once without the programme and transformed to
   the programme world with the same random numbers, so both potential outcomes of the same
   people are known and ``ground_truth.json`` holds the exact effect on the treated, and the
@@ -147,6 +157,16 @@ HAZARD_RATIO_BY_SEX = (0.7, 1.0, 1.0)   # in SEX order: female, male, other
 SEX_WEIGHTS = (0.15, 0.845, 0.005)
 ETHNIC_WEIGHTS = (0.08, 0.09, 0.05, 0.71, 0.03, 0.04)
 REGION_WEIGHTS = (0.05, 0.13, 0.10, 0.08, 0.10, 0.09, 0.16, 0.13, 0.09, 0.07)
+# Hidden confounding: the unrecorded instability's log hazard of reoffending per SD, and the
+# offences it brings in the HIDDEN_RECENT_DAYS before each index event (a Poisson rate per year
+# of HIDDEN_RECENT_RATE * exp(HIDDEN_RECENT_ETA * u - HIDDEN_RECENT_ETA**2 / 2), so its mean
+# over people stays HIDDEN_RECENT_RATE).
+HIDDEN_HAZARD = 0.5
+HIDDEN_RECENT_RATE = 1.0
+HIDDEN_RECENT_ETA = 1.5
+HIDDEN_RECENT_DAYS = 730
+HIDDEN_SEED_SALT = 14
+
 MISSING_SHARE = {"ethnic_group": 0.01, "employment_at_index": 0.02, "accommodation_at_index": 0.02}
 
 
@@ -221,13 +241,16 @@ class Extract:
     participants: pd.DataFrame | None = None
 
 
-def generate(people: int, seed: int, cutoff: date = DEFAULT_CUTOFF, subgroup_effects: bool = False) -> Extract:
+def generate(people: int, seed: int, cutoff: date = DEFAULT_CUTOFF, subgroup_effects: bool = False,
+             hidden_confounding: float = 0.0) -> Extract:
     """Generate an extract of ``people`` people; same arguments, same extract.
 
     ``subgroup_effects`` plants effects that differ by risk-score band and sex (see
     HAZARD_RATIO_BY_RISK_BAND, HAZARD_RATIO_BY_SEX) and writes the truth per subgroup.
+    ``hidden_confounding`` (default 0: none) plants selection on a characteristic the extract
+    does not hold: the log-odds of enrolling fall by this much per SD of it.
     """
-    tables, truth, participants = _simulate(people, seed, cutoff, subgroup_effects)
+    tables, truth, participants = _simulate(people, seed, cutoff, subgroup_effects, hidden_confounding)
     return Extract({name: _to_pandas(table) for name, table in tables.items()}, truth, participants)
 
 
@@ -251,6 +274,7 @@ def subgroup_truth(participants: pd.DataFrame, membership: pd.DataFrame) -> pd.D
 def write_extract(
     out_dir: Path, people: int, seed: int, fmt: str = "csv", cutoff: date = DEFAULT_CUTOFF,
     subgroup_effects: bool = False,
+    hidden_confounding: float = 0.0,
 ) -> dict:
     """Generate an extract and write ``<table>.<fmt>`` files and ``ground_truth.json`` to ``out_dir``.
 
@@ -271,7 +295,7 @@ def write_extract(
             f"{out_dir} already holds other files for the extract's tables ({', '.join(stale)}); "
             "they would be read together with the new files. Remove them or choose an empty folder."
         )
-    tables, truth, _ = _simulate(people, seed, cutoff, subgroup_effects)
+    tables, truth, _ = _simulate(people, seed, cutoff, subgroup_effects, hidden_confounding)
     for name, table in tables.items():
         target = out_dir / f"{name}.{fmt}"
         partial = target.with_name(target.name + ".partial")
@@ -296,7 +320,7 @@ def write_extract(
 
 
 def _simulate(
-    people: int, seed: int, cutoff: date, subgroup_effects: bool = False,
+    people: int, seed: int, cutoff: date, subgroup_effects: bool = False, hidden_confounding: float = 0.0,
 ) -> tuple[dict[str, pa.Table], dict, pd.DataFrame]:
     if not isinstance(people, (int, np.integer)) or isinstance(people, bool) or people < 1:
         raise ValueError(f"people must be a positive whole number, got {people!r}")
@@ -313,6 +337,11 @@ def _simulate(
     person = _people(rng, people)
     stages = _index_timeline(rng, person, cut)
     offences = [_history(rng, person, stages[0]), *(_index_offences(rng, s) for s in stages)]
+    hidden = None
+    if hidden_confounding:
+        hidden_rng = np.random.default_rng([seed, HIDDEN_SEED_SALT])
+        hidden = hidden_rng.standard_normal(people)
+        offences.append(_recent_offences(hidden_rng, stages, hidden))
     prior_counts = [_ProvenCounter(o) for o in offences]
 
     enrolled = np.zeros(people, dtype=bool)
@@ -322,12 +351,13 @@ def _simulate(
         prior_custody = sum(c.before(stage["person"], stage["t"], custody_only=True) for c in prior_counts)
         covariates = _index_covariates(rng, person, stage, prior, prior_custody)
         stage.update(covariates)
-        choice = _select(rng, person, stage, enrolled)
+        unrecorded = 0.0 if hidden is None else hidden[stage["person"]]
+        choice = _select(rng, person, stage, enrolled, -hidden_confounding * unrecorded)
         enrolled[stage["person"][choice > 0]] = True
         hazard_ratio = np.array([1.0] + [p.hazard_ratio for p in PROGRAMMES])[choice]
         if subgroup_effects:
             hazard_ratio = np.where(choice > 0, hazard_ratio * _effect_modifier(person, stage), 1.0)
-        observed, pairs, risk = _reoffending(rng, person, stage, choice, hazard_ratio, cut)
+        observed, pairs, risk = _reoffending(rng, person, stage, choice, hazard_ratio, cut, HIDDEN_HAZARD * unrecorded)
         if stage is stages[0]:
             first_event_risk = risk
         offences.append(observed)
@@ -354,6 +384,12 @@ def _simulate(
     }
     enrolment["sex"] = person["sex"][enrolment["person"]]
     truth = _truth(people, seed, cutoff, enrolment, subgroup_effects)
+    if hidden_confounding:
+        truth["hidden_confounding"] = {
+            "selection_log_odds_per_sd": -hidden_confounding, "log_hazard_per_sd": HIDDEN_HAZARD,
+            "recent_offences": {"days_before_index": HIDDEN_RECENT_DAYS, "rate_per_year": HIDDEN_RECENT_RATE,
+                                "log_rate_per_sd": HIDDEN_RECENT_ETA},
+        }
     truth["risk_model"] = _true_risk_discrimination(first_event_risk, ~enrolled)
     participants = pd.DataFrame({
         "person_id": pc.take(person_ids, enrolment["person"]).to_numpy(zero_copy_only=False),
@@ -490,6 +526,27 @@ def _history(rng: np.random.Generator, person: dict, first: dict) -> dict[str, n
     return _offence_rows(rng, first["person"][owner], committed, OFFENCE_WEIGHTS)
 
 
+def _recent_offences(rng: np.random.Generator, stages: list[dict], hidden: np.ndarray) -> dict[str, np.ndarray]:
+    """Offences the unrecorded instability brings in the HIDDEN_RECENT_DAYS before each index event.
+
+    For a later index event they start only after the previous event's 12-month window and
+    waiting period, so they never count as reoffending after it.
+    """
+    owners, days = [], []
+    previous = np.full(len(hidden), np.iinfo(np.int64).min // 2)
+    for stage in stages:
+        who, t = stage["person"], stage["t"]
+        start = np.maximum(t - HIDDEN_RECENT_DAYS, previous[who] + 31 * (FOLLOW_UP_MONTHS + WAITING_MONTHS))
+        span = np.maximum(t - start, 0)
+        rate = HIDDEN_RECENT_RATE * np.exp(HIDDEN_RECENT_ETA * hidden[who] - HIDDEN_RECENT_ETA**2 / 2)
+        count = rng.poisson(rate * span / 365.25)
+        owner = np.repeat(np.arange(len(who)), count)
+        owners.append(who[owner])
+        days.append(start[owner] + np.floor(rng.random(len(owner)) * span[owner]).astype(np.int64))
+        previous[who] = t
+    return _offence_rows(rng, np.concatenate(owners), np.concatenate(days), OFFENCE_WEIGHTS)
+
+
 def _index_offences(rng: np.random.Generator, stage: dict) -> dict[str, np.ndarray]:
     """The offence each index event's sentence is for, proven on ``stage['proven']``."""
     n = len(stage["person"])
@@ -580,15 +637,18 @@ def _selection_covariates(stage: dict) -> dict[str, np.ndarray]:
     }
 
 
-def _select(rng: np.random.Generator, person: dict, stage: dict, enrolled: np.ndarray) -> np.ndarray:
-    """Programme chosen around each index event: 0 for none, else 1 + position in PROGRAMMES."""
+def _select(rng: np.random.Generator, person: dict, stage: dict, enrolled: np.ndarray, hidden=0.0) -> np.ndarray:
+    """Programme chosen around each index event: 0 for none, else 1 + position in PROGRAMMES.
+
+    ``hidden`` is added to every programme's enrolment logit (selection on what is not recorded).
+    """
     x = _selection_covariates(stage)
     region = person["region"][stage["person"]]
     utility = []
     for spec in PROGRAMMES:
         home = np.isin(region, [REGIONS.index(r) for r in spec.home_regions]).astype(float)
         lp = sum(coef * (home if name == "home_region" else x[name]) for name, coef in spec.selection.items())
-        utility.append(np.exp(lp))
+        utility.append(np.exp(lp + hidden))
     weights = np.column_stack([np.ones(len(region)), *utility])
     choice = _choice_by_row(rng, weights / weights.sum(axis=1, keepdims=True))
     return np.where(enrolled[stage["person"]], 0, choice)
@@ -612,7 +672,8 @@ def _hazard_eta(person: dict, stage: dict) -> np.ndarray:
 
 def _reoffending(
     rng: np.random.Generator, person: dict, stage: dict, choice: np.ndarray, hazard_ratio: np.ndarray, cut: int,
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    hidden_eta=0.0,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Offences committed from each index event until its process ends.
 
     Offence times are drawn once for the world without any programme; for participants the
@@ -624,7 +685,7 @@ def _reoffending(
     """
     t, end = stage["t"], stage["end"]
     n = len(t)
-    eta = _hazard_eta(person, stage)
+    eta = _hazard_eta(person, stage) + hidden_eta
     first = WEIBULL_SCALE_DAYS * (rng.standard_exponential(n) * np.exp(-eta)) ** (1 / WEIBULL_SHAPE)
     spell_mean = FURTHER_OFFENCES_MEAN * np.exp(FURTHER_OFFENCES_ETA * eta)
     frailty = rng.gamma(FURTHER_OFFENCES_GAMMA_SHAPE, 1 / FURTHER_OFFENCES_GAMMA_SHAPE, n)

@@ -18,16 +18,26 @@ def print_summary(settings: Settings) -> None:
                 print(frame_text(con.sql(
                     "SELECT table_name, file_name, status, rows_read, rows_loaded, rows_quarantined, rows_rejected "
                     "FROM raw.ingest_summary ORDER BY table_name, file_name"), "no landing files"))
-            if table_exists(con, "results", "effects"):
+            if table_exists(con, "results", "effects") and table_exists(con, "results", "programmes_analysed"):
                 months = settings.follow_up.headline_months
+                # Every programme, also those not estimated; whether the reports show the headline when
+                # the study diagnostics have been assessed.
+                verdict = ("SELECT programme_id, CASE WHEN bool_or(status = 'fail') THEN 'withheld' ELSE 'shown' END "
+                           "AS headline FROM results.diagnostics GROUP BY programme_id"
+                           if table_exists(con, "results", "diagnostics") else
+                           "SELECT NULL::VARCHAR AS programme_id, NULL::VARCHAR AS headline")
                 print(f"\nHeadline: {months}-month proven reoffending, participants vs matched comparison:")
-                print(frame_text(con.execute("""
-                    SELECT programme_id, n_treated AS participants, round(treated_value, 3) AS participants_rate,
-                           round(comparison_value, 3) AS comparison_rate, round(difference, 3) AS difference,
-                           round(ci_lower, 3) AS ci_lower_95, round(ci_upper, 3) AS ci_upper_95, gate_status
-                    FROM results.effects
-                    WHERE measure = 'reoffended' AND estimator = 'matched' AND window_months = ?
-                    ORDER BY programme_id""", [months]), "no programme analysed"))
+                print(frame_text(con.execute(f"""
+                    SELECT analysed.programme_id, analysed.status, n_treated AS participants,
+                           round(treated_value, 3) AS participants_rate, round(comparison_value, 3) AS comparison_rate,
+                           round(difference, 3) AS difference, round(ci_lower, 3) AS ci_lower_95,
+                           round(ci_upper, 3) AS ci_upper_95, gate_status, verdict.headline
+                    FROM results.programmes_analysed AS analysed
+                    LEFT JOIN results.effects AS effect
+                      ON effect.programme_id = analysed.programme_id AND measure = 'reoffended'
+                     AND estimator = 'matched' AND window_months = ?
+                    LEFT JOIN ({verdict}) AS verdict ON verdict.programme_id = analysed.programme_id
+                    ORDER BY analysed.programme_id""", [months]), "no programme analysed"))
     print("\nOutputs:")
     print(f"  warehouse: {paths.warehouse}")
     if paths.research.exists():

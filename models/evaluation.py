@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from models.balance import assess_balance
+from models.diagnostics import DesignDiagnostics, NegativeControl, Thresholds, assess_design
 from models.effects import STATUS_OK, estimate_effect
 from models.matching import MatchResult, match_propensity
 from models.propensity import PropensityModelError, fit_propensity
@@ -40,6 +41,12 @@ MEASURES: tuple[tuple[str, str], ...] = (
 )
 HORIZON_LABELS = {91: "3 months", 182: "6 months", 365: "12 months", 730: "24 months"}
 GROUP_LABELS = {True: "treated", False: "comparison"}
+STATUS_TOO_FEW_PARTICIPANTS = "too_few_participants"
+# Columns of analysis.negative_controls: outcomes before the index date that taking part cannot change.
+NEGATIVE_CONTROLS = (
+    NegativeControl("pre_offences_12", "the number of offences in the year before the index date"),
+    NegativeControl("pre_offended_24_12", "the share who offended two years to one year before the index date"),
+)
 
 
 # A covariate on which fewer than this many analysed people differ from the most common value
@@ -172,6 +179,11 @@ def evaluate_effects(
     n_treated = int(people["treated"].sum())
     if n_treated == 0 or n_treated == len(people):
         return ProgrammeEffects(programme_id, "not_estimated", "no participants or no comparison pool to compare")
+    if n_treated < min_treated:
+        # Before any model: with so few participants the propensity model may not even fit, and
+        # that is not the reason to give.
+        return ProgrammeEffects(programme_id, STATUS_TOO_FEW_PARTICIPANTS,
+                                f"too few participants: {n_treated} of the {min_treated} needed")
     people, spec, notes = prepare_covariates(people, spec)
     try:
         propensity = fit_propensity(people, "treated", list(spec.covariates), list(spec.categorical))
@@ -382,4 +394,43 @@ def evaluate_survival(
         cox=cox_rows,
         ph_tests=ph_rows,
         rmst=rmst_row,
+    )
+
+
+def evaluate_diagnostics(
+    people: pd.DataFrame,
+    matched_sets: pd.DataFrame,
+    balance: pd.DataFrame,
+    effects: pd.DataFrame,
+    spec: MatchingSpec,
+    headline_window: int,
+    thresholds: Thresholds,
+    negative_controls: Sequence[NegativeControl] = NEGATIVE_CONTROLS,
+) -> DesignDiagnostics:
+    """The study diagnostics of one programme estimated by :func:`evaluate_effects`.
+
+    Args:
+        people: everyone analysed (``person_id``, ``treated``, the covariates), the headline
+            measure as ``reoffended`` and the negative-control columns.
+        matched_sets, balance, effects: the programme's result tables as evaluate_effects
+            returns them (and the warehouse stores them).
+    """
+    people = model_frame(people.reset_index(drop=True), spec)
+    sets = matched_sets.set_index("person_id").reindex(people["person_id"])
+    if sets["weight"].isna().any():
+        raise ValueError("matched_sets does not hold every person analysed")
+    headline = effects[(effects["measure"] == "reoffended") & (effects["window_months"] == headline_window)]
+    estimates = {row.estimator: row for row in headline.itertuples(index=False)}
+    matched = estimates.get("matched")
+    published = matched is not None and matched.gate_status == STATUS_OK
+    values = {name: float(estimates[name].difference) if published and name in estimates else np.nan
+              for name in ("matched", "naive", "adjusted")}
+    values["comparison_value"] = float(matched.comparison_value) if published else np.nan
+    values["e_value"] = float(matched.e_value) if published else np.nan
+    return assess_design(
+        people, outcome="reoffended", weights=sets["weight"].to_numpy(float),
+        subclass=sets["subclass"].to_numpy(float), propensity=sets["propensity"].to_numpy(float),
+        balance_after=balance.loc[balance["stage"] == "after"].rename(columns={"covariate": "term"}),
+        effects=values, covariates=list(spec.covariates), categorical=list(spec.categorical), ratio=spec.ratio,
+        negative_controls=negative_controls, thresholds=thresholds,
     )

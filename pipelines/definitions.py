@@ -6,13 +6,13 @@ import os
 import dagster as dg
 
 from desist.config import config_path, load_settings
-from pipelines import analysis, effects, for_whom, indicators, ingest, reports, validation
+from pipelines import analysis, diagnostics, effects, for_whom, indicators, ingest, reports, validation
 from pipelines.alerts import build_alert_sensor
 from pipelines.publish import build_publish_assets
 from pipelines.resources import Warehouse
 from pipelines.schedules import EVALUATION_JOB, build_schedule_and_sensor
 
-ASSET_MODULES: list = [ingest, analysis, effects, for_whom, indicators, reports]
+ASSET_MODULES: list = [ingest, analysis, effects, diagnostics, for_whom, indicators, reports]
 CHECK_MODULES: list = [validation]
 
 

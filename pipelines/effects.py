@@ -67,6 +67,7 @@ def matched_effects(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
             result = evaluate_effects(
                 programme_id, people, measures, spec,
                 windows=settings.follow_up.windows_months, headline_window=settings.follow_up.headline_months,
+                min_treated=settings.diagnostics.min_participants,
             )
             if result.status == "not_estimated":
                 result.message = analysis.unanalysed_reason(con, programme_id) or result.message

@@ -10,13 +10,14 @@ from reports.build import TABLE_SOURCES, build_reports, load_report_data
 REPORTS = dg.AssetKey(["reports", "html"])
 # The assets that write the tables in TABLE_SOURCES: results/effects writes programmes_analysed,
 # matched_sets, balance, sample_sizes, unmatched and effects; results/survival the Kaplan–Meier,
-# log-rank, Cox, PH-test and RMST tables; results/subgroup_effects and results/risk_model the
-# "Who benefits?" and model-card tables.
+# log-rank, Cox, PH-test and RMST tables; results/diagnostics the study diagnostics;
+# results/subgroup_effects and results/risk_model the "Who benefits?" and model-card tables.
 REPORT_INPUTS = [
     dg.AssetKey(["staging", "programmes"]),
     dg.AssetKey(["analysis", "attrition"]),
     dg.AssetKey(["results", "effects"]),
     dg.AssetKey(["results", "survival"]),
+    dg.AssetKey(["results", "diagnostics"]),
     dg.AssetKey(["results", "indicators"]),
     dg.AssetKey(["results", "subgroup_effects"]),
     dg.AssetKey(["results", "risk_model"]),

@@ -64,6 +64,7 @@ TABLE_SOURCES = {
     "ph_tests": "results.ph_tests",
     "rmst": "results.rmst",
     "indicators": "results.indicators",
+    "diagnostics": "results.diagnostics",
     "attrition": "analysis.attrition",
     "run_info": "results.run_info",
     "subgroup_effects": "results.subgroup_effects",
@@ -97,6 +98,8 @@ GATE_NOTES = {  # the Justice Data Lab gates, as results.effects.gate_status nam
 }
 PROGRAMME_STATUS = {  # results.programmes_analysed.status other than ok, in words
     "not_estimated": "No estimate could be made: the programme had no analysable participants or no comparison pool.",
+    "too_few_participants": "No reoffending estimate is published: too few participants could be analysed (see "
+                            "How much can we trust this?).",
     "propensity_model_failed": "No estimate could be made: the model of who takes part could not be fitted to "
                                "these data.",
 }
@@ -238,6 +241,7 @@ def template_environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     environment.globals["STATUS"] = STATUS
+    environment.globals["DIAGNOSTIC_STATUS"] = DIAGNOSTIC_STATUS
     return environment
 
 
@@ -335,6 +339,7 @@ def fmt(value: object, kind: str) -> str:
         "count": lambda: f"{round(number):,}",
         "percent": lambda: f"{number * 100:.1f}%",
         "pp": lambda: f"{number * 100:+.1f} pp" if round(number * 100, 1) != 0 else "0.0 pp",
+        "points": lambda: f"{number * 100:.1f} pp",
         "number2": lambda: f"{number:.2f}",
         "days": lambda: f"{number:,.0f}",
         "ratio": lambda: f"{number:.2f}",
@@ -433,12 +438,18 @@ def script_json(json_text: str) -> Markup:
 
 def programme_context(programme, shown: dict[str, pd.DataFrame], settings: Settings) -> dict:
     pid = programme.programme_id
+    trust = diagnostics_section(rows_of(shown, "diagnostics", pid))
+    # The hook that withholds an estimated programme's effects when a diagnostic failed.
+    withheld = bool(trust and trust["withheld"]) and programme.status not in PROGRAMME_STATUS
+    if withheld:
+        shown = withhold_effects(shown, pid)
     effects = rows_of(shown, "effects", pid)
     card = scorecard(rows_of(shown, "indicators", pid))
     return {
         "programme": programme,
         "title": programme.name,
-        "headline": headline(effects, settings, programme.status),
+        "headline": WITHHELD_HEADLINE if withheld else headline(effects, settings, programme.status),
+        "diagnostics": trust,
         "scorecard": card,
         "conclusions": conclusions(headline_row(effects, settings), card, settings.follow_up.headline_months),
         "reoffending": reoffending_section(effects, settings),
@@ -541,6 +552,73 @@ def conclusions(row: pd.Series | None, card: dict | None, months: int) -> dict:
                   "recorded.")
     cannot.append("Anything about an individual person: every number describes a group.")
     return {"can": can, "cannot": cannot}
+
+
+# The "How much can we trust this?" section: results.diagnostics in words. A failed diagnostic
+# withholds the headline (the page shows WITHHELD_HEADLINE instead).
+WITHHELD_HEADLINE = {
+    "sentence": "The reoffending result is withheld: the study design behind it did not pass its checks (see "
+                "How much can we trust this?).",
+    "detail": "",
+    "verdict": "",
+}
+DIAGNOSTIC_STATUS = {"pass": ("✓", "Pass"), "warning": ("!", "Warning"), "fail": ("✗", "Fail"),
+                     "info": ("i", "For context")}
+DIAGNOSTICS = {  # results.diagnostics.diagnostic -> (label, value format)
+    "minimum_sample": ("Participants analysed", "count"),
+    "balance": ("Balance: largest standardised difference after matching", "ratio"),
+    "variance_ratio": ("Balance: variance ratio furthest from 1", "ratio"),
+    "matched_share": ("Participants matched", "percent"),
+    "overlap": ("Participants within the comparison group's range", "percent"),
+    "equipoise": ("People in equipoise", "percent"),
+    "power": ("Smallest reduction the study can detect", "points"),
+    "participants_needed_5pp": ("Participants needed to detect a 5-point reduction", "count"),
+    "participants_needed_10pp": ("Participants needed to detect a 10-point reduction", "count"),
+    "negative_control": ("Negative control: offending before the programme", "ratio"),
+    "rosenbaum_gamma": ("Sensitivity to hidden bias (Rosenbaum Γ)", "ratio"),
+    "e_value": ("Sensitivity to hidden bias (E-value)", "ratio"),
+    "doubly_robust": ("Doubly robust estimate", "pp"),
+    "estimation": ("Estimation", "ratio"),
+}
+RESULT_DIAGNOSTICS = ("doubly_robust", "rosenbaum_gamma", "e_value")
+
+
+EFFECT_TABLES = ("effects", "km_curves", "km_horizons", "logrank", "cox", "ph_tests", "rmst")
+
+
+def withhold_effects(shown: dict[str, pd.DataFrame], programme_id: str) -> dict[str, pd.DataFrame]:
+    """The tables without the programme's effect estimates: its effects and survival comparisons,
+    and the success criterion built on the matched reoffending difference."""
+    out = dict(shown)
+    for name in EFFECT_TABLES:
+        if name in out:
+            out[name] = out[name][out[name]["programme_id"].astype(str) != programme_id]
+    if "indicators" in out:
+        indicators = out["indicators"]
+        out["indicators"] = indicators[~((indicators["programme_id"].astype(str) == programme_id)
+                                         & (indicators["indicator"] == "reoffending_rate_difference"))]
+    return out
+
+
+def diagnostics_section(diagnostics: pd.DataFrame | None) -> dict | None:
+    """The programme's diagnostics in words, and whether its headline is withheld. A withheld
+    programme's diagnostics that restate its effect (RESULT_DIAGNOSTICS) are left out."""
+    if diagnostics is None or diagnostics.empty:
+        return None
+    withheld = bool((diagnostics["status"] == "fail").any())
+    if withheld:
+        diagnostics = diagnostics[~diagnostics["diagnostic"].isin(RESULT_DIAGNOSTICS)]
+    order = {name: position for position, name in enumerate(DIAGNOSTICS)}
+    rows = diagnostics.assign(order=diagnostics["diagnostic"].map(order).fillna(len(order))).sort_values("order")
+    cells = []
+    for row in rows.itertuples(index=False):
+        label, kind = DIAGNOSTICS.get(row.diagnostic, (row.diagnostic.replace("_", " ").capitalize(), "ratio"))
+        value = fmt(row.value, kind)
+        status = row.status if row.status in DIAGNOSTIC_STATUS else "info"
+        cells.append({"label": label, "status": status, "value": value,
+                      "explanation": text(row.explanation)[:1].upper() + text(row.explanation)[1:] + "."})
+    failed = [cell["explanation"] for cell in cells if cell["status"] == "fail"]
+    return {"rows": cells, "withheld": withheld, "failed": failed}
 
 
 def scorecard(indicators: pd.DataFrame | None) -> dict | None:
@@ -962,20 +1040,25 @@ def portfolio_context(programmes: pd.DataFrame, shown: dict[str, pd.DataFrame], 
     effects = shown.get("effects")
     indicators = shown.get("indicators")
     rows, forest = [], []
-    headlines = [headline_row(rows_of(shown, "effects", pid), settings) for pid in programmes["programme_id"]]
+    trusts = {pid: diagnostics_section(rows_of(shown, "diagnostics", pid)) for pid in programmes["programme_id"]}
+    withheld_ids = {pid for pid, trust in trusts.items() if trust and trust["withheld"]}
+    visible = {pid: withhold_effects(shown, pid) if pid in withheld_ids else shown for pid in trusts}
+    headlines = [headline_row(rows_of(visible[pid], "effects", pid), settings) for pid in programmes["programme_id"]]
     # The summary table lists every programme's participants: no two may differ by a small number.
     counts = pd.Series([SUPPRESSED if row is None else row["n_treated"] for row in headlines], dtype=object)
     hidden = hide_differences(counts, pd.Series("", index=counts.index), settings.disclosure.min_count)
     for programme, row, hide in zip(programmes.itertuples(index=False), headlines, hidden):
+        withheld = programme.programme_id in withheld_ids
         if row is not None and hide:
             row = row.copy()
             row["n_treated"] = SUPPRESSED
         status_counts = ""
         if indicators is not None:
-            status_counts = criteria_met(rows_of(shown, "indicators", programme.programme_id))
+            status_counts = criteria_met(rows_of(visible[programme.programme_id], "indicators",
+                                                 programme.programme_id))
         published = row is not None and row["gate_status"] == "ok" and row["difference"] != SUPPRESSED
-        reason = ("" if published else NOT_AVAILABLE if row is None else
-                  "not enough data" if row["gate_status"] != "ok" else SUPPRESSED)
+        reason = ("" if published else "withheld: design checks failed" if withheld else NOT_AVAILABLE if row is None
+                  else "not enough data" if row["gate_status"] != "ok" else SUPPRESSED)
         rows.append({
             "programme": programme,
             "cells": [

@@ -380,6 +380,16 @@ def disclose_risk_calibration(calibration: pd.DataFrame, min_count: int) -> pd.D
                                                          "observed_upper"]), ["n", "n_reoffended"], min_count)
 
 
+def disclose_diagnostics(diagnostics: pd.DataFrame, min_count: int) -> pd.DataFrame:
+    """Study diagnostics: the minimum-sample row counts participants, so a small count reads
+    "suppressed" and its explanation says only that it is below `min_count`."""
+    small = (diagnostics["diagnostic"] == "minimum_sample") & is_small(diagnostics["value"], min_count)
+    out = suppress(diagnostics, small, ["value"])
+    out.loc[small, "explanation"] = [f"too few participants: fewer than {min_count} of the {threshold:.0f} needed"
+                                     for threshold in out.loc[small, "threshold"]]
+    return out
+
+
 def disclose(tables: dict[str, pd.DataFrame], min_count: int,
              headline_months: int | None = None) -> dict[str, pd.DataFrame]:
     """Every table a report shows, with disclosure control applied. Person-level tables do not pass.
@@ -400,6 +410,7 @@ def disclose(tables: dict[str, pd.DataFrame], min_count: int,
         "km_horizons": lambda f: disclose_km_horizons(f, tables.get("km_curves"), min_count),
         "km_curves": lambda f: coarsen_km_curves(f, min_count),
         "attrition": lambda f: suppress_counts(f, ["people", "lost"], min_count),
+        "diagnostics": lambda f: disclose_diagnostics(f, min_count),
         "propensity_overlap": lambda f: suppress(f, is_small(f["n"], min_count), ["n", *PERCENTILE_COLUMNS]),
         "subgroup_effects": lambda f: disclose_subgroup_effects(f, min_count),
         "risk_performance": lambda f: disclose_risk_performance(f, min_count),

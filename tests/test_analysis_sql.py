@@ -330,6 +330,26 @@ def test_survival_event_and_censoring(con):
 
 # --- covariates and engagement --------------------------------------------------------------
 
+def test_negative_controls_count_offending_before_the_index_date(con):
+    # A: offence the day before the index date, proven that day; the one on the index date is not before it.
+    assert one_row(con, "negative_controls", programme_id="P1", person_id="A") | {"index_date": None} == {
+        "programme_id": "P1", "person_id": "A", "treated": True, "index_date": None,
+        "pre_offences_12": 1, "pre_offended_24_12": 0}
+    # B: committed before the index date but proven after it: not known at the index date.
+    assert one_row(con, "negative_controls", programme_id="P2", person_id="B")["pre_offences_12"] == 0
+    # K (index 2021-06-01): offences 2019-05-31 (outside 24 months), 2020-01-01 (24 to 12 months before),
+    # 2020-06-01 (exactly 12 months before: inside), 2020-07-01, 2021-05-31, and 2021-05-01 proven
+    # after the index date.
+    insert(con, "offences", [
+        offence("k0", "K", "2019-05-31", "2019-07-01"), offence("k1", "K", "2020-01-01", "2020-03-01"),
+        offence("k2", "K", "2020-06-01", "2020-07-01"), offence("k3", "K", "2020-07-01", "2020-08-01"),
+        offence("k4", "K", "2021-05-31", "2021-05-31"), offence("k5", "K", "2021-05-01", "2021-06-10"),
+    ])
+    assert analysis.build_table(con, "negative_controls") == 27
+    k = one_row(con, "negative_controls", programme_id="P1", person_id="K")
+    assert (k["pre_offences_12"], k["pre_offended_24_12"]) == (3, 1)
+
+
 def test_covariates_from_offence_history(con):
     a = one_row(con, "covariates", programme_id="P1", person_id="A")
     # a1 committed and proven 2020-02-29, the day before the index date, by custody.
@@ -487,7 +507,7 @@ def test_dagster_assets_build_the_analysis_tables(make_settings):
     # 9 attrition steps per programme and 4 covariate steps; 6 participants.
     assert rows_by_asset == {
         "enrolment_links": 8, "cohort": 27, "covariates": 27, "engagement": 6, "measures": 81,
-        "follow_up_completeness": 12, "survival": 27, "attrition": 22,
+        "follow_up_completeness": 12, "negative_controls": 27, "survival": 27, "attrition": 22,
     }
 
 

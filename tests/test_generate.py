@@ -350,3 +350,15 @@ def test_truth_holds_the_auc_of_the_true_risk():
     assert list(risk["true_auc_by_index_year"]) == ["2019", "2020", "2021", "2022", "2023"]
     assert risk["true_auc_by_index_year"]["2023"] == pytest.approx(0.74428, abs=1e-5)
     assert risk["reoffending_rate_12m"] == pytest.approx(0.31476, abs=1e-5)
+def test_hidden_confounding_is_opt_in_and_never_written_to_the_extract():
+    plain = generate(people=3000, seed=11)
+    confounded = generate(people=3000, seed=11, hidden_confounding=1.5)
+    assert "hidden_confounding" not in plain.truth
+    assert confounded.truth["hidden_confounding"]["selection_log_odds_per_sd"] == -1.5
+    # the same people and columns: the instability itself is in no table
+    pd.testing.assert_frame_equal(plain.tables["people"], confounded.tables["people"])
+    for name, table in plain.tables.items():
+        assert list(confounded.tables[name].columns) == list(table.columns), name
+    # it brings offences before the index dates, and enrolment follows it
+    assert len(confounded.tables["offences"]) > len(plain.tables["offences"])
+    assert len(confounded.tables["participation"]) != len(plain.tables["participation"])

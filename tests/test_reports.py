@@ -185,6 +185,16 @@ def example_tables() -> dict[str, pd.DataFrame]:
                               "rmst_comparison": [284.9], "difference": [16.3], "se": [6.1], "ci_lower": [4.3],
                               "ci_upper": [28.3], "p": [0.0075]}),
         "indicators": pd.DataFrame(indicators),
+        "diagnostics": pd.DataFrame({
+            "programme_id": "P01",
+            "diagnostic": ["minimum_sample", "balance", "negative_control", "power", "doubly_robust", "e_value"],
+            "value": [240, 0.05, 0.04, 0.11, -0.065, 1.74], "threshold": [60, 0.1, 0.25, 0.2, None, 1.0],
+            "status": ["pass", "pass", "pass", "pass", "info", "info"],
+            "explanation": ["enough participants: 240 analysed (at least 60 needed)", "alike on everything",
+                            "before the programme, participants and comparison people offended alike",
+                            "the matched sample can detect a reduction of 11.0 percentage points or more",
+                            "matching and regression together give -6.5 percentage points",
+                            "a hidden characteristic would need a risk ratio of 1.74"]}),
         "attrition": attrition,
         "run_info": pd.DataFrame({"run_id": ["run-7f3a"], "started_at": [pd.Timestamp("2025-07-01 06:00", tz="UTC")],
                                   "code_version": ["0.1.0+abc1234"], "input_fingerprint": ["e3b0c44298fc1c14"],
@@ -661,6 +671,8 @@ def test_an_interval_across_zero_is_called_inconclusive_in_words():
     assert verdict(row.replace({0.02: -0.01})).startswith("Participants reoffended less")
     assert verdict(pd.Series({"ci_lower": SUPPRESSED, "ci_upper": 0.02})) == ""
     assert [p_text(0.0004), p_text(0.0123)] == ["p < 0.001", "p = 0.012"]
+
+
 # ---------------------------------------------------------------------------------------------
 # For whom: the "Who benefits?" section and the model card page
 
@@ -721,3 +733,61 @@ def test_disclose_risk_fairness_hides_small_groups_and_their_siblings_counts():
     assert female["auc"] == 0.7 and female["fpr"] == pytest.approx(30 / 110)
     assert female[["n", "n_reoffended", "n_negative"]].tolist() == ["suppressed"] * 3
     assert shown.loc[shown["grp"] == "all", "n"].tolist() == [1000, 1000]
+
+
+# ---------------------------------------------------------------------------------------------
+# Study diagnostics: "How much can we trust this?"
+
+
+def test_trust_section_sits_under_the_headline_with_each_check_in_words(pages):
+    page = without_plotlyjs(pages["P01.html"])
+    assert page.index('class="headline"') < page.index('id="trust"') < page.index('id="scorecard"')
+    assert "Every check that could withhold the result passed." in page
+    row = cells(table_row(page, "Smallest reduction the study can detect"))
+    assert row[:2] == ["✓ Pass", "11.0 pp"]
+    assert cells(table_row(page, "Doubly robust estimate"))[:2] == ["i For context", "−6.5 pp"]
+    assert "For 100 typical people who took part" in page
+
+
+def test_a_failed_diagnostic_withholds_every_effect_estimate_on_the_page(tmp_path):
+    tables = example_tables()
+    diagnostics = tables["diagnostics"]
+    diagnostics.loc[diagnostics["diagnostic"] == "negative_control", ["value", "status", "explanation"]] = [
+        0.41, "fail", "participants and comparison people already differed before the programme"]
+    pages = build_example(tmp_path, tables)
+    page = without_plotlyjs(pages["P01.html"])
+    assert "The reoffending result is withheld" in page
+    assert "Participants and comparison people already differed before the programme." in page
+    assert cells(table_row(page, "Negative control: offending before the programme"))[0] == "✗ Fail"
+    assert "For 100 typical people" not in page
+    assert "Reoffending estimates: not available for this run." in page
+    assert "Reoffending curves: not available for this run." in page
+    assert "hazard ratio" not in page.lower().split('id="method"')[0]
+    assert "Doubly robust estimate" not in page and "E-value)" not in page
+    index = without_plotlyjs(pages["index.html"])
+    assert "withheld: design checks failed" in index
+    assert "−7.2 pp" not in index  # the withheld difference is not in the portfolio either
+
+
+def test_a_programme_with_fourteen_participants_says_so_and_not_that_the_model_failed(tmp_path):
+    tables = example_tables()
+    tables["programmes_analysed"].loc[1, ["status", "n_treated_analysed"]] = ["too_few_participants", 14]
+    tables["effects"] = tables["effects"][tables["effects"]["programme_id"] == "P01"]
+    tables["diagnostics"] = pd.concat([tables["diagnostics"], pd.DataFrame({
+        "programme_id": ["P02"], "diagnostic": ["minimum_sample"], "value": [14.0], "threshold": [60.0],
+        "status": ["fail"], "explanation": ["too few participants: 14 of the 60 needed; more participants would fix this"]})])
+    page = without_plotlyjs(build_example(tmp_path, tables)["P02.html"])
+    assert "Too few participants: 14 of the 60 needed; more participants would fix this." in page
+    assert "No reoffending estimate is published: too few participants could be analysed" in page
+    assert "could not be fitted" not in page
+
+
+def test_a_participant_count_below_the_disclosure_minimum_is_not_shown():
+    diagnostics = pd.DataFrame({"programme_id": ["P1", "P2"], "diagnostic": ["minimum_sample"] * 2,
+                                "value": [7.0, 14.0], "threshold": [60.0, 60.0], "status": ["fail", "fail"],
+                                "explanation": ["too few participants: 7 of the 60 needed",
+                                                "too few participants: 14 of the 60 needed"]})
+    shown = disclose({"diagnostics": diagnostics}, 10)["diagnostics"]
+    assert shown["value"].tolist() == [SUPPRESSED, 14.0]
+    assert shown["explanation"].tolist() == ["too few participants: fewer than 10 of the 60 needed",
+                                             "too few participants: 14 of the 60 needed"]

@@ -18,7 +18,8 @@ SELECT
     naive.difference AS naive_difference,
     adjusted.difference AS adjusted_difference,
     matched.gate_status,
-    matched.sentence
+    matched.sentence,
+    verdict.diagnostics_status
 FROM programmes AS programme
 LEFT JOIN programmes_analysed AS analysed USING (programme_id)
 LEFT JOIN sample_sizes AS treated_sizes
@@ -32,4 +33,8 @@ LEFT JOIN effects AS naive
 LEFT JOIN effects AS adjusted
   ON adjusted.programme_id = programme.programme_id AND adjusted.measure = 'reoffended'
  AND adjusted.window_months = (SELECT headline_months FROM run_info) AND adjusted.estimator = 'adjusted'
+LEFT JOIN (
+    SELECT programme_id, CASE WHEN bool_or(status = 'fail') THEN 'fail' ELSE 'pass' END AS diagnostics_status
+    FROM programme_diagnostics GROUP BY programme_id
+) AS verdict ON verdict.programme_id = programme.programme_id
 ORDER BY programme.programme_id

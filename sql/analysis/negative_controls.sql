@@ -1,0 +1,37 @@
+-- Negative-control outcomes: offending before the index date, which taking part (after it)
+-- cannot have changed. One row per programme x person in analysis.cohort.
+--   pre_offences_12     offences committed in the 12 months before the index date
+--                       (index_date - 12 months <= offence_date < index_date) and proven before it
+--   pre_offended_24_12  1 when an offence was committed 24 to 12 months before the index date
+--                       (index_date - 24 months <= offence_date < index_date - 12 months) and
+--                       proven before the index date, else 0
+-- Neither is a matching covariate (prior_proven_offences counts the whole history), so after
+-- matching the groups should differ on them only by chance; a difference signals a bias the
+-- covariates missed.
+CREATE OR REPLACE TABLE analysis.negative_controls AS
+WITH index_points AS (
+    SELECT DISTINCT person_id, index_date FROM analysis.cohort
+),
+before_index AS (
+    SELECT
+        point.person_id,
+        point.index_date,
+        count(*) FILTER (WHERE offence.offence_date >= point.index_date - INTERVAL 12 MONTH) AS pre_offences_12,
+        bool_or(offence.offence_date < point.index_date - INTERVAL 12 MONTH) AS offended_24_12
+    FROM index_points AS point
+    JOIN staging.offences AS offence
+      ON offence.person_id = point.person_id
+     AND offence.offence_date >= point.index_date - INTERVAL 24 MONTH
+     AND offence.offence_date < point.index_date
+     AND offence.proven_date < point.index_date
+    GROUP BY point.person_id, point.index_date
+)
+SELECT
+    cohort.programme_id,
+    cohort.person_id,
+    cohort.treated,
+    cohort.index_date,
+    coalesce(before_index.pre_offences_12, 0) AS pre_offences_12,
+    coalesce(before_index.offended_24_12, false)::INTEGER AS pre_offended_24_12
+FROM analysis.cohort AS cohort
+LEFT JOIN before_index USING (person_id, index_date);
