@@ -46,7 +46,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 # plotly.js basic bundle (npm package plotly.js-basic-dist-min, same version as the plotly package
 # draws for); licence in reports/vendor/plotly.js-LICENSE.
 PLOTLY_JS = Path(__file__).parent / "vendor" / "plotly-basic-4.1.1.min.js"
-DATA_QUALITY_INDEX = "data-quality/index.html"  # where the validation check writes its Data Docs
+DATA_QUALITY_INDEX = "data-quality/index.html"  # where the Data Docs stand beside the pages
 
 # Report table name -> where the pipeline writes it.
 TABLE_SOURCES = {
@@ -180,12 +180,15 @@ def build_reports(data: ReportData, out_dir: Path, folders: Mapping[str, Path] |
     shown = disclose(display_tables(data.tables), min_count, data.settings.follow_up.headline_months)
     programmes = programme_list(shown)
     environment = template_environment()
+    # The data-quality pages as they will stand beside these pages: published with them, or already there.
+    quality_folder, quality_page = DATA_QUALITY_INDEX.split("/", 1)
+    quality = Path((folders or {}).get(quality_folder, out_dir / quality_folder))
     common = {
         "plotlyjs": Markup(PLOTLY_JS.read_text(encoding="utf-8")),
         "plotly_template": plotly_template(),
         "min_count": min_count,
         "synthetic": is_synthetic(data.settings),
-        "data_quality": DATA_QUALITY_INDEX if (out_dir / DATA_QUALITY_INDEX).exists() else None,
+        "data_quality": DATA_QUALITY_INDEX if (quality / quality_page).exists() else None,
         "provenance": provenance(shown.get("run_info")),
         "built_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }

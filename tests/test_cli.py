@@ -67,11 +67,14 @@ def test_run_prints_the_summary_and_status_lists_the_runs(make_settings, tmp_pat
         effects = instance.get_latest_materialization_event(dg.AssetKey(["results", "effects"]))
         metadata = {key: getattr(value, "value", value) for key, value in effects.asset_materialization.metadata.items()}
     with duckdb.connect(str(settings.paths.research), read_only=True) as research:
-        max_smd, matched = research.execute(
+        max_smd, matched, estimated, not_estimated = research.execute(
             "SELECT (SELECT max(abs(smd)) FROM balance WHERE stage = 'after'), "
-            "(SELECT count(*) FROM matched_sets WHERE treated AND weight > 0)").fetchone()
-    assert metadata["programmes estimated"] == 4
-    assert metadata["programmes not estimated"] == "none"
+            "(SELECT count(*) FROM matched_sets WHERE treated AND weight > 0), "
+            "(SELECT count(*) FILTER (status = 'ok') FROM programmes_analysed), "
+            "(SELECT string_agg(programme_id || ': ' || status, '; ' ORDER BY programme_id) "
+            " FROM programmes_analysed WHERE status <> 'ok')").fetchone()
+    assert metadata["programmes estimated"] == estimated
+    assert metadata["programmes not estimated"] == (not_estimated or "none")
     assert metadata["max |SMD| after matching"] == pytest.approx(max_smd)
     assert metadata["participants matched"] == matched
 

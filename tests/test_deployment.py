@@ -74,7 +74,7 @@ def test_the_daemon_runs_the_evaluation_on_postgres_and_a_failed_run_alerts_once
         make_settings, tmp_path, postgres_database, alert_receiver):
     url, alerts = alert_receiver
     settings = make_settings(alerts={"webhook": url}, schedule={"sensor_interval_seconds": 5})
-    write_extract(settings.paths.landing, people=2_000, seed=11)
+    write_extract(settings.paths.landing, people=3_000, seed=5)
     home = tmp_path / "instance"
     env = {**os.environ, **write_instance(home, database=postgres_database), "DESIST_CONFIG": str(settings.source)}
     os.environ["DESIST_PG_PASSWORD"] = env["DESIST_PG_PASSWORD"]  # for this process's view of the instance

@@ -26,7 +26,10 @@ COUNT = re.compile(r"^\d{1,3}(,\d{3})*$")  # a whole number as the pages print c
 COUNT_HEADER = re.compile(r"\(n\)$|^People|at risk$|^(Analysed|Matched|Unmatched|Discarded|Lost at this step)$")
 # Whole-number columns of the research file that count no one: positions, windows, days, degrees of
 # freedom, and the balance_summary view's numbers of covariates.
+# Integers that count no people: positions, durations, and the lines of a landing file (its header and
+# blank lines, and lines a quoted value continued onto).
 NOT_COUNT_COLUMNS = {"step_number", "window_months", "time_days", "horizon_days", "df", "headline_months", "decile", "line",
+                     "lines", "header_lines", "blank_lines", "continued_lines",
                      "terms", "terms_smd_over_threshold", "terms_vr_outside_bounds"}
 PERSON_LEVEL = {"cohort", "covariates", "measures", "survival_times", "matched_sets", "unmatched",
                 "matched_outcomes", "reoffending_by_group", "risk_scores"}

@@ -121,7 +121,7 @@ def test_settings_default_to_the_declared_subgroups(make_settings):
     ({"risk_model": {"test_quarters": 0}}, "greater than or equal to 1"),
 ])
 def test_settings_refuse_bad_subgroup_and_risk_model_settings(make_settings, overrides, message):
-    from pydantic import ValidationError
+    from desist.config import SettingsError
 
-    with pytest.raises(ValidationError, match=message):
+    with pytest.raises(SettingsError, match=message):
         make_settings(**overrides)
