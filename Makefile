@@ -15,6 +15,7 @@ run: $(BIN)/.installed
 	$(BIN)/desist run
 
 test: $(BIN)/.installed
+	bash deploy/postgres.sh   # the deployment test keeps a Dagster instance in PostgreSQL
 	$(BIN)/pytest -q -n 2
 
 ui: $(BIN)/.installed
