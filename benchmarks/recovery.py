@@ -26,17 +26,18 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from desist.config import load_settings, write_settings  # noqa: E402
+from desist.config import Settings, load_settings, write_settings  # noqa: E402
 from desist.generate import write_extract  # noqa: E402
 
 
-def run_seed(folder: Path, seed: int, people: int) -> pd.DataFrame:
+def run_pipeline_on_extract(folder: Path, seed: int, people: int, **generate_options) -> Settings:
+    """Generate an extract in folder/landing and run every asset and check on it, as `desist run` does."""
     import dagster as dg
 
     from pipelines.definitions import build_definitions
 
     landing = folder / "landing"
-    write_extract(landing, people=people, seed=seed)
+    write_extract(landing, people=people, seed=seed, **generate_options)
     config_file = write_settings(folder, landing)
     defs = build_definitions(str(config_file))
     result = dg.materialize([*defs.assets, *(defs.asset_checks or [])], resources=defs.resources,
@@ -44,7 +45,11 @@ def run_seed(folder: Path, seed: int, people: int) -> pd.DataFrame:
                             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
     if not result.success:
         raise SystemExit(f"seed {seed}: the run failed")
-    settings = load_settings(config_file)
+    return load_settings(config_file)
+
+
+def run_seed(folder: Path, seed: int, people: int) -> pd.DataFrame:
+    settings = run_pipeline_on_extract(folder, seed, people)
     with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:
         effects = con.sql("""
             SELECT programme_id, difference, ci_lower, ci_upper FROM results.effects

@@ -24,26 +24,14 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from desist.config import load_settings, write_settings  # noqa: E402
-from desist.generate import generate, subgroup_truth, write_extract  # noqa: E402
+from desist.generate import generate, subgroup_truth  # noqa: E402
+from recovery import run_pipeline_on_extract  # noqa: E402  (beside this script)
 
 
 def run_seed(folder: Path, seed: int, people: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    import dagster as dg
-
-    from pipelines.definitions import build_definitions
     from pipelines.for_whom import participant_subgroups
 
-    landing = folder / "landing"
-    write_extract(landing, people=people, seed=seed, subgroup_effects=True)
-    config_file = write_settings(folder, landing)
-    defs = build_definitions(str(config_file))
-    result = dg.materialize([*defs.assets, *(defs.asset_checks or [])], resources=defs.resources,
-                            raise_on_error=False,
-                            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
-    if not result.success:
-        raise SystemExit(f"seed {seed}: the run failed")
-    settings = load_settings(config_file)
+    settings = run_pipeline_on_extract(folder, seed, people, subgroup_effects=True)
     participants = generate(people, seed, subgroup_effects=True).participants
     with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:
         estimates = con.sql("SELECT * FROM results.subgroup_effects WHERE gate_status = 'ok'").df()
