@@ -57,7 +57,7 @@ def run_seed(folder: Path, seed: int, people: int) -> pd.DataFrame:
         hazard = con.sql("""
             SELECT programme_id, hr AS hazard_ratio, hr_lower, hr_upper FROM results.cox
             WHERE model = 'matched'""").df()
-    truth = json.loads((landing / "ground_truth.json").read_text())["programmes"]
+    truth = json.loads((settings.paths.landing / "ground_truth.json").read_text())["programmes"]
     table = effects.merge(hazard, on="programme_id", how="left")
     table["true_effect"] = table["programme_id"].map(lambda p: truth[p]["reoffending_rate_12m"]["effect"])
     table["true_hr"] = table["programme_id"].map(lambda p: truth[p]["marginal_hazard_ratio"])
