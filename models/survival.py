@@ -907,7 +907,6 @@ class CoxResult:
         conf_level: confidence level of the hazard-ratio intervals.
         n, n_events: rows and events used.
         log_likelihood: partial log-likelihood at the estimate.
-        concordance: Harrell's C.
         ph_test: proportional-hazards test (R cox.zph, one row per design column).
     """
 
@@ -916,7 +915,6 @@ class CoxResult:
     n: int
     n_events: int
     log_likelihood: float
-    concordance: float
     ph_test: PHTestResult
 
     def to_frame(self) -> pd.DataFrame:
@@ -1012,7 +1010,6 @@ def cox_adjusted(
         n=len(time),
         n_events=int(event.sum()),
         log_likelihood=float(fitter.log_likelihood_),
-        concordance=float(fitter.concordance_index_),
         ph_test=ph,
     )
 
