@@ -3,9 +3,8 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from desist import analysis
 from desist import warehouse as wh
-from desist.analysis import ANALYSED_PEOPLE, not_estimated_reasons
+from desist.analysis import ANALYSED_PEOPLE, not_estimated_reasons, unanalysed_reason
 from desist.config import Settings
 from models.evaluation import MatchingSpec, evaluate_effects, evaluate_survival
 from pipelines.resources import WAREHOUSE_POOL, Warehouse
@@ -70,7 +69,7 @@ def matched_effects(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
                 min_treated=settings.diagnostics.min_participants,
             )
             if result.status == "not_estimated":
-                result.message = analysis.unanalysed_reason(con, programme_id) or result.message
+                result.message = unanalysed_reason(con, programme_id) or result.message
             n_treated = int(people["treated"].sum())
             context.log.info(f"{programme_id}: {result.status}; {n_treated} participants analysed of {len(people)}")
             frames["programmes_analysed"].append(pd.DataFrame({
