@@ -85,9 +85,6 @@ def standard_layout(fig: go.Figure, height: int, **layout) -> go.Figure:
     return fig
 
 
-_layout = standard_layout  # the name the figure functions have always called
-
-
 def _wrap_title(axis) -> None:
     if axis.title and axis.title.text and "<br>" not in axis.title.text:
         axis.title.text = wrap(axis.title.text)
@@ -114,7 +111,7 @@ def forest_plot(rows: pd.DataFrame) -> go.Figure:
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(title="Difference in reoffending rate, percentage points (negative = fewer reoffended)",
                      zeroline=False)
-    return _layout(fig, height=max(220, 60 + 45 * len(rows)), showlegend=False)
+    return standard_layout(fig, height=max(220, 60 + 45 * len(rows)), showlegend=False)
 
 
 def effect_estimates(rows: pd.DataFrame) -> go.Figure:
@@ -143,7 +140,7 @@ def effect_estimates(rows: pd.DataFrame) -> go.Figure:
         ), row=number, col=1)
         fig.add_vline(x=0, line={"color": OKABE_ITO["black"], "width": 1}, row=number, col=1)
         fig.update_yaxes(autorange="reversed", type="category", row=number, col=1)
-    return _layout(fig, height=height)
+    return standard_layout(fig, height=height)
 
 
 def reoffending_rates(rows: pd.DataFrame) -> go.Figure:
@@ -162,7 +159,7 @@ def reoffending_rates(rows: pd.DataFrame) -> go.Figure:
         ))
     fig.update_yaxes(title="Reoffended (%)", rangemode="tozero")
     fig.update_xaxes(title="Follow-up window")
-    return _layout(fig, height=340, barmode="group")
+    return standard_layout(fig, height=340, barmode="group")
 
 
 def cumulative_reoffending(curves: pd.DataFrame) -> go.Figure:
@@ -193,7 +190,7 @@ def cumulative_reoffending(curves: pd.DataFrame) -> go.Figure:
         ))
     fig.update_xaxes(title="Days since index date", rangemode="tozero")
     fig.update_yaxes(title="Reoffended so far (%)", rangemode="tozero")
-    return _layout(fig, height=380)
+    return standard_layout(fig, height=380)
 
 
 def love_plot(balance: pd.DataFrame, threshold: float = 0.1) -> go.Figure:
@@ -218,7 +215,7 @@ def love_plot(balance: pd.DataFrame, threshold: float = 0.1) -> go.Figure:
     fig.add_vline(x=0, line={"color": OKABE_ITO["black"], "width": 1})
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(title="Standardised mean difference (participants − comparison)")
-    return _layout(fig, height=max(260, 80 + 26 * len(covariates)))
+    return standard_layout(fig, height=max(260, 80 + 26 * len(covariates)))
 
 
 def propensity_overlap(percentiles: pd.DataFrame) -> go.Figure:
@@ -254,7 +251,7 @@ def propensity_overlap(percentiles: pd.DataFrame) -> go.Figure:
         ))
     fig.update_xaxes(tickvals=list(range(len(samples))), ticktext=list(samples.values()), range=[-0.5, 1.5])
     fig.update_yaxes(title="Propensity score", rangemode="tozero")
-    return _layout(fig, height=360)
+    return standard_layout(fig, height=360)
 
 
 PERCENTILES = ("p05", "p25", "p50", "p75", "p95")
@@ -282,7 +279,7 @@ def attrition_funnel(steps: pd.DataFrame) -> go.Figure:
         mark_suppressed(fig, part["people"], labels, row=number)
         fig.update_yaxes(autorange="reversed", type="category", row=number, col=1)
         fig.update_xaxes(title="People", rangemode="tozero", row=number, col=1)
-    return _layout(fig, height=height)
+    return standard_layout(fig, height=height)
 
 
 def mark_suppressed(fig: go.Figure, values: pd.Series, labels: list[str], row: int) -> None:
@@ -326,7 +323,7 @@ def indicator_trends(rows: pd.DataFrame) -> go.Figure:
                                yref="y domain" if number == 1 else f"y{number} domain", x=0.5, y=0.2, bgcolor="#ffffff",
                                font={"color": "#555555"})
         fig.update_xaxes(type="category", row=number, col=1)
-    return _layout(fig, height=100 + 180 * len(labels))
+    return standard_layout(fig, height=100 + 180 * len(labels))
 
 
 def _transparent(hex_colour: str, alpha: float) -> str:
@@ -357,4 +354,4 @@ def calibration_plot(deciles: pd.DataFrame) -> go.Figure:
     ])
     fig.update_xaxes(title="Mean predicted risk (%)", range=[0, top])
     fig.update_yaxes(title="Observed reoffending (%)", range=[0, top])
-    return _layout(fig, height=380)
+    return standard_layout(fig, height=380)
