@@ -51,10 +51,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+import scipy.linalg.lapack
 from scipy import stats
 
+from models.design import numeric_design
 from models.matching import MatchResult
-from models.propensity import check_estimable, design_matrix
+from models.propensity import Design, check_estimable
 
 OUTCOME_KINDS = ("binary", "count", "continuous", "time_to_first")
 MIN_TREATED = 60
@@ -266,6 +268,155 @@ def naive_difference(outcome, treated, *, conf_level: float = 0.95) -> EffectEst
     )
 
 
+# The screen before check_estimable uses its tolerance: a column whose share of variance not
+# explained by the columns before it is below this is a linear combination of them.
+_RANK_TOLERANCE = 1e-10
+# Rows per block when a pass over the design is made in pieces (about 10 MB of design at a time).
+_BLOCK_ROWS = 1 << 16
+
+
+@dataclass(frozen=True)
+class _RowsFit:
+    """What the adjusted model needs for one set of rows, whatever the outcome."""
+
+    rows: np.ndarray | None  # row indices, or None for every row
+    columns: np.ndarray  # design columns used (absent levels left out)
+    inverse: np.ndarray  # (X'X)^-1 over those rows and columns
+    leverage: np.ndarray  # hat value of each row
+    treatment_row: np.ndarray  # x_i' (X'X)^-1 e_treatment: row i's weight in the treatment coefficient
+
+
+class CovariateAdjustment:
+    """The covariate-adjusted model ``outcome ~ treatment + covariates`` of one cohort, built once.
+
+    The design (intercept, treatment, covariates with categorical levels as indicators) is one
+    float array made once; every outcome reuses it. Outcomes measured on the same rows (e.g. the
+    measures of one follow-up window) share the cross-product inverse and the hat values, so a
+    further outcome costs two passes over its rows. On a subset of rows a categorical covariate
+    gets indicators for the levels present there, against the first present level — exactly the
+    design that would be built from those rows alone — so estimates equal a model fitted on the
+    subset from scratch.
+    """
+
+    def __init__(self, data: pd.DataFrame, treatment: str, covariates: Sequence[str],
+                 categorical: Sequence[str] | None = None):
+        if treatment not in data.columns:
+            raise ValueError(f"column {treatment!r} is not in the data")
+        _, self.treated, _ = _as_vectors(np.zeros(len(data)), data[treatment].to_numpy())
+        self.design = numeric_design(data, covariates, categorical,
+                                     leading={"(Intercept)": 1.0, treatment: self.treated})
+        self._fits: dict[bytes, _RowsFit] = {}
+
+    def _blocks(self, rows: np.ndarray | None, columns: np.ndarray):
+        """The design restricted to rows and columns, in blocks of rows: (block slice, block)."""
+        x = self.design.matrix
+        n = len(x) if rows is None else len(rows)
+        every_column = len(columns) == x.shape[1]
+        for start in range(0, n, _BLOCK_ROWS):
+            stop = min(start + _BLOCK_ROWS, n)
+            block = x[start:stop] if rows is None else x[rows[start:stop]]
+            yield slice(start, stop), (block if every_column else block[:, columns])
+
+    def _columns_present(self, rows: np.ndarray | None) -> np.ndarray:
+        """Design columns of the model on these rows: a categorical covariate keeps indicators of
+        the levels present, less the first present level (the reference of a design built there)."""
+        keep = np.ones(len(self.design.names), dtype=bool)
+        for name, codes in self.design.codes.items():
+            counts = np.bincount(codes if rows is None else codes[rows], minlength=len(self.design.columns_of(name)) + 1)
+            present = counts > 0
+            present[np.argmax(present)] = False  # the first present level is the reference
+            keep[self.design.columns_of(name)] = present[1:]
+        return np.flatnonzero(keep)
+
+    def _check_estimable(self, rows: np.ndarray | None, columns: np.ndarray, cross: np.ndarray) -> None:
+        """Raise as :func:`check_estimable` would on this design built from these rows alone.
+
+        The check is made on the cross-products (a constant column or a near-singular
+        correlation matrix); only if it finds a problem is the design materialised for
+        ``check_estimable``, which names the covariates at fault."""
+        n = cross[0, 0]
+        covariate = np.arange(2, len(columns))
+        low = np.full(len(covariate), np.inf)
+        high = np.full(len(covariate), -np.inf)
+        for _, block in self._blocks(rows, columns):
+            low = np.minimum(low, block[:, 2:].min(axis=0))
+            high = np.maximum(high, block[:, 2:].max(axis=0))
+        suspect = bool((low == high).any())
+        if not suspect and len(covariate):
+            mean = cross[0, covariate] / n
+            centred = cross[np.ix_(covariate, covariate)] - n * np.outer(mean, mean)
+            scale = np.sqrt(np.diag(centred))
+            _, _, rank, _ = scipy.linalg.lapack.dpstrf(centred / np.outer(scale, scale), tol=_RANK_TOLERANCE)
+            suspect = rank < len(covariate)
+        if suspect:
+            matrix = self.design.matrix[:, columns[2:]] if rows is None else self.design.matrix[np.ix_(rows, columns[2:])]
+            names = [self.design.names[j] for j in columns[2:]]
+            check_estimable(Design(pd.DataFrame(matrix, columns=names),
+                                   {name: self.design.source[j] for name, j in zip(names, columns[2:])}))
+
+    def _fit_rows(self, keep: np.ndarray) -> _RowsFit:
+        key = np.packbits(keep).tobytes()
+        if key not in self._fits:
+            rows = None if keep.all() else np.flatnonzero(keep)
+            columns = self._columns_present(rows)
+            cross = np.zeros((len(columns), len(columns)))
+            for _, block in self._blocks(rows, columns):
+                cross += block.T @ block
+            self._check_estimable(rows, columns, cross)
+            inverse = np.linalg.inv(cross)
+            n = int(keep.sum())
+            leverage, treatment_row = np.empty(n), np.empty(n)
+            for part, block in self._blocks(rows, columns):
+                projected = block @ inverse
+                leverage[part] = np.einsum("ij,ij->i", projected, block)
+                treatment_row[part] = projected[:, 1]
+            self._fits[key] = _RowsFit(rows, columns, inverse, leverage, treatment_row)
+        return self._fits[key]
+
+    def estimate(self, outcome, *, conf_level: float = 0.95) -> EffectEstimate:
+        """OLS of ``outcome`` (one value per row; missing values leave the row out) with the HC3
+        robust SE, as :func:`adjusted_difference`."""
+        y = np.asarray(outcome, dtype=float)
+        if y.shape != self.treated.shape:
+            raise ValueError(f"outcome has shape {y.shape} but the design has {self.treated.shape[0]} rows")
+        keep = ~np.isnan(y)
+        fit = self._fit_rows(keep)
+        if fit.rows is not None:
+            y = y[fit.rows]
+        t = self.treated if fit.rows is None else self.treated[fit.rows]
+        cross_y = np.zeros(len(fit.columns))
+        for part, block in self._blocks(fit.rows, fit.columns):
+            cross_y += block.T @ y[part]
+        beta = fit.inverse @ cross_y
+        # HC3: V = B (sum_i x_i x_i' e_i^2 / (1 - h_i)^2) B, whose treatment entry is
+        # sum_i (e_i / (1 - h_i))^2 (x_i' B e_t)^2.
+        variance = 0.0
+        for part, block in self._blocks(fit.rows, fit.columns):
+            scaled = (y[part] - block @ beta) / (1 - fit.leverage[part]) * fit.treatment_row[part]
+            variance += float(scaled @ scaled)
+        z = _z(conf_level)
+        difference = float(beta[1])
+        se = float(np.sqrt(variance))
+        mean_treated = float(y[t].mean())
+        return EffectEstimate(
+            method="adjusted",
+            variance="HC3 robust",
+            mean_treated=mean_treated,
+            mean_comparison=mean_treated - difference,
+            difference=difference,
+            se=se,
+            ci_low=difference - z * se,
+            ci_high=difference + z * se,
+            p_value=_two_sided_p(difference, se),
+            df=float("inf"),
+            n=len(y),
+            n_treated=int(t.sum()),
+            n_comparison=int((~t).sum()),
+            n_clusters=len(y),
+            conf_level=conf_level,
+        )
+
+
 def adjusted_difference(
     data: pd.DataFrame,
     outcome: str,
@@ -277,43 +428,15 @@ def adjusted_difference(
 ) -> EffectEstimate:
     """OLS of ``outcome ~ treatment + covariates`` on the full cohort with the HC3
     robust SE (R ``sandwich::vcovHC(type = "HC3")``); rows with a missing outcome are
-    left out. Categorical covariates enter as indicators for every level but the first."""
+    left out. Categorical covariates enter as indicators for every level but the first.
+    For several outcomes of one cohort, build one :class:`CovariateAdjustment` instead."""
     for name in (outcome, treatment):
         if name not in data.columns:
             raise ValueError(f"column {name!r} is not in the data")
     keep = data[outcome].notna().to_numpy()
     rows = data.loc[keep]
-    y, t, _ = _as_vectors(rows[outcome].to_numpy(dtype=float), rows[treatment].to_numpy())
-    design = design_matrix(rows, covariates, categorical)
-    check_estimable(design)
-    x = np.column_stack([np.ones(len(y)), t.astype(float), design.matrix.to_numpy()])
-    xtx_inv = np.linalg.inv(x.T @ x)
-    beta = xtx_inv @ (x.T @ y)
-    residual = y - x @ beta
-    leverage = np.einsum("ij,jk,ik->i", x, xtx_inv, x)
-    scaled = x * (residual / (1 - leverage))[:, None]
-    vcov = xtx_inv @ (scaled.T @ scaled) @ xtx_inv
-    z = _z(conf_level)
-    difference = float(beta[1])
-    se = float(np.sqrt(vcov[1, 1]))
-    mean_treated = float(y[t].mean())
-    return EffectEstimate(
-        method="adjusted",
-        variance="HC3 robust",
-        mean_treated=mean_treated,
-        mean_comparison=mean_treated - difference,
-        difference=difference,
-        se=se,
-        ci_low=difference - z * se,
-        ci_high=difference + z * se,
-        p_value=_two_sided_p(difference, se),
-        df=float("inf"),
-        n=len(y),
-        n_treated=int(t.sum()),
-        n_comparison=int((~t).sum()),
-        n_clusters=len(y),
-        conf_level=conf_level,
-    )
+    model = CovariateAdjustment(rows, treatment, covariates, categorical)
+    return model.estimate(rows[outcome].to_numpy(dtype=float), conf_level=conf_level)
 
 
 def e_value(risk_ratio: float) -> float:
@@ -449,6 +572,7 @@ def estimate_effect(
     took_part: str = "took part",
     event: str = "reoffended",
     window: str = "within a year",
+    adjustment: CovariateAdjustment | None = None,
 ) -> EffectSummary:
     """Matched, naive and adjusted estimates for ``outcome``, gated by the JDL rules.
 
@@ -464,6 +588,8 @@ def estimate_effect(
         min_treated: fewest treated people for any estimate.
         min_treated_reoffenders: fewest treated reoffenders for ``time_to_first``.
         took_part, event, window: wording of the plain-language sentence.
+        adjustment: the cohort's adjusted model built once (rows aligned with ``data``), to
+            share among outcomes; by default it is built here from ``covariates``.
     """
     if kind not in OUTCOME_KINDS:
         raise ValueError(f"kind must be one of {', '.join(OUTCOME_KINDS)}; got {kind!r}")
@@ -477,6 +603,8 @@ def estimate_effect(
     treated = match.treated
     if not np.array_equal(data[treatment].to_numpy() == 1, treated):
         raise ValueError(f"column {treatment!r} does not agree with the matching's treatment: are the rows aligned?")
+    if adjustment is not None and not np.array_equal(adjustment.treated, treated):
+        raise ValueError("the adjusted model's treatment does not agree with the matching's: are the rows aligned?")
     if kind == "binary" and not np.isin(y[~np.isnan(y)], (0, 1)).all():
         raise ValueError(f"binary outcome {outcome!r} has values other than 0 and 1")
     in_matched = match.weights > 0
@@ -516,7 +644,10 @@ def estimate_effect(
     with_ratio = kind in ("binary", "count")
     matched = matched_difference(y, treated, match.weights, match.subclass, ratio=with_ratio, conf_level=conf_level)
     naive = naive_difference(y, treated, conf_level=conf_level)
-    adjusted = adjusted_difference(data, outcome, treatment, covariates, categorical, conf_level=conf_level)
+    if adjustment is None:
+        adjusted = adjusted_difference(data, outcome, treatment, covariates, categorical, conf_level=conf_level)
+    else:
+        adjusted = adjustment.estimate(y, conf_level=conf_level)
     sentence = None
     if kind == "binary":
         sentence = plain_language(matched.ci_low, matched.ci_high, took_part=took_part, event=event, window=window)

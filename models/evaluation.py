@@ -20,7 +20,7 @@ import pandas as pd
 
 from models.balance import assess_balance
 from models.diagnostics import DesignDiagnostics, NegativeControl, Thresholds, assess_design
-from models.effects import STATUS_OK, estimate_effect
+from models.effects import STATUS_OK, CovariateAdjustment, estimate_effect
 from models.matching import MatchResult, match_propensity
 from models.propensity import PropensityModelError, fit_propensity
 from models.survival import (
@@ -74,9 +74,10 @@ def prepare_covariates(people: pd.DataFrame, spec: MatchingSpec) -> tuple[pd.Dat
     observed), 0 (false) for a binary covariate, the level ``missing`` for a categorical one.
     Then a covariate that takes a single value, or on which fewer than ``NEAR_CONSTANT_PEOPLE``
     people differ from the most common value, is dropped, and a note names it. People are never
-    dropped.
+    dropped. The caller's frame is left as it is (its columns are shared, not copied: a
+    filled-in column is a new array).
     """
-    frame = people.copy()
+    frame = people.copy(deep=False)
     covariates, categorical = list(spec.covariates), list(spec.categorical)
     for name in spec.missing_indicator:
         if name not in frame.columns or name not in covariates:
@@ -134,12 +135,16 @@ def window_words(months: int) -> str:
 
 
 def model_frame(data: pd.DataFrame, spec: MatchingSpec) -> pd.DataFrame:
-    """Booleans as 0/1 numbers, the treatment as 0/1, in the column order of the spec."""
-    frame = data.copy()
+    """Booleans as 0/1 numbers, the treatment as 0/1, rows numbered from 0.
+
+    The other columns are shared with ``data``, not copied (a programme's frame is large);
+    converted columns are new arrays, so ``data`` is left as it is."""
+    frame = data.copy(deep=False)
+    frame.index = pd.RangeIndex(len(frame))
     for column in frame.columns:
         if frame[column].dtype == bool or str(frame[column].dtype) == "boolean":
             frame[column] = frame[column].astype(float)
-    frame["treated"] = data["treated"].astype(int)
+    frame["treated"] = data["treated"].to_numpy().astype(int)
     return frame
 
 
@@ -175,7 +180,7 @@ def evaluate_effects(
             (missing where the window is incomplete).
         spec: covariates and matching settings.
     """
-    people = model_frame(people.reset_index(drop=True), spec)
+    people = model_frame(people, spec)
     n_treated = int(people["treated"].sum())
     if n_treated == 0 or n_treated == len(people):
         return ProgrammeEffects(programme_id, "not_estimated", "no participants or no comparison pool to compare")
@@ -197,16 +202,18 @@ def evaluate_effects(
         people, people["treated"].to_numpy(), list(spec.covariates), weights=match.weights,
         categorical=list(spec.categorical), distance=propensity.linear_predictor,
     )
-    wide = _measures_wide(people[["person_id"]], measures, windows)
-    data = pd.concat([people, wide], axis=1)
+    # One adjusted-model design for every measure and window; outcomes in their own small frame.
+    adjustment = CovariateAdjustment(people, "treated", list(spec.covariates), list(spec.categorical))
+    outcomes = _measures_wide(people["person_id"], measures, windows)
+    outcomes["treated"] = people["treated"].to_numpy()
     effect_rows = []
     for window in windows:
         for measure, kind in MEASURES:
             summary = estimate_effect(
-                data, f"{measure}_{window}", match, treatment="treated",
+                outcomes, f"{measure}_{window}", match, treatment="treated",
                 covariates=list(spec.covariates), categorical=list(spec.categorical), kind=kind,
                 min_treated=min_treated, min_treated_reoffenders=min_treated_reoffenders,
-                window=window_words(window),
+                window=window_words(window), adjustment=adjustment,
             )
             effect_rows.append(_effect_rows(summary, measure, window, window > headline_window))
     return ProgrammeEffects(
@@ -233,14 +240,25 @@ def evaluate_effects(
     )
 
 
-def _measures_wide(people: pd.DataFrame, measures: pd.DataFrame, windows: Sequence[int]) -> pd.DataFrame:
-    """One column per measure and window (``reoffended_12``...), aligned with ``people``."""
+def _measures_wide(person_ids: pd.Series, measures: pd.DataFrame, windows: Sequence[int]) -> pd.DataFrame:
+    """One float column per measure and window (``reoffended_12``...), a row per person in the
+    order of ``person_ids``; missing (NaN) where a person has no row for the window. Rows of
+    other people or windows are not used."""
     names = [m for m, _ in MEASURES]
-    measures = measures.astype({name: "float64" for name in names})  # nullable integers: NA -> NaN
-    wide = measures.pivot(index="person_id", columns="window_months", values=names)
-    wide.columns = [f"{name}_{window}" for name, window in wide.columns]
-    wide = wide.reindex(columns=[f"{m}_{w}" for w in windows for m in names])
-    return wide.reindex(people["person_id"]).reset_index(drop=True)
+    people = pd.Index(person_ids)
+    if not people.is_unique:
+        raise ValueError("person_id is not unique among the people analysed")
+    row = people.get_indexer(measures["person_id"])
+    window = pd.Index(windows).get_indexer(measures["window_months"])
+    used = (row >= 0) & (window >= 0)
+    cell = row[used] * len(windows) + window[used]
+    if np.bincount(cell, minlength=1).max() > 1:
+        raise ValueError("the measures hold more than one row for a person and follow-up window")
+    wide = np.full((len(people) * len(windows), len(names)), np.nan)
+    for j, name in enumerate(names):
+        wide[cell, j] = measures[name].to_numpy(dtype=float, na_value=np.nan)[used]  # nullable: NA -> NaN
+    wide = wide.reshape(len(people), len(windows) * len(names))
+    return pd.DataFrame(wide, columns=[f"{m}_{w}" for w in windows for m in names])
 
 
 def _effect_rows(summary, measure: str, window: int, broken_sets: bool) -> pd.DataFrame:
@@ -357,7 +375,7 @@ def evaluate_survival(
 
     logrank = log_rank_test(time, event, group)
     matched_cox = cox_matched(time, event, treated.astype(int), weights=weights, cluster=cluster)
-    cohort_model, spec, _ = prepare_covariates(model_frame(cohort.reset_index(drop=True), spec), spec)
+    cohort_model, spec, _ = prepare_covariates(model_frame(cohort, spec), spec)
     adjusted = cox_adjusted(cohort_model, "time_days", "event", ["treated", *spec.covariates])
     cox_rows = pd.concat([
         pd.DataFrame({
@@ -415,7 +433,7 @@ def evaluate_diagnostics(
         matched_sets, balance, effects: the programme's result tables as evaluate_effects
             returns them (and the warehouse stores them).
     """
-    people = model_frame(people.reset_index(drop=True), spec)
+    people = model_frame(people, spec)
     sets = matched_sets.set_index("person_id").reindex(people["person_id"])
     if sets["weight"].isna().any():
         raise ValueError("matched_sets does not hold every person analysed")

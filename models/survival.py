@@ -36,8 +36,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from lifelines import CoxPHFitter
+import scipy.sparse
 from scipy import stats
+
+from models.design import numeric_design
 
 DEFAULT_HORIZONS: tuple[int, ...] = (91, 182, 365, 730)
 """Default reporting horizons in days: about 3, 6, 12 and 24 months."""
@@ -481,56 +483,91 @@ class _EfronTerms:
     subject_own_time: np.ndarray  # event-time index of the subject's own time, or -1
 
 
-def _efron_terms(time, event, weights, x, beta) -> _EfronTerms:
-    """Evaluate Efron's weighted partial likelihood as R coxph does (no Python loop over
-    people or event times: risk sets are reverse cumulative sums over sorted times)."""
-    eta = x @ beta
-    risk = np.exp(eta - eta.max())  # a common factor cancels from every Efron term
-    order = np.argsort(time, kind="stable")
-    sorted_time = time[order]
-    weighted_risk = (weights * risk)[order]
-    weighted_risk_x = weighted_risk[:, None] * x[order]
+@dataclass(frozen=True)
+class _RiskSets:
+    """The parts of the Efron likelihood that do not depend on the coefficients, made once
+    per fit. Sums over people at each time are sparse products (one entry per person), so
+    every column of the design is summed in one pass and nothing is sorted again."""
 
-    # Risk-set sums at the first sorted row of each distinct time (everyone with time >= t).
-    distinct, first_row = np.unique(sorted_time, return_index=True)
-    risk_sum = np.cumsum(weighted_risk[::-1])[::-1][first_row]
-    risk_sum_x = np.cumsum(weighted_risk_x[::-1], axis=0)[::-1][first_row]
+    by_time: scipy.sparse.csr_array  # (distinct times, n): 1 where a person's time is that time
+    events_by_time: scipy.sparse.csr_array  # (event times, n): 1 where a person has the event then
+    weighted_events_by_time: scipy.sparse.csr_array  # the same with the person's case weight for 1
+    has_event: np.ndarray  # (distinct times,) at least one event there
+    is_event: np.ndarray  # (n,) event indicator
+    event_times: np.ndarray  # (event times,)
+    n_tied: np.ndarray  # (event times,) events at each event time
+    event_weight: np.ndarray  # (event times,) summed case weights of the events
+    tie_time: np.ndarray  # (tie rows,) event-time index of each tie row (ascending)
+    tie_start: np.ndarray  # (event times,) first tie row of each event time
+    tie_fraction: np.ndarray  # (tie rows,) k / d
+    subject_event_time: np.ndarray  # (n,) number of event times <= the person's time
+    subject_own_time: np.ndarray  # (n,) event-time index of the person's own time, or -1
 
+
+def _risk_sets(time, event, weights) -> _RiskSets:
+    n = len(time)
+    distinct, own_time = np.unique(time, return_inverse=True)
     is_event = event == 1
-    own_time = np.searchsorted(distinct, time)
     events_at = np.bincount(own_time[is_event], minlength=len(distinct))
     has_event = events_at > 0
-    event_times = distinct[has_event]
     event_index = np.cumsum(has_event) - 1  # distinct time -> event-time index
     subject_own = np.where(has_event[own_time], event_index[own_time], -1)
-
-    m, p = len(event_times), x.shape[1]
-    ev = subject_own[is_event]
-    w_ev = weights[is_event]
+    m = int(has_event.sum())
     n_tied = events_at[has_event]
-    event_weight = np.bincount(ev, weights=w_ev, minlength=m)
-    event_risk = np.bincount(ev, weights=w_ev * risk[is_event], minlength=m)
-    event_x = np.column_stack([np.bincount(ev, weights=w_ev * x[is_event, j], minlength=m) for j in range(p)])
-    event_risk_x = np.column_stack(
-        [np.bincount(ev, weights=w_ev * risk[is_event] * x[is_event, j], minlength=m) for j in range(p)]
-    )
-
+    ev = subject_own[is_event]
     tie_time = np.repeat(np.arange(m), n_tied)
     tie_start = np.cumsum(n_tied) - n_tied
-    tie_fraction = (np.arange(len(tie_time)) - tie_start[tie_time]) / n_tied[tie_time]
-    tie_weight = (event_weight / n_tied)[tie_time]
-    tie_denominator = risk_sum[has_event][tie_time] - tie_fraction * event_risk[tie_time]
-    tie_mean = (
-        risk_sum_x[has_event][tie_time] - tie_fraction[:, None] * event_risk_x[tie_time]
-    ) / tie_denominator[:, None]
-
-    weighted_mean = tie_weight[:, None] * tie_mean
-    schoenfeld = event_x - np.column_stack(
-        [np.bincount(tie_time, weights=weighted_mean[:, j], minlength=m) for j in range(p)]
+    event_times = distinct[has_event]
+    people = np.arange(n)
+    return _RiskSets(
+        by_time=scipy.sparse.csr_array((np.ones(n), (own_time, people)), shape=(len(distinct), n)),
+        events_by_time=scipy.sparse.csr_array((np.ones(len(ev)), (ev, people[is_event])), shape=(m, n)),
+        weighted_events_by_time=scipy.sparse.csr_array((weights[is_event], (ev, people[is_event])), shape=(m, n)),
+        has_event=has_event,
+        is_event=is_event,
+        event_times=event_times,
+        n_tied=n_tied,
+        event_weight=np.bincount(ev, weights=weights[is_event], minlength=m),
+        tie_time=tie_time,
+        tie_start=tie_start,
+        tie_fraction=(np.arange(len(tie_time)) - tie_start[tie_time]) / n_tied[tie_time],
+        subject_event_time=np.searchsorted(event_times, time, side="right"),
+        subject_own_time=subject_own,
     )
+
+
+def _efron_terms(time, event, weights, x, beta, sets: _RiskSets | None = None) -> _EfronTerms:
+    """Evaluate Efron's weighted partial likelihood as R coxph does (no Python loop over
+    people or event times: risk sets are reverse cumulative sums over the distinct times).
+    ``sets`` (from :func:`_risk_sets` on the same time, event and weights) saves rebuilding
+    the risk sets when the likelihood is evaluated at several coefficients."""
+    if sets is None:
+        sets = _risk_sets(time, event, weights)
+    eta = x @ beta
+    risk = np.exp(eta - eta.max())  # a common factor cancels from every Efron term
+    weighted_risk = weights * risk
+    weighted_risk_x = weighted_risk[:, None] * x
+
+    # Risk-set sums at each distinct time (everyone with time >= t), kept at event times.
+    def from_the_end(values):
+        return np.cumsum(values[::-1], axis=0)[::-1][sets.has_event]
+
+    risk_sum = from_the_end(sets.by_time @ weighted_risk)
+    risk_sum_x = from_the_end(sets.by_time @ weighted_risk_x)
+    event_risk = sets.events_by_time @ weighted_risk
+    event_risk_x = sets.events_by_time @ weighted_risk_x
+    event_x = sets.weighted_events_by_time @ x
+
+    tie_time, tie_fraction = sets.tie_time, sets.tie_fraction
+    tie_weight = (sets.event_weight / sets.n_tied)[tie_time]
+    tie_denominator = risk_sum[tie_time] - tie_fraction * event_risk[tie_time]
+    tie_mean = (risk_sum_x[tie_time] - tie_fraction[:, None] * event_risk_x[tie_time]) / tie_denominator[:, None]
+
+    schoenfeld = event_x - np.add.reduceat(tie_weight[:, None] * tie_mean, sets.tie_start, axis=0)
     # The exp(eta - max) shift adds max(eta) to each log-denominator; put it back.
+    is_event = sets.is_event
     loglik = float(
-        np.sum(w_ev * eta[is_event]) - np.sum(tie_weight * (np.log(tie_denominator) + eta.max()))
+        np.sum(weights[is_event] * eta[is_event]) - np.sum(tie_weight * (np.log(tie_denominator) + eta.max()))
     )
     return _EfronTerms(
         loglik=loglik,
@@ -540,11 +577,11 @@ def _efron_terms(time, event, weights, x, beta) -> _EfronTerms:
         tie_weight=tie_weight,
         tie_denominator=tie_denominator,
         tie_mean=tie_mean,
-        event_times=event_times,
-        n_tied=n_tied,
+        event_times=sets.event_times,
+        n_tied=sets.n_tied,
         risk=risk,
-        subject_event_time=np.searchsorted(event_times, time, side="right"),
-        subject_own_time=subject_own,
+        subject_event_time=sets.subject_event_time,
+        subject_own_time=sets.subject_own_time,
     )
 
 
@@ -608,14 +645,15 @@ def _efron_score_residuals(terms: _EfronTerms, event, x) -> np.ndarray:
 def _newton_raphson(time, event, weights, x) -> tuple[np.ndarray, _EfronTerms, np.ndarray, int]:
     """Maximise the Efron partial likelihood with step halving, as R coxph does."""
     beta = np.zeros(x.shape[1])
-    terms = _efron_terms(time, event, weights, x, beta)
+    sets = _risk_sets(time, event, weights)
+    terms = _efron_terms(time, event, weights, x, beta, sets)
     information = _efron_information(terms, event, weights, x)
     for iteration in range(1, _NEWTON_MAX_ITER + 1):
         step = np.linalg.solve(information, terms.schoenfeld.sum(axis=0))
-        candidate = _efron_terms(time, event, weights, x, beta + step)
+        candidate = _efron_terms(time, event, weights, x, beta + step, sets)
         while candidate.loglik < terms.loglik - 1e-12 * abs(terms.loglik) and np.max(np.abs(step)) > _NEWTON_STEP_TOL:
             step = step / 2
-            candidate = _efron_terms(time, event, weights, x, beta + step)
+            candidate = _efron_terms(time, event, weights, x, beta + step, sets)
         beta, terms = beta + step, candidate
         information = _efron_information(terms, event, weights, x)
         if np.max(np.abs(step)) < _NEWTON_STEP_TOL:
@@ -899,7 +937,7 @@ def cox_matched(
 
 @dataclass(frozen=True)
 class CoxResult:
-    """Covariate-adjusted Cox model (lifelines CoxPHFitter, Efron ties).
+    """Covariate-adjusted Cox model (Efron ties).
 
     Attributes:
         table: one row per design column: ``covariate, coef, se, hr, hr_lower, hr_upper,
@@ -927,29 +965,6 @@ class CoxResult:
         return "\n".join(lines)
 
 
-def _design_matrix(data: pd.DataFrame, covariates: Sequence[str]) -> pd.DataFrame:
-    """Numeric design: numbers and booleans as they are; text or categorical columns as
-    indicators for every level but the first (sorted, or category order)."""
-    columns = []
-    for name in covariates:
-        column = data[name]
-        if column.isna().any():
-            raise ValueError(f"covariate {name!r} has {int(column.isna().sum())} missing values")
-        if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
-            design = column.astype(float).to_frame(name)
-        else:
-            levels = column.astype("category").cat.categories
-            design = pd.DataFrame(
-                {f"{name}[{level}]": (column == level).astype(float) for level in levels[1:]},
-                index=data.index,
-            )
-        for design_name, values in design.items():
-            if values.nunique() < 2:
-                raise ValueError(f"covariate {design_name!r} is constant, so its effect cannot be estimated")
-        columns.append(design)
-    return pd.concat(columns, axis=1)
-
-
 def cox_adjusted(
     data: pd.DataFrame,
     duration_col: str,
@@ -959,9 +974,10 @@ def cox_adjusted(
 ) -> CoxResult:
     """Covariate-adjusted Cox proportional-hazards model on a full cohort.
 
-    Fitted with lifelines ``CoxPHFitter`` (Efron ties, no penalty), which reproduces R
-    ``coxph(Surv(duration, event) ~ covariates)``. Text or categorical covariates become
-    indicator columns named ``covariate[level]`` against their first level.
+    Fitted by the weighted Efron Newton–Raphson of :func:`cox_matched` (all weights 1), which
+    reproduces R ``coxph(Surv(duration, event) ~ covariates)``; the SE is model-based. Text
+    or categorical covariates become indicator columns named ``covariate[level]`` against
+    their first level.
 
     Example (the published Rossi recidivism model)::
 
@@ -982,18 +998,20 @@ def cox_adjusted(
     time, event, _ = _survival_inputs(data[duration_col].to_numpy(), data[event_col].to_numpy())
     if event.sum() == 0:
         raise ValueError("no events: a Cox model needs at least one observed event")
-    design = _design_matrix(data, covariates)
-    frame = design.assign(__time=time, __event=event)
-    fitter = CoxPHFitter(alpha=1 - conf_level)
-    fitter.fit(frame, duration_col="__time", event_col="__event")
-
-    summary = fitter.summary
+    design = numeric_design(data, covariates)
+    x = design.matrix
+    constant = [name for name, low, high in zip(design.names, x.min(axis=0), x.max(axis=0)) if low == high]
+    if constant:
+        raise ValueError(f"covariate {constant[0]!r} is constant, so its effect cannot be estimated")
+    # Centred columns (in place: the design is ours) fit the same coefficients and partial
+    # likelihood, with better-conditioned sums.
+    x -= x.mean(axis=0)
+    coef, terms, information, _ = _newton_raphson(time, event, np.ones_like(time), x)
+    se = np.sqrt(np.diag(np.linalg.inv(information)))
     z_crit = _z(conf_level)
-    coef = summary["coef"].to_numpy()
-    se = summary["se(coef)"].to_numpy()
     table = pd.DataFrame(
         {
-            "covariate": list(design.columns),
+            "covariate": list(design.names),
             "coef": coef,
             "se": se,
             "hr": np.exp(coef),
@@ -1003,13 +1021,13 @@ def cox_adjusted(
             "p": _two_sided_p(coef / se),
         }
     )
-    ph = proportional_hazards_test(time, event, design.to_numpy(), coef, names=list(design.columns))
+    ph = proportional_hazards_test(time, event, x, coef, names=list(design.names))
     return CoxResult(
         table=table,
         conf_level=conf_level,
         n=len(time),
         n_events=int(event.sum()),
-        log_likelihood=float(fitter.log_likelihood_),
+        log_likelihood=terms.loglik,
         ph_test=ph,
     )
 

@@ -1,0 +1,125 @@
+"""Timing and peak memory of one programme's effects and survival models on a real warehouse.
+
+Run:  .venv/bin/python benchmarks/effects.py --config path/to/evaluation.yaml [--programme P01]
+          [--save results.pkl | --compare results.pkl]
+
+Reads, from a warehouse a full run has built (``desist run --config ...`` on a generated
+extract, e.g. ``desist generate --people 200000 --seed 7 --out ...``), the same rows the
+``results/effects`` and ``results/survival`` assets read for one programme (the largest by
+default), then times ``evaluate_effects`` and ``evaluate_survival`` (best of ``--repeats``)
+and reports each call's peak Python-heap memory (tracemalloc, NumPy buffers included).
+``--save`` keeps the result tables and ``--compare`` checks a later run's tables against them
+(to 1e-9 relative), so a faster implementation can be shown to give the same numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import pickle
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from desist.analysis import ANALYSED_PEOPLE  # noqa: E402
+from desist.config import load_settings  # noqa: E402
+from desist.warehouse import set_variables  # noqa: E402
+from models.evaluation import evaluate_effects, evaluate_survival  # noqa: E402
+from pipelines.effects import matching_spec  # noqa: E402
+
+
+def measure(label: str, function, repeats: int):
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = function()
+        best = min(best, time.perf_counter() - start)
+    tracemalloc.start()
+    function()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(f"{label:<24} {best:7.2f} s   peak {peak / 2**20:7.1f} MiB")
+    return result
+
+
+def result_tables(effects, survival) -> dict[str, pd.DataFrame]:
+    tables = {name: getattr(effects, name) for name in ("propensity_model", "balance", "effects", "matched_sets")}
+    tables.update({f"survival.{name}": getattr(survival, name)
+                   for name in ("km_curves", "km_horizons", "logrank", "cox", "ph_tests", "rmst")})
+    return tables
+
+
+def compare(saved: dict[str, pd.DataFrame], now: dict[str, pd.DataFrame]) -> None:
+    """Print, per table, the largest relative difference of any number (text must be equal)."""
+    for name, before in saved.items():
+        after = now[name].reset_index(drop=True)
+        before = before.reset_index(drop=True)
+        if list(after.columns) != list(before.columns) or len(after) != len(before):
+            raise SystemExit(f"{name}: the table's shape or columns changed")
+        numbers = before.select_dtypes("number").columns
+        pd.testing.assert_frame_equal(after.drop(columns=numbers), before.drop(columns=numbers), obj=name)
+        a, b = after[numbers].to_numpy(float), before[numbers].to_numpy(float)
+        if not np.array_equal(np.isnan(a), np.isnan(b)):
+            raise SystemExit(f"{name}: missing values differ")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            relative = np.where(a == b, 0.0, np.abs(a - b) / np.maximum(np.abs(a), np.abs(b)))
+        print(f"  {name:<22} largest relative difference {np.nanmax(relative, initial=0.0):.1e}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument("--programme")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--save", type=Path)
+    parser.add_argument("--compare", type=Path)
+    args = parser.parse_args()
+    settings = load_settings(args.config)
+    spec = matching_spec(settings)
+    with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:
+        set_variables(con, settings)
+        programme = args.programme or con.execute(
+            "SELECT programme_id FROM analysis.covariates GROUP BY ALL ORDER BY count(*) DESC, programme_id LIMIT 1").fetchone()[0]
+        start = time.perf_counter()
+        people = con.execute(ANALYSED_PEOPLE, {"programme_id": programme}).df()
+        measures = con.execute(
+            "SELECT person_id, window_months, reoffended, frequency, days_to_first, custodial_reoffence "
+            "FROM analysis.measures WHERE programme_id = $programme_id", {"programme_id": programme}).df()
+        cohort = con.execute(
+            f"SELECT people.*, s.time_days, s.event FROM ({ANALYSED_PEOPLE}) AS people "
+            "JOIN analysis.survival AS s USING (programme_id, person_id)", {"programme_id": programme}).df()
+        survival_rows = con.execute(
+            "SELECT person_id, time_days, event FROM analysis.survival WHERE programme_id = $programme_id",
+            {"programme_id": programme}).df()
+        print(f"{programme}: {len(people):,} people analysed, {int(people['treated'].sum()):,} participants "
+              f"(queries {time.perf_counter() - start:.2f} s)")
+
+    def effects():
+        return evaluate_effects(programme, people, measures, spec, windows=settings.follow_up.windows_months,
+                                headline_window=settings.follow_up.headline_months,
+                                min_treated=settings.diagnostics.min_participants)
+
+    effects_result = measure("evaluate_effects", effects, args.repeats)
+    sets = effects_result.matched_sets
+    matched = sets[sets["weight"] > 0].merge(survival_rows, on="person_id")
+
+    def survival():
+        return evaluate_survival(programme, matched, cohort, spec,
+                                 horizon_days=settings.survival.rmst_horizon_days,
+                                 horizons=settings.survival.horizons_days)
+
+    survival_result = measure("evaluate_survival", survival, args.repeats)
+    tables = result_tables(effects_result, survival_result)
+    if args.save:
+        args.save.write_bytes(pickle.dumps(tables))
+    if args.compare:
+        compare(pickle.loads(args.compare.read_bytes()), tables)
+
+
+if __name__ == "__main__":
+    main()

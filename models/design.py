@@ -1,0 +1,106 @@
+"""Numeric design matrices for the outcome models, built once per cohort as one NumPy array.
+
+Numbers and booleans enter as they are; categorical covariates (named as such, or any text
+or pandas-categorical column) enter as indicators ``name[level]`` for every level but the
+first (R's treatment contrasts: levels sorted, or in category order for a pandas
+``Categorical``). Levels are encoded once as integer codes and the indicators are filled
+from the codes, so no column of text is compared more than once.
+
+Example::
+
+    >>> import pandas as pd
+    >>> data = pd.DataFrame({"age": [30, 41, 25], "region": ["North", "West", "South"]})
+    >>> design = numeric_design(data, ["age", "region"])
+    >>> design.names
+    ('age', 'region[South]', 'region[West]')
+    >>> design.matrix.tolist()
+    [[30.0, 0.0, 0.0], [41.0, 0.0, 1.0], [25.0, 1.0, 0.0]]
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class NumericDesign:
+    """Design columns as one C-ordered float array (rows are people).
+
+    Attributes:
+        matrix: (n, k) values.
+        names: column names (``leading`` names, covariates, ``name[level]`` indicators).
+        source: the covariate behind each column (a leading column is its own source).
+        codes: per categorical covariate, the level code of every row (0 = first level);
+            its indicator columns are those whose ``source`` is the covariate, in level order.
+    """
+
+    matrix: np.ndarray
+    names: tuple[str, ...]
+    source: tuple[str, ...]
+    codes: dict[str, np.ndarray]
+
+    def columns_of(self, covariate: str) -> np.ndarray:
+        return np.flatnonzero(np.asarray(self.source) == covariate)
+
+
+def _is_number(column: pd.Series) -> bool:
+    return pd.api.types.is_bool_dtype(column) or (
+        pd.api.types.is_numeric_dtype(column) and not isinstance(column.dtype, pd.CategoricalDtype)
+    )
+
+
+def numeric_design(
+    data: pd.DataFrame,
+    covariates: Sequence[str],
+    categorical: Sequence[str] | None = None,
+    leading: Mapping[str, np.ndarray | float] | None = None,
+) -> NumericDesign:
+    """Design columns for ``covariates``, after the ``leading`` columns (e.g. an intercept
+    and the treatment), in one (n, k) float array.
+
+    Raises ValueError naming a covariate not in the data, a categorical covariate not among
+    the covariates, or a covariate with missing values.
+    """
+    categorical = set(categorical or ())
+    absent = [name for name in [*covariates, *categorical] if name not in data.columns]
+    if absent:
+        raise ValueError(f"covariates not in the data: {', '.join(map(repr, absent))}")
+    unused = categorical - set(covariates)
+    if unused:
+        raise ValueError(f"categorical covariates not listed among the covariates: {', '.join(map(repr, sorted(unused)))}")
+    leading = dict(leading or {})
+    parts: list[tuple[str, np.ndarray | None, pd.Index | None]] = []  # (covariate, codes, levels)
+    for name in covariates:
+        column = data[name]
+        missing = int(column.isna().sum())
+        if missing:
+            raise ValueError(f"covariate {name!r} has {missing} missing values")
+        if name not in categorical and _is_number(column):
+            parts.append((name, None, None))
+        else:
+            values = column.astype("category")
+            parts.append((name, values.cat.codes.to_numpy(), values.cat.categories))
+    names = [*leading]
+    source = [*leading]
+    for name, _, levels in parts:
+        extra = [name] if levels is None else [f"{name}[{level}]" for level in levels[1:]]
+        names.extend(extra)
+        source.extend([name] * len(extra))
+    matrix = np.empty((len(data), len(names)))
+    for j, values in enumerate(leading.values()):
+        matrix[:, j] = values
+    j = len(leading)
+    codes = {}
+    for name, level_codes, levels in parts:
+        if levels is None:
+            matrix[:, j] = data[name].to_numpy(dtype=float)
+            j += 1
+            continue
+        codes[name] = level_codes
+        for level in range(1, len(levels)):
+            np.equal(level_codes, level, out=matrix[:, j], casting="unsafe")
+            j += 1
+    return NumericDesign(matrix, tuple(names), tuple(source), codes)
