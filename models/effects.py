@@ -271,19 +271,22 @@ def naive_difference(outcome, treated, *, conf_level: float = 0.95) -> EffectEst
 # The screen before check_estimable uses its tolerance: a column whose share of variance not
 # explained by the columns before it is below this is a linear combination of them.
 _RANK_TOLERANCE = 1e-10
-# Rows per block when a pass over the design is made in pieces (about 10 MB of design at a time).
+# Rows per block when a pass over the design makes temporary arrays (about 10 MB at a time).
 _BLOCK_ROWS = 1 << 16
 
 
 @dataclass(frozen=True)
 class _RowsFit:
-    """What the adjusted model needs for one set of rows, whatever the outcome."""
+    """What the adjusted model needs for one set of rows, whatever the outcome.
 
-    rows: np.ndarray | None  # row indices, or None for every row
-    columns: np.ndarray  # design columns used (absent levels left out)
-    inverse: np.ndarray  # (X'X)^-1 over those rows and columns
-    leverage: np.ndarray  # hat value of each row
-    treatment_row: np.ndarray  # x_i' (X'X)^-1 e_treatment: row i's weight in the treatment coefficient
+    Rows left out keep their place and get weight 0, so every pass reads the design as it
+    lies in memory; design columns left out (levels absent from the rows) get zero rows and
+    columns in ``inverse``, so their coefficients are 0."""
+
+    keep: np.ndarray | None  # rows used, or None for every row
+    columns: np.ndarray  # design columns used
+    inverse: np.ndarray  # (k, k): (X'X)^-1 over the rows and columns used, zero elsewhere
+    hc3_factor: np.ndarray  # x_i' (X'X)^-1 e_treatment / (1 - h_i); 0 for rows left out
 
 
 class CovariateAdjustment:
@@ -292,7 +295,7 @@ class CovariateAdjustment:
     The design (intercept, treatment, covariates with categorical levels as indicators) is one
     float array made once; every outcome reuses it. Outcomes measured on the same rows (e.g. the
     measures of one follow-up window) share the cross-product inverse and the hat values, so a
-    further outcome costs two passes over its rows. On a subset of rows a categorical covariate
+    further outcome costs two matrix-vector products. On a subset of rows a categorical covariate
     gets indicators for the levels present there, against the first present level — exactly the
     design that would be built from those rows alone — so estimates equal a model fitted on the
     subset from scratch.
@@ -307,70 +310,75 @@ class CovariateAdjustment:
                                      leading={"(Intercept)": 1.0, treatment: self.treated})
         self._fits: dict[bytes, _RowsFit] = {}
 
-    def _blocks(self, rows: np.ndarray | None, columns: np.ndarray):
-        """The design restricted to rows and columns, in blocks of rows: (block slice, block)."""
+    def _blocks(self, keep: np.ndarray | None):
+        """The design in blocks of rows: (rows slice, block, 0/1 weight of the block's rows or None)."""
         x = self.design.matrix
-        n = len(x) if rows is None else len(rows)
-        every_column = len(columns) == x.shape[1]
-        for start in range(0, n, _BLOCK_ROWS):
-            stop = min(start + _BLOCK_ROWS, n)
-            block = x[start:stop] if rows is None else x[rows[start:stop]]
-            yield slice(start, stop), (block if every_column else block[:, columns])
+        for start in range(0, len(x), _BLOCK_ROWS):
+            part = slice(start, min(start + _BLOCK_ROWS, len(x)))
+            yield part, x[part], (None if keep is None else keep[part].astype(float))
 
-    def _columns_present(self, rows: np.ndarray | None) -> np.ndarray:
+    def _columns_present(self, keep: np.ndarray | None) -> np.ndarray:
         """Design columns of the model on these rows: a categorical covariate keeps indicators of
         the levels present, less the first present level (the reference of a design built there)."""
-        keep = np.ones(len(self.design.names), dtype=bool)
+        used = np.ones(len(self.design.names), dtype=bool)
         for name, codes in self.design.codes.items():
-            counts = np.bincount(codes if rows is None else codes[rows], minlength=len(self.design.columns_of(name)) + 1)
+            columns = self.design.columns_of(name)
+            counts = np.bincount(codes if keep is None else codes[keep], minlength=len(columns) + 1)
             present = counts > 0
             present[np.argmax(present)] = False  # the first present level is the reference
-            keep[self.design.columns_of(name)] = present[1:]
-        return np.flatnonzero(keep)
+            used[columns] = present[1:]
+        return np.flatnonzero(used)
 
-    def _check_estimable(self, rows: np.ndarray | None, columns: np.ndarray, cross: np.ndarray) -> None:
+    def _check_estimable(self, keep: np.ndarray | None, columns: np.ndarray, cross: np.ndarray) -> None:
         """Raise as :func:`check_estimable` would on this design built from these rows alone.
 
         The check is made on the cross-products (a constant column or a near-singular
         correlation matrix); only if it finds a problem is the design materialised for
         ``check_estimable``, which names the covariates at fault."""
-        n = cross[0, 0]
-        covariate = np.arange(2, len(columns))
+        covariate = columns[2:]  # after the intercept and the treatment
         low = np.full(len(covariate), np.inf)
         high = np.full(len(covariate), -np.inf)
-        for _, block in self._blocks(rows, columns):
-            low = np.minimum(low, block[:, 2:].min(axis=0))
-            high = np.maximum(high, block[:, 2:].max(axis=0))
+        for part, block, _ in self._blocks(keep):
+            values = block[:, covariate] if keep is None else block[np.ix_(keep[part], covariate)]
+            if len(values):
+                low = np.minimum(low, values.min(axis=0))
+                high = np.maximum(high, values.max(axis=0))
         suspect = bool((low == high).any())
         if not suspect and len(covariate):
-            mean = cross[0, covariate] / n
-            centred = cross[np.ix_(covariate, covariate)] - n * np.outer(mean, mean)
+            inner = np.arange(2, len(columns))  # positions in cross, which holds the used columns
+            n = cross[0, 0]
+            mean = cross[0, inner] / n
+            centred = cross[np.ix_(inner, inner)] - n * np.outer(mean, mean)
             scale = np.sqrt(np.diag(centred))
             _, _, rank, _ = scipy.linalg.lapack.dpstrf(centred / np.outer(scale, scale), tol=_RANK_TOLERANCE)
             suspect = rank < len(covariate)
         if suspect:
-            matrix = self.design.matrix[:, columns[2:]] if rows is None else self.design.matrix[np.ix_(rows, columns[2:])]
-            names = [self.design.names[j] for j in columns[2:]]
-            check_estimable(Design(pd.DataFrame(matrix, columns=names),
-                                   {name: self.design.source[j] for name, j in zip(names, columns[2:])}))
+            rows = slice(None) if keep is None else keep
+            names = [self.design.names[j] for j in covariate]
+            check_estimable(Design(pd.DataFrame(self.design.matrix[rows][:, covariate], columns=names),
+                                   {name: self.design.source[j] for name, j in zip(names, covariate)}))
 
     def _fit_rows(self, keep: np.ndarray) -> _RowsFit:
         key = np.packbits(keep).tobytes()
         if key not in self._fits:
-            rows = None if keep.all() else np.flatnonzero(keep)
-            columns = self._columns_present(rows)
-            cross = np.zeros((len(columns), len(columns)))
-            for _, block in self._blocks(rows, columns):
-                cross += block.T @ block
-            self._check_estimable(rows, columns, cross)
-            inverse = np.linalg.inv(cross)
-            n = int(keep.sum())
-            leverage, treatment_row = np.empty(n), np.empty(n)
-            for part, block in self._blocks(rows, columns):
+            keep = None if keep.all() else keep
+            columns = self._columns_present(keep)
+            k = self.design.matrix.shape[1]
+            cross = np.zeros((k, k))
+            for _, block, weight in self._blocks(keep):
+                cross += block.T @ (block if weight is None else block * weight[:, None])
+            cross = cross[np.ix_(columns, columns)]
+            self._check_estimable(keep, columns, cross)
+            inverse = np.zeros((k, k))
+            inverse[np.ix_(columns, columns)] = np.linalg.inv(cross)
+            hc3_factor = np.empty(len(self.design.matrix))
+            for part, block, weight in self._blocks(keep):
                 projected = block @ inverse
-                leverage[part] = np.einsum("ij,ij->i", projected, block)
-                treatment_row[part] = projected[:, 1]
-            self._fits[key] = _RowsFit(rows, columns, inverse, leverage, treatment_row)
+                leverage = np.einsum("ij,ij->i", projected, block)
+                with np.errstate(divide="ignore", invalid="ignore"):  # a row left out may have h = 1
+                    factor = projected[:, 1] / (1 - leverage)
+                hc3_factor[part] = factor if weight is None else np.where(weight > 0, factor, 0.0)
+            self._fits[key] = _RowsFit(keep, columns, inverse, hc3_factor)
         return self._fits[key]
 
     def estimate(self, outcome, *, conf_level: float = 0.95) -> EffectEstimate:
@@ -381,19 +389,15 @@ class CovariateAdjustment:
             raise ValueError(f"outcome has shape {y.shape} but the design has {self.treated.shape[0]} rows")
         keep = ~np.isnan(y)
         fit = self._fit_rows(keep)
-        if fit.rows is not None:
-            y = y[fit.rows]
-        t = self.treated if fit.rows is None else self.treated[fit.rows]
-        cross_y = np.zeros(len(fit.columns))
-        for part, block in self._blocks(fit.rows, fit.columns):
-            cross_y += block.T @ y[part]
-        beta = fit.inverse @ cross_y
+        t = self.treated[keep]
+        # Rows left out have weight 0 in hc3_factor and outcome 0 here.
+        y = np.where(keep, y, 0.0)
+        beta = fit.inverse @ (self.design.matrix.T @ y)
         # HC3: V = B (sum_i x_i x_i' e_i^2 / (1 - h_i)^2) B, whose treatment entry is
-        # sum_i (e_i / (1 - h_i))^2 (x_i' B e_t)^2.
-        variance = 0.0
-        for part, block in self._blocks(fit.rows, fit.columns):
-            scaled = (y[part] - block @ beta) / (1 - fit.leverage[part]) * fit.treatment_row[part]
-            variance += float(scaled @ scaled)
+        # sum_i (e_i (x_i' B e_treatment) / (1 - h_i))^2.
+        scaled = (y - self.design.matrix @ beta) * fit.hc3_factor
+        variance = float(scaled @ scaled)
+        y = y[keep]
         z = _z(conf_level)
         difference = float(beta[1])
         se = float(np.sqrt(variance))

@@ -12,6 +12,7 @@ from models.effects import (
     STATUS_OK,
     STATUS_TOO_FEW_TREATED,
     STATUS_TOO_FEW_TREATED_REOFFENDERS,
+    CovariateAdjustment,
     adjusted_difference,
     e_value,
     e_value_ci,
@@ -21,6 +22,7 @@ from models.effects import (
     plain_language,
 )
 from models.matching import match_propensity
+from models.propensity import CollinearCovariatesError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "matchit"
 COVARIATES = ["age", "prior_offences", "risk_score", "female", "employed", "region"]
@@ -187,3 +189,79 @@ def test_bad_input_is_explained(cohort):
         estimate_effect(cohort.iloc[::-1].reset_index(drop=True), "reoffended", match, treatment="treat", covariates=COVARIATES)
     with pytest.raises(ValueError, match="cluster is missing"):
         matched_difference([1, 0, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1], cluster=[1, None, 1, 2])
+
+
+# --------------------------------------------------------------------------------------
+# The adjusted model built once per cohort and shared by outcomes measured on different rows
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mixed_cohort() -> pd.DataFrame:
+    rng = np.random.default_rng(11)
+    n = 900
+    data = pd.DataFrame({
+        "age": rng.normal(35, 9, n),
+        "prior": rng.poisson(2, n),
+        "female": rng.binomial(1, 0.3, n).astype(bool),
+        "region": rng.choice(["East", "North", "South", "West"], n),
+        "treat": rng.binomial(1, 0.4, n),
+    })
+    y = rng.binomial(1, 0.3 + 0.1 * data.treat - 0.05 * (data.region == "North"))
+    days = rng.integers(1, 365, n).astype(float)
+    data["complete"] = y.astype(float)
+    data["most"] = np.where(rng.random(n) < 0.75, y, np.nan)  # incomplete rows at random
+    data["no_east"] = np.where(data.region == "East", np.nan, days)  # the first level is absent
+    data["no_west"] = np.where(data.region == "West", np.nan, days + 0.5 * data.age)  # a later level is absent
+    return data
+
+
+def _statsmodels_hc3(data: pd.DataFrame, outcome: str, covariates: list[str]) -> tuple[float, float]:
+    """OLS with the HC3 SE, the design built by pandas from the rows with the outcome."""
+    import statsmodels.api as sm
+
+    rows = data[data[outcome].notna()]
+    design = pd.get_dummies(rows[["treat", *covariates]], columns=["region"], drop_first=True, dtype=float)
+    fit = sm.OLS(rows[outcome], sm.add_constant(design.astype(float))).fit(cov_type="HC3")
+    return fit.params["treat"], fit.bse["treat"]
+
+
+def test_shared_adjustment_equals_statsmodels_hc3_on_every_row_subset(mixed_cohort):
+    covariates = ["age", "prior", "female", "region"]
+    model = CovariateAdjustment(mixed_cohort, "treat", covariates, ["region"])
+    for outcome in ("complete", "most", "no_east", "no_west", "most"):
+        estimate = model.estimate(mixed_cohort[outcome])
+        want = _statsmodels_hc3(mixed_cohort, outcome, covariates)
+        np.testing.assert_allclose([estimate.difference, estimate.se], want, rtol=1e-10, err_msg=outcome)
+        assert estimate.n == mixed_cohort[outcome].notna().sum()
+        alone = adjusted_difference(mixed_cohort, outcome, "treat", covariates, ["region"])
+        np.testing.assert_allclose([alone.difference, alone.se], want, rtol=1e-10, err_msg=outcome)
+
+
+def test_shared_adjustment_names_a_covariate_constant_on_the_outcomes_rows(mixed_cohort):
+    # Among the women only, female takes one value: as if the model were built from those rows.
+    data = mixed_cohort.assign(women_only=mixed_cohort.complete.where(mixed_cohort.female))
+    model = CovariateAdjustment(data, "treat", ["age", "female", "region"], ["region"])
+    with pytest.raises(CollinearCovariatesError, match="'female' take a single value"):
+        model.estimate(data.women_only)
+    # A covariate that is a multiple of another on those rows only.
+    data["twice_age"] = np.where(data.female, 2 * data.age, data.prior)
+    model = CovariateAdjustment(data, "treat", ["age", "twice_age", "region"], ["region"])
+    assert np.isfinite(model.estimate(data.complete).se)
+    with pytest.raises(CollinearCovariatesError, match="exact linear combinations") as error:
+        model.estimate(data.women_only)
+    assert error.value.covariates == ["age", "twice_age"]
+
+
+def test_estimate_effect_with_a_shared_adjustment_gives_the_same_summary(cohort):
+    match = match_propensity(cohort, cohort.lp, "treat", caliper=0.2)
+    shared = CovariateAdjustment(cohort, "treat", COVARIATES)
+    for outcome, kind in (("reoffended", "binary"), ("reoffences", "count")):
+        alone = estimate_effect(cohort, outcome, match, treatment="treat", covariates=COVARIATES, kind=kind)
+        reused = estimate_effect(cohort, outcome, match, treatment="treat", covariates=COVARIATES, kind=kind,
+                                 adjustment=shared)
+        assert reused.adjusted.difference == pytest.approx(alone.adjusted.difference, rel=1e-12)
+        assert reused.adjusted.se == pytest.approx(alone.adjusted.se, rel=1e-10)
+    other = CovariateAdjustment(cohort.iloc[::-1].reset_index(drop=True), "treat", COVARIATES)
+    with pytest.raises(ValueError, match="adjusted model's treatment does not agree"):
+        estimate_effect(cohort, "reoffended", match, treatment="treat", covariates=COVARIATES, adjustment=other)

@@ -311,6 +311,39 @@ def test_cox_adjusted_encodes_text_covariates_against_first_level(rossi, r_resul
     assert fit.table.coef[0] == pytest.approx(r_results["rossi"]["coxph"]["coef"][0], rel=1e-6)
 
 
+def test_cox_adjusted_equals_lifelines_with_ties_and_a_text_covariate():
+    # An independent fit: lifelines' CoxPHFitter (Efron ties) on indicators made by pandas,
+    # converged far beyond its default precision.
+    from lifelines import CoxPHFitter
+
+    rng = np.random.default_rng(3)
+    n = 1500
+    data = pd.DataFrame({
+        "treated": rng.binomial(1, 0.3, n),
+        "age": rng.normal(33, 8, n),
+        "prior": rng.poisson(3, n),
+        "region": rng.choice(["North", "South", "Wales"], n),
+    })
+    hazard = 0.004 * np.exp(-0.3 * data.treated + 0.02 * (data.age - 33) + 0.1 * data.prior
+                            + 0.4 * (data.region == "Wales"))
+    event_day = rng.exponential(1 / hazard)
+    follow_up = rng.uniform(100, 400, n)
+    data["time"] = np.ceil(np.minimum(event_day, follow_up) / 7)  # whole weeks: many tied times
+    data["event"] = (event_day <= follow_up).astype(int)
+    fit = cox_adjusted(data, "time", "event", ["treated", "age", "prior", "region"])
+
+    design = pd.get_dummies(data[["treated", "age", "prior", "region"]], columns=["region"], drop_first=True,
+                            prefix_sep="[", dtype=float).rename(columns=lambda c: c + "]" if "[" in c else c)
+    reference = CoxPHFitter().fit(design.assign(time=data.time, event=data.event), "time", "event",
+                                  fit_options={"precision": 1e-14, "max_steps": 200})
+    assert fit.table.covariate.tolist() == ["treated", "age", "prior", "region[South]", "region[Wales]"]
+    assert data.time[data.event == 1].duplicated().sum() > 200
+    np.testing.assert_allclose(fit.table.coef, reference.params_.to_numpy(), rtol=1e-8)
+    np.testing.assert_allclose(fit.table.se, reference.standard_errors_.to_numpy(), rtol=1e-8)
+    assert fit.log_likelihood == pytest.approx(reference.log_likelihood_, rel=1e-12)
+    assert (fit.n, fit.n_events) == (n, data.event.sum())
+
+
 @pytest.mark.parametrize(
     ("covariates", "error", "message"),
     [
