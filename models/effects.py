@@ -168,7 +168,7 @@ def matched_difference(
     y, t, w = _as_vectors(outcome, treated, weights)
     keep = (w > 0) & ~np.isnan(y)
     if cluster is None:
-        codes = np.arange(len(y))
+        codes = np.arange(int(keep.sum()))
         variance = "HC1 robust (each person a cluster)"
     else:
         cluster = np.asarray(cluster)
@@ -176,13 +176,12 @@ def matched_difference(
             raise ValueError(f"cluster has shape {cluster.shape} but outcome has {y.shape}")
         if pd.isna(cluster[keep]).any():
             raise ValueError("cluster is missing for rows in the matched sample")
-        codes = pd.factorize(cluster)[0]
+        codes = pd.factorize(cluster[keep])[0]  # the matched sample only: few rows of a large cohort
         variance = "cluster-robust HC1 (matched sets)"
-    y, t, w, codes = y[keep], t[keep], w[keep], codes[keep]
+    y, t, w = y[keep], t[keep], w[keep]
     n, n_treated = len(y), int(t.sum())
     if n_treated == 0 or n_treated == n:
         raise ValueError("the matched sample needs treated and comparison rows with an outcome")
-    codes = pd.factorize(codes)[0]
     z = _z(conf_level)
 
     w1, w0 = w[t], w[~t]

@@ -45,6 +45,8 @@ DEFAULT_HORIZONS: tuple[int, ...] = (91, 182, 365, 730)
 """Default reporting horizons in days: about 3, 6, 12 and 24 months."""
 
 _NEWTON_MAX_ITER = 50
+# Rows per block when a sum over people would otherwise make an (n, p) temporary.
+_BLOCK_ROWS = 1 << 16
 _NEWTON_STEP_TOL = 1e-10
 
 
@@ -474,7 +476,11 @@ class _EfronTerms:
     tie_fraction: np.ndarray  # (tie rows,) k / d
     tie_weight: np.ndarray  # (tie rows,) mean event weight W / d (R's meanwt)
     tie_denominator: np.ndarray  # (tie rows,) sum over risk set of w exp(eta), Efron-reduced
-    tie_mean: np.ndarray  # (tie rows, p) weighted mean covariate over the Efron-reduced risk set
+    # Per event time j, the Efron-reduced risk set of tie row k is R_j - f_k E_j (f = k / d):
+    risk_sum_x: np.ndarray  # (event times, p) R_j: sum over the risk set of w exp(eta) x
+    event_risk_x: np.ndarray  # (event times, p) E_j: the same over the events at t_j
+    # sums over the tie rows of event time j of 1/D, f/D, 1/D^2, f/D^2 and f^2/D^2 (D the denominator)
+    inverse_sums: np.ndarray  # (5, event times)
     event_times: np.ndarray  # (event times,)
     n_tied: np.ndarray  # (event times,) number of events at each event time
     # Per subject (in the caller's order):
@@ -490,8 +496,9 @@ class _RiskSets:
     every column of the design is summed in one pass and nothing is sorted again."""
 
     by_time: scipy.sparse.csr_array  # (distinct times, n): 1 where a person's time is that time
+    by_time_people: np.ndarray  # (n,) the person behind each entry of by_time (people sorted by time)
     events_by_time: scipy.sparse.csr_array  # (event times, n): 1 where a person has the event then
-    weighted_events_by_time: scipy.sparse.csr_array  # the same with the person's case weight for 1
+    events_by_time_people: np.ndarray  # the person behind each entry of events_by_time
     has_event: np.ndarray  # (distinct times,) at least one event there
     is_event: np.ndarray  # (n,) event indicator
     event_times: np.ndarray  # (event times,)
@@ -518,11 +525,20 @@ def _risk_sets(time, event, weights) -> _RiskSets:
     tie_time = np.repeat(np.arange(m), n_tied)
     tie_start = np.cumsum(n_tied) - n_tied
     event_times = distinct[has_event]
-    people = np.arange(n)
+    by_time_people = np.argsort(own_time, kind="stable")
+    events = np.flatnonzero(is_event)
+    events_by_time_people = events[np.argsort(ev, kind="stable")]
+
+    def one_per_person(row: np.ndarray, people: np.ndarray, rows: int) -> scipy.sparse.csr_array:
+        """Row row[i] holds person people[i]; people come sorted by row, as CSR lays them out."""
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(row, minlength=rows))])
+        return scipy.sparse.csr_array((np.ones(len(people)), people, indptr), shape=(rows, n))
+
     return _RiskSets(
-        by_time=scipy.sparse.csr_array((np.ones(n), (own_time, people)), shape=(len(distinct), n)),
-        events_by_time=scipy.sparse.csr_array((np.ones(len(ev)), (ev, people[is_event])), shape=(m, n)),
-        weighted_events_by_time=scipy.sparse.csr_array((weights[is_event], (ev, people[is_event])), shape=(m, n)),
+        by_time=one_per_person(own_time[by_time_people], by_time_people, len(distinct)),
+        by_time_people=by_time_people,
+        events_by_time=one_per_person(subject_own[events_by_time_people], events_by_time_people, m),
+        events_by_time_people=events_by_time_people,
         has_event=has_event,
         is_event=is_event,
         event_times=event_times,
@@ -546,24 +562,33 @@ def _efron_terms(time, event, weights, x, beta, sets: _RiskSets | None = None) -
     eta = x @ beta
     risk = np.exp(eta - eta.max())  # a common factor cancels from every Efron term
     weighted_risk = weights * risk
-    weighted_risk_x = weighted_risk[:, None] * x
+
+    def summed(matrix, people, values, columns):
+        """sum of values_i * columns_i over the people in each row of matrix."""
+        return scipy.sparse.csr_array((values[people], matrix.indices, matrix.indptr), shape=matrix.shape) @ columns
 
     # Risk-set sums at each distinct time (everyone with time >= t), kept at event times.
     def from_the_end(values):
         return np.cumsum(values[::-1], axis=0)[::-1][sets.has_event]
 
-    risk_sum = from_the_end(sets.by_time @ weighted_risk)
-    risk_sum_x = from_the_end(sets.by_time @ weighted_risk_x)
-    event_risk = sets.events_by_time @ weighted_risk
-    event_risk_x = sets.events_by_time @ weighted_risk_x
-    event_x = sets.weighted_events_by_time @ x
+    risk_sum = from_the_end(np.add.reduceat(weighted_risk[sets.by_time_people], sets.by_time.indptr[:-1]))
+    risk_sum_x = from_the_end(summed(sets.by_time, sets.by_time_people, weighted_risk, x))
+    event_risk = np.add.reduceat(weighted_risk[sets.events_by_time_people], sets.events_by_time.indptr[:-1])
+    event_risk_x = summed(sets.events_by_time, sets.events_by_time_people, weighted_risk, x)
+    event_x = summed(sets.events_by_time, sets.events_by_time_people, weights, x)
 
     tie_time, tie_fraction = sets.tie_time, sets.tie_fraction
-    tie_weight = (sets.event_weight / sets.n_tied)[tie_time]
+    mean_event_weight = sets.event_weight / sets.n_tied
+    tie_weight = mean_event_weight[tie_time]
     tie_denominator = risk_sum[tie_time] - tie_fraction * event_risk[tie_time]
-    tie_mean = (risk_sum_x[tie_time] - tie_fraction[:, None] * event_risk_x[tie_time]) / tie_denominator[:, None]
-
-    schoenfeld = event_x - np.add.reduceat(tie_weight[:, None] * tie_mean, sets.tie_start, axis=0)
+    inverse = 1 / tie_denominator
+    inverse_sums = np.add.reduceat(
+        np.vstack([inverse, tie_fraction * inverse, inverse**2, tie_fraction * inverse**2,
+                   tie_fraction**2 * inverse**2]), sets.tie_start, axis=1)
+    # Schoenfeld sums: events' x less the mean event weight times the summed Efron means
+    # (R_j - f E_j) / D over the tie rows.
+    schoenfeld = event_x - mean_event_weight[:, None] * (
+        risk_sum_x * inverse_sums[0][:, None] - event_risk_x * inverse_sums[1][:, None])
     # The exp(eta - max) shift adds max(eta) to each log-denominator; put it back.
     is_event = sets.is_event
     loglik = float(
@@ -576,7 +601,9 @@ def _efron_terms(time, event, weights, x, beta, sets: _RiskSets | None = None) -
         tie_fraction=tie_fraction,
         tie_weight=tie_weight,
         tie_denominator=tie_denominator,
-        tie_mean=tie_mean,
+        risk_sum_x=risk_sum_x,
+        event_risk_x=event_risk_x,
+        inverse_sums=inverse_sums,
         event_times=sets.event_times,
         n_tied=sets.n_tied,
         risk=risk,
@@ -601,9 +628,31 @@ def _efron_information(terms: _EfronTerms, event, weights, x, time_weight=None) 
     own = terms.subject_own_time
     tied_reduction = np.where((event == 1) & (own >= 0), b[np.maximum(own, 0)], 0.0)
     subject_factor = weights * terms.risk * (cumulative_a - tied_reduction)
-    second_moment = x.T @ (subject_factor[:, None] * x)
-    mean_outer = terms.tie_mean.T @ ((terms.tie_weight * g[terms.tie_time])[:, None] * terms.tie_mean)
+    p = x.shape[1]
+    second_moment = np.zeros((p, p))
+    for start in range(0, len(x), _BLOCK_ROWS):  # in blocks: no (n, p) temporary
+        block = x[start:start + _BLOCK_ROWS]
+        second_moment += block.T @ (subject_factor[start:start + _BLOCK_ROWS, None] * block)
+    # sum over tie rows of (W/d) g mean mean' with mean = (R - f E) / D, per event time:
+    # R R' sum 1/D^2 - (R E' + E R') sum f/D^2 + E E' sum f^2/D^2.
+    scale = g * _mean_event_weight(terms)
+    r, e = terms.risk_sum_x, terms.event_risk_x
+    _, _, s0, s1, s2 = terms.inverse_sums
+    cross = r.T @ ((scale * s1)[:, None] * e)
+    mean_outer = r.T @ ((scale * s0)[:, None] * r) - cross - cross.T + e.T @ ((scale * s2)[:, None] * e)
     return second_moment - mean_outer
+
+
+def _mean_event_weight(terms: _EfronTerms) -> np.ndarray:
+    """W / d per event time (R's meanwt)."""
+    first_tie_row = np.cumsum(terms.n_tied) - terms.n_tied
+    return terms.tie_weight[first_tie_row]
+
+
+def _tie_mean(terms: _EfronTerms) -> np.ndarray:
+    """(tie rows, p): weighted mean covariate over each tie row's Efron-reduced risk set."""
+    t = terms.tie_time
+    return (terms.risk_sum_x[t] - terms.tie_fraction[:, None] * terms.event_risk_x[t]) / terms.tie_denominator[:, None]
 
 
 def _efron_score_residuals(terms: _EfronTerms, event, x) -> np.ndarray:
@@ -612,6 +661,7 @@ def _efron_score_residuals(terms: _EfronTerms, event, x) -> np.ndarray:
     m = len(terms.event_times)
     p = x.shape[1]
     hazard = terms.tie_weight / terms.tie_denominator
+    tie_mean = _tie_mean(terms)
     kept = 1 - terms.tie_fraction  # an event's own share of the Efron risk set
 
     def by_time(values):
@@ -622,9 +672,9 @@ def _efron_score_residuals(terms: _EfronTerms, event, x) -> np.ndarray:
 
     hazard_all = by_time(hazard)
     hazard_kept = by_time(hazard * kept)
-    mean_hazard_all = by_time_cols(hazard[:, None] * terms.tie_mean)
-    mean_hazard_kept = by_time_cols((hazard * kept)[:, None] * terms.tie_mean)
-    mean_of_means = by_time_cols(terms.tie_mean / terms.n_tied[terms.tie_time][:, None])
+    mean_hazard_all = by_time_cols(hazard[:, None] * tie_mean)
+    mean_hazard_kept = by_time_cols((hazard * kept)[:, None] * tie_mean)
+    mean_of_means = by_time_cols(tie_mean / terms.n_tied[terms.tie_time][:, None])
 
     upto = terms.subject_event_time
     cumulative_hazard = np.concatenate([[0.0], np.cumsum(hazard_all)])[upto]
