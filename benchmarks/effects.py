@@ -6,8 +6,9 @@ Run:  .venv/bin/python benchmarks/effects.py --config path/to/evaluation.yaml [-
 Reads, from a warehouse a full run has built (``desist run --config ...`` on a generated
 extract, e.g. ``desist generate --people 200000 --seed 7 --out ...``), the same rows the
 ``results/effects`` and ``results/survival`` assets read for one programme (the largest by
-default), then times ``evaluate_effects`` and ``evaluate_survival`` (best of ``--repeats``)
-and reports each call's peak Python-heap memory (tracemalloc, NumPy buffers included).
+default), then times ``evaluate_effects`` and ``evaluate_survival`` (wall and CPU time, best of
+``--repeats``) and reports each call's peak Python-heap memory (tracemalloc, NumPy buffers
+included).
 ``--save`` keeps the result tables and ``--compare`` checks a later run's tables against them
 (to 1e-9 relative), so a faster implementation can be shown to give the same numbers.
 """
@@ -34,16 +35,17 @@ from pipelines.effects import matching_spec  # noqa: E402
 
 
 def measure(label: str, function, repeats: int):
-    best = np.inf
+    best, best_cpu = np.inf, np.inf
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         result = function()
         best = min(best, time.perf_counter() - start)
+        best_cpu = min(best_cpu, time.process_time() - start_cpu)
     tracemalloc.start()
     function()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    print(f"{label:<24} {best:7.2f} s   peak {peak / 2**20:7.1f} MiB")
+    print(f"{label:<24} {best:7.2f} s wall {best_cpu:7.2f} s CPU   peak {peak / 2**20:7.1f} MiB")
     return result
 
 
@@ -61,6 +63,8 @@ def compare(saved: dict[str, pd.DataFrame], now: dict[str, pd.DataFrame]) -> Non
         before = before.reset_index(drop=True)
         if list(after.columns) != list(before.columns) or len(after) != len(before):
             raise SystemExit(f"{name}: the table's shape or columns changed")
+        if not after.dtypes.equals(before.dtypes):
+            raise SystemExit(f"{name}: column types changed")
         numbers = before.select_dtypes("number").columns
         pd.testing.assert_frame_equal(after.drop(columns=numbers), before.drop(columns=numbers), obj=name)
         a, b = after[numbers].to_numpy(float), before[numbers].to_numpy(float)

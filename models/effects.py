@@ -335,14 +335,13 @@ class CovariateAdjustment:
         correlation matrix); only if it finds a problem is the design materialised for
         ``check_estimable``, which names the covariates at fault."""
         covariate = columns[2:]  # after the intercept and the treatment
-        low = np.full(len(covariate), np.inf)
-        high = np.full(len(covariate), -np.inf)
+        low = np.full(self.design.matrix.shape[1], np.inf)
+        high = np.full(self.design.matrix.shape[1], -np.inf)
         for part, block, _ in self._blocks(keep):
-            values = block[:, covariate] if keep is None else block[np.ix_(keep[part], covariate)]
-            if len(values):
-                low = np.minimum(low, values.min(axis=0))
-                high = np.maximum(high, values.max(axis=0))
-        suspect = bool((low == high).any())
+            rows = True if keep is None else keep[part][:, None]
+            low = np.minimum(low, block.min(axis=0, where=rows, initial=np.inf))
+            high = np.maximum(high, block.max(axis=0, where=rows, initial=-np.inf))
+        suspect = bool((low[covariate] == high[covariate]).any())
         if not suspect and len(covariate):
             inner = np.arange(2, len(columns))  # positions in cross, which holds the used columns
             n = cross[0, 0]
@@ -365,7 +364,9 @@ class CovariateAdjustment:
             k = self.design.matrix.shape[1]
             cross = np.zeros((k, k))
             for _, block, weight in self._blocks(keep):
-                cross += block.T @ (block if weight is None else block * weight[:, None])
+                # weights are 0 or 1, so X'WX = (WX)'(WX): a product with its own transpose (BLAS syrk)
+                weighted = block if weight is None else block * weight[:, None]
+                cross += weighted.T @ weighted
             cross = cross[np.ix_(columns, columns)]
             self._check_estimable(keep, columns, cross)
             inverse = np.zeros((k, k))

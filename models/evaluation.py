@@ -215,7 +215,7 @@ def evaluate_effects(
                 min_treated=min_treated, min_treated_reoffenders=min_treated_reoffenders,
                 window=window_words(window), adjustment=adjustment,
             )
-            effect_rows.append(_effect_rows(summary, measure, window, window > headline_window))
+            effect_rows.extend(_effect_rows(summary, measure, window, window > headline_window))
     return ProgrammeEffects(
         programme_id=programme_id,
         status="ok",
@@ -235,7 +235,7 @@ def evaluate_effects(
             "person_id": people.loc[match.unmatched_treated, "person_id"].to_numpy(),
             "reason": "no comparison person within the caliper" if spec.caliper else "no comparison person left",
         }),
-        effects=pd.concat(effect_rows, ignore_index=True),
+        effects=pd.DataFrame.from_records(effect_rows, columns=EFFECT_COLUMNS),
         match=match,
     )
 
@@ -261,34 +261,25 @@ def _measures_wide(person_ids: pd.Series, measures: pd.DataFrame, windows: Seque
     return pd.DataFrame(wide, columns=[f"{m}_{w}" for w in windows for m in names])
 
 
-def _effect_rows(summary, measure: str, window: int, broken_sets: bool) -> pd.DataFrame:
-    frame = summary.to_frame()
-    out = pd.DataFrame({
-        "measure": measure,
-        "window_months": window,
-        "estimator": frame["method"],
-        "n_treated": frame["n_treated"],
-        "n_comparison": frame["n_comparison"],
-        "treated_value": frame["mean_treated"],
-        "comparison_value": frame["mean_comparison"],
-        "difference": frame["difference"],
-        "se": frame["se"],
-        "ci_lower": frame["ci_low"],
-        "ci_upper": frame["ci_high"],
-        "p_value": frame["p_value"],
-        "risk_ratio": frame["ratio"],
-        "rr_lower": frame["ratio_ci_low"],
-        "rr_upper": frame["ratio_ci_high"],
-        "e_value": frame["e_value"],
-        "e_value_ci": frame["e_value_ci"],
-        "gate_status": summary.status,
-        "sentence": np.where(frame["method"] == "matched", summary.sentence, None),
-        "note": (
-            "measured only where this longer window is complete: matched sets may be incomplete"
-            if broken_sets and summary.status == STATUS_OK else None
-        ),
-    })
-    return out
+EFFECT_COLUMNS = ("measure", "window_months", "estimator", "n_treated", "n_comparison", "treated_value",
+                  "comparison_value", "difference", "se", "ci_lower", "ci_upper", "p_value", "risk_ratio",
+                  "rr_lower", "rr_upper", "e_value", "e_value_ci", "gate_status", "sentence", "note")
+
+
+def _effect_rows(summary, measure: str, window: int, broken_sets: bool) -> list[tuple]:
+    """Three rows (matched, naive, adjusted) of the effects table, in EFFECT_COLUMNS order."""
+    note = ("measured only where this longer window is complete: matched sets may be incomplete"
+            if broken_sets and summary.status == STATUS_OK else None)
+    rows = []
+    for estimate, e_value, e_value_ci in ((summary.matched, summary.e_value, summary.e_value_ci),
+                                          (summary.naive, np.nan, np.nan), (summary.adjusted, np.nan, np.nan)):
+        rows.append((
+            measure, window, estimate.method, estimate.n_treated, estimate.n_comparison, estimate.mean_treated,
+            estimate.mean_comparison, estimate.difference, estimate.se, estimate.ci_low, estimate.ci_high,
+            estimate.p_value, estimate.ratio, estimate.ratio_ci_low, estimate.ratio_ci_high, e_value, e_value_ci,
+            summary.status, summary.sentence if estimate.method == "matched" else None, note,
+        ))
+    return rows
 
 
 def _balance_rows(table: pd.DataFrame) -> pd.DataFrame:
