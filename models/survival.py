@@ -45,9 +45,9 @@ DEFAULT_HORIZONS: tuple[int, ...] = (91, 182, 365, 730)
 """Default reporting horizons in days: about 3, 6, 12 and 24 months."""
 
 _NEWTON_MAX_ITER = 50
+_NEWTON_STEP_TOL = 1e-10
 # Rows per block when a sum over people would otherwise make an (n, p) temporary.
 _BLOCK_ROWS = 1 << 16
-_NEWTON_STEP_TOL = 1e-10
 
 
 # ---------------------------------------------------------------------------------------
@@ -535,10 +535,11 @@ def _risk_sets(time, event, weights, x=None) -> _RiskSets:
         indptr = np.concatenate([[0], np.cumsum(np.bincount(row, minlength=rows))])
         return scipy.sparse.csr_array((np.ones(len(people)), people, indptr), shape=(rows, n))
 
+    events_by_time = one_per_person(subject_own[events_by_time_people], events_by_time_people, m)
     return _RiskSets(
         by_time=one_per_person(own_time[by_time_people], by_time_people, len(distinct)),
         by_time_people=by_time_people,
-        events_by_time=one_per_person(subject_own[events_by_time_people], events_by_time_people, m),
+        events_by_time=events_by_time,
         events_by_time_people=events_by_time_people,
         has_event=has_event,
         is_event=is_event,
@@ -550,10 +551,13 @@ def _risk_sets(time, event, weights, x=None) -> _RiskSets:
         tie_fraction=(np.arange(len(tie_time)) - tie_start[tie_time]) / n_tied[tie_time],
         subject_event_time=np.cumsum(has_event)[own_time],
         subject_own_time=subject_own,
-        event_x=None if x is None else (
-            scipy.sparse.csr_array((weights[events_by_time_people], events_by_time_people,
-                                    np.concatenate([[0], np.cumsum(n_tied)])), shape=(m, n)) @ x),
+        event_x=None if x is None else _summed_by_row(events_by_time, events_by_time_people, weights, x),
     )
+
+
+def _summed_by_row(matrix: scipy.sparse.csr_array, people: np.ndarray, values: np.ndarray, columns: np.ndarray):
+    """Per row of a one-per-person matrix, the sum of values_i * columns_i over its people."""
+    return scipy.sparse.csr_array((values[people], matrix.indices, matrix.indptr), shape=matrix.shape) @ columns
 
 
 def _efron_terms(time, event, weights, x, beta, sets: _RiskSets | None = None) -> _EfronTerms:
@@ -567,19 +571,15 @@ def _efron_terms(time, event, weights, x, beta, sets: _RiskSets | None = None) -
     risk = np.exp(eta - eta.max())  # a common factor cancels from every Efron term
     weighted_risk = weights * risk
 
-    def summed(matrix, people, values, columns):
-        """sum of values_i * columns_i over the people in each row of matrix."""
-        return scipy.sparse.csr_array((values[people], matrix.indices, matrix.indptr), shape=matrix.shape) @ columns
-
     # Risk-set sums at each distinct time (everyone with time >= t), kept at event times.
     def from_the_end(values):
         return np.cumsum(values[::-1], axis=0)[::-1][sets.has_event]
 
     risk_sum = from_the_end(np.add.reduceat(weighted_risk[sets.by_time_people], sets.by_time.indptr[:-1]))
-    risk_sum_x = from_the_end(summed(sets.by_time, sets.by_time_people, weighted_risk, x))
+    risk_sum_x = from_the_end(_summed_by_row(sets.by_time, sets.by_time_people, weighted_risk, x))
     event_risk = np.add.reduceat(weighted_risk[sets.events_by_time_people], sets.events_by_time.indptr[:-1])
-    event_risk_x = summed(sets.events_by_time, sets.events_by_time_people, weighted_risk, x)
-    event_x = sets.event_x if sets.event_x is not None else summed(
+    event_risk_x = _summed_by_row(sets.events_by_time, sets.events_by_time_people, weighted_risk, x)
+    event_x = sets.event_x if sets.event_x is not None else _summed_by_row(
         sets.events_by_time, sets.events_by_time_people, weights, x)
 
     tie_time, tie_fraction = sets.tie_time, sets.tie_fraction
