@@ -282,8 +282,6 @@ class _RowsFit:
     lies in memory; design columns left out (levels absent from the rows) get zero rows and
     columns in ``inverse``, so their coefficients are 0."""
 
-    keep: np.ndarray | None  # rows used, or None for every row
-    columns: np.ndarray  # design columns used
     inverse: np.ndarray  # (k, k): (X'X)^-1 over the rows and columns used, zero elsewhere
     hc3_factor: np.ndarray  # x_i' (X'X)^-1 e_treatment / (1 - h_i); 0 for rows left out
 
@@ -378,7 +376,7 @@ class CovariateAdjustment:
                 with np.errstate(divide="ignore", invalid="ignore"):  # a row left out may have h = 1
                     factor = projected[:, 1] / (1 - leverage)
                 hc3_factor[part] = factor if weight is None else np.where(weight > 0, factor, 0.0)
-            self._fits[key] = _RowsFit(keep, columns, inverse, hc3_factor)
+            self._fits[key] = _RowsFit(inverse, hc3_factor)
         return self._fits[key]
 
     def estimate(self, outcome, *, conf_level: float = 0.95) -> EffectEstimate:
