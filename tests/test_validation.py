@@ -505,3 +505,29 @@ def test_data_docs_are_an_offline_site(warehouse, settings):
     assert "≈2.439% unexpected" in people_page
     assert [p.name for p in pages if re.search(r"href=\"(https?:)?//", p.read_text())] == []  # no outside links
     assert (folder / "static" / "bootstrap.min.css").stat().st_size > 100_000
+
+
+def test_rows_are_validated_in_file_and_row_order_however_staging_stores_them(warehouse, settings, monkeypatch):
+    # Staging stored backwards, two files, read in batches of 7 rows whose dictionaries differ.
+    monkeypatch.setattr(validation, "READ_BATCH_ROWS", 7)
+    tables = clean_tables()
+    offences = tables["offences"]
+    offences["source_file"] = ["offences_b.csv" if i % 3 == 0 else "offences_a.csv" for i in range(len(offences))]
+    offences["source_row"] = offences.groupby("source_file").cumcount() + 1
+    offences["disposal"] = offences["disposal"].astype(object)
+    offences.loc[9, "disposal"] = "prison"  # offences_b.csv row 4
+    offences.loc[13, "disposal"] = "jail"  # offences_a.csv row 9
+    tables["offences"] = offences.iloc[::-1].reset_index(drop=True)
+    validation.stage_frames(warehouse, tables)
+    runner = validation.SuiteRunner(validation.suite_parameters(settings))
+    checked, sources = validation.validate_table(warehouse, runner, "offences", settings)
+
+    assert list(zip(sources["source_file"], sources["source_row"])) == sorted(
+        zip(offences["source_file"], offences["source_row"]))
+    domain = next(o for o in checked.outcomes if o.column_name == "disposal" and o.rule == "domain")
+    assert domain.unexpected_count == 2
+    assert domain.sample == ["jail (offences_a.csv:9)", "prison (offences_b.csv:4)"]
+    assert [(sources["source_file"].iat[p], int(sources["source_row"].iat[p])) for p in domain.rows] == [
+        ("offences_a.csv", 9), ("offences_b.csv", 4)]
+    assert [o.label for o in checked.outcomes if o.unexpected_count] == [
+        "offences.disposal expect_column_values_to_be_in_set"]
