@@ -419,11 +419,10 @@ class SuiteRunner:
     def validate(self, suite: dict, data: pa.Table, sources: pd.DataFrame | None = None) -> list[Outcome]:
         """Validate the rows of ``data`` (positions 0..n-1) against ``suite``; one Outcome per expectation.
 
-        Great Expectations sees, for each group of expectations reading the same columns, a pandas
-        frame of only those columns, so no copy of the whole table is ever made: its metrics copy
-        the frame they are given, and a table of millions of rows would be copied column by
-        column, expectation by expectation. The groups' results are put together, in suite order,
-        into the one validation result a single run would have stored. ``sources`` (source_file,
+        Great Expectations sees, for each group of expectations, a pandas frame of only the columns
+        they read (``_frame_groups``), so no copy of a large table is ever made whole: its metrics
+        copy the frame they are given. The groups' results are put together into the one
+        validation result a single run of the suite would have stored. ``sources`` (source_file,
         source_row per row) labels the sample values.
         """
         from great_expectations.constants import DATAFRAME_REPLACEMENT_STR  # noqa: PLC0415
@@ -456,16 +455,14 @@ class SuiteRunner:
         definition = self.context.validation_definitions.add(
             gx.ValidationDefinition(name=name, data=batch, suite=gx_suite))
         run_id = RunIdentifier(run_name=self.run_name)
-        groups: dict[tuple[str, ...], list] = {}
-        for configuration in gx_suite.expectation_configurations:
-            groups.setdefault(_columns_read(configuration.kwargs), []).append(configuration)
+        groups = _frame_groups(gx_suite.expectation_configurations, data)
         gx_results, batch_meta = [], {}
         # Great Expectations fingerprints every frame under HASH_THRESHOLD bytes by hashing all
         # its values, only to label the batch; on millions of rows that is most of the time.
         threshold = pandas_execution_engine.HASH_THRESHOLD
         pandas_execution_engine.HASH_THRESHOLD = 0
         try:
-            for columns, configurations in groups.items():
+            for columns, configurations in groups:
                 frame = data.select(list(columns)).to_pandas(types_mapper=_pandas_type)
                 validator = Validator(batch_definition=batch, batch_parameters={"dataframe": frame},
                                       result_format={"result_format": "COMPLETE", "partial_unexpected_count": 20})
@@ -693,6 +690,34 @@ def _offline_html(page: str, to_root: str = "") -> str:
         page = icon.sub(words, page)
     head = (f'<link rel="stylesheet" href="{to_root}static/bootstrap.min.css">' + _OFFLINE_STYLE)
     return page.replace("</head>", head + "</head>", 1).replace("</body>", _FILTER_SCRIPT + "</body>", 1)
+
+
+# Largest Arrow size of the columns in one frame given to Great Expectations, unless one column is larger.
+FRAME_BYTES = 64 * 2**20
+
+
+def _frame_groups(configurations: list, data: pa.Table) -> list[tuple[tuple[str, ...], list]]:
+    """Expectations grouped into frames: (the columns a frame holds, the expectations run on it).
+
+    Expectations reading the same columns share a frame; groups are packed together up to
+    ``FRAME_BYTES``, so a small table is validated in one frame (each frame costs Great
+    Expectations a batch of its own) and a large one a few columns at a time.
+    """
+    by_columns: dict[tuple[str, ...], list] = {}
+    for configuration in configurations:
+        by_columns.setdefault(_columns_read(configuration.kwargs), []).append(configuration)
+    frames: list[tuple[tuple[str, ...], list]] = []
+    columns: tuple[str, ...] = ()
+    packed: list = []
+    for group_columns, group in by_columns.items():
+        wider = tuple(dict.fromkeys([*columns, *group_columns]))
+        if packed and sum(data.column(c).nbytes for c in wider) > FRAME_BYTES:
+            frames.append((columns, packed))
+            wider, packed = group_columns, []
+        columns, packed = wider, [*packed, *group]
+    if packed:
+        frames.append((columns, packed))
+    return frames
 
 
 def _columns_read(kwargs: Mapping[str, object]) -> tuple[str, ...]:

@@ -531,3 +531,32 @@ def test_rows_are_validated_in_file_and_row_order_however_staging_stores_them(wa
         ("offences_a.csv", 9), ("offences_b.csv", 4)]
     assert [o.label for o in checked.outcomes if o.unexpected_count] == [
         "offences.disposal expect_column_values_to_be_in_set"]
+
+
+def test_expectations_split_over_many_frames_find_what_one_frame_finds(tmp_path, make_settings, monkeypatch):
+    """A large table reaches Great Expectations a few columns at a time; the outcomes must not change."""
+    settings = make_settings(validation={"min_reference_rate": 0.9, "max_failing_row_share": 0.1})
+    tables = clean_tables()
+    tables["offences"].loc[4, "proven_date"] = pd.Timestamp("2019-05-01")
+    tables["offences"].loc[4, "disposal"] = "prison"
+    tables["participation"].loc[2, "sessions_attended"] = 12
+    tables["people"].loc[[20, 21], "person_id"] = "S021"
+    frames_used = []
+    grouped = validation._frame_groups
+    monkeypatch.setattr(validation, "_frame_groups",
+                        lambda *args: frames_used.append(len(grouped(*args))) or grouped(*args))
+    found = {}
+    for frame_bytes in (validation.FRAME_BYTES, 1):  # one frame per table; one per group of expectations
+        monkeypatch.setattr(validation, "FRAME_BYTES", frame_bytes)
+        with duckdb.connect(str(tmp_path / f"warehouse-{frame_bytes}.duckdb")) as con:
+            validation.stage_frames(con, tables)
+            run = validation.validate_warehouse(con, settings, run_id="split")
+            found[frame_bytes] = (run.quarantined, run.data_quality().drop(columns="checked_at"),
+                                  quarantine_rows(con))
+    (one_frame, one_quality, one_rows), (split, split_quality, split_rows) = found.values()
+    assert split == one_frame == {**dict.fromkeys(TABLES, 0), "people": 2, "index_events": 2, "offences": 3,
+                                  "participation": 1}
+    pd.testing.assert_frame_equal(split_quality, one_quality)
+    assert split_rows == one_rows and len(split_rows) == 8
+    assert frames_used[:len(TABLES)] == [1] * len(TABLES)
+    assert all(n > 2 for n in frames_used[len(TABLES):])
