@@ -806,10 +806,12 @@ def read_frame(con: duckdb.DuckDBPyConnection, table: Table, suite: dict) -> tup
             position = batch.schema.get_field_index(name)
             batch = batch.set_column(position, name, batch.column(name).dictionary_encode())
         batches.append(batch)
-    arrow = pa.Table.from_batches(batches, schema).unify_dictionaries().combine_chunks()
+    arrow = pa.Table.from_batches(batches, schema).unify_dictionaries()  # chunks share each column's dictionary
     del batches
-    files = _one_chunk(arrow.column("source_file"))
-    file_rank = pc.take(pc.rank(files.dictionary, sort_keys="ascending"), files.indices)
+    files = arrow.column("source_file")
+    dictionary = files.chunk(0).dictionary if files.num_chunks else pa.array([], pa.string())
+    file_rank = pc.take(pc.rank(dictionary, sort_keys="ascending"),
+                        pa.chunked_array([chunk.indices for chunk in files.chunks], pa.int32()))
     order = pc.sort_indices(pa.table({"file": file_rank, "row": arrow.column("source_row")}),
                             sort_keys=[("file", "ascending"), ("row", "ascending")])
     arrow = arrow.take(order)
@@ -818,7 +820,7 @@ def read_frame(con: duckdb.DuckDBPyConnection, table: Table, suite: dict) -> tup
         arrow = arrow.set_column(position, name, _first_seen_dictionary(_one_chunk(arrow.column(name))))
     sources = arrow.select(list(SOURCE_COLUMNS)).to_pandas()
     data = arrow.drop_columns(list(SOURCE_COLUMNS))
-    del arrow, order, files, file_rank
+    del arrow, order, files, dictionary, file_rank
     # Arrow's allocator keeps what the encoding and the sort freed unless asked to give it back.
     pa.default_memory_pool().release_unused()
     return data, sources

@@ -40,6 +40,9 @@ def limit_resources(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
     threads = engine.threads or len(os.sched_getaffinity(0))
     con.execute(f"SET memory_limit = '{engine.memory_limit}'")
     con.execute(f"SET threads = {int(threads)}")
+    # Hand memory DuckDB freed back to the system in the background, so the Python steps that
+    # follow a large query (validation, the models) do not add their peak to DuckDB's.
+    con.execute("SET allocator_background_threads = true")
 
 
 def set_variables(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
