@@ -159,6 +159,18 @@ class Disclosure(_Section):
     min_count: int = Field(10, ge=1)
 
 
+class WarehouseEngine(_Section):
+    """How much of the machine DuckDB may use for the warehouse.
+
+    memory_limit caps DuckDB's own memory (its default is 80% of RAM); larger sorts, joins and
+    aggregates spill to a temporary folder beside the warehouse instead. threads: DuckDB's
+    worker threads, every usable core when not given.
+    """
+
+    memory_limit: str = Field("1GB", pattern=r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$")
+    threads: int | None = Field(None, ge=1)
+
+
 class Publish(_Section):
     """What the researcher database holds.
 
@@ -309,6 +321,7 @@ class Settings(_Section):
     validation: Validation = Validation()
     disclosure: Disclosure = Disclosure()
     publish: Publish = Publish()
+    warehouse: WarehouseEngine = WarehouseEngine()
     diagnostics: Diagnostics = Diagnostics()
     schedule: Schedule = Schedule()
     subgroups: Subgroups = Subgroups()

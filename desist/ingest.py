@@ -20,8 +20,9 @@ value spanning several lines is one record, and blank lines are skipped. In a sp
 record is on row ``source_row + 1``.
 
 Runs are incremental and repeatable. Files are fingerprinted (sha256) in ``raw.files``; an
-unchanged file is not read again, a changed file replaces the rows it loaded before (in one
-transaction per file), and a file gone from the landing folder has its rows removed (status
+unchanged file is not read again (unless its raw table no longer holds every row it read: then
+it is read again, action ``'reloaded'``), a changed file replaces the rows it loaded before (in
+one transaction per file), and a file gone from the landing folder has its rows removed (status
 ``'removed'``). A .csv/.parquet file whose name starts with no table name is reported with
 status ``'ignored'``, and so is every data file in a subfolder of the landing folder (only the
 folder itself is read, so an archive kept below it is not loaded twice); other files
@@ -353,7 +354,7 @@ class FileOutcome:
 
     file_name: str
     table_name: str | None
-    action: str  # "new", "changed", "unchanged" or "removed"
+    action: str  # "new", "changed", "unchanged", "reloaded" (unchanged, but raw had lost its rows) or "removed"
     status: str  # one of STATUSES
     rows_read: int
     reason: str
@@ -441,23 +442,33 @@ def load_raw(con: duckdb.DuckDBPyConnection, landing: Path, tables: Mapping[str,
             "SELECT file_name, table_name, sha256, status, rows_read, reason FROM raw.files"
         ).fetchall()
     }
+    held = _rows_held(con, tables)
     outcomes = []
     current = discover(Path(landing))
     for file in current:
         before = previous.get(file.name)
         known = before is not None and before.status != "removed"
-        if known and before.sha256 == file.sha256:
+        same = known and before.sha256 == file.sha256
+        if same and held.get(file.name, 0) == (before.rows_read if before.status == "loaded" else 0):
             outcomes.append(FileOutcome(file.name, file.table, "unchanged", before.status, before.rows_read,
                                         before.reason or ""))
             continue
         outcome = _replace_file(con, file, before, loaded_at, tables)
-        action = "changed" if known else "new"
+        action = "reloaded" if same else "changed" if known else "new"
         outcomes.append(FileOutcome(file.name, file.table, action, outcome.status, outcome.rows_read, outcome.reason))
     present = {file.name for file in current}
     for name, before in previous.items():
         if name not in present and before.status != "removed":
             outcomes.append(_remove_file(con, name, before, loaded_at))
     return RawLoad(outcomes)
+
+
+def _rows_held(con, tables: Mapping[str, Table]) -> dict[str, int]:
+    """Rows each file has in its raw table: a file is skipped as unchanged only if they are all still there."""
+    held: dict[str, int] = {}
+    for table in tables.values():
+        held.update(con.execute(f"SELECT source_file, count(*) FROM raw.{table.name} GROUP BY source_file").fetchall())
+    return held
 
 
 def _replace_file(con, file: LandingFile, before: _Recorded | None, loaded_at: dt.datetime,

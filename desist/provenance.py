@@ -32,10 +32,10 @@ def input_fingerprint(file_hashes: list[tuple[str, str]]) -> str:
 def settings_record(settings: Settings) -> tuple[str, str]:
     """The analysis settings as canonical JSON, and its SHA-256.
 
-    Paths, the settings file's location and the alert destinations are left out: they say where
-    files live and who hears of a failure, not how the data are analysed, so the same evaluation run
-    on another machine keeps the same hash (and a webhook's secret never reaches a published file).
+    Paths, the settings file's location, the alert destinations and DuckDB's memory and threads
+    are left out: they say where files live, who hears of a failure and how much of the machine a
+    run may use, not how the data are analysed, so the same evaluation run on another machine keeps the same hash (and a webhook's secret never reaches a published file).
     """
-    record = json.dumps(settings.model_dump(mode="json", exclude={"paths", "source", "alerts"}), sort_keys=True,
-                        separators=(",", ":"))
+    excluded = {"paths", "source", "alerts", "warehouse"}
+    record = json.dumps(settings.model_dump(mode="json", exclude=excluded), sort_keys=True, separators=(",", ":"))
     return record, hashlib.sha256(record.encode()).hexdigest()

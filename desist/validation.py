@@ -41,6 +41,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from desist.config import PROJECT_ROOT, Settings
 from desist.contract import ASSESSMENT_STAGES, TABLES, Table
@@ -292,7 +293,7 @@ def validation_order() -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Running a suite on a pandas frame
+# Running a suite on the rows of a table
 
 
 @dataclass
@@ -394,7 +395,7 @@ class TableValidation:
 
 
 class SuiteRunner:
-    """Runs suites on pandas frames in one ephemeral Great Expectations context.
+    """Runs suites on Arrow tables, through pandas frames, in one ephemeral Great Expectations context.
 
     ``parameters`` supplies the suite parameters (``PARAMETERS``). The context keeps every
     result of the run so ``build_data_docs`` can render them afterwards.
@@ -415,21 +416,33 @@ class SuiteRunner:
         self._source = self.context.data_sources.add_pandas("staging")
         self._results: dict[str, object] = {}
 
-    def validate(self, suite: dict, frame: pd.DataFrame, sources: pd.DataFrame | None = None) -> list[Outcome]:
-        """Validate ``frame`` (positions 0..n-1) against ``suite``; one Outcome per expectation.
+    def validate(self, suite: dict, data: pa.Table, sources: pd.DataFrame | None = None) -> list[Outcome]:
+        """Validate the rows of ``data`` (positions 0..n-1) against ``suite``; one Outcome per expectation.
 
-        ``sources`` (source_file, source_row per frame row) labels the sample values.
+        Great Expectations sees, for each group of expectations, a pandas frame of only the columns
+        they read (``_frame_groups``), so no copy of a large table is ever made whole: its metrics
+        copy the frame they are given. The groups' results are put together into the one
+        validation result a single run of the suite would have stored. ``sources`` (source_file,
+        source_row per row) labels the sample values.
         """
+        from great_expectations.constants import DATAFRAME_REPLACEMENT_STR  # noqa: PLC0415
+        from great_expectations.core import ExpectationSuiteValidationResult  # noqa: PLC0415
         from great_expectations.core.run_identifier import RunIdentifier  # noqa: PLC0415
+        from great_expectations.data_context.types.resource_identifiers import (  # noqa: PLC0415
+            ExpectationSuiteIdentifier,
+            ValidationResultIdentifier,
+        )
         from great_expectations.execution_engine import pandas_execution_engine  # noqa: PLC0415
+        from great_expectations.util import convert_to_json_serializable  # noqa: PLC0415
+        from great_expectations.validator.v1_validator import Validator  # noqa: PLC0415
+        from great_expectations.validator.validation_statistics import calc_validation_statistics  # noqa: PLC0415
 
         gx = self._gx
         name = suite["name"]
         if name in self._results:
             raise ValueError(f"suite '{name}' was already validated by this runner")
-        if not frame.index.equals(pd.RangeIndex(len(frame))):
-            raise ValueError(f"{name}: the frame must have a 0..n-1 index; unexpected rows are "
-                             "reported by position")
+        if sources is not None and len(sources) != data.num_rows:
+            raise ValueError(f"{name}: {len(sources)} source rows for {data.num_rows} rows to validate")
         declared = suite["expectations"]
         gx_suite = gx.ExpectationSuite(**copy.deepcopy(suite))
         if len(gx_suite.expectations) != len(declared):
@@ -441,19 +454,50 @@ class SuiteRunner:
         batch = asset.add_batch_definition_whole_dataframe(name)
         definition = self.context.validation_definitions.add(
             gx.ValidationDefinition(name=name, data=batch, suite=gx_suite))
+        run_id = RunIdentifier(run_name=self.run_name)
+        groups = _frame_groups(gx_suite.expectation_configurations, data)
+        gx_results, batch_meta = [], {}
         # Great Expectations fingerprints every frame under HASH_THRESHOLD bytes by hashing all
         # its values, only to label the batch; on millions of rows that is most of the time.
         threshold = pandas_execution_engine.HASH_THRESHOLD
         pandas_execution_engine.HASH_THRESHOLD = 0
         try:
-            result = definition.run(
-                batch_parameters={"dataframe": frame},
-                expectation_parameters=self.parameters,
-                result_format={"result_format": "COMPLETE", "partial_unexpected_count": 20},
-                run_id=RunIdentifier(run_name=self.run_name),
-            )
+            for columns, configurations in groups:
+                frame = data.select(list(columns)).to_pandas(types_mapper=_pandas_type)
+                validator = Validator(batch_definition=batch, batch_parameters={"dataframe": frame},
+                                      result_format={"result_format": "COMPLETE", "partial_unexpected_count": 20})
+                gx_results += validator._validate_expectation_configs(configurations, self.parameters)
+                wrapped = validator._wrapped_validator
+                batch_meta = {
+                    "batch_spec": convert_to_json_serializable(wrapped.active_batch_spec),
+                    "batch_markers": wrapped.active_batch_markers,
+                    "active_batch_definition": convert_to_json_serializable(wrapped.active_batch_definition),
+                    "batch_id": validator.active_batch_id,
+                }
+                del frame, validator, wrapped  # the next group's frame replaces this one
+                pa.default_memory_pool().release_unused()
         finally:
             pandas_execution_engine.HASH_THRESHOLD = threshold
+        # The result of one run of the whole suite, as Validator.validate_expectation_suite and
+        # ValidationDefinition.run record it.
+        statistics = calc_validation_statistics(gx_results)
+        batch_id = batch_meta.pop("batch_id", None)
+        result = ExpectationSuiteValidationResult(
+            results=gx_results, success=statistics.success, suite_name=name,
+            statistics={"evaluated_expectations": statistics.evaluated_expectations,
+                        "successful_expectations": statistics.successful_expectations,
+                        "unsuccessful_expectations": statistics.unsuccessful_expectations,
+                        "success_percent": statistics.success_percent},
+            meta={"great_expectations_version": gx.__version__, **batch_meta,
+                  "validation_id": definition.id, "checkpoint_id": None, "run_id": run_id,
+                  "validation_time": run_id.run_time, "batch_parameters": {"dataframe": DATAFRAME_REPLACEMENT_STR}},
+            batch_id=batch_id,
+        )
+        suite_id = ExpectationSuiteIdentifier(name=name)
+        self.context.validation_results_store.store_validation_results(
+            suite_validation_result=result, expectation_suite_identifier=suite_id,
+            suite_validation_result_identifier=ValidationResultIdentifier(
+                batch_identifier=batch_id, expectation_suite_identifier=suite_id, run_id=run_id))
         # Results do not come back in suite order: pair them with the suite by expectation id.
         by_id = {r.expectation_config.id: r for r in result.results}
         ordered = [by_id[e.id] for e in gx_suite.expectations]
@@ -476,7 +520,7 @@ class SuiteRunner:
                 table=name, position=position, expectation=config["type"],
                 columns=tuple(meta["columns"]), severity=meta["severity"], rule=meta["rule"],
                 description=config.get("description", ""), success=bool(gx_result.success),
-                element_count=int(detail.get("element_count", len(frame))),
+                element_count=int(detail.get("element_count", data.num_rows)),
                 unexpected_count=int(detail.get("unexpected_count", 0)),
                 unexpected_share=float(detail.get("unexpected_percent") or 0.0) / 100,
                 sample=_sample(detail, sources),
@@ -648,6 +692,40 @@ def _offline_html(page: str, to_root: str = "") -> str:
     return page.replace("</head>", head + "</head>", 1).replace("</body>", _FILTER_SCRIPT + "</body>", 1)
 
 
+# Largest Arrow size of the columns in one frame given to Great Expectations, unless one column is larger.
+FRAME_BYTES = 64 * 2**20
+
+
+def _frame_groups(configurations: list, data: pa.Table) -> list[tuple[tuple[str, ...], list]]:
+    """Expectations grouped into frames: (the columns a frame holds, the expectations run on it).
+
+    Expectations reading the same columns share a frame; groups are packed together up to
+    ``FRAME_BYTES``, so a small table is validated in one frame (each frame costs Great
+    Expectations a batch of its own) and a large one a few columns at a time.
+    """
+    by_columns: dict[tuple[str, ...], list] = {}
+    for configuration in configurations:
+        by_columns.setdefault(_columns_read(configuration.kwargs), []).append(configuration)
+    frames: list[tuple[tuple[str, ...], list]] = []
+    columns: tuple[str, ...] = ()
+    packed: list = []
+    for group_columns, group in by_columns.items():
+        wider = tuple(dict.fromkeys([*columns, *group_columns]))
+        if packed and sum(data.column(c).nbytes for c in wider) > FRAME_BYTES:
+            frames.append((columns, packed))
+            wider, packed = group_columns, []
+        columns, packed = wider, [*packed, *group]
+    if packed:
+        frames.append((columns, packed))
+    return frames
+
+
+def _columns_read(kwargs: Mapping[str, object]) -> tuple[str, ...]:
+    """The frame columns an expectation reads, from its configuration."""
+    named = [kwargs.get(key) for key in ("column", "column_A", "column_B")]
+    return tuple(dict.fromkeys([*(c for c in named if c), *(kwargs.get("column_list") or [])]))
+
+
 def _sample(detail: dict, sources: pd.DataFrame | None) -> list[str]:
     """A few unexpected values as text, each with the file and row it came from."""
     values = (detail.get("partial_unexpected_list") or [])[:SAMPLE_SIZE]
@@ -678,7 +756,7 @@ def _as_text(value: object) -> str:
 
 
 def frame_sql(table: Table, suite: dict) -> str:
-    """The staging rows of ``table`` with the suite's derived columns, shaped for pandas."""
+    """The staging rows of ``table`` with the suite's derived columns, shaped for pandas, in no particular order."""
     low, high = PANDAS_DATE_RANGE
     columns = []
     for column in table.columns:
@@ -692,7 +770,7 @@ def frame_sql(table: Table, suite: dict) -> str:
     derived = suite["meta"]["desist"]["derived_columns"]
     columns += [f"({sql}) AS {name}" for name, sql in derived.items()]
     columns += ["t.source_file", "t.source_row"]
-    return f"SELECT {', '.join(columns)} FROM staging.{table.name} AS t ORDER BY t.source_file, t.source_row"
+    return f"SELECT {', '.join(columns)} FROM staging.{table.name} AS t"
 
 
 SOURCE_COLUMNS = ("source_file", "source_row")
@@ -707,20 +785,61 @@ def _pandas_type(arrow_type: pa.DataType) -> object:
     return None
 
 
-def read_frame(con: duckdb.DuckDBPyConnection, table: Table, suite: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The frame Great Expectations validates and, row for row, where each row came from.
+def read_frame(con: duckdb.DuckDBPyConnection, table: Table, suite: dict) -> tuple[pa.Table, pd.DataFrame]:
+    """The rows Great Expectations validates (as Arrow) and, row for row, where each row came from.
 
-    Columns with a domain become categoricals: few distinct values, so hashing and set
-    checks on millions of rows stay cheap.
+    Rows are in file and row order. Columns with a domain are dictionary-encoded (categoricals in
+    pandas): few distinct values, so hashing and set checks on millions of rows stay cheap. The
+    file names are too. Rows arrive from DuckDB in batches that are encoded as they come, so the
+    text of those columns is never held whole, and are put in order by Arrow: a sort in DuckDB
+    would carry every column through it.
     """
-    arrow = con.sql(frame_sql(table, suite)).to_arrow_table()
-    for column in table.columns:
-        if column.domain:
-            position = arrow.schema.get_field_index(column.name)
-            arrow = arrow.set_column(position, column.name, arrow.column(column.name).dictionary_encode())
-    data = arrow.drop_columns(list(SOURCE_COLUMNS)).to_pandas(types_mapper=_pandas_type)
+    encoded = [*(column.name for column in table.columns if column.domain), "source_file"]
+    reader = con.sql(frame_sql(table, suite)).to_arrow_reader(READ_BATCH_ROWS)
+    schema = reader.schema
+    for name in encoded:
+        position = schema.get_field_index(name)
+        schema = schema.set(position, schema.field(position).with_type(pa.dictionary(pa.int32(), pa.string())))
+    batches = []
+    for batch in reader:
+        for name in encoded:
+            position = batch.schema.get_field_index(name)
+            batch = batch.set_column(position, name, batch.column(name).dictionary_encode())
+        batches.append(batch)
+    arrow = pa.Table.from_batches(batches, schema).unify_dictionaries()  # chunks share each column's dictionary
+    del batches
+    files = arrow.column("source_file")
+    dictionary = files.chunk(0).dictionary if files.num_chunks else pa.array([], pa.string())
+    file_rank = pc.take(pc.rank(dictionary, sort_keys="ascending"),
+                        pa.chunked_array([chunk.indices for chunk in files.chunks], pa.int32()))
+    order = pc.sort_indices(pa.table({"file": file_rank, "row": arrow.column("source_row")}),
+                            sort_keys=[("file", "ascending"), ("row", "ascending")])
+    arrow = arrow.take(order)
+    for name in encoded:  # dictionaries in order of first appearance, as encoding the sorted column would give
+        position = arrow.schema.get_field_index(name)
+        arrow = arrow.set_column(position, name, _first_seen_dictionary(_one_chunk(arrow.column(name))))
     sources = arrow.select(list(SOURCE_COLUMNS)).to_pandas()
+    data = arrow.drop_columns(list(SOURCE_COLUMNS))
+    del arrow, order, files, dictionary, file_rank
+    # Arrow's allocator keeps what the encoding and the sort freed unless asked to give it back.
+    pa.default_memory_pool().release_unused()
     return data, sources
+
+
+READ_BATCH_ROWS = 262_144
+
+
+def _one_chunk(column: pa.ChunkedArray) -> pa.Array:
+    return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+
+
+def _first_seen_dictionary(column: pa.DictionaryArray) -> pa.DictionaryArray:
+    """The same values, their dictionary ordered by first appearance (unused entries dropped)."""
+    seen = pc.unique(column.indices.drop_null())
+    position = np.full(len(column.dictionary), -1, dtype=np.int32)
+    position[seen.to_numpy()] = np.arange(len(seen), dtype=np.int32)
+    indices = pc.take(pa.array(position), column.indices)
+    return pa.DictionaryArray.from_arrays(indices, column.dictionary.take(seen))
 
 
 SQL_TYPES = {"id": "VARCHAR", "text": "VARCHAR", "date": "DATE", "integer": "BIGINT",
@@ -783,11 +902,10 @@ def quarantine(con: duckdb.DuckDBPyConnection, validation: TableValidation, sour
     failing = [o for o in validation.outcomes if o.severity == CRITICAL and len(o.rows)]
     if not failing:
         return 0
-    source_file = sources["source_file"].to_numpy(dtype=object)
-    source_row = sources["source_row"].to_numpy(dtype=np.int64)
+    rows = np.concatenate([o.rows for o in failing])
     problems = pd.DataFrame({
-        "source_file": np.concatenate([source_file[o.rows] for o in failing]),
-        "source_row": np.concatenate([source_row[o.rows] for o in failing]),
+        "source_file": sources["source_file"].take(rows).to_numpy(dtype=object),
+        "source_row": sources["source_row"].take(rows).to_numpy(dtype=np.int64),
         "position": np.concatenate([np.full(len(o.rows), o.position) for o in failing]),
     })
     rules = pd.DataFrame({
@@ -938,9 +1056,9 @@ def validate_table(con: duckdb.DuckDBPyConnection, runner: SuiteRunner, name: st
     """
     table = settings.tables[name]
     suite = load_suite(name, suites_dir) if table == TABLES[name] else build_suite(table)
-    frame, sources = read_frame(con, table, suite)
-    outcomes = runner.validate(suite, frame, sources)
-    return TableValidation(name, len(frame), outcomes, settings.validation.max_failing_row_share,
+    data, sources = read_frame(con, table, suite)
+    outcomes = runner.validate(suite, data, sources)
+    return TableValidation(name, data.num_rows, outcomes, settings.validation.max_failing_row_share,
                            ingest_failures(con, name)), sources
 
 

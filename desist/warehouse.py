@@ -1,6 +1,7 @@
 """DuckDB helpers: open the warehouse, run the layered SQL files in sql/."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
@@ -15,16 +16,33 @@ def connect(settings: Settings, read_only: bool = False) -> duckdb.DuckDBPyConne
     """Open the warehouse with its schemas and the evaluation settings as SQL variables.
 
     SQL files read settings through ``getvariable('name')`` so the same statement serves
-    every evaluation without string formatting.
+    every evaluation without string formatting. DuckDB's memory and threads follow
+    evaluation.yaml ``warehouse:`` (``limit_resources``).
     """
     path = Path(settings.paths.warehouse)
     path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path), read_only=read_only)
+    limit_resources(con, settings)
     if not read_only:
         for schema in SCHEMAS:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     set_variables(con, settings)
     return con
+
+
+def limit_resources(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    """DuckDB's memory limit and worker threads for this database (every usable core by default).
+
+    Left alone, DuckDB may take 80% of the machine's memory; under the limit it spills large
+    sorts, joins and aggregates to ``<warehouse>.tmp`` instead.
+    """
+    engine = settings.warehouse
+    threads = engine.threads or len(os.sched_getaffinity(0))
+    con.execute(f"SET memory_limit = '{engine.memory_limit}'")
+    con.execute(f"SET threads = {int(threads)}")
+    # Hand memory DuckDB freed back to the system in the background, so the Python steps that
+    # follow a large query (validation, the models) do not add their peak to DuckDB's.
+    con.execute("SET allocator_background_threads = true")
 
 
 def set_variables(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:

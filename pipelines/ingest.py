@@ -24,7 +24,7 @@ def landing_files(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg
     actions, statuses = load.count("action"), load.count("status")
     return dg.MaterializeResult(metadata={
         "files": len(load.files),
-        **{f"files_{action}": actions.get(action, 0) for action in ("new", "changed", "unchanged", "removed")},
+        **{f"files_{action}": actions.get(action, 0) for action in ("new", "changed", "unchanged", "reloaded", "removed")},
         **{f"files_{status}": statuses.get(status, 0) for status in ("loaded", "rejected", "ignored")},
         "rows_read": sum(outcome.rows_read for outcome in load.files),
     })

@@ -393,6 +393,26 @@ def test_a_second_run_on_the_same_files_changes_no_row(make_settings):
     assert {"raw.files", "raw.ingest_summary", "raw.people", "staging.people"} <= set(before)
 
 
+def test_an_unchanged_file_whose_raw_rows_were_lost_is_read_again(make_settings):
+    settings = make_settings()
+    write(settings.paths.landing, "people.csv", HEADERS["people"], GOOD["people"], "P2,male,3.5,white,wales",
+          "P3,male,1980,white,wales")
+    write(settings.paths.landing, "offences.csv", HEADERS["offences"], GOOD["offences"])
+    run(settings)
+    before = all_tables(settings)
+    with warehouse.connect(settings) as con:  # e.g. rows deleted by hand: the fingerprint alone would hide it
+        con.execute("DELETE FROM raw.people WHERE source_row = 3")
+    report = run(settings)
+    assert {f.file_name: (f.action, f.rows_read) for f in report.raw.files} == {
+        "people.csv": ("reloaded", 3), "offences.csv": ("unchanged", 1)}
+    after = all_tables(settings)
+    assert rows(settings, "SELECT count(*) FROM raw.people") == [(3,)]
+    assert rows(settings, "SELECT person_id FROM staging.people ORDER BY person_id") == [("P1",), ("P3",)]
+    for name in ("raw.offences", "staging.offences", "staging.people", "raw.ingest_summary"):
+        assert after[name] == before[name], name
+    assert_nothing_lost(settings)
+
+
 def test_a_changed_file_replaces_the_rows_it_loaded(make_settings):
     settings = make_settings()
     write(settings.paths.landing, "people.csv", HEADERS["people"], GOOD["people"], "P2,male,3.5,white,wales")

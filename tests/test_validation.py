@@ -505,3 +505,58 @@ def test_data_docs_are_an_offline_site(warehouse, settings):
     assert "≈2.439% unexpected" in people_page
     assert [p.name for p in pages if re.search(r"href=\"(https?:)?//", p.read_text())] == []  # no outside links
     assert (folder / "static" / "bootstrap.min.css").stat().st_size > 100_000
+
+
+def test_rows_are_validated_in_file_and_row_order_however_staging_stores_them(warehouse, settings, monkeypatch):
+    # Staging stored backwards, two files, read in batches of 7 rows whose dictionaries differ.
+    monkeypatch.setattr(validation, "READ_BATCH_ROWS", 7)
+    tables = clean_tables()
+    offences = tables["offences"]
+    offences["source_file"] = ["offences_b.csv" if i % 3 == 0 else "offences_a.csv" for i in range(len(offences))]
+    offences["source_row"] = offences.groupby("source_file").cumcount() + 1
+    offences["disposal"] = offences["disposal"].astype(object)
+    offences.loc[9, "disposal"] = "prison"  # offences_b.csv row 4
+    offences.loc[13, "disposal"] = "jail"  # offences_a.csv row 9
+    tables["offences"] = offences.iloc[::-1].reset_index(drop=True)
+    validation.stage_frames(warehouse, tables)
+    runner = validation.SuiteRunner(validation.suite_parameters(settings))
+    checked, sources = validation.validate_table(warehouse, runner, "offences", settings)
+
+    assert list(zip(sources["source_file"], sources["source_row"])) == sorted(
+        zip(offences["source_file"], offences["source_row"]))
+    domain = next(o for o in checked.outcomes if o.column_name == "disposal" and o.rule == "domain")
+    assert domain.unexpected_count == 2
+    assert domain.sample == ["jail (offences_a.csv:9)", "prison (offences_b.csv:4)"]
+    assert [(sources["source_file"].iat[p], int(sources["source_row"].iat[p])) for p in domain.rows] == [
+        ("offences_a.csv", 9), ("offences_b.csv", 4)]
+    assert [o.label for o in checked.outcomes if o.unexpected_count] == [
+        "offences.disposal expect_column_values_to_be_in_set"]
+
+
+def test_expectations_split_over_many_frames_find_what_one_frame_finds(tmp_path, make_settings, monkeypatch):
+    """A large table reaches Great Expectations a few columns at a time; the outcomes must not change."""
+    settings = make_settings(validation={"min_reference_rate": 0.9, "max_failing_row_share": 0.1})
+    tables = clean_tables()
+    tables["offences"].loc[4, "proven_date"] = pd.Timestamp("2019-05-01")
+    tables["offences"].loc[4, "disposal"] = "prison"
+    tables["participation"].loc[2, "sessions_attended"] = 12
+    tables["people"].loc[[20, 21], "person_id"] = "S021"
+    frames_used = []
+    grouped = validation._frame_groups
+    monkeypatch.setattr(validation, "_frame_groups",
+                        lambda *args: frames_used.append(len(grouped(*args))) or grouped(*args))
+    found = {}
+    for frame_bytes in (validation.FRAME_BYTES, 1):  # one frame per table; one per group of expectations
+        monkeypatch.setattr(validation, "FRAME_BYTES", frame_bytes)
+        with duckdb.connect(str(tmp_path / f"warehouse-{frame_bytes}.duckdb")) as con:
+            validation.stage_frames(con, tables)
+            run = validation.validate_warehouse(con, settings, run_id="split")
+            found[frame_bytes] = (run.quarantined, run.data_quality().drop(columns="checked_at"),
+                                  quarantine_rows(con))
+    (one_frame, one_quality, one_rows), (split, split_quality, split_rows) = found.values()
+    assert split == one_frame == {**dict.fromkeys(TABLES, 0), "people": 2, "index_events": 2, "offences": 3,
+                                  "participation": 1}
+    pd.testing.assert_frame_equal(split_quality, one_quality)
+    assert split_rows == one_rows and len(split_rows) == 8
+    assert frames_used[:len(TABLES)] == [1] * len(TABLES)
+    assert all(n > 2 for n in frames_used[len(TABLES):])
