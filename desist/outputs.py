@@ -73,7 +73,9 @@ def print_status(settings: Settings, limit: int = 10) -> None:
             ended = record.end_time and dt.datetime.fromtimestamp(record.end_time, dt.timezone.utc)
             took = f"{ended - started}" if started and ended else "-"
             when = started.strftime("%Y-%m-%d %H:%M:%S UTC") if started else "not started"
-            print(f"  {run.run_id[:8]}  {run.status.value:<10} {when}  took {took}")
+            programme = run.tags.get("dagster/partition")
+            print(f"  {run.run_id[:8]}  {run.status.value:<10} {when}  took {took}  {run.job_name}"
+                  + (f" {programme}" if programme else ""))
             if run.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
                 events = instance.all_logs(run.run_id, of_type={
                     dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE,

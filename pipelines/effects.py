@@ -5,7 +5,7 @@ import duckdb
 import pandas as pd
 
 from desist import warehouse as wh
-from desist.analysis import ANALYSED_PEOPLE, not_estimated_reasons, unanalysed_reason
+from desist.analysis import ANALYSED_PEOPLE, unanalysed_reason
 from desist.config import Settings
 from models.evaluation import MatchingSpec, evaluate_effects, evaluate_survival
 from pipelines.partitions import (PROGRAMME_EFFECTS, PROGRAMME_GROUP, PROGRAMME_SURVIVAL, PROGRAMMES,

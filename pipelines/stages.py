@@ -182,9 +182,15 @@ def run_evaluation(config_file: str, instance: dg.DagsterInstance, run_id: str |
 # ---- the daemon: stages 2 and 3 started by a sensor after stage 1 ----------------------------------
 
 def unfinished_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
-    """Runs of the evaluation's jobs queued or in progress."""
-    return [run for job in JOBS
-            for run in instance.get_runs(filters=dg.RunsFilter(job_name=job.name, statuses=UNFINISHED))]
+    """Runs of the evaluation's jobs queued or in progress, and the last successful evaluation run
+    while the sensor has not yet started the stages after it."""
+    unfinished = [run for job in JOBS
+                  for run in instance.get_runs(filters=dg.RunsFilter(job_name=job.name, statuses=UNFINISHED))]
+    latest = instance.get_runs(filters=dg.RunsFilter(job_name=EVALUATION_JOB.name,
+                                                     statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1)
+    if latest and not instance.get_runs(filters=dg.RunsFilter(tags={BATCH_TAG: latest[0].run_id}), limit=1):
+        unfinished.append(latest[0])
+    return unfinished
 
 
 def build_stages_sensor(settings: Settings) -> dg.SensorDefinition:
