@@ -53,11 +53,9 @@ def write_partition(con: duckdb.DuckDBPyConnection, settings: Settings, programm
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        con.register("partition_frame", frame)
-        try:
-            con.execute(f"COPY (SELECT * FROM partition_frame) TO '{partial}' (FORMAT parquet)")
-        finally:
-            con.unregister("partition_frame")
+        with con.cursor() as writer:  # its own statement state: the caller may hold an unfinished result
+            writer.register("partition_frame", frame)
+            writer.execute(f"COPY (SELECT * FROM partition_frame) TO '{partial}' (FORMAT parquet)")
         os.replace(partial, path)
 
 
