@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 PID_TAG, HOST_TAG = "desist/pid", "desist/host"
+# An evaluation's runs (pipelines/stages.py): the first, then the ones tagged with its run id.
+EVALUATION_JOB_NAME, PUBLISH_JOB_NAME, BATCH_TAG = "evaluation", "evaluation_publish", "desist/batch"
 
 
 def process_tags() -> dict[str, str]:

@@ -56,7 +56,10 @@ def write_partition(con: duckdb.DuckDBPyConnection, settings: Settings, programm
         with con.cursor() as writer:  # its own statement state: the caller may hold an unfinished result
             writer.register("partition_frame", frame)
             writer.execute(f"COPY (SELECT * FROM partition_frame) TO '{partial}' (FORMAT parquet)")
-        os.replace(partial, path)
+        try:
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
 
 
 def read_partition(con: duckdb.DuckDBPyConnection, settings: Settings, table: str,

@@ -28,13 +28,13 @@ from dagster_shared.serdes import deserialize_value, serialize_value
 
 from desist import warehouse as wh
 from desist.config import PROJECT_ROOT, Settings, load_settings
-from desist.runs import failure_reason
+from desist.runs import BATCH_TAG, EVALUATION_JOB_NAME, PUBLISH_JOB_NAME, failure_reason
 from pipelines.partitions import (PROGRAMME_GROUP, PROGRAMMES, programme_fingerprints, remove_partition_files,
                                   stale_programmes)
 
 PROGRAMME_ASSETS = dg.AssetSelection.groups(PROGRAMME_GROUP)
 EVALUATION_JOB = dg.define_asset_job(
-    "evaluation", selection=dg.AssetSelection.all() - PROGRAMME_ASSETS.downstream(),
+    EVALUATION_JOB_NAME, selection=dg.AssetSelection.all() - PROGRAMME_ASSETS.downstream(),
     description="The evaluation up to the programmes: ingest, validation, analysis tables, risk model and run "
                 "info. When it succeeds, each changed programme is evaluated (programme_evaluation) and the "
                 "results are assembled and published (evaluation_publish).")
@@ -43,11 +43,10 @@ PROGRAMME_JOB = dg.define_asset_job(
     description="One programme: matching, effects, survival, diagnostics and subgroup effects (reads the warehouse, "
                 "writes the programme's Parquet files; several programmes run at once).")
 PUBLISH_JOB = dg.define_asset_job(
-    "evaluation_publish", selection=PROGRAMME_ASSETS.downstream() - PROGRAMME_ASSETS,
+    PUBLISH_JOB_NAME, selection=PROGRAMME_ASSETS.downstream() - PROGRAMME_ASSETS,
     description="Every programme's results assembled into the results tables in one transaction, then "
                 "indicators, reports and the researcher database.")
 JOBS = (EVALUATION_JOB, PROGRAMME_JOB, PUBLISH_JOB)
-BATCH_TAG = "desist/batch"  # on stage 2 and 3 runs: the stage 1 run they follow
 UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 

@@ -94,10 +94,25 @@ def test_programmes_run_side_by_side_and_a_new_changed_or_removed_one_touches_on
         with duckdb.connect(str(settings.paths.research), read_only=True) as research:
             assert research.execute("SELECT count(DISTINCT programme_id) FROM effects").fetchone()[0] == 5
 
-        # One enrolment of the new programme dropped: only that programme runs again.
+        # One enrolment of the new programme dropped, and the programme's run fails (a folder stands where
+        # its effects file goes): the evaluation stops naming it, and nothing is assembled or published.
         participation = read(landing, "participation")
         dropped = participation.index[participation["programme_id"] == "P05"][0]
         write(landing, "participation", participation.drop(index=dropped))
+        published = settings.paths.research.stat().st_mtime_ns
+        obstacle = partition_file(settings, "effects", "P05")
+        obstacle.unlink()
+        obstacle.mkdir()
+        failed = materialize_all(settings.source, raise_on_error=False, instance=instance)
+        assert failed.plan.changed == ["P05"]
+        assert failed.reason.splitlines()[0].startswith("programme P05: step 'programmes__effects' failed: "
+                                                        "IsADirectoryError")
+        assert [instance.get_run_by_id(run_id).job_name for run_id in failed.run_ids] == [
+            "evaluation", "programme_evaluation"]
+        assert settings.paths.research.stat().st_mtime_ns == published
+        obstacle.rmdir()
+
+        # The same data again: only that programme runs.
         third = materialise(settings, instance)
         assert third.plan.changed == ["P05"] and third.plan.added == []
         assert materialised_partitions(instance, third.run_ids) == {key: {"P05"} for key in PROGRAMME_ASSETS}
