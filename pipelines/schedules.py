@@ -13,7 +13,6 @@ from pipelines.publish import RESEARCH_DB
 from pipelines.stages import EVALUATION_JOB, unfinished_runs
 
 
-
 def is_landing_file(path: Path) -> bool:
     """A file ingest reads or reports on: a data file, or one named after a table (hidden files aside)."""
     return (path.is_file() and not path.name.startswith(".")
@@ -64,7 +63,7 @@ def build_schedule_and_sensor(settings: Settings) -> tuple[dg.ScheduleDefinition
     def landing_files_sensor(context: dg.SensorEvaluationContext):
         busy = unfinished_runs(context.instance)
         if busy:  # the warehouse has one writer: look again once the evaluation in progress has finished
-            return dg.SkipReason(f"an evaluation run ({busy[0].job_name} {busy[0].run_id[:8]}) is in progress")
+            return dg.SkipReason(f"an evaluation is in progress (run {busy[0].run_id[:8]} of {busy[0].job_name})")
         first_look = not context.cursor
         previous = {} if first_look else json.loads(context.cursor)
         current = landing_state(settings.paths.landing, previous)
