@@ -16,6 +16,8 @@ DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
 DAGSTER_YAML = """\
 # Local Dagster instance for desist (created on demand, not committed).
 concurrency:
+  runs:
+    max_concurrent_runs: 2   # `desist ui`: programme runs side by side (they only read the warehouse)
   pools:
     default_limit: 1   # DuckDB allows one writer: warehouse assets run one at a time
 telemetry:
