@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from pathlib import Path
 from urllib.parse import quote
 
@@ -81,10 +80,6 @@ def remove_partition_files(settings: Settings, programme_ids: list[str]) -> None
     for folder in partitions_folder(settings).glob("*"):
         for programme_id in programme_ids:
             partition_file(settings, folder.name, programme_id).unlink(missing_ok=True)
-
-
-def clear_partition_files(settings: Settings) -> None:
-    shutil.rmtree(partitions_folder(settings), ignore_errors=True)
 
 
 def programme_fingerprints(con: duckdb.DuckDBPyConnection, settings: Settings,
