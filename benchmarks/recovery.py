@@ -34,17 +34,15 @@ def run_pipeline_on_extract(folder: Path, seed: int, people: int, **generate_opt
     """Generate an extract in folder/landing and run every asset and check on it, as `desist run` does."""
     import dagster as dg
 
-    from pipelines.definitions import build_definitions
+    from pipelines.stages import run_evaluation
 
     landing = folder / "landing"
     write_extract(landing, people=people, seed=seed, **generate_options)
     config_file = write_settings(folder, landing)
-    defs = build_definitions(str(config_file))
-    result = dg.materialize([*defs.assets, *(defs.asset_checks or [])], resources=defs.resources,
-                            raise_on_error=False,
-                            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+    with dg.DagsterInstance.local_temp(str(folder / "dagster_home")) as instance:
+        result = run_evaluation(str(config_file), instance)
     if not result.success:
-        raise SystemExit(f"seed {seed}: the run failed")
+        raise SystemExit(f"seed {seed}: the run failed: {result.reason}")
     return load_settings(config_file)
 
 

@@ -37,18 +37,17 @@ SAMPLE = PROJECT_ROOT / "data" / "sample"
 def sample() -> None:
     import dagster as dg
 
-    from pipelines.definitions import build_definitions
+    from pipelines.stages import run_evaluation
 
     with tempfile.TemporaryDirectory() as folder:
         config_file = write_settings(Path(folder), SAMPLE)
-        defs = build_definitions(str(config_file))
         started = time.perf_counter()
-        result = dg.materialize([*defs.assets, *(defs.asset_checks or [])], resources=defs.resources,
-                                raise_on_error=False,
-                                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+        with dg.DagsterInstance.local_temp(str(Path(folder) / "dagster_home")) as instance:
+            result = run_evaluation(str(config_file), instance)
         if not result.success:
-            raise SystemExit("the pipeline run on the sample failed")
-        step = next(e for e in result.get_step_success_events() if e.step_key == "results__risk_model")
+            raise SystemExit(f"the pipeline run on the sample failed: {result.reason}")
+        step = next(e for e in result.all_events
+                    if e.event_type_value == "STEP_SUCCESS" and e.step_key == "results__risk_model")
         settings = load_settings(config_file)
         with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:
             p = con.sql("SELECT * FROM results.risk_performance").df().iloc[0]

@@ -16,6 +16,8 @@ DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
 DAGSTER_YAML = """\
 # Local Dagster instance for desist (created on demand, not committed).
 concurrency:
+  runs:
+    max_concurrent_runs: 2   # `desist ui`: programme runs side by side (they only read the warehouse)
   pools:
     default_limit: 1   # DuckDB allows one writer: warehouse assets run one at a time
 telemetry:
@@ -39,26 +41,24 @@ def log_path(settings: Settings, run_id: str) -> Path:
 
 
 def run_pipeline(settings: Settings, verbose: bool = False) -> tuple[bool, str, str]:
-    """Materialise the whole asset graph in-process: (success, run id, failure reason or "").
+    """Run the whole evaluation (pipelines/stages.py): (success, first run id, failure reason or "").
 
-    The run executes in a worker thread so this (main) thread keeps the SIGINT/SIGTERM handlers:
+    The runs execute in a worker thread so this (main) thread keeps the SIGINT/SIGTERM handlers:
     Dagster defers interrupts to its own checkpoints, which a step busy in DuckDB, or a step
-    waiting for a pool slot, may not reach for a long time. On a signal the run is recorded as
-    canceled, its pool slot is freed and the process exits at once: the warehouse is left as a
-    crash would leave it, which the next run repairs, and the published outputs, swapped in
-    whole, are untouched.
+    waiting for a pool slot, may not reach for a long time. On a signal the runs are recorded as
+    canceled, their pool slots are freed, the programme workers are stopped and the process exits
+    at once: the warehouse is left as a crash would leave it, which the next run repairs, and the
+    published outputs, swapped in whole, are untouched.
     """
     import dagster as dg
 
     from desist import runs
-    from pipelines.definitions import build_definitions
-    from pipelines.schedules import EVALUATION_JOB
+    from pipelines.stages import WORKERS, run_evaluation
 
     dagster_home()
-    defs = build_definitions(str(settings.source))
-    job = defs.resolve_job_def(EVALUATION_JOB.name)  # the same named job the UI, schedule and sensor run
     run_id = str(uuid.uuid4())
     log = log_path(settings, run_id)
+    tags = runs.process_tags()
     with dg.DagsterInstance.get() as instance:
         for note in runs.recover_stale_runs(instance):
             print(f"desist: {note}", flush=True)
@@ -67,18 +67,23 @@ def run_pipeline(settings: Settings, verbose: bool = False) -> tuple[bool, str, 
 
         def execute() -> None:
             try:
-                outcome["result"] = job.execute_in_process(
-                    instance=instance, raise_on_error=False, run_id=run_id, tags=runs.process_tags(),
-                    run_config={"loggers": {"console": {"config": {
-                        "log_level": "DEBUG" if verbose else "CRITICAL"}}}},
-                )
+                outcome["result"] = run_evaluation(str(settings.source), instance, run_id=run_id, tags=tags,
+                                                   verbose=verbose)
             except BaseException as error:  # reported by the main thread
                 outcome["error"] = error
 
+        def this_process_runs() -> list[str]:
+            started = instance.get_runs(filters=dg.RunsFilter(tags=tags))
+            return sorted((run.run_id for run in started), key=lambda r: r != run_id)
+
         def stop(signum, _frame) -> None:
             name = signal.Signals(signum).name
-            runs.stop_run(instance, run_id, f"stopped by {name}")
-            runs.write_log(instance, run_id, log)
+            for worker_process in list(WORKERS):
+                worker_process.kill()
+            started = this_process_runs()
+            for started_run in started:
+                runs.stop_run(instance, started_run, f"stopped by {name}")
+            runs.write_log(instance, started, log)
             print(f"desist: run {run_id} stopped by {name}; nothing half-written was published "
                   f"(run again to finish); full log: {log}", file=sys.stderr, flush=True)
             os._exit(128 + signum)
@@ -92,15 +97,14 @@ def run_pipeline(settings: Settings, verbose: bool = False) -> tuple[bool, str, 
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        runs.write_log(instance, run_id, log)
         if "error" in outcome:
+            runs.write_log(instance, this_process_runs(), log)
             error = outcome["error"]
             first = (str(error).strip().splitlines() or [""])[0]
             return False, run_id, f"{type(error).__name__}: {first}"
         result = outcome["result"]
-        if result.success:
-            return True, run_id, ""
-        return False, run_id, runs.failure_reason(result.all_events)
+        runs.write_log(instance, result.run_ids, log)
+        return result.success, run_id, result.reason
 
 
 def print_outputs(settings: Settings) -> None:

@@ -55,30 +55,44 @@ def frame_text(result: duckdb.DuckDBPyConnection | duckdb.DuckDBPyRelation, when
 def print_status(settings: Settings, limit: int = 10) -> None:
     """The last runs, their outcome and why a run failed; the files refused or partly quarantined; quarantine counts.
 
+    A run is an evaluation as `desist run` or the sensors start it: its `evaluation` run and the
+    programme and publishing runs that followed it (pipelines/stages.py); it failed if any of them did.
+
     Files come from the warehouse when no run holds it, else from the published database; the
     quarantine counts from the published database, which readers may open while a run writes.
     """
     import dagster as dg
 
-    from desist.runs import failure_reason, recover_stale_runs
+    from desist.runs import BATCH_TAG, EVALUATION_JOB_NAME, PUBLISH_JOB_NAME, failure_reason, recover_stale_runs
 
     with dg.DagsterInstance.get() as instance:
         for note in recover_stale_runs(instance):
             print(f"desist: {note}")
-        records = instance.get_run_records(limit=limit)
+        # One line per evaluation: its first run (the `evaluation` job) and the runs that followed it.
+        records = instance.get_run_records(filters=dg.RunsFilter(job_name=EVALUATION_JOB_NAME), limit=limit)
         print(f"Last {len(records)} runs:")
         for record in records:
-            run = record.dagster_run
+            evaluation = [record, *instance.get_run_records(filters=dg.RunsFilter(tags={BATCH_TAG: record.dagster_run.run_id}))]
+            stopped = next((r for r in evaluation if r.dagster_run.status in (
+                dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)), None)
+            status = (stopped.dagster_run.status if stopped else
+                      dg.DagsterRunStatus.SUCCESS if any(r.dagster_run.job_name == PUBLISH_JOB_NAME
+                                                         and r.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+                                                         for r in evaluation)
+                      else dg.DagsterRunStatus.STARTED)
+            ends = [r.end_time for r in evaluation]
             started = record.start_time and dt.datetime.fromtimestamp(record.start_time, dt.timezone.utc)
-            ended = record.end_time and dt.datetime.fromtimestamp(record.end_time, dt.timezone.utc)
+            ended = (status != dg.DagsterRunStatus.STARTED and all(ends)
+                     and dt.datetime.fromtimestamp(max(ends), dt.timezone.utc))
             took = f"{ended - started}" if started and ended else "-"
             when = started.strftime("%Y-%m-%d %H:%M:%S UTC") if started else "not started"
-            print(f"  {run.run_id[:8]}  {run.status.value:<10} {when}  took {took}")
-            if run.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
-                events = instance.all_logs(run.run_id, of_type={
+            print(f"  {record.dagster_run.run_id[:8]}  {status.value:<10} {when}  took {took}")
+            if stopped:
+                events = instance.all_logs(stopped.dagster_run.run_id, of_type={
                     dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE,
                     dg.DagsterEventType.RUN_CANCELED})
-                reason, *more = failure_reason(events).splitlines()
+                programme = stopped.dagster_run.tags.get("dagster/partition")
+                reason, *more = ((f"programme {programme}: " if programme else "") + failure_reason(events)).splitlines()
                 print(f"            reason: {reason}")
                 for line in more:
                     print(f"              {line}")

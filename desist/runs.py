@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 PID_TAG, HOST_TAG = "desist/pid", "desist/host"
+# An evaluation's runs (pipelines/stages.py): the first, then the ones tagged with its run id.
+EVALUATION_JOB_NAME, PUBLISH_JOB_NAME, BATCH_TAG = "evaluation", "evaluation_publish", "desist/batch"
 
 
 def process_tags() -> dict[str, str]:
@@ -96,21 +98,26 @@ def failure_reason(events: Iterable) -> str:
     return run_failure or "the run failed without a step failure (see the run's log)"
 
 
-def write_log(instance, run_id: str, path: Path) -> Path:
-    """The run's whole event log as text, stack traces included."""
+def write_log(instance, run_ids: list[str], path: Path) -> Path:
+    """The whole event log of one evaluation's runs, one after another, stack traces included."""
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = []
-    for entry in instance.all_logs(run_id):
-        when = dt.datetime.fromtimestamp(entry.timestamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-        level = logging.getLevelName(entry.level) if isinstance(entry.level, int) else str(entry.level)
-        event = entry.dagster_event
-        message = entry.user_message or (event.message if event else "") or ""
-        kind = f"{event.event_type_value} " if event else ""
-        lines.append(f"{when} {level:<7} {entry.step_key or '-'} {kind}{message}")
-        errors = [entry.error_info]
-        if event is not None and event.is_step_failure:
-            errors.append(event.step_failure_data.error)
-        for error in filter(None, errors):
-            lines.append("    " + str(error.to_string()).replace("\n", "\n    "))
+    for run_id in run_ids:
+        run = instance.get_run_by_id(run_id)
+        lines.append(f"== run {run_id} ({run.job_name if run else 'unknown job'}"
+                     + (f", programme {run.tags['dagster/partition']}" if run and "dagster/partition" in run.tags
+                        else "") + ")")
+        for entry in instance.all_logs(run_id):
+            when = dt.datetime.fromtimestamp(entry.timestamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+            level = logging.getLevelName(entry.level) if isinstance(entry.level, int) else str(entry.level)
+            event = entry.dagster_event
+            message = entry.user_message or (event.message if event else "") or ""
+            kind = f"{event.event_type_value} " if event else ""
+            lines.append(f"{when} {level:<7} {entry.step_key or '-'} {kind}{message}")
+            errors = [entry.error_info]
+            if event is not None and event.is_step_failure:
+                errors.append(event.step_failure_data.error)
+            for error in filter(None, errors):
+                lines.append("    " + str(error.to_string()).replace("\n", "\n    "))
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -35,7 +35,8 @@ run_coordinator:                 # runs wait in a queue ...
   class: QueuedRunCoordinator
 concurrency:
   runs:
-    max_concurrent_runs: 1       # ... and start one at a time: DuckDB allows one writer
+    max_concurrent_runs: 2       # ... two at a time: programme runs only read the warehouse and run side
+                                 # by side; the sensors start the writing runs alone (one DuckDB writer)
   pools:
     default_limit: 1             # the warehouse pool: one writing step at a time
 telemetry:

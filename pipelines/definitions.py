@@ -6,13 +6,14 @@ import os
 import dagster as dg
 
 from desist.config import config_path, load_settings
-from pipelines import analysis, diagnostics, effects, for_whom, indicators, ingest, reports, validation
+from pipelines import analysis, assembly, diagnostics, effects, for_whom, indicators, ingest, reports, validation
 from pipelines.alerts import build_alert_sensor
 from pipelines.publish import build_publish_assets
 from pipelines.resources import Warehouse
-from pipelines.schedules import EVALUATION_JOB, build_schedule_and_sensor
+from pipelines.schedules import build_schedule_and_sensor
+from pipelines.stages import JOBS, build_stages_sensor
 
-ASSET_MODULES: list = [ingest, analysis, effects, diagnostics, for_whom, indicators, reports]
+ASSET_MODULES: list = [ingest, analysis, effects, diagnostics, for_whom, assembly, indicators, reports]
 CHECK_MODULES: list = [validation]
 
 
@@ -26,12 +27,13 @@ def build_definitions(config_file: str | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[*assets, *build_publish_assets(upstream)],
         asset_checks=dg.load_asset_checks_from_modules(CHECK_MODULES),
-        jobs=[EVALUATION_JOB],
+        jobs=list(JOBS),
         schedules=[schedule],
-        sensors=[sensor, build_alert_sensor(settings)],
+        sensors=[sensor, build_stages_sensor(settings), build_alert_sensor(settings)],
         resources={"warehouse": Warehouse(config_file=config_file)},
-        # Steps run one at a time anyway (one DuckDB writer): one process per run, not per step,
-        # so the daemon's runs do not pay the heavy imports once per step.
+        # Within a run, steps run one after another (the writing ones could not run side by side:
+        # one DuckDB writer): one process per run, not per step, so runs do not pay the heavy imports
+        # once per step. Programmes run in parallel as separate runs (pipelines/stages.py).
         executor=dg.in_process_executor,
     )
 

@@ -1,5 +1,6 @@
-"""Study diagnostics per programme: read the matched comparison's results, call models/, write
-results.diagnostics, and report balance, minimum sample and overall status as asset checks.
+"""Study diagnostics, one programme partition at a time: read the programme's matched comparison,
+call models/, write its diagnostics frames; the assembled results.diagnostics carries the balance,
+minimum sample and overall status asset checks (see pipelines/assembly.py).
 
 The checks have warning severity and never block: a programme whose design fails keeps its
 numbers in the warehouse and the researcher database; only its headline is withheld.
@@ -9,8 +10,10 @@ import pandas as pd
 
 from models.diagnostics import FAIL, WARNING, DesignDiagnostics, Thresholds, too_few_participants
 from models.evaluation import STATUS_TOO_FEW_PARTICIPANTS, evaluate_diagnostics
-from pipelines.effects import ANALYSED_PEOPLE, matching_spec, write_results
-from pipelines.resources import WAREHOUSE_POOL, Warehouse
+from pipelines.effects import ANALYSED_PEOPLE, fingerprint, matching_spec
+from pipelines.partitions import (PROGRAMME_DIAGNOSTICS, PROGRAMME_EFFECTS, PROGRAMME_GROUP, PROGRAMMES,
+                                 read_partition, write_partition)
+from pipelines.resources import Warehouse
 
 DIAGNOSTICS = dg.AssetKey(["results", "diagnostics"])
 TABLES = ("diagnostics", "diagnostic_estimates")
@@ -33,6 +36,7 @@ PEOPLE = f"""
 
 def programme_diagnostics(con, programme_id: str, status: str, message: str, n_treated: int, settings,
                           thresholds: Thresholds) -> DesignDiagnostics:
+    """The diagnostics of one programme from its partition's matched sets, balance and effects."""
     if status == STATUS_TOO_FEW_PARTICIPANTS:
         return too_few_participants(n_treated, thresholds)
     if status != "ok":
@@ -40,8 +44,7 @@ def programme_diagnostics(con, programme_id: str, status: str, message: str, n_t
             "diagnostic": "estimation", "value": float("nan"), "threshold": float("nan"), "status": FAIL,
             "explanation": f"no estimate could be made: {message}"}]), pd.DataFrame())
     where = {"programme_id": programme_id}
-    read = {table: con.execute(f"SELECT * FROM results.{table} WHERE programme_id = $programme_id", where).df()
-            for table in ("matched_sets", "balance", "effects")}
+    read = {table: read_partition(con, settings, table, programme_id) for table in ("matched_sets", "balance", "effects")}
     return evaluate_diagnostics(con.execute(PEOPLE, where).df(), read["matched_sets"], read["balance"],
                                 read["effects"], matching_spec(settings), settings.follow_up.headline_months,
                                 thresholds)
@@ -77,32 +80,28 @@ def check_results(diagnostics: pd.DataFrame) -> list[dg.AssetCheckResult]:
 
 
 @dg.asset(
-    key=DIAGNOSTICS,
-    deps=[dg.AssetKey(["results", "effects"]), dg.AssetKey(["analysis", "negative_controls"])],
-    group_name="effects",
-    pool=WAREHOUSE_POOL,
+    key=PROGRAMME_DIAGNOSTICS,
+    deps=[PROGRAMME_EFFECTS, dg.AssetKey(["analysis", "negative_controls"])],
+    partitions_def=PROGRAMMES,
+    group_name=PROGRAMME_GROUP,
     kinds={"duckdb", "python"},
-    check_specs=[dg.AssetCheckSpec(name, asset=DIAGNOSTICS, description=text) for name, text in CHECKS.items()],
-    description="Study diagnostics per programme (balance, overlap, power, negative controls, sensitivity, doubly "
-                "robust estimate): a failed diagnostic withholds the programme's headline effect.",
+    description="One programme's study diagnostics (balance, overlap, power, negative controls, sensitivity, "
+                "doubly robust estimate): a failed diagnostic withholds the programme's headline effect.",
 )
-def study_diagnostics(context: dg.AssetExecutionContext, warehouse: Warehouse):
+def programme_study_diagnostics(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     settings = warehouse.settings
+    programme_id = context.partition_key
     thresholds = Thresholds(**settings.diagnostics.model_dump())
-    frames: dict[str, list[pd.DataFrame]] = {table: [] for table in TABLES}
-    with warehouse.connect() as con:
-        analysed = con.execute("SELECT programme_id, status, message, n_treated_analysed FROM results.programmes_analysed "
-                               "ORDER BY programme_id").fetchall()
-        for programme_id, status, message, n_treated in analysed:
-            result = programme_diagnostics(con, programme_id, status, message, n_treated, settings, thresholds)
-            context.log.info(f"{programme_id}: headline {'withheld' if result.withheld else 'shown'}"
-                             + (f" ({'; '.join(result.failed)})" if result.withheld else ""))
-            for table, frame in (("diagnostics", result.table), ("diagnostic_estimates", result.estimates)):
-                if not frame.empty:
-                    frames[table].append(frame.assign(programme_id=programme_id)[["programme_id", *frame.columns]])
-        write_results(con, "results/programme_diagnostics.sql", frames)
-        diagnostics = con.execute("SELECT * FROM results.diagnostics ORDER BY programme_id").df()
-    return dg.MaterializeResult(
-        metadata={"programmes": len(analysed),
-                  "withheld": int(diagnostics.loc[diagnostics["status"] == FAIL, "programme_id"].nunique())},
-        check_results=check_results(diagnostics))
+    with warehouse.connect(read_only=True) as con:
+        analysed = read_partition(con, settings, "programmes_analysed", programme_id).iloc[0]
+        result = programme_diagnostics(con, programme_id, analysed["status"], analysed["message"],
+                                       int(analysed["n_treated_analysed"]), settings, thresholds)
+        context.log.info(f"{programme_id}: headline {'withheld' if result.withheld else 'shown'}"
+                         + (f" ({'; '.join(result.failed)})" if result.withheld else ""))
+        frames = {table: frame.assign(programme_id=programme_id)[["programme_id", *frame.columns]]
+                  for table, frame in (("diagnostics", result.table), ("diagnostic_estimates", result.estimates))
+                  if not frame.empty}
+        write_partition(con, settings, programme_id, TABLES, frames)
+        inputs = fingerprint(con, settings, programme_id)
+    return dg.MaterializeResult(metadata={"headline": "withheld" if result.withheld else "shown",
+                                          "input_fingerprint": inputs})

@@ -5,7 +5,9 @@ import pandas as pd
 from desist.config import Settings
 from models.risk import BANDS, MIN_OUTCOMES, STATUS_OK, fit_risk_model, model_card, temporal_split
 from models.subgroups import age_bands, subgroup_effects
-from pipelines.effects import ANALYSED_PEOPLE, matching_spec, write_results
+from pipelines.effects import ANALYSED_PEOPLE, fingerprint, matching_spec, write_results
+from pipelines.partitions import (PROGRAMME_EFFECTS, PROGRAMME_GROUP, PROGRAMME_SUBGROUP_EFFECTS, PROGRAMMES,
+                                 read_partition, write_partition)
 from pipelines.resources import WAREHOUSE_POOL, Warehouse
 
 RISK_TABLES = ("risk_model_status", "risk_coefficients", "risk_performance", "risk_calibration", "risk_fairness",
@@ -96,27 +98,28 @@ def risk_model(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Ma
 
 
 @dg.asset(
-    key=dg.AssetKey(["results", "subgroup_effects"]),
-    deps=[dg.AssetKey(["results", "effects"]), dg.AssetKey(["results", "risk_model"])],
-    group_name="for_whom",
-    pool=WAREHOUSE_POOL,
+    key=PROGRAMME_SUBGROUP_EFFECTS,
+    deps=[PROGRAMME_EFFECTS, dg.AssetKey(["results", "risk_model"])],
+    partitions_def=PROGRAMMES,
+    group_name=PROGRAMME_GROUP,
     kinds={"duckdb", "python"},
-    description="Matched effect on the headline reoffending rate within each pre-declared subgroup (exact matching "
-                "on the subgroup), heterogeneity tests and Holm-adjusted p-values, per programme.",
+    description="One programme's matched effect on the headline reoffending rate within each pre-declared subgroup "
+                "(exact matching on the subgroup), heterogeneity tests and Holm-adjusted p-values.",
 )
-def subgroup_effects_asset(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+def programme_subgroup_effects(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     settings = warehouse.settings
     spec = matching_spec(settings)
-    frames: dict[str, list[pd.DataFrame]] = {table: [] for table in SUBGROUP_TABLES}
-    with warehouse.connect() as con:
-        estimated = con.execute(
-            "SELECT programme_id FROM results.programmes_analysed WHERE status = 'ok' ORDER BY programme_id"
-        ).fetchall()
-        for (programme_id,) in estimated:
+    programme_id = context.partition_key
+    frames: dict[str, pd.DataFrame] = {}
+    with warehouse.connect(read_only=True) as con:
+        analysed = read_partition(con, settings, "programmes_analysed", programme_id)
+        estimated = bool((analysed["status"] == "ok").all())
+        if estimated:
+            con.register("programme_matched_sets", read_partition(con, settings, "matched_sets", programme_id))
             people = con.execute(
                 f"SELECT people.*, sets.logit_score, scores.risk_band, headline.reoffended::DOUBLE AS outcome "
                 f"FROM ({ANALYSED_PEOPLE}) AS people "
-                "JOIN results.matched_sets AS sets USING (programme_id, person_id) "
+                "JOIN programme_matched_sets AS sets USING (programme_id, person_id) "
                 "JOIN analysis.measures AS headline USING (programme_id, person_id, index_date) "
                 "LEFT JOIN results.risk_scores AS scores USING (person_id, index_date) "
                 "WHERE headline.window_months = getvariable('headline_months') ORDER BY people.person_id",
@@ -133,11 +136,11 @@ def subgroup_effects_asset(context: dg.AssetExecutionContext, warehouse: Warehou
             )
             context.log.info(f"{programme_id}: {int((result.effects['gate_status'] == 'ok').sum())} subgroup "
                              f"estimates of {len(result.effects)}")
-            for table, frame in zip(SUBGROUP_TABLES, (result.effects, result.heterogeneity)):
-                if not frame.empty:
-                    frames[table].append(frame.assign(programme_id=programme_id)[["programme_id", *frame.columns]])
-        write_results(con, "results/subgroup_effects.sql", frames)
-    return dg.MaterializeResult(metadata={"programmes": len(estimated)})
+            frames = {table: frame.assign(programme_id=programme_id)[["programme_id", *frame.columns]]
+                      for table, frame in zip(SUBGROUP_TABLES, (result.effects, result.heterogeneity))}
+        write_partition(con, settings, programme_id, SUBGROUP_TABLES, frames)
+        inputs = fingerprint(con, settings, programme_id)
+    return dg.MaterializeResult(metadata={"estimated": estimated, "input_fingerprint": inputs})
 
 
 def participant_subgroups(con, settings: Settings) -> pd.DataFrame:

@@ -10,9 +10,7 @@ from desist.config import Settings
 from desist.ingest import DATA_FORMATS, match_table
 from desist.provenance import input_fingerprint
 from pipelines.publish import RESEARCH_DB
-
-EVALUATION_JOB = dg.define_asset_job("evaluation", selection=dg.AssetSelection.all(),
-                                     description="The whole evaluation: ingest to published outputs.")
+from pipelines.stages import EVALUATION_JOB, unfinished_runs
 
 
 def is_landing_file(path: Path) -> bool:
@@ -63,6 +61,9 @@ def build_schedule_and_sensor(settings: Settings) -> tuple[dg.ScheduleDefinition
                            "and runs the whole evaluation once per new set of files. On its first look it "
                            "starts no run when the files are those the last successful run published.")
     def landing_files_sensor(context: dg.SensorEvaluationContext):
+        busy = unfinished_runs(context.instance)
+        if busy:  # the warehouse has one writer: look again once the evaluation in progress has finished
+            return dg.SkipReason(f"an evaluation is in progress (run {busy[0].run_id[:8]} of {busy[0].job_name})")
         first_look = not context.cursor
         previous = {} if first_look else json.loads(context.cursor)
         current = landing_state(settings.paths.landing, previous)

@@ -46,18 +46,21 @@ def make_settings(tmp_path):
     return _make
 
 
-def materialize_all(config_file: Path, raise_on_error: bool = True):
-    """Materialise the whole asset graph (with its checks) in-process, as `desist run` does."""
+def materialize_all(config_file: Path, raise_on_error: bool = True, instance=None):
+    """Run the whole evaluation as `desist run` does (pipelines/stages.py: the upstream run, one run per
+    programme in worker processes, then assembly and publishing), on a throw-away Dagster instance
+    unless one is given. Returns the outcome: success, the runs, their events and the failure reason."""
     import dagster as dg
 
-    from pipelines.definitions import build_definitions
+    from pipelines.stages import run_evaluation
 
-    defs = build_definitions(str(config_file))
-    return dg.materialize(
-        [*defs.assets, *(defs.asset_checks or [])],
-        resources=defs.resources,
-        raise_on_error=raise_on_error,
-    )
+    if instance is None:
+        with dg.instance_for_test() as instance:
+            return materialize_all(config_file, raise_on_error, instance)
+    outcome = run_evaluation(str(config_file), instance)
+    if raise_on_error and not outcome.success:
+        raise AssertionError(f"the evaluation failed: {outcome.reason}")
+    return outcome
 
 
 @pytest.fixture(scope="session")

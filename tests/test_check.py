@@ -4,19 +4,15 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import dagster as dg
 import duckdb
 import pytest
 import yaml
+from conftest import materialize_all
 from test_rossi_walkthrough import desist, walkthrough_files
 
 from desist.check import check, suggest
 from desist.config import load_settings
 from desist.runs import failure_reason
-from pipelines.analysis import analysis_assets
-from pipelines.effects import matched_effects
-from pipelines.ingest import landing_files, staging_tables
-from pipelines.resources import Warehouse
 
 
 @pytest.fixture(scope="module")
@@ -125,15 +121,14 @@ def test_suggested_values(value, allowed, expected):
 
 
 def test_a_run_gives_the_reason_check_gives(rossi):
-    """The effects step of a run records the same one-line reason in results.programmes_analysed, and
-    stops the run with it, since nothing was estimated."""
+    """The programme's effects step records the same one-line reason in results.programmes_analysed, and
+    the assembly stops the run with it, since nothing was estimated."""
     def default_follow_up(raw):
         del raw["follow_up"]
         raw["paths"]["warehouse"] = "run_default_follow_up.duckdb"
 
     config = rossi("run_default_follow_up", default_follow_up)
-    result = dg.materialize([landing_files, staging_tables, *analysis_assets, matched_effects],
-                            resources={"warehouse": Warehouse(config_file=str(config))}, raise_on_error=False)
+    result = materialize_all(config, raise_on_error=False)
     assert not result.success
     reasons = check(load_settings(config)).reasons
     assert failure_reason(result.all_events).splitlines()[1:] == reasons

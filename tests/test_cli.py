@@ -50,13 +50,15 @@ def test_run_prints_the_summary_and_status_lists_the_runs(make_settings, tmp_pat
     assert status.returncode == 0, status.stderr
     lines = status.stdout.splitlines()
     assert lines[0] == "Last 1 runs:"
-    assert lines[1].split()[1] == "SUCCESS"
+    run_id = out.splitlines()[1].split()[2].rstrip(";")  # desist: run <id>; full log: ...
+    assert lines[1].split()[:2] == [run_id[:8], "SUCCESS"]
     assert lines[-1] == "  (none)"
     assert lines[-2] == f"Quarantined rows (from {settings.paths.research}):"
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        # The run is the named job the UI, the schedule and the sensor start.
-        assert [run.job_name for run in instance.get_runs()] == ["evaluation"]
+        # The runs are the named jobs the UI, the schedule and the sensors start.
+        assert sorted(run.job_name for run in instance.get_runs()) == [
+            "evaluation", "evaluation_publish", *["programme_evaluation"] * 4]
         # `desist ui` on files this run already published starts no run.
         _, sensor = build_schedule_and_sensor(settings)
         tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=None))

@@ -84,19 +84,26 @@ def test_the_daemon_runs_the_evaluation_on_postgres_and_a_failed_run_alerts_once
         with dg.DagsterInstance.from_config(str(home)) as instance:
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
 
-            # New landing files: the sensor queues a run and the daemon starts it.
-            first = wait_for(lambda: finished_runs(instance), 300, "the first run")[0]
-            assert first.status == dg.DagsterRunStatus.SUCCESS, (tmp_path / "daemon.log").read_text()[-3000:]
-            assert first.job_name == "evaluation"
+            # New landing files: the landing sensor queues the evaluation, the stages sensor then one run per
+            # programme (as partitions) and the publishing run, and the daemon starts them.
+            publish = wait_for(lambda: [run for run in finished_runs(instance) if run.job_name == "evaluation_publish"
+                                        or run.status != dg.DagsterRunStatus.SUCCESS],
+                               420, "the first evaluation to be published")[0]
+            log_tail = (tmp_path / "daemon.log").read_text()[-3000:]
+            assert publish.job_name == "evaluation_publish" and publish.status == dg.DagsterRunStatus.SUCCESS, log_tail
+            first, *programmes = [run for run in finished_runs(instance) if run.job_name != "evaluation_publish"]
+            assert first.job_name == "evaluation" and first.status == dg.DagsterRunStatus.SUCCESS
             assert first.tags["dagster/sensor_name"] == "landing_files_sensor"
+            assert sorted(run.tags["dagster/partition"] for run in programmes) == ["P01", "P02", "P03", "P04"]
+            assert all(run.status == dg.DagsterRunStatus.SUCCESS and run.tags["desist/batch"] == first.run_id
+                       for run in programmes)
+            assert publish.tags["desist/batch"] == first.run_id
             assert settings.paths.research.exists()
-
             # Every person removed: every reference fails, validation blocks the next run.
             people = settings.paths.landing / "people.csv"
             people.write_text(people.read_text().splitlines()[0] + "\n")
-            runs = wait_for(lambda: len(finished_runs(instance)) == 2 and finished_runs(instance), 300,
-                            "the second run")
-            second = runs[1]
+            evaluations = lambda: [run for run in finished_runs(instance) if run.job_name == "evaluation"]  # noqa: E731
+            second = wait_for(lambda: len(evaluations()) == 2 and evaluations(), 300, "the second run")[1]
             assert second.status == dg.DagsterRunStatus.FAILURE
             wait_for(lambda: alerts, 60, "the alert")
             time.sleep(15)  # three more sensor intervals: a failed run is reported once, not on every tick

@@ -90,9 +90,9 @@ def test_checks_warn_per_programme_and_never_block():
 
 
 def test_the_diagnostics_checks_are_in_the_definitions_and_never_block():
-    from pipelines.diagnostics import study_diagnostics
+    from pipelines.assembly import assembled_results
 
-    specs = {spec.name: spec for spec in study_diagnostics.check_specs}
+    specs = {spec.name: spec for spec in assembled_results.check_specs}
     assert sorted(specs) == ["balance", "diagnostics_status", "minimum_sample"]
     assert not any(spec.blocking for spec in specs.values())
     assert all(spec.asset_key == dg.AssetKey(["results", "diagnostics"]) for spec in specs.values())

@@ -122,7 +122,7 @@ def test_blocked_and_empty_runs_exit_non_zero_and_keep_the_published_outputs(mak
     run = run_with("index_events", lambda f: f.drop(columns=["risk_score"]))
     assert run.returncode == 1
     lines = run.stderr.splitlines()
-    assert lines[0] == ("desist: run failed: step 'results__effects' failed: no programme could be estimated, so "
+    assert lines[0] == ("desist: run failed: step 'assembled_results' failed: no programme could be estimated, so "
                         "the published database and reports were kept as they were")
     assert [line.split(": ")[1] for line in lines[1:5]] == ["  P01", "  P02", "  P03", "  P04"]
     for line in lines[1:5]:
@@ -245,7 +245,7 @@ def test_a_run_that_estimates_nothing_stops_with_one_line_per_programme(tmp_path
 
     assert not result.success
     lines = failure_reason(result.all_events).splitlines()
-    assert lines[0] == ("step 'results__effects' failed: no programme could be estimated, so the published "
+    assert lines[0] == ("step 'assembled_results' failed: no programme could be estimated, so the published "
                         "database and reports were kept as they were")
     assert [line.split(": ")[0] for line in lines[1:]] == ["P01", "P02", "P03", "P04"]
     for line in lines[1:]:

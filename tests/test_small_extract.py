@@ -20,7 +20,7 @@ def test_a_tiny_extract_where_nothing_can_be_estimated_stops_before_publishing(t
     # participants stops a programme before the propensity model, which could not be fitted to so few.
     assert not result.success
     lines = failure_reason(result.all_events).splitlines()
-    assert lines[0] == ("step 'results__effects' failed: no programme could be estimated, so the published "
+    assert lines[0] == ("step 'assembled_results' failed: no programme could be estimated, so the published "
                         "database and reports were kept as they were")
     assert [line.split(": ")[:2] for line in lines[1:]] == [
         [p, "too few participants"] for p in ("P01", "P02", "P03", "P04")]

@@ -1,0 +1,258 @@
+"""The evaluation in three stages, one orchestration for `desist run` and for the daemon.
+
+1. ``evaluation``: ingest, validation, analysis tables, risk model, run info (writes the warehouse).
+2. ``programme_evaluation``: one run per programme whose inputs changed, several at once; each only
+   reads the warehouse and writes its programme's Parquet files (pipelines/partitions.py).
+3. ``evaluation_publish``: the results tables assembled from every programme in one transaction,
+   then indicators, reports and the researcher database (writes the warehouse).
+
+Between 1 and 2 the programme partitions are brought in step with staging.programmes (new ones
+added, removed ones deleted with their files) and the programmes to run are picked by comparing
+each one's input fingerprint with the one its partitions last recorded. DuckDB allows one writer
+process or several readers, so the writing stages run alone and only stage 2 runs in parallel.
+`desist run` drives the stages in-process (stage 2 in worker processes); under the daemon the
+landing sensor starts stage 1 and the programme stages sensor starts stages 2 and 3.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import dagster as dg
+from dagster_shared.serdes import deserialize_value, serialize_value
+
+from desist import warehouse as wh
+from desist.config import PROJECT_ROOT, Settings, load_settings
+from desist.runs import BATCH_TAG, EVALUATION_JOB_NAME, PUBLISH_JOB_NAME, failure_reason
+from pipelines.partitions import (PROGRAMME_GROUP, PROGRAMMES, programme_fingerprints, remove_partition_files,
+                                  stale_programmes)
+
+PROGRAMME_ASSETS = dg.AssetSelection.groups(PROGRAMME_GROUP)
+EVALUATION_JOB = dg.define_asset_job(
+    EVALUATION_JOB_NAME, selection=dg.AssetSelection.all() - PROGRAMME_ASSETS.downstream(),
+    description="The evaluation up to the programmes: ingest, validation, analysis tables, risk model and run "
+                "info. When it succeeds, each changed programme is evaluated (programme_evaluation) and the "
+                "results are assembled and published (evaluation_publish).")
+PROGRAMME_JOB = dg.define_asset_job(
+    "programme_evaluation", selection=PROGRAMME_ASSETS,
+    description="One programme: matching, effects, survival, diagnostics and subgroup effects (reads the warehouse, "
+                "writes the programme's Parquet files; several programmes run at once).")
+PUBLISH_JOB = dg.define_asset_job(
+    PUBLISH_JOB_NAME, selection=PROGRAMME_ASSETS.downstream() - PROGRAMME_ASSETS,
+    description="Every programme's results assembled into the results tables in one transaction, then "
+                "indicators, reports and the researcher database.")
+JOBS = (EVALUATION_JOB, PROGRAMME_JOB, PUBLISH_JOB)
+UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+              dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+
+
+@dataclass
+class ProgrammePlan:
+    """The programmes of staging.programmes, the partitions to add and delete, and the programmes to run."""
+    programmes: list[str]
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+
+    def partition_requests(self) -> list:
+        return [*([PROGRAMMES.build_add_request(self.added)] if self.added else []),
+                *([PROGRAMMES.build_delete_request(self.removed)] if self.removed else [])]
+
+
+def plan_programmes(instance: dg.DagsterInstance, settings: Settings) -> ProgrammePlan:
+    """Read staging.programmes and the fingerprints (read-only: stage 1 has finished writing)."""
+    with wh.connect(settings, read_only=True) as con:
+        fingerprints = programme_fingerprints(con, settings)
+    known = set(instance.get_dynamic_partitions(PROGRAMMES.name))
+    return ProgrammePlan(programmes=sorted(fingerprints), added=sorted(set(fingerprints) - known),
+                         removed=sorted(known - set(fingerprints)),
+                         changed=sorted(stale_programmes(instance, fingerprints)))
+
+
+def apply_plan(instance: dg.DagsterInstance, settings: Settings, plan: ProgrammePlan) -> None:
+    """Add the new programmes' partitions; delete the removed ones' partitions and files."""
+    if plan.added:
+        instance.add_dynamic_partitions(PROGRAMMES.name, plan.added)
+    for programme_id in plan.removed:
+        instance.delete_dynamic_partition(PROGRAMMES.name, programme_id)
+    remove_partition_files(settings, plan.removed)
+
+
+# ---- `desist run`: the three stages in this process, stage 2 in worker processes -------------------
+
+@dataclass
+class EvaluationOutcome:
+    """Every run of one evaluation, in order, and why it stopped (empty when it succeeded)."""
+    run_ids: list[str] = field(default_factory=list)
+    reason: str = ""
+    plan: ProgrammePlan | None = None
+    programme_runs: dict[str, str] = field(default_factory=dict)  # programme -> its stage 2 run
+    all_events: list = field(default_factory=list)
+
+    @property
+    def success(self) -> bool:
+        return not self.reason
+
+    def get_asset_check_evaluations(self) -> list:
+        return [event.asset_check_evaluation_data for event in self.all_events
+                if event.event_type_value == "ASSET_CHECK_EVALUATION"]
+
+
+# The programme runs' worker processes still running (so `desist run` can stop them on a signal).
+WORKERS: set[subprocess.Popen] = set()
+
+
+def run_programmes(config_file: str, instance: dg.DagsterInstance, programme_ids: list[str], tags: dict,
+                   verbose: bool = False) -> dict[str, str]:
+    """Each programme's stage 2 run in its own process, as many at once as there are cores:
+    {programme: run id}. A process is started per programme (python -m pipelines.stages), not forked,
+    so it opens its own DuckDB and Dagster connections."""
+    instance_ref = serialize_value(instance.get_ref())
+    run_ids = {programme_id: str(uuid.uuid4()) for programme_id in programme_ids}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
+
+    def run_one(programme_id: str) -> None:
+        command = [sys.executable, "-m", "pipelines.stages", config_file, programme_id, run_ids[programme_id],
+                   instance_ref, json.dumps(tags), "DEBUG" if verbose else "CRITICAL"]
+        worker = subprocess.Popen(command, env=env)
+        WORKERS.add(worker)
+        try:
+            worker.wait()
+        finally:
+            WORKERS.discard(worker)
+
+    with ThreadPoolExecutor(min(len(programme_ids), os.cpu_count() or 1) or 1) as pool:
+        list(pool.map(run_one, programme_ids))
+    return run_ids
+
+
+def _events(instance: dg.DagsterInstance, run_id: str) -> list:
+    return [entry.dagster_event for entry in instance.all_logs(run_id) if entry.dagster_event is not None]
+
+
+def run_evaluation(config_file: str, instance: dg.DagsterInstance, run_id: str | None = None,
+                   tags: dict | None = None, verbose: bool = False) -> EvaluationOutcome:
+    """The whole evaluation, stage after stage; stops at the first stage that fails, before publishing."""
+    from pipelines.definitions import build_definitions
+
+    defs = build_definitions(config_file)
+    settings = load_settings(config_file)
+    tags = dict(tags or {})
+    run_config = {"loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "CRITICAL"}}}}
+    outcome = EvaluationOutcome()
+
+    def stage(job: dg.UnresolvedAssetJobDefinition, **options) -> bool:
+        result = defs.resolve_job_def(job.name).execute_in_process(
+            instance=instance, raise_on_error=False, run_config=run_config, **options)
+        outcome.run_ids.append(result.run_id)
+        outcome.all_events += _events(instance, result.run_id)
+        if not result.success:
+            outcome.reason = failure_reason(result.all_events)
+        return result.success
+
+    if not stage(EVALUATION_JOB, run_id=run_id, tags=tags):
+        return outcome
+    batch = {**tags, BATCH_TAG: outcome.run_ids[0]}
+    outcome.plan = plan = plan_programmes(instance, settings)
+    apply_plan(instance, settings, plan)
+    failed = []
+    for programme_id, programme_run in run_programmes(str(settings.source), instance, plan.changed, batch,
+                                                      verbose).items():
+        outcome.programme_runs[programme_id] = programme_run
+        outcome.run_ids.append(programme_run)
+        events = _events(instance, programme_run)
+        outcome.all_events += events
+        run = instance.get_run_by_id(programme_run)
+        if run is None or run.status != dg.DagsterRunStatus.SUCCESS:
+            failed.append(f"programme {programme_id}: " + (failure_reason(events) if run else
+                                                            "its worker process stopped before the run started"))
+    if failed:
+        outcome.reason = "\n".join([*failed, "nothing was published: the previous outputs were kept"])
+        return outcome
+    stage(PUBLISH_JOB, tags=batch)
+    return outcome
+
+
+# ---- the daemon: stages 2 and 3 started by a sensor after stage 1 ----------------------------------
+
+def unfinished_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
+    """Runs of the evaluation's jobs queued or in progress, and the last successful evaluation run
+    while the sensor has not yet started the stages after it."""
+    unfinished = [run for job in JOBS
+                  for run in instance.get_runs(filters=dg.RunsFilter(job_name=job.name, statuses=UNFINISHED))]
+    latest = instance.get_runs(filters=dg.RunsFilter(job_name=EVALUATION_JOB.name,
+                                                     statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1)
+    if latest and not instance.get_runs(filters=dg.RunsFilter(tags={BATCH_TAG: latest[0].run_id}), limit=1):
+        unfinished.append(latest[0])
+    return unfinished
+
+
+def build_stages_sensor(settings: Settings) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="programme_stages_sensor", jobs=[PROGRAMME_JOB, PUBLISH_JOB],
+        minimum_interval_seconds=settings.schedule.sensor_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="After each successful evaluation run: brings the programme partitions in step with "
+                    "staging.programmes, starts one programme_evaluation run per changed programme, and once "
+                    "they all succeed starts evaluation_publish. Publishes nothing when a programme fails.")
+    def programme_stages_sensor(context: dg.SensorEvaluationContext):
+        instance = context.instance
+        state = json.loads(context.cursor) if context.cursor else {}
+        latest = instance.get_runs(filters=dg.RunsFilter(job_name=EVALUATION_JOB.name,
+                                                         statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1)
+        if latest and latest[0].run_id != state.get("batch"):
+            batch = latest[0].run_id
+            if instance.get_runs(filters=dg.RunsFilter(tags={BATCH_TAG: batch}), limit=1):
+                return dg.SensorResult(cursor=json.dumps({"batch": batch, "waiting": []}),
+                                       skip_reason=f"the stages after run {batch[:8]} were already started")
+            plan = plan_programmes(instance, settings)
+            remove_partition_files(settings, plan.removed)
+            tags = {BATCH_TAG: batch}
+            requests = [dg.RunRequest(job_name=PROGRAMME_JOB.name, partition_key=programme_id,
+                                      run_key=f"{batch}:{programme_id}", tags=tags)
+                        for programme_id in plan.changed]
+            if not requests:
+                requests = [dg.RunRequest(job_name=PUBLISH_JOB.name, run_key=f"{batch}:publish", tags=tags)]
+            return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=plan.partition_requests(),
+                                   cursor=json.dumps({"batch": batch, "waiting": plan.changed}))
+        waiting = state.get("waiting") or []
+        if not waiting:
+            return dg.SkipReason("no evaluation run waiting for its programmes")
+        batch = state["batch"]
+        runs = instance.get_runs(filters=dg.RunsFilter(job_name=PROGRAMME_JOB.name, tags={BATCH_TAG: batch}))
+        status = {run.tags.get("dagster/partition"): run.status for run in runs}
+        failed = [p for p in waiting if status.get(p) in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)]
+        if failed:
+            return dg.SensorResult(cursor=json.dumps({"batch": batch, "waiting": []}),
+                                   skip_reason=f"programme {', '.join(failed)} failed, so nothing was published")
+        if all(status.get(p) == dg.DagsterRunStatus.SUCCESS for p in waiting):
+            return dg.SensorResult(
+                run_requests=[dg.RunRequest(job_name=PUBLISH_JOB.name, run_key=f"{batch}:publish",
+                                            tags={BATCH_TAG: batch})],
+                cursor=json.dumps({"batch": batch, "waiting": []}))
+        return dg.SkipReason(f"waiting for {sum(status.get(p) != dg.DagsterRunStatus.SUCCESS for p in waiting)} "
+                             "programme run(s)")
+
+    return programme_stages_sensor
+
+
+def _programme_worker(argv: list[str]) -> int:
+    """A worker process: one programme's stage 2 run (started by run_programmes)."""
+    from pipelines.definitions import build_definitions
+
+    config_file, programme_id, run_id, instance_ref, tags, log_level = argv
+    job = build_definitions(config_file).resolve_job_def(PROGRAMME_JOB.name)
+    with dg.DagsterInstance.from_ref(deserialize_value(instance_ref)) as instance:
+        result = job.execute_in_process(
+            instance=instance, partition_key=programme_id, run_id=run_id, tags=json.loads(tags),
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}}, raise_on_error=False)
+    return 0 if result.success else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(_programme_worker(sys.argv[1:]))
