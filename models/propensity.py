@@ -131,7 +131,7 @@ def _model_matrix(
             pd.api.types.is_numeric_dtype(column) and not isinstance(column.dtype, pd.CategoricalDtype)
         )
         if name not in categorical and is_number:
-            plan.append((name, column.to_numpy(), None))
+            plan.append((name, column.to_numpy(dtype=float), None))
             source[name] = name
             continue
         as_category = column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype("category")
