@@ -283,7 +283,9 @@ def main() -> int:
 
     results: list[tuple[str, bool]] = []
     seconds = timings.median("fit + match")
-    results.append((f"desist fit + match {seconds:.3f} s < {TARGET_SECONDS} s (wall, median)", seconds < TARGET_SECONDS))
+    cpu = float(np.median(timings.cpu["fit + match"]))
+    results.append((f"desist fit + match {seconds:.3f} s < {TARGET_SECONDS} s (wall, median; cpu {cpu:.3f} s)",
+                    seconds < TARGET_SECONDS))
 
     print("statsmodels GLM binomial on the same data (design built with pandas):")
     difference, took = check_against_statsmodels(data, fit.linear_predictor)
