@@ -166,6 +166,17 @@ def test_perfect_separation_is_named():
     assert isinstance(caught.value, PropensityModelError)
 
 
+def test_quasi_complete_separation_is_named():
+    # Every participant has the flag but so do half the comparison people: the likelihood
+    # still has no finite maximum (the flag's coefficient runs off to infinity).
+    data = _toy()
+    rng = np.random.default_rng(5)
+    data["referred"] = np.where(data.treated == 1, 1.0, (rng.random(len(data)) < 0.5).astype(float))
+    with pytest.raises(SeparationError, match="'referred'") as caught:
+        fit_propensity(data, "treated", ["age", "score", "referred"])
+    assert caught.value.covariates == ["referred"]
+
+
 def test_separation_by_a_continuous_covariate():
     data = _toy()
     data["days_waiting"] = np.where(data.treated == 1, 100.0, 0.0) + data.age
