@@ -66,7 +66,7 @@ _BLOCK_ROWS = 8192
 # The starting fit uses a case-control subsample when the data have more rows than this...
 _SUBSAMPLE_FROM_ROWS = 200_000
 # ...keeping every person of the smaller group and this many of the larger group per person.
-_SUBSAMPLE_RATIO = 10
+_SUBSAMPLE_RATIO = 5
 
 
 class PropensityModelError(ValueError):
