@@ -36,6 +36,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import resource
@@ -277,7 +278,7 @@ def main() -> int:
     parser.add_argument("--no-pysmatch", action="store_true", help="skip the pysmatch comparison")
     parser.add_argument("--pysmatch-controls", type=int, default=None, help="comparison people in the pysmatch slice")
     parser.add_argument("--pysmatch-memory-gb", type=float, default=4.0,
-                        help="refuse pysmatch when its neighbour lists would need more memory than this")
+                        help="memory pysmatch's neighbour lists may take; over it, compare on a slice")
     args = parser.parse_args()
 
     data = simulate(args.treated, args.controls)
@@ -323,11 +324,7 @@ def main() -> int:
     if args.no_pysmatch:
         print("pysmatch comparison skipped")
     else:
-        try:
-            import pysmatch  # noqa: F401
-        except ImportError:
-            pysmatch = None
-        if pysmatch is None:
+        if importlib.util.find_spec("pysmatch") is None:
             print("pysmatch comparison skipped: pysmatch is not installed (pip install pysmatch==2.1.2)")
             results.append(("at least 30x faster than pysmatch: not measured (pysmatch not installed)", False))
         else:
