@@ -6,7 +6,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.api as sm
 
+import models.propensity
 from models.propensity import (
     CollinearCovariatesError,
     PropensityModelError,
@@ -47,6 +49,76 @@ def test_linear_predictor_and_score_match_r(cohort, fit):
     assert (fit.n, fit.n_treated) == (5500, 500)
     assert fit.to_frame().columns.tolist() == ["term", "coef", "se", "z", "p"]
     assert len(fit.scores_frame(cohort.index)) == 5500
+
+
+def _mixed_cohort(n: int, treated_share: float, seed: int = 7) -> pd.DataFrame:
+    """Numeric, binary, text-categorical and pandas-categorical covariates; treatment
+    depends on all of them."""
+    rng = np.random.default_rng(seed)
+    data = pd.DataFrame(
+        {
+            "age": rng.normal(32, 9, n),
+            "prior_offences": rng.poisson(2.5, n) + rng.random(n),
+            "sentence_months": rng.lognormal(2, 0.6, n),
+            "employed": rng.binomial(1, 0.4, n),
+            "housed": rng.random(n) < 0.8,
+            "region": rng.choice(["Wales", "North", "London", "East"], n),
+            "order_type": pd.Categorical(rng.choice(["community", "suspended", "licence"], n),
+                                         categories=["suspended", "community", "licence"]),
+        }
+    )
+    logit = (
+        0.03 * (data.age - 32) + 0.2 * data.prior_offences - 0.05 * data.sentence_months - 0.4 * data.employed
+        + 0.3 * data.housed + data.region.map({"Wales": 0.3, "North": -0.2, "London": 0.1, "East": 0.0})
+        + data.order_type.map({"community": 0.4, "suspended": 0.0, "licence": -0.3}).astype(float)
+    )
+    intercept = np.log(treated_share / (1 - treated_share)) - logit.mean()
+    data["treat"] = rng.binomial(1, 1 / (1 + np.exp(-(intercept + logit))))
+    return data
+
+
+@pytest.mark.parametrize(
+    ("n", "treated_share", "subsample_from"),
+    [
+        (3_000, 0.3, None),  # small data: Newton from the intercept-only fit
+        (40_000, 0.02, 5_000),  # rare treatment: start from a subsample of the comparison group
+        (40_000, 0.97, 5_000),  # common treatment: start from a subsample of the treated
+    ],
+)
+def test_fit_equals_statsmodels_glm_binomial(monkeypatch, n, treated_share, subsample_from):
+    if subsample_from is not None:
+        monkeypatch.setattr(models.propensity, "_SUBSAMPLE_FROM_ROWS", subsample_from)
+    data = _mixed_cohort(n, treated_share)
+    covariates = ["age", "prior_offences", "sentence_months", "employed", "housed", "region", "order_type"]
+    fit = fit_propensity(data, "treat", covariates, categorical=["region"])
+    # The same model built independently: R's treatment contrasts, levels sorted for text and
+    # in category order for the pandas Categorical.
+    exog = pd.DataFrame({"(Intercept)": 1.0}, index=data.index)
+    for name in ["age", "prior_offences", "sentence_months", "employed", "housed"]:
+        exog[name] = data[name].astype(float)
+    for level in ["London", "North", "Wales"]:
+        exog[f"region[{level}]"] = (data.region == level).astype(float)
+    for level in ["community", "licence"]:
+        exog[f"order_type[{level}]"] = (data.order_type == level).astype(float)
+    reference = sm.GLM(data.treat, exog, family=sm.families.Binomial()).fit(tol=1e-14, maxiter=100)
+    assert fit.coefficients.index.tolist() == exog.columns.tolist()
+    np.testing.assert_allclose(fit.coefficients.coef, reference.params, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(fit.coefficients.se, reference.bse, rtol=1e-8)
+    np.testing.assert_allclose(fit.coefficients.z, reference.tvalues, rtol=1e-8)
+    np.testing.assert_allclose(fit.coefficients.p, reference.pvalues, rtol=1e-6, atol=1e-300)
+    np.testing.assert_allclose(fit.linear_predictor, exog.to_numpy() @ reference.params.to_numpy(), rtol=0, atol=1e-8)
+    np.testing.assert_allclose(fit.score, reference.fittedvalues, rtol=0, atol=1e-10)
+    assert fit.log_likelihood == pytest.approx(reference.llf, rel=1e-10)
+    assert (fit.n, fit.n_treated) == (n, int(data.treat.sum()))
+    if subsample_from is not None:
+        # The subsample's start (intercept corrected for the sampling fractions) lies within
+        # sampling error of the full fit; the intercept-only start lies many SEs away.
+        model = models.propensity._model_matrix(data, covariates, ["region"])
+        treated = data.treat.to_numpy() == 1
+        start = models.propensity._starting_values(model.values, treated)
+        intercept_only = models.propensity._intercept_only(treated, len(start))
+        assert np.abs((start - reference.params) / reference.bse).max() < 2
+        assert np.abs((intercept_only - reference.params) / reference.bse).max() > 5
 
 
 def test_categorical_levels_drop_the_first_in_sorted_order():
@@ -92,6 +164,17 @@ def test_perfect_separation_is_named():
         fit_propensity(data, "treated", ["age", "enrolled_flag"])
     assert caught.value.covariates == ["enrolled_flag"]
     assert isinstance(caught.value, PropensityModelError)
+
+
+def test_quasi_complete_separation_is_named():
+    # Every participant has the flag but so do half the comparison people: the likelihood
+    # still has no finite maximum (the flag's coefficient runs off to infinity).
+    data = _toy()
+    rng = np.random.default_rng(5)
+    data["referred"] = np.where(data.treated == 1, 1.0, (rng.random(len(data)) < 0.5).astype(float))
+    with pytest.raises(SeparationError, match="'referred'") as caught:
+        fit_propensity(data, "treated", ["age", "score", "referred"])
+    assert caught.value.covariates == ["referred"]
 
 
 def test_separation_by_a_continuous_covariate():
