@@ -50,6 +50,8 @@ import scipy.linalg.lapack
 import scipy.special
 import scipy.stats
 
+from models.design import numeric_design
+
 INTERCEPT = "(Intercept)"
 
 # A design column whose share of variance not explained by the columns before it (in
@@ -95,8 +97,8 @@ class Design:
 
 @dataclass(frozen=True)
 class _ModelMatrix:
-    """The design as one float64 array whose first column is the intercept. Column-major:
-    each column is written in one sweep, and a block of rows is still a BLAS operand."""
+    """The design as one float64 array whose first column is the intercept (a block of rows is
+    one contiguous BLAS operand)."""
 
     values: np.ndarray
     columns: list[str]
@@ -111,40 +113,9 @@ def _model_matrix(
     covariates: Sequence[str],
     categorical: Sequence[str] | None = None,
 ) -> _ModelMatrix:
-    categorical = set(categorical or ())
-    absent = [name for name in [*covariates, *categorical] if name not in data.columns]
-    if absent:
-        raise ValueError(f"covariates not in the data: {', '.join(map(repr, absent))}")
-    unused = categorical - set(covariates)
-    if unused:
-        raise ValueError(f"categorical covariates not listed among the covariates: {', '.join(map(repr, sorted(unused)))}")
-    # First pass: validate and work out the columns; indicators come from category codes,
-    # never from comparing text row by row.
-    plan: list[tuple[str, np.ndarray, object]] = []
-    source: dict[str, str] = {}
-    for name in covariates:
-        column = data[name]
-        missing = int(column.isna().sum())
-        if missing:
-            raise ValueError(f"covariate {name!r} has {missing} missing values")
-        is_number = pd.api.types.is_bool_dtype(column) or (
-            pd.api.types.is_numeric_dtype(column) and not isinstance(column.dtype, pd.CategoricalDtype)
-        )
-        if name not in categorical and is_number:
-            plan.append((name, column.to_numpy(dtype=float), None))
-            source[name] = name
-            continue
-        as_category = column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype("category")
-        codes = as_category.cat.codes.to_numpy()
-        for code, level in enumerate(as_category.cat.categories[1:], start=1):
-            indicator = f"{name}[{level}]"
-            plan.append((indicator, codes, code))
-            source[indicator] = name
-    values = np.empty((len(data), 1 + len(plan)), order="F")
-    values[:, 0] = 1.0
-    for j, (_, column, code) in enumerate(plan, start=1):
-        values[:, j] = column if code is None else column == code
-    return _ModelMatrix(values, [name for name, _, _ in plan], source)
+    design = numeric_design(data, covariates, categorical, leading={INTERCEPT: 1.0})
+    columns = list(design.names[1:])
+    return _ModelMatrix(design.matrix, columns, dict(zip(columns, design.source[1:])))
 
 
 def design_matrix(

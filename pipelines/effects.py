@@ -41,8 +41,6 @@ def write_results(con: duckdb.DuckDBPyConnection, schema_sql: str, frames: dict[
         con.unregister("frame")
 
 
-
-
 def with_programme(frame: pd.DataFrame, programme_id: str) -> pd.DataFrame:
     return frame.assign(programme_id=programme_id)[["programme_id", *frame.columns]]
 
