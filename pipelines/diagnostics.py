@@ -10,7 +10,7 @@ import pandas as pd
 
 from models.diagnostics import FAIL, WARNING, DesignDiagnostics, Thresholds, too_few_participants
 from models.evaluation import STATUS_TOO_FEW_PARTICIPANTS, evaluate_diagnostics
-from pipelines.effects import ANALYSED_PEOPLE, fingerprint, matching_spec
+from pipelines.effects import ANALYSED_PEOPLE, fingerprint, matching_spec, with_programme
 from pipelines.partitions import (PROGRAMME_DIAGNOSTICS, PROGRAMME_EFFECTS, PROGRAMME_GROUP, PROGRAMMES,
                                  read_partition, write_partition)
 from pipelines.resources import Warehouse
@@ -98,7 +98,7 @@ def programme_study_diagnostics(context: dg.AssetExecutionContext, warehouse: Wa
                                        int(analysed["n_treated_analysed"]), settings, thresholds)
         context.log.info(f"{programme_id}: headline {'withheld' if result.withheld else 'shown'}"
                          + (f" ({'; '.join(result.failed)})" if result.withheld else ""))
-        frames = {table: frame.assign(programme_id=programme_id)[["programme_id", *frame.columns]]
+        frames = {table: with_programme(frame, programme_id)
                   for table, frame in (("diagnostics", result.table), ("diagnostic_estimates", result.estimates))
                   if not frame.empty}
         write_partition(con, settings, programme_id, TABLES, frames)

@@ -5,7 +5,7 @@ import pandas as pd
 from desist.config import Settings
 from models.risk import BANDS, MIN_OUTCOMES, STATUS_OK, fit_risk_model, model_card, temporal_split
 from models.subgroups import age_bands, subgroup_effects
-from pipelines.effects import ANALYSED_PEOPLE, fingerprint, matching_spec, write_results
+from pipelines.effects import ANALYSED_PEOPLE, fingerprint, matching_spec, with_programme, write_results
 from pipelines.partitions import (PROGRAMME_EFFECTS, PROGRAMME_GROUP, PROGRAMME_SUBGROUP_EFFECTS, PROGRAMMES,
                                  read_partition, write_partition)
 from pipelines.resources import WAREHOUSE_POOL, Warehouse
@@ -136,7 +136,7 @@ def programme_subgroup_effects(context: dg.AssetExecutionContext, warehouse: War
             )
             context.log.info(f"{programme_id}: {int((result.effects['gate_status'] == 'ok').sum())} subgroup "
                              f"estimates of {len(result.effects)}")
-            frames = {table: frame.assign(programme_id=programme_id)[["programme_id", *frame.columns]]
+            frames = {table: with_programme(frame, programme_id)
                       for table, frame in zip(SUBGROUP_TABLES, (result.effects, result.heterogeneity))}
         write_partition(con, settings, programme_id, SUBGROUP_TABLES, frames)
         inputs = fingerprint(con, settings, programme_id)
