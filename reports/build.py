@@ -78,7 +78,6 @@ TABLE_SOURCES = {
 NOT_AVAILABLE = "not available"
 MISSING = "—"
 MINUS = "\u2212"
-JDL_MIN_TREATED = 60
 
 STATUS = {  # symbol and words, so status never rests on colour alone
     "met": ("✓", "Met"),
@@ -93,7 +92,8 @@ CRITERION_SCOPE = {
     "feedback": "views of people involved in the programme — not compared with people who did not take part",
 }
 GATE_NOTES = {  # the Justice Data Lab gates, as results.effects.gate_status names them
-    "too_few_treated": f"not published: fewer than {JDL_MIN_TREATED} participants",
+    # {min_participants}: the gate the effects were estimated with (diagnostics.min_participants)
+    "too_few_treated": "not published: fewer than {min_participants} participants",
     "too_few_treated_reoffenders": "not published: fewer than 30 participants reoffended",
 }
 PROGRAMME_STATUS = {  # results.programmes_analysed.status other than ok, in words
@@ -481,8 +481,8 @@ def headline(effects: pd.DataFrame | None, settings: Settings, status: str = "")
         return {"sentence": PROGRAMME_STATUS.get(
             status, f"The {months}-month reoffending estimate is {NOT_AVAILABLE}."), "detail": "", "verdict": ""}
     if row["gate_status"] == "too_few_treated":
-        return {"sentence": f"Fewer than {JDL_MIN_TREATED} participants could be analysed, so no reoffending "
-                            "estimate is published for this programme.", "detail": "", "verdict": ""}
+        return {"sentence": f"Fewer than {settings.diagnostics.min_participants} participants could be analysed, "
+                            "so no reoffending estimate is published for this programme.", "detail": "", "verdict": ""}
     if row["sentence"] == SUPPRESSED:
         return {"sentence": "The reoffending estimate is suppressed because a number behind it is too small "
                             "to publish.", "detail": "", "verdict": ""}
@@ -696,8 +696,8 @@ def reoffending_section(effects: pd.DataFrame | None, settings: Settings) -> dic
         if matched is None:
             continue
         gate = matched["gate_status"]
-        note = GATE_NOTES.get(gate) or ("" if "note" not in matched or missing(matched["note"])
-                                        else str(matched["note"]))
+        note = GATE_NOTES.get(gate, "").format(min_participants=settings.diagnostics.min_participants) or (
+            "" if "note" not in matched or missing(matched["note"]) else str(matched["note"]))
         if note and note not in notes:
             notes.append(note)
         marker = f" [{notes.index(note) + 1}]" if note else ""
@@ -1020,7 +1020,7 @@ def method_notes(effects: pd.DataFrame | None, ph_tests: pd.DataFrame | None, se
         "data_cutoff": settings.data_cutoff.isoformat(),
         "e_value": e_value,
         "ph_warnings": proportional_hazards_notes(ph_tests),
-        "jdl_min_treated": JDL_MIN_TREATED,
+        "min_participants": settings.diagnostics.min_participants,
     }
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from models.effects import MIN_TREATED
 from reports import figures
-from reports.build import JDL_MIN_TREATED, MISSING, SUPPRESSED, Table, chart, fmt, fmt_ci, missing, rows_of, text
+from reports.build import MISSING, SUPPRESSED, Table, chart, fmt, fmt_ci, missing, rows_of, text
 from reports.disclosure import numeric
 
 MODEL_CARD_PAGE = "risk-model.html"
@@ -41,7 +42,7 @@ def subgroup_section(pid: str, shown: dict[str, pd.DataFrame], headline_months: 
     for row in effects.itertuples(index=False):
         label = level_label(row.variable, row.level)
         if row.gate_status != "ok":
-            cell = f"not published: fewer than {JDL_MIN_TREATED} matched participants"
+            cell = f"not published: fewer than {MIN_TREATED} matched participants"
         elif row.difference == SUPPRESSED:
             cell = SUPPRESSED
         else:

@@ -249,16 +249,16 @@ def risk_model_tables() -> dict[str, pd.DataFrame]:
     return {"risk_model_card": card, "risk_performance": performance, "risk_calibration": calibration, "risk_fairness": fairness}
 
 
-def example_settings(folder: Path) -> Settings:
+def example_settings(folder: Path, **overrides) -> Settings:
     (folder / "landing").mkdir(parents=True, exist_ok=True)
-    return load_settings(write_settings(folder, folder / "landing", disclosure={"min_count": 10}))
+    return load_settings(write_settings(folder, folder / "landing", disclosure={"min_count": 10}, **overrides))
 
 
-def build_example(folder: Path, tables: dict[str, pd.DataFrame] | None = None) -> dict[str, str]:
-    """Build the example reports (with the subgroup and risk-model tables) into folder/reports;
-    return their html by file name."""
+def build_example(folder: Path, tables: dict[str, pd.DataFrame] | None = None, **overrides) -> dict[str, str]:
+    """Build the example reports (with the subgroup and risk-model tables) into folder/reports, with
+    the example settings and any overrides; return their html by file name."""
     tables = {**example_tables(), **subgroup_tables(), **risk_model_tables()} if tables is None else tables
-    data = ReportData(settings=example_settings(folder), tables=tables)
+    data = ReportData(settings=example_settings(folder, **overrides), tables=tables)
     paths = build_reports(data, folder / "reports")
     return {path.name: path.read_text(encoding="utf-8") for path in paths}
 
@@ -455,6 +455,14 @@ def test_gated_estimates_carry_a_numbered_note(pages):
     page = without_plotlyjs(pages["P02.html"])
     assert cells(table_row(page, "Proven reoffending rate"))[0] == "6 months [1]"
     assert '<li value="1">[1] Not published: fewer than 60 participants.</li>' in page
+
+
+def test_gate_wording_names_the_configured_minimum(tmp_path):
+    page = without_plotlyjs(build_example(tmp_path, diagnostics={"min_participants": 40})["P02.html"])
+    assert '<li value="1">[1] Not published: fewer than 40 participants.</li>' in page
+    assert '<p class="sentence">Fewer than 40 participants could be analysed' in page
+    assert "An estimate needs at least 40 participants" in page
+    assert "fewer than 60 participants" not in page.lower()
 
 
 def test_balance_terms_in_words():
