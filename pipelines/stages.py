@@ -16,18 +16,18 @@ landing sensor starts stage 1 and the programme stages sensor starts stages 2 an
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
-import subprocess
-import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import forkserver
 
 import dagster as dg
 from dagster_shared.serdes import deserialize_value, serialize_value
 
 from desist import warehouse as wh
-from desist.config import PROJECT_ROOT, Settings, load_settings
+from desist.config import Settings, load_settings
 from desist.runs import BATCH_TAG, EVALUATION_JOB_NAME, PUBLISH_JOB_NAME, failure_reason
 from pipelines.partitions import (PROGRAMME_GROUP, PROGRAMMES, programme_fingerprints, remove_partition_files,
                                   stale_programmes)
@@ -104,25 +104,38 @@ class EvaluationOutcome:
 
 
 # The programme runs' worker processes still running (so `desist run` can stop them on a signal).
-WORKERS: set[subprocess.Popen] = set()
+WORKERS: set[multiprocessing.Process] = set()
+# Worker processes are forked from a server process that imported the pipeline once (at the start of
+# `desist run`, while stage 1 runs): a fork from it starts in milliseconds, a fresh interpreter takes
+# seconds to import Dagster, pandas and the models. Each fork opens its own DuckDB and Dagster
+# connections; the server holds none, and no threads, so forking it is safe.
+WORKER_CONTEXT = multiprocessing.get_context("forkserver")
+WORKER_PRELOAD = ["pipelines.definitions"]
+
+
+def start_worker_server() -> None:
+    """Start the server the programme workers are forked from, importing the pipeline in the background."""
+    WORKER_CONTEXT.set_forkserver_preload(WORKER_PRELOAD)
+    forkserver.ensure_running()
 
 
 def run_programmes(config_file: str, instance: dg.DagsterInstance, programme_ids: list[str], tags: dict,
                    verbose: bool = False) -> dict[str, str]:
-    """Each programme's stage 2 run in its own process, as many at once as there are cores:
-    {programme: run id}. A process is started per programme (python -m pipelines.stages), not forked,
-    so it opens its own DuckDB and Dagster connections."""
+    """Each programme's stage 2 run in its own worker process, as many at once as there are cores:
+    {programme: run id}."""
+    start_worker_server()
     instance_ref = serialize_value(instance.get_ref())
     run_ids = {programme_id: str(uuid.uuid4()) for programme_id in programme_ids}
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
 
     def run_one(programme_id: str) -> None:
-        command = [sys.executable, "-m", "pipelines.stages", config_file, programme_id, run_ids[programme_id],
-                   instance_ref, json.dumps(tags), "DEBUG" if verbose else "CRITICAL"]
-        worker = subprocess.Popen(command, env=env)
+        worker = WORKER_CONTEXT.Process(
+            target=run_programme, name=f"desist-{programme_id}",
+            args=(config_file, programme_id, run_ids[programme_id], instance_ref, tags,
+                  "DEBUG" if verbose else "CRITICAL"))
+        worker.start()
         WORKERS.add(worker)
         try:
-            worker.wait()
+            worker.join()
         finally:
             WORKERS.discard(worker)
 
@@ -145,6 +158,7 @@ def run_evaluation(config_file: str, instance: dg.DagsterInstance, run_id: str |
     tags = dict(tags or {})
     run_config = {"loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "CRITICAL"}}}}
     outcome = EvaluationOutcome()
+    start_worker_server()  # imports in the background while stage 1 runs
 
     def stage(job: dg.UnresolvedAssetJobDefinition, **options) -> bool:
         result = defs.resolve_job_def(job.name).execute_in_process(
@@ -241,18 +255,13 @@ def build_stages_sensor(settings: Settings) -> dg.SensorDefinition:
     return programme_stages_sensor
 
 
-def _programme_worker(argv: list[str]) -> int:
-    """A worker process: one programme's stage 2 run (started by run_programmes)."""
+def run_programme(config_file: str, programme_id: str, run_id: str, instance_ref: str, tags: dict,
+                  log_level: str) -> None:
+    """In a worker process: one programme's stage 2 run (its success or failure is in the instance)."""
     from pipelines.definitions import build_definitions
 
-    config_file, programme_id, run_id, instance_ref, tags, log_level = argv
     job = build_definitions(config_file).resolve_job_def(PROGRAMME_JOB.name)
     with dg.DagsterInstance.from_ref(deserialize_value(instance_ref)) as instance:
-        result = job.execute_in_process(
-            instance=instance, partition_key=programme_id, run_id=run_id, tags=json.loads(tags),
+        job.execute_in_process(
+            instance=instance, partition_key=programme_id, run_id=run_id, tags=tags,
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}}, raise_on_error=False)
-    return 0 if result.success else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(_programme_worker(sys.argv[1:]))
