@@ -4,7 +4,8 @@ For each size: generates the extract once (`desist generate`, in a child process
 --work), measures the scan floor - one DuckDB pass reading every column of every landing file,
 as CSV and as Parquet copies - then runs the pipeline exactly as `desist run` does
 (``desist.cli.run_pipeline``, in a fresh warehouse and a fresh Dagster instance) while a sampler
-thread reads, every 50 ms, the resident memory and CPU time of this process and its children
+thread reads, every 50 ms, the memory (proportional set size, so pages
+shared by forked processes count once) and CPU time of this process and its children
 from /proc. Every step of every run the instance recorded (STEP_START to STEP_SUCCESS/FAILURE
 in the event log) gets its wall time, CPU time, peak memory and its ratio to the CSV scan floor.
 Steps that run at the same time (programme partitions, one per programme) share the samples of
@@ -41,7 +42,6 @@ TARGETS = {  # people: (end-to-end seconds, peak MB or None)
     100_000: (15.0, None),
 }
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
 # ---------------------------------------------------------------- sampling this process and its children
@@ -66,18 +66,23 @@ def _descendants(pid: int) -> list[int]:
 
 
 def _usage(pid: int) -> tuple[float, float]:
-    """(resident MB, CPU seconds: user + system) of one process, zero if it is gone."""
+    """(proportional set size MB, CPU seconds: user + system) of one process, zero if it is gone.
+
+    PSS, not RSS: the programme workers are forked from one server process and share its pages
+    (the imported libraries), which RSS would count once per process."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return 0.0, 0.0
-    # After the command name: state is field 3, utime 14, stime 15, rss 24 (1-based, man 5 proc).
+    # After the command name: utime is field 14, stime 15 (1-based, man 5 proc).
     cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return int(fields[21]) * PAGE_BYTES / 2**20, cpu
+    pss_kb = next((int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0)
+    return pss_kb / 1024, cpu
 
 
 class Sampler(threading.Thread):
-    """Samples (time, resident MB, CPU seconds) of this process and its live children."""
+    """Samples (time, memory MB (PSS), CPU seconds) of this process and its live children."""
 
     def __init__(self) -> None:
         super().__init__(name="benchmark-sampler", daemon=True)
@@ -105,7 +110,7 @@ class Sampler(threading.Thread):
         self.sample()
 
     def window(self, start: float, end: float) -> tuple[float, float]:
-        """(CPU seconds, peak resident MB) between two times."""
+        """(CPU seconds, peak memory MB) between two times."""
         inside = [s for s in self.samples if start <= s[0] <= end]
         before = [s for s in self.samples if s[0] <= start][-1:] or self.samples[:1]
         after = [s for s in self.samples if s[0] >= end][:1] or self.samples[-1:]

@@ -102,6 +102,6 @@ def programme_study_diagnostics(context: dg.AssetExecutionContext, warehouse: Wa
                   for table, frame in (("diagnostics", result.table), ("diagnostic_estimates", result.estimates))
                   if not frame.empty}
         write_partition(con, settings, programme_id, TABLES, frames)
-        inputs = fingerprint(con, settings, programme_id)
+        inputs = fingerprint(context, con, settings)
     return dg.MaterializeResult(metadata={"headline": "withheld" if result.withheld else "shown",
                                           "input_fingerprint": inputs})

@@ -8,7 +8,7 @@ from desist import warehouse as wh
 from desist.analysis import ANALYSED_PEOPLE, unanalysed_reason
 from desist.config import Settings
 from models.evaluation import MatchingSpec, evaluate_effects, evaluate_survival
-from pipelines.partitions import (PROGRAMME_EFFECTS, PROGRAMME_GROUP, PROGRAMME_SURVIVAL, PROGRAMMES,
+from pipelines.partitions import (FINGERPRINT_TAG, PROGRAMME_EFFECTS, PROGRAMME_GROUP, PROGRAMME_SURVIVAL, PROGRAMMES,
                                  programme_fingerprints, read_partition, write_partition)
 from pipelines.resources import Warehouse
 
@@ -55,9 +55,12 @@ def programme_name(con: duckdb.DuckDBPyConnection, programme_id: str) -> str:
     return row[0]
 
 
-def fingerprint(con: duckdb.DuckDBPyConnection, settings: Settings, programme_id: str) -> str:
-    """The fingerprint of the inputs this step read, recorded so the next run can skip an unchanged programme."""
-    return programme_fingerprints(con, settings, [programme_id])[programme_id]
+def fingerprint(context: dg.AssetExecutionContext, con: duckdb.DuckDBPyConnection, settings: Settings) -> str:
+    """The fingerprint of the inputs this step read, recorded so the next run can skip an unchanged programme:
+    the one the plan hashed when it started this run, or (a run started by hand) hashed now."""
+    programme_id = context.partition_key
+    return (context.run.tags.get(FINGERPRINT_TAG)
+            or programme_fingerprints(con, settings, [programme_id])[programme_id])
 
 
 @dg.asset(
@@ -96,7 +99,7 @@ def programme_effects(context: dg.AssetExecutionContext, warehouse: Warehouse) -
         })}
         frames |= {table: with_programme(getattr(result, table), programme_id) for table in EFFECT_TABLES[1:]}
         write_partition(con, settings, programme_id, EFFECT_TABLES, frames)
-        inputs = fingerprint(con, settings, programme_id)
+        inputs = fingerprint(context, con, settings)
     balance = frames["balance"]
     after = balance.loc[balance["stage"] == "after", "smd"].abs() if not balance.empty else pd.Series(dtype=float)
     return dg.MaterializeResult(metadata={
@@ -143,5 +146,5 @@ def programme_survival(context: dg.AssetExecutionContext, warehouse: Warehouse) 
         else:
             context.log.info(f"{programme_id}: not estimated, so no survival analysis")
         write_partition(con, settings, programme_id, SURVIVAL_TABLES, frames)
-        inputs = fingerprint(con, settings, programme_id)
+        inputs = fingerprint(context, con, settings)
     return dg.MaterializeResult(metadata={"estimated": estimated, "input_fingerprint": inputs})

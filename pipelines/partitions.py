@@ -28,6 +28,8 @@ PROGRAMME_SURVIVAL = dg.AssetKey(["programmes", "survival"])
 PROGRAMME_DIAGNOSTICS = dg.AssetKey(["programmes", "diagnostics"])
 PROGRAMME_SUBGROUP_EFFECTS = dg.AssetKey(["programmes", "subgroup_effects"])
 PROGRAMME_ASSETS = (PROGRAMME_EFFECTS, PROGRAMME_SURVIVAL, PROGRAMME_DIAGNOSTICS, PROGRAMME_SUBGROUP_EFFECTS)
+# The tag of a programme run started after a plan: the programme's input fingerprint, hashed once by the plan.
+FINGERPRINT_TAG = "desist/input_fingerprint"
 
 
 def partitions_folder(settings: Settings) -> Path:

@@ -29,8 +29,8 @@ from dagster_shared.serdes import deserialize_value, serialize_value
 from desist import warehouse as wh
 from desist.config import Settings, load_settings
 from desist.runs import BATCH_TAG, EVALUATION_JOB_NAME, PUBLISH_JOB_NAME, failure_reason
-from pipelines.partitions import (PROGRAMME_GROUP, PROGRAMMES, programme_fingerprints, remove_partition_files,
-                                  stale_programmes)
+from pipelines.partitions import (FINGERPRINT_TAG, PROGRAMME_GROUP, PROGRAMMES, programme_fingerprints,
+                                  remove_partition_files, stale_programmes)
 
 PROGRAMME_ASSETS = dg.AssetSelection.groups(PROGRAMME_GROUP)
 EVALUATION_JOB = dg.define_asset_job(
@@ -53,11 +53,18 @@ UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.Da
 
 @dataclass
 class ProgrammePlan:
-    """The programmes of staging.programmes, the partitions to add and delete, and the programmes to run."""
+    """The programmes of staging.programmes, the partitions to add and delete, the programmes to run and
+    each programme's input fingerprint."""
     programmes: list[str]
     added: list[str]
     removed: list[str]
     changed: list[str]
+    fingerprints: dict[str, str] = field(default_factory=dict)
+
+    def run_tags(self, programme_id: str, tags: dict) -> dict:
+        """A programme run's tags: the batch's, and the fingerprint its partitions record (the warehouse
+        is not written between the plan and the programme runs, so it is the fingerprint of what they read)."""
+        return {**tags, FINGERPRINT_TAG: self.fingerprints[programme_id]}
 
     def partition_requests(self) -> list:
         return [*([PROGRAMMES.build_add_request(self.added)] if self.added else []),
@@ -71,7 +78,7 @@ def plan_programmes(instance: dg.DagsterInstance, settings: Settings) -> Program
     known = set(instance.get_dynamic_partitions(PROGRAMMES.name))
     return ProgrammePlan(programmes=sorted(fingerprints), added=sorted(set(fingerprints) - known),
                          removed=sorted(known - set(fingerprints)),
-                         changed=sorted(stale_programmes(instance, fingerprints)))
+                         changed=sorted(stale_programmes(instance, fingerprints)), fingerprints=fingerprints)
 
 
 def apply_plan(instance: dg.DagsterInstance, settings: Settings, plan: ProgrammePlan) -> None:
@@ -119,18 +126,19 @@ def start_worker_server() -> None:
     forkserver.ensure_running()
 
 
-def run_programmes(config_file: str, instance: dg.DagsterInstance, programme_ids: list[str], tags: dict,
+def run_programmes(config_file: str, instance: dg.DagsterInstance, programme_tags: dict[str, dict],
                    verbose: bool = False) -> dict[str, str]:
-    """Each programme's stage 2 run in its own worker process, as many at once as there are cores:
-    {programme: run id}."""
+    """Each programme's stage 2 run (programme -> its run's tags) in its own worker process, as many at once
+    as there are cores: {programme: run id}."""
     start_worker_server()
     instance_ref = serialize_value(instance.get_ref())
+    programme_ids = list(programme_tags)
     run_ids = {programme_id: str(uuid.uuid4()) for programme_id in programme_ids}
 
     def run_one(programme_id: str) -> None:
         worker = WORKER_CONTEXT.Process(
             target=run_programme, name=f"desist-{programme_id}",
-            args=(config_file, programme_id, run_ids[programme_id], instance_ref, tags,
+            args=(config_file, programme_id, run_ids[programme_id], instance_ref, programme_tags[programme_id],
                   "DEBUG" if verbose else "CRITICAL"))
         worker.start()
         WORKERS.add(worker)
@@ -175,8 +183,8 @@ def run_evaluation(config_file: str, instance: dg.DagsterInstance, run_id: str |
     outcome.plan = plan = plan_programmes(instance, settings)
     apply_plan(instance, settings, plan)
     failed = []
-    for programme_id, programme_run in run_programmes(str(settings.source), instance, plan.changed, batch,
-                                                      verbose).items():
+    changed = {programme_id: plan.run_tags(programme_id, batch) for programme_id in plan.changed}
+    for programme_id, programme_run in run_programmes(str(settings.source), instance, changed, verbose).items():
         outcome.programme_runs[programme_id] = programme_run
         outcome.run_ids.append(programme_run)
         events = _events(instance, programme_run)
@@ -228,7 +236,7 @@ def build_stages_sensor(settings: Settings) -> dg.SensorDefinition:
             remove_partition_files(settings, plan.removed)
             tags = {BATCH_TAG: batch}
             requests = [dg.RunRequest(job_name=PROGRAMME_JOB.name, partition_key=programme_id,
-                                      run_key=f"{batch}:{programme_id}", tags=tags)
+                                      run_key=f"{batch}:{programme_id}", tags=plan.run_tags(programme_id, tags))
                         for programme_id in plan.changed]
             if not requests:
                 requests = [dg.RunRequest(job_name=PUBLISH_JOB.name, run_key=f"{batch}:publish", tags=tags)]

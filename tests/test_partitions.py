@@ -10,7 +10,8 @@ import pytest
 from conftest import materialize_all
 from desist.config import load_settings, write_settings
 from desist.generate import write_extract
-from pipelines.partitions import PROGRAMME_ASSETS, PROGRAMMES, partition_file
+from pipelines.definitions import build_definitions
+from pipelines.partitions import FINGERPRINT_TAG, PROGRAMME_ASSETS, PROGRAMMES, partition_file, recorded_fingerprint
 
 PROGRAMME_TABLES = ("programmes", "participation", "mentors")
 
@@ -76,6 +77,17 @@ def test_programmes_run_side_by_side_and_a_new_changed_or_removed_one_touches_on
         assert overlapping_programme_runs(instance, first)
         assert materialised_partitions(instance, first.run_ids) == {key: set(original) for key in PROGRAMME_ASSETS}
         before = {p: results(settings, EFFECTS.replace("$1", f"'{p}'")) for p in original}
+        # Each programme run recorded the fingerprint the plan hashed (its run's tag) ...
+        assert {(key, p): recorded_fingerprint(instance, key, p) for key in PROGRAMME_ASSETS for p in original} == {
+            (key, p): first.plan.fingerprints[p] for key in PROGRAMME_ASSETS for p in original}
+        assert first.plan.fingerprints == {
+            p: instance.get_run_by_id(first.programme_runs[p]).tags[FINGERPRINT_TAG] for p in original}
+        # ... and a programme run started by hand, without the tag, hashes the same inputs to the same value.
+        by_hand = build_definitions(str(settings.source)).resolve_job_def("programme_evaluation").execute_in_process(
+            instance=instance, partition_key="P02", raise_on_error=False)
+        assert by_hand.success and FINGERPRINT_TAG not in instance.get_run_by_id(by_hand.run_id).tags
+        assert {key: recorded_fingerprint(instance, key, "P02") for key in PROGRAMME_ASSETS} == {
+            key: first.plan.fingerprints["P02"] for key in PROGRAMME_ASSETS}
 
         # A programme added: only its partitions run; the results tables hold every programme.
         add_twin_programme(landing, "P04", "P05")
