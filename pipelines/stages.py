@@ -15,6 +15,8 @@ landing sensor starts stage 1 and the programme stages sensor starts stages 2 an
 """
 from __future__ import annotations
 
+import ctypes
+import gc
 import importlib
 import json
 import multiprocessing
@@ -134,6 +136,15 @@ def import_lazy_libraries() -> None:
                      name="desist-imports", daemon=True).start()
 
 
+def release_free_memory() -> None:
+    """Give the memory this process has freed back to the system (glibc keeps freed heap pages otherwise)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to give back this way
+        pass
+
+
 def start_worker_server() -> None:
     """Start the server the programme workers are forked from, importing the pipeline in the background."""
     WORKER_CONTEXT.set_forkserver_preload(WORKER_PRELOAD)
@@ -194,6 +205,7 @@ def run_evaluation(config_file: str, instance: dg.DagsterInstance, run_id: str |
 
     if not stage(EVALUATION_JOB, run_id=run_id, tags=tags):
         return outcome
+    release_free_memory()  # this process idles while the programme workers run
     batch = {**tags, BATCH_TAG: outcome.run_ids[0]}
     outcome.plan = plan = plan_programmes(instance, settings)
     apply_plan(instance, settings, plan)
