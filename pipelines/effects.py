@@ -1,13 +1,18 @@
 """Matched comparison, effects and survival, one programme partition at a time: read the analysis
 tables (read-only), call models/, write the programme's result frames (see pipelines/partitions.py)."""
+from pathlib import Path
+
 import dagster as dg
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from desist import provenance
 from desist import warehouse as wh
 from desist.analysis import ANALYSED_PEOPLE, unanalysed_reason
 from desist.config import Settings
-from models.evaluation import MatchingSpec, evaluate_effects, evaluate_survival
+from models.evaluation import MEASURES, MatchingSpec, evaluate_effects, evaluate_survival
 from pipelines.partitions import (PROGRAMME_EFFECTS, PROGRAMME_GROUP, PROGRAMME_SURVIVAL, PROGRAMMES,
                                  programme_fingerprints, read_partition, write_partition)
 from pipelines.resources import Warehouse
@@ -15,6 +20,63 @@ from pipelines.resources import Warehouse
 EFFECT_TABLES = ("programmes_analysed", "propensity_model", "matched_sets", "balance", "sample_sizes",
                  "unmatched", "effects")
 SURVIVAL_TABLES = ("km_curves", "km_horizons", "logrank", "cox", "ph_tests", "rmst")
+
+
+def cohort_query(windows: list[int]) -> str:
+    """The people analysed (desist.analysis.ANALYSED_PEOPLE, in its order) with only the columns the
+    models read: ``person_id``, ``treated``, the configured covariates and, from analysis.measures,
+    each measure of each follow-up window as a column ``<measure>_<window>`` (missing where the
+    person has no row for the window): the long measures are laid out in one set-based pass."""
+    measures = ", ".join(f"{measure} AS {measure}_{{window}}" for measure, _ in MEASURES)
+    joins = "".join(f"""
+    LEFT JOIN (SELECT person_id, {measures.format(window=int(window))} FROM analysis.measures
+               WHERE programme_id = $programme_id AND window_months = {int(window)}) USING (person_id)"""
+                    for window in windows)
+    return f"""
+    SELECT *
+    FROM (SELECT covariates.person_id, covariates.treated,
+                 COLUMNS(lambda c: list_contains(getvariable('covariates'), c))
+          FROM analysis.covariates AS covariates
+          JOIN analysis.measures AS headline USING (programme_id, person_id, index_date)
+          WHERE covariates.programme_id = $programme_id
+            AND covariates.covariates_complete
+            AND headline.window_months = getvariable('headline_months')
+            AND headline.complete) AS people{joins}
+    ORDER BY person_id
+    """
+
+
+def read_cohort(con: duckdb.DuckDBPyConnection, settings: Settings, programme_id: str) -> pd.DataFrame:
+    """One programme's people analysed with their outcomes (:func:`cohort_query`), through Arrow: text
+    covariates arrive as pandas categoricals (levels sorted, as pandas orders text), person ids as
+    Arrow strings, numbers and booleans as NumPy arrays (pandas' nullable types where values are
+    missing, as DuckDB's ``.df()`` gives them), so no Python object is made per person and value."""
+    table = con.sql(cohort_query(settings.follow_up.windows_months),
+                    params={"programme_id": programme_id}).to_arrow_table()
+    person_ids = table.column("person_id")
+    if len(person_ids) > 1 and pc.any(pc.equal(person_ids[1:], person_ids[:-1])).as_py():
+        raise dg.Failure(description=f"programme {programme_id}: analysis.measures holds more than one row for a "
+                                     "person and follow-up window, or analysis.covariates more than one row for a person")
+    columns = {}
+    for name, column in zip(table.column_names, table.columns):
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            if name == "person_id":
+                columns[name] = pd.arrays.ArrowExtensionArray(column)
+                continue
+            encoded = column.dictionary_encode().combine_chunks()
+            levels = encoded.dictionary.to_pylist()
+            codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+            columns[name] = pd.Categorical.from_codes(codes, categories=levels).reorder_categories(sorted(levels))
+        elif column.null_count == 0:
+            columns[name] = column.to_numpy()
+        else:
+            columns[name] = column.to_pandas(types_mapper=NULLABLE_TYPES.get)
+    return pd.DataFrame(columns)
+
+
+# Arrow types with missing values as pandas' nullable types (DuckDB's .df() gives these too).
+NULLABLE_TYPES = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype(), pa.int16(): pd.Int16Dtype(),
+                  pa.int8(): pd.Int8Dtype(), pa.bool_(): pd.BooleanDtype()}
 
 
 def matching_spec(settings: Settings) -> MatchingSpec:
@@ -47,17 +109,39 @@ def with_programme(frame: pd.DataFrame, programme_id: str) -> pd.DataFrame:
 
 def programme_name(con: duckdb.DuckDBPyConnection, programme_id: str) -> str:
     """The programme's name; a partition whose programme left staging.programmes stops here."""
-    row = con.execute("SELECT name FROM staging.programmes WHERE programme_id = $programme_id",
-                      {"programme_id": programme_id}).fetchone()
-    if row is None:
+    rows = con.execute("SELECT name FROM staging.programmes WHERE programme_id = $programme_id",
+                       {"programme_id": programme_id}).fetchall()
+    if not rows:
         raise dg.Failure(description=f"programme {programme_id}: not in staging.programmes (removed from the "
                                      "extract); its partition is deleted by the next run")
-    return row[0]
+    return rows[0][0]
+
+
+# Fingerprints already computed in this process, by warehouse file state, settings and programme:
+# a programme's steps run one after another in one worker and read the same unchanged warehouse,
+# and hashing every row of the programme once is enough.
+_FINGERPRINTS: dict[tuple, str] = {}
 
 
 def fingerprint(con: duckdb.DuckDBPyConnection, settings: Settings, programme_id: str) -> str:
     """The fingerprint of the inputs this step read, recorded so the next run can skip an unchanged programme."""
-    return programme_fingerprints(con, settings, [programme_id])[programme_id]
+    key = (_warehouse_state(settings), provenance.settings_record(settings)[0], programme_id)
+    if key not in _FINGERPRINTS:
+        _FINGERPRINTS[key] = programme_fingerprints(con, settings, [programme_id])[programme_id]
+    return _FINGERPRINTS[key]
+
+
+def _warehouse_state(settings: Settings) -> tuple:
+    """The warehouse file and its write-ahead log as the file system sees them: any write changes this."""
+    path = Path(settings.paths.warehouse)
+    state = []
+    for file in (path, path.with_name(f"{path.name}.wal")):
+        try:
+            stat = file.stat()
+        except FileNotFoundError:
+            continue
+        state.append((str(file.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns))
+    return tuple(state)
 
 
 @dg.asset(
@@ -74,14 +158,9 @@ def programme_effects(context: dg.AssetExecutionContext, warehouse: Warehouse) -
     programme_id = context.partition_key
     with warehouse.connect(read_only=True) as con:
         name = programme_name(con, programme_id)
-        people = con.execute(ANALYSED_PEOPLE, {"programme_id": programme_id}).df()
-        measures = con.execute(
-            "SELECT person_id, window_months, reoffended, frequency, days_to_first, custodial_reoffence "
-            "FROM analysis.measures WHERE programme_id = $programme_id",
-            {"programme_id": programme_id},
-        ).df()
+        people = read_cohort(con, settings, programme_id)
         result = evaluate_effects(
-            programme_id, people, measures, matching_spec(settings),
+            programme_id, people, None, matching_spec(settings),
             windows=settings.follow_up.windows_months, headline_window=settings.follow_up.headline_months,
             min_treated=settings.diagnostics.min_participants,
         )
