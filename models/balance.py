@@ -171,8 +171,35 @@ def _ecdf_gaps(x_sorted: np.ndarray, order: np.ndarray, treated: np.ndarray, w: 
     return float(gaps.mean()), float(gaps.max())
 
 
-def _term_statistics(x: np.ndarray, treated: np.ndarray, stages: dict[str, np.ndarray]) -> list[dict]:
-    """MatchIt ``bal1var`` for one term at every stage (weights per stage)."""
+@dataclass(frozen=True)
+class _Stage:
+    """One stage's weights, split by group once for every term. ``matched_*``: positions (within
+    the group) of the rows with weight above zero, which alone enter the variances: a matched
+    sample is a small part of a large comparison pool."""
+
+    name: str
+    weights: np.ndarray
+    treated: np.ndarray
+    control: np.ndarray
+    matched_treated: np.ndarray | None
+    matched_control: np.ndarray | None
+
+    @classmethod
+    def of(cls, name: str, weights: np.ndarray, treated: np.ndarray, all_rows: bool) -> _Stage:
+        w1, w0 = weights[treated], weights[~treated]
+        return cls(name, weights, w1, w0, None if all_rows else np.flatnonzero(w1),
+                   None if all_rows else np.flatnonzero(w0))
+
+    def variance(self, x1: np.ndarray, x0: np.ndarray) -> tuple[float, float]:
+        """Weighted variances of the treated and comparison values over the rows with weight."""
+        if self.matched_treated is None:
+            return _weighted_variance(x1, self.treated, False), _weighted_variance(x0, self.control, False)
+        return (_weighted_variance(x1[self.matched_treated], self.treated[self.matched_treated], False),
+                _weighted_variance(x0[self.matched_control], self.control[self.matched_control], False))
+
+
+def _term_statistics(x: np.ndarray, treated: np.ndarray, stages: list[_Stage]) -> list[dict]:
+    """MatchIt ``bal1var`` for one term at every stage."""
     binary = bool(np.all((x == 0) | (x == 1)))
     x1, x0 = x[treated], x[~treated]
     sd_treated = np.sqrt(_weighted_variance(x1, np.ones(len(x1)), binary))
@@ -183,8 +210,8 @@ def _term_statistics(x: np.ndarray, treated: np.ndarray, stages: dict[str, np.nd
         order = np.argsort(x)
         x_sorted = x[order]
     rows = []
-    for stage, w in stages.items():
-        w1, w0 = w[treated], w[~treated]
+    for stage in stages:
+        w1, w0 = stage.treated, stage.control
         mean_treated = _weighted_mean(x1, w1)
         mean_control = _weighted_mean(x0, w0)
         difference = mean_treated - mean_control
@@ -198,11 +225,12 @@ def _term_statistics(x: np.ndarray, treated: np.ndarray, stages: dict[str, np.nd
         else:
             # a group with a single weighted unit has no variance: NaN, as in R
             with np.errstate(invalid="ignore", divide="ignore"):
-                variance_ratio = _weighted_variance(x1, w1, False) / _weighted_variance(x0, w0, False)
-            ecdf_mean, ecdf_max = _ecdf_gaps(x_sorted, order, treated, w)
+                variance_treated, variance_control = stage.variance(x1, x0)
+                variance_ratio = variance_treated / variance_control
+            ecdf_mean, ecdf_max = _ecdf_gaps(x_sorted, order, treated, stage.weights)
         rows.append(
             {
-                "stage": stage,
+                "stage": stage.name,
                 "binary": binary,
                 "mean_treated": mean_treated,
                 "mean_control": mean_control,
@@ -271,7 +299,7 @@ def assess_balance(
         if distance.shape != treated.shape:
             raise ValueError(f"distance has {len(distance)} values but data has {len(data)} rows")
         names, sources, values = ["distance", *names], ["distance", *sources], [distance, *values]
-    stages = {"all": np.ones(len(treated))}
+    stages = [_Stage.of("all", np.ones(len(treated)), treated, all_rows=True)]
     if weights is not None:
         weights = np.asarray(weights, dtype=float)
         if weights.shape != treated.shape:
@@ -280,7 +308,7 @@ def assess_balance(
             raise ValueError("weights must be finite and non-negative")
         if not (weights[treated] > 0).any() or not (weights[~treated] > 0).any():
             raise ValueError("weights leave no treated or no comparison rows in the matched sample")
-        stages["matched"] = weights
+        stages.append(_Stage.of("matched", weights, treated, all_rows=False))
 
     rows = [
         {"term": name, "variable": source, **statistics}
