@@ -27,7 +27,7 @@ import pandas as pd
 
 @dataclass(frozen=True)
 class NumericDesign:
-    """Design columns as one C-ordered float array (rows are people).
+    """Design columns as one float array (rows are people).
 
     Attributes:
         matrix: (n, k) values.
@@ -57,9 +57,11 @@ def numeric_design(
     covariates: Sequence[str],
     categorical: Sequence[str] | None = None,
     leading: Mapping[str, np.ndarray | float] | None = None,
+    order: str = "C",
 ) -> NumericDesign:
     """Design columns for ``covariates``, after the ``leading`` columns (e.g. an intercept
-    and the treatment), in one (n, k) float array.
+    and the treatment), in one (n, k) float array: C-ordered (rows contiguous) or, with
+    ``order="F"``, Fortran-ordered (columns contiguous). The values are the same either way.
 
     Raises ValueError naming a covariate not in the data, a categorical covariate not among
     the covariates, or a covariate with missing values.
@@ -89,7 +91,8 @@ def numeric_design(
         extra = [name] if levels is None else [f"{name}[{level}]" for level in levels[1:]]
         names.extend(extra)
         source.extend([name] * len(extra))
-    matrix = np.empty((len(data), len(names)))
+    # Filled a column at a time, so in Fortran order (each column contiguous) whatever is returned.
+    matrix = np.empty((len(data), len(names)), order="F")
     for j, values in enumerate(leading.values()):
         matrix[:, j] = values
     j = len(leading)
@@ -103,4 +106,8 @@ def numeric_design(
         for level in range(1, len(levels)):
             np.equal(level_codes, level, out=matrix[:, j], casting="unsafe")
             j += 1
+    if order == "C":
+        matrix = np.ascontiguousarray(matrix)
+    elif order != "F":
+        raise ValueError(f"order must be 'C' or 'F', got {order!r}")
     return NumericDesign(matrix, tuple(names), tuple(source), codes)
