@@ -91,8 +91,9 @@ def numeric_design(
         extra = [name] if levels is None else [f"{name}[{level}]" for level in levels[1:]]
         names.extend(extra)
         source.extend([name] * len(extra))
-    # Filled a column at a time, so in Fortran order (each column contiguous) whatever is returned.
-    matrix = np.empty((len(data), len(names)), order="F")
+    if order not in ("C", "F"):
+        raise ValueError(f"order must be 'C' or 'F', got {order!r}")
+    matrix = np.empty((len(data), len(names)), order=order)  # filled a column at a time: fastest in F
     for j, values in enumerate(leading.values()):
         matrix[:, j] = values
     j = len(leading)
@@ -106,8 +107,4 @@ def numeric_design(
         for level in range(1, len(levels)):
             np.equal(level_codes, level, out=matrix[:, j], casting="unsafe")
             j += 1
-    if order == "C":
-        matrix = np.ascontiguousarray(matrix)
-    elif order != "F":
-        raise ValueError(f"order must be 'C' or 'F', got {order!r}")
     return NumericDesign(matrix, tuple(names), tuple(source), codes)

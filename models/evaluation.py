@@ -178,14 +178,11 @@ def evaluate_effects(
         people: one row per analysed person: ``person_id``, ``treated`` and the covariates.
         measures: ``person_id, window_months`` and the measure columns of ``MEASURES``
             (missing where the window is incomplete); or ``None`` when ``people`` already
-            holds one column per measure and window, as :func:`_measures_wide` lays them out.
+            holds one column per measure and window (``reoffended_12``...), as
+            :func:`_measures_wide` lays them out.
         spec: covariates and matching settings.
     """
-    if measures is None:
-        outcomes = pd.DataFrame({name: people[name].to_numpy(dtype=float, na_value=np.nan)
-                                 for name in outcome_columns(windows)})
-    else:
-        outcomes = _measures_wide(people["person_id"], measures, windows)
+    outcomes = None if measures is None else _measures_wide(people["person_id"], measures, windows)
     people = model_frame(people, spec)
     n_treated = int(people["treated"].sum())
     if n_treated == 0 or n_treated == len(people):
@@ -210,7 +207,10 @@ def evaluate_effects(
     )
     # One adjusted-model design for every measure and window; outcomes in their own small frame.
     adjustment = CovariateAdjustment(people, "treated", list(spec.covariates), list(spec.categorical))
-    outcomes["treated"] = people["treated"].to_numpy()
+    if outcomes is None:
+        outcomes = people  # the outcome columns are read from it as they are (floats: no copy)
+    else:
+        outcomes["treated"] = people["treated"].to_numpy()
     effect_rows = []
     for window in windows:
         for measure, kind in MEASURES:
@@ -243,11 +243,6 @@ def evaluate_effects(
         effects=pd.DataFrame.from_records(effect_rows, columns=EFFECT_COLUMNS),
         match=match,
     )
-
-
-def outcome_columns(windows: Sequence[int]) -> list[str]:
-    """``<measure>_<window>`` for every measure of every window, in the order :func:`_measures_wide` uses."""
-    return [f"{measure}_{window}" for window in windows for measure, _ in MEASURES]
 
 
 def _measures_wide(person_ids: pd.Series, measures: pd.DataFrame, windows: Sequence[int]) -> pd.DataFrame:

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from models.diagnostics import FAIL, WARNING, DesignDiagnostics, Thresholds, too_few_participants
 from models.evaluation import STATUS_TOO_FEW_PARTICIPANTS, evaluate_diagnostics
-from pipelines.effects import fingerprint, matching_spec, with_programme
+from pipelines.effects import fingerprint, matching_spec, programme_connection, with_programme
 from pipelines.partitions import (PROGRAMME_DIAGNOSTICS, PROGRAMME_EFFECTS, PROGRAMME_GROUP, PROGRAMMES,
                                  existing_partition_file, partition_file, read_partition, write_partition)
 from pipelines.resources import Warehouse
@@ -109,7 +109,7 @@ def programme_study_diagnostics(context: dg.AssetExecutionContext, warehouse: Wa
     settings = warehouse.settings
     programme_id = context.partition_key
     thresholds = Thresholds(**settings.diagnostics.model_dump())
-    with warehouse.connect(read_only=True) as con:
+    with programme_connection(warehouse) as con:
         analysed = read_partition(con, settings, "programmes_analysed", programme_id).iloc[0]
         result = programme_diagnostics(con, programme_id, analysed["status"], analysed["message"],
                                        int(analysed["n_treated_analysed"]), settings, thresholds)
