@@ -27,7 +27,7 @@ import pandas as pd
 
 @dataclass(frozen=True)
 class NumericDesign:
-    """Design columns as one float array (rows are people).
+    """Design columns as one C-ordered float array (rows are people).
 
     Attributes:
         matrix: (n, k) values.
@@ -57,11 +57,9 @@ def numeric_design(
     covariates: Sequence[str],
     categorical: Sequence[str] | None = None,
     leading: Mapping[str, np.ndarray | float] | None = None,
-    order: str = "C",
 ) -> NumericDesign:
     """Design columns for ``covariates``, after the ``leading`` columns (e.g. an intercept
-    and the treatment), in one (n, k) float array: C-ordered (rows contiguous) or, with
-    ``order="F"``, Fortran-ordered (columns contiguous). The values are the same either way.
+    and the treatment), in one (n, k) float array.
 
     Raises ValueError naming a covariate not in the data, a categorical covariate not among
     the covariates, or a covariate with missing values.
@@ -91,9 +89,7 @@ def numeric_design(
         extra = [name] if levels is None else [f"{name}[{level}]" for level in levels[1:]]
         names.extend(extra)
         source.extend([name] * len(extra))
-    if order not in ("C", "F"):
-        raise ValueError(f"order must be 'C' or 'F', got {order!r}")
-    matrix = np.empty((len(data), len(names)), order=order)  # filled a column at a time: fastest in F
+    matrix = np.empty((len(data), len(names)))
     for j, values in enumerate(leading.values()):
         matrix[:, j] = values
     j = len(leading)

@@ -205,7 +205,8 @@ def evaluate_effects(
         people, people["treated"].to_numpy(), list(spec.covariates), weights=match.weights,
         categorical=list(spec.categorical), distance=propensity.linear_predictor,
     )
-    # One adjusted-model design for every measure and window; outcomes in their own small frame.
+    # One adjusted-model design for every measure and window; the outcomes in their own frame (or
+    # the people's, when they came with it).
     adjustment = CovariateAdjustment(people, "treated", list(spec.covariates), list(spec.categorical))
     if outcomes is None:
         outcomes = people  # the outcome columns are read from it as they are (floats: no copy)
