@@ -129,18 +129,25 @@ def _balance_terms(
     return names, sources, values
 
 
-def _weighted_mean(x: np.ndarray, w: np.ndarray) -> float:
-    return float(np.dot(x, w) / w.sum())
+class _GroupWeights:
+    """One group's weights, with what every term's weighted mean and MatchIt ``wvar`` variance
+    reuse computed once: p(1 - p) for binary terms, else sum w (x - m)^2 / (1 - sum w^2) with
+    w normalised to sum to one (the n - 1 variance when all weights are equal)."""
 
+    def __init__(self, w: np.ndarray):
+        self.weights = w
+        self.total = w.sum()
+        self.normalised = w / self.total
+        self.square_sum = np.dot(self.normalised, self.normalised)
 
-def _weighted_variance(x: np.ndarray, w: np.ndarray, binary: bool) -> float:
-    """MatchIt ``wvar``: p(1 - p) for binary terms, else sum w (x - m)^2 / (1 - sum w^2)
-    with w normalised to sum to one (the n - 1 variance when all weights are equal)."""
-    w = w / w.sum()
-    mean = float(np.dot(w, x))
-    if binary:
-        return mean * (1 - mean)
-    return float(np.dot(w, (x - mean) ** 2) / (1 - np.dot(w, w)))
+    def mean(self, x: np.ndarray) -> float:
+        return float(np.dot(x, self.weights) / self.total)
+
+    def variance(self, x: np.ndarray, binary: bool) -> float:
+        mean = float(np.dot(self.normalised, x))
+        if binary:
+            return mean * (1 - mean)
+        return float(np.dot(self.normalised, (x - mean) ** 2) / (1 - self.square_sum))
 
 
 def _pooled_sd(x: np.ndarray, treated: np.ndarray, binary: bool) -> float:
@@ -158,24 +165,52 @@ def _pooled_sd(x: np.ndarray, treated: np.ndarray, binary: bool) -> float:
     return float(np.sqrt((centred**2).sum() / (n - 2)))
 
 
-def _ecdf_gaps(x_sorted: np.ndarray, order: np.ndarray, treated: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+def _ecdf_signed_weights(treated: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Each row's step in the difference of the groups' weighted eCDFs (treated minus comparison)."""
+    return np.where(treated, w / w[treated].sum(), -w / w[~treated].sum())
+
+
+def _ecdf_gaps(x_sorted: np.ndarray, order: np.ndarray, signed: np.ndarray) -> tuple[float, float]:
     """Mean and max absolute gap between the weighted eCDFs, over distinct values of x.
 
-    ``order`` sorts x; the cumulative sum is read at the last unit of each distinct
-    value, so the order within ties does not matter.
+    ``order`` sorts x, ``signed`` is :func:`_ecdf_signed_weights`; the cumulative sum is read
+    at the last unit of each distinct value, so the order within ties does not matter.
     """
-    signed = np.where(treated, w / w[treated].sum(), -w / w[~treated].sum())
     gaps = np.abs(np.cumsum(signed[order]))
     last_of_value = np.append(x_sorted[1:] != x_sorted[:-1], True)
     gaps = gaps[last_of_value]
     return float(gaps.mean()), float(gaps.max())
 
 
-def _term_statistics(x: np.ndarray, treated: np.ndarray, stages: dict[str, np.ndarray]) -> list[dict]:
-    """MatchIt ``bal1var`` for one term at every stage (weights per stage)."""
+class _Stage:
+    """One stage's weights, split by group and summarised once for every term. After matching,
+    the variances use only the rows with weight above zero (a matched sample is a small part
+    of a large comparison pool)."""
+
+    def __init__(self, name: str, weights: np.ndarray, treated: np.ndarray, all_rows: bool):
+        self.name = name
+        self.treated, self.control = _GroupWeights(weights[treated]), _GroupWeights(weights[~treated])
+        self.ecdf_steps = _ecdf_signed_weights(treated, weights)
+        self.n_treated, self.n_control = int((self.treated.weights != 0).sum()), int((self.control.weights != 0).sum())
+        self.matched = None
+        if not all_rows:
+            rows_treated, rows_control = np.flatnonzero(self.treated.weights), np.flatnonzero(self.control.weights)
+            self.matched = (rows_treated, _GroupWeights(self.treated.weights[rows_treated]),
+                            rows_control, _GroupWeights(self.control.weights[rows_control]))
+
+    def variance(self, x1: np.ndarray, x0: np.ndarray) -> tuple[float, float]:
+        """Weighted variances of the treated and comparison values over the rows with weight."""
+        if self.matched is None:
+            return self.treated.variance(x1, False), self.control.variance(x0, False)
+        rows_treated, treated, rows_control, control = self.matched
+        return treated.variance(x1[rows_treated], False), control.variance(x0[rows_control], False)
+
+
+def _term_statistics(x: np.ndarray, treated: np.ndarray, stages: list[_Stage]) -> list[dict]:
+    """MatchIt ``bal1var`` for one term at every stage."""
     binary = bool(np.all((x == 0) | (x == 1)))
     x1, x0 = x[treated], x[~treated]
-    sd_treated = np.sqrt(_weighted_variance(x1, np.ones(len(x1)), binary))
+    sd_treated = np.sqrt(stages[0].treated.variance(x1, binary))  # the first stage has unit weights
     if not np.isfinite(sd_treated) or sd_treated < _TINY:
         sd_treated = _pooled_sd(x, treated, binary)
     order = x_sorted = None
@@ -183,12 +218,11 @@ def _term_statistics(x: np.ndarray, treated: np.ndarray, stages: dict[str, np.nd
         order = np.argsort(x)
         x_sorted = x[order]
     rows = []
-    for stage, w in stages.items():
-        w1, w0 = w[treated], w[~treated]
-        mean_treated = _weighted_mean(x1, w1)
-        mean_control = _weighted_mean(x0, w0)
+    for stage in stages:
+        mean_treated = stage.treated.mean(x1)
+        mean_control = stage.control.mean(x0)
         difference = mean_treated - mean_control
-        too_small = (w1 != 0).sum() < 2 and (w0 != 0).sum() < 2
+        too_small = stage.n_treated < 2 and stage.n_control < 2
         smd = difference / sd_treated if abs(difference) > _TINY and not too_small else difference
         variance_ratio = np.nan
         if binary:
@@ -198,11 +232,12 @@ def _term_statistics(x: np.ndarray, treated: np.ndarray, stages: dict[str, np.nd
         else:
             # a group with a single weighted unit has no variance: NaN, as in R
             with np.errstate(invalid="ignore", divide="ignore"):
-                variance_ratio = _weighted_variance(x1, w1, False) / _weighted_variance(x0, w0, False)
-            ecdf_mean, ecdf_max = _ecdf_gaps(x_sorted, order, treated, w)
+                variance_treated, variance_control = stage.variance(x1, x0)
+                variance_ratio = variance_treated / variance_control
+            ecdf_mean, ecdf_max = _ecdf_gaps(x_sorted, order, stage.ecdf_steps)
         rows.append(
             {
-                "stage": stage,
+                "stage": stage.name,
                 "binary": binary,
                 "mean_treated": mean_treated,
                 "mean_control": mean_control,
@@ -271,7 +306,7 @@ def assess_balance(
         if distance.shape != treated.shape:
             raise ValueError(f"distance has {len(distance)} values but data has {len(data)} rows")
         names, sources, values = ["distance", *names], ["distance", *sources], [distance, *values]
-    stages = {"all": np.ones(len(treated))}
+    stages = [_Stage("all", np.ones(len(treated)), treated, all_rows=True)]
     if weights is not None:
         weights = np.asarray(weights, dtype=float)
         if weights.shape != treated.shape:
@@ -280,7 +315,7 @@ def assess_balance(
             raise ValueError("weights must be finite and non-negative")
         if not (weights[treated] > 0).any() or not (weights[~treated] > 0).any():
             raise ValueError("weights leave no treated or no comparison rows in the matched sample")
-        stages["matched"] = weights
+        stages.append(_Stage("matched", weights, treated, all_rows=False))
 
     rows = [
         {"term": name, "variable": source, **statistics}

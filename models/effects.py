@@ -369,13 +369,17 @@ class CovariateAdjustment:
             self._check_estimable(keep, columns, cross)
             inverse = np.zeros((k, k))
             inverse[np.ix_(columns, columns)] = np.linalg.inv(cross)
-            hc3_factor = np.empty(len(self.design.matrix))
-            for part, block, weight in self._blocks(keep):
-                projected = block @ inverse
-                leverage = np.einsum("ij,ij->i", projected, block)
-                with np.errstate(divide="ignore", invalid="ignore"):  # a row left out may have h = 1
-                    factor = projected[:, 1] / (1 - leverage)
-                hc3_factor[part] = factor if weight is None else np.where(weight > 0, factor, 0.0)
+            # Hat values over the rows used only (rows left out keep factor 0), as (k, rows)
+            # products with the k x k inverse: far faster than (rows, k) ones in BLAS.
+            x = self.design.matrix
+            rows = np.arange(len(x)) if keep is None else np.flatnonzero(keep)
+            hc3_factor = np.zeros(len(x))
+            for start in range(0, len(rows), _BLOCK_ROWS):
+                part = rows[start:start + _BLOCK_ROWS]
+                block = x[part[0]:part[-1] + 1] if keep is None else x[part]
+                projected = inverse @ block.T  # B x_i for every row of the block
+                leverage = np.einsum("ij,ji->j", projected, block)
+                hc3_factor[part] = projected[1] / (1 - leverage)
             self._fits[key] = _RowsFit(inverse, hc3_factor)
         return self._fits[key]
 

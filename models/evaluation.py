@@ -165,7 +165,7 @@ def _differing_from_most_common(column: pd.Series) -> int:
 def evaluate_effects(
     programme_id: str,
     people: pd.DataFrame,
-    measures: pd.DataFrame,
+    measures: pd.DataFrame | None,
     spec: MatchingSpec,
     windows: Sequence[int],
     headline_window: int,
@@ -177,9 +177,12 @@ def evaluate_effects(
     Args:
         people: one row per analysed person: ``person_id``, ``treated`` and the covariates.
         measures: ``person_id, window_months`` and the measure columns of ``MEASURES``
-            (missing where the window is incomplete).
+            (missing where the window is incomplete); or ``None`` when ``people`` already
+            holds one column per measure and window (``reoffended_12``...), as
+            :func:`_measures_wide` lays them out.
         spec: covariates and matching settings.
     """
+    outcomes = None if measures is None else _measures_wide(people["person_id"], measures, windows)
     people = model_frame(people, spec)
     n_treated = int(people["treated"].sum())
     if n_treated == 0 or n_treated == len(people):
@@ -202,10 +205,13 @@ def evaluate_effects(
         people, people["treated"].to_numpy(), list(spec.covariates), weights=match.weights,
         categorical=list(spec.categorical), distance=propensity.linear_predictor,
     )
-    # One adjusted-model design for every measure and window; outcomes in their own small frame.
+    # One adjusted-model design for every measure and window; the outcomes in their own frame (or
+    # the people's, when they came with it).
     adjustment = CovariateAdjustment(people, "treated", list(spec.covariates), list(spec.categorical))
-    outcomes = _measures_wide(people["person_id"], measures, windows)
-    outcomes["treated"] = people["treated"].to_numpy()
+    if outcomes is None:
+        outcomes = people  # the outcome columns are read from it as they are (floats: no copy)
+    else:
+        outcomes["treated"] = people["treated"].to_numpy()
     effect_rows = []
     for window in windows:
         for measure, kind in MEASURES:
@@ -222,7 +228,7 @@ def evaluate_effects(
         message="; ".join(notes),
         propensity_model=propensity.to_frame(),
         matched_sets=pd.DataFrame({
-            "person_id": people["person_id"].to_numpy(),
+            "person_id": people["person_id"].array,  # as read: Arrow strings stay Arrow strings
             "treated": people["treated"].to_numpy() == 1,
             "subclass": match.subclass if match.subclass is not None else np.full(len(people), np.nan),
             "weight": match.weights,
@@ -419,15 +425,13 @@ def evaluate_diagnostics(
     """The study diagnostics of one programme estimated by :func:`evaluate_effects`.
 
     Args:
-        people: everyone analysed (``person_id``, ``treated``, the covariates), the headline
-            measure as ``reoffended`` and the negative-control columns.
+        people: at least everyone in the matched sample (weight above zero): ``person_id``,
+            the covariates, the headline measure as ``reoffended`` and the negative-control
+            columns. Other rows are not read: the rest of the cohort enters the diagnostics
+            only through ``matched_sets`` (who took part, the propensity scores).
         matched_sets, balance, effects: the programme's result tables as evaluate_effects
-            returns them (and the warehouse stores them).
+            returns them (and the warehouse stores them); ``matched_sets`` holds everyone analysed.
     """
-    people = model_frame(people, spec)
-    sets = matched_sets.set_index("person_id").reindex(people["person_id"])
-    if sets["weight"].isna().any():
-        raise ValueError("matched_sets does not hold every person analysed")
     headline = effects[(effects["measure"] == "reoffended") & (effects["window_months"] == headline_window)]
     estimates = {row.estimator: row for row in headline.itertuples(index=False)}
     matched = estimates.get("matched")
@@ -436,10 +440,44 @@ def evaluate_diagnostics(
               for name in ("matched", "naive", "adjusted")}
     values["comparison_value"] = float(matched.comparison_value) if published else np.nan
     values["e_value"] = float(matched.e_value) if published else np.nan
+    weights = matched_sets["weight"].to_numpy(float)
+    cohort = _cohort_with_matched_sample(
+        matched_sets["treated"].to_numpy(), matched_sets["person_id"], weights > 0, people,
+        [*spec.covariates, "reoffended", *(control.column for control in negative_controls)], spec.categorical)
     return assess_design(
-        people, outcome="reoffended", weights=sets["weight"].to_numpy(float),
-        subclass=sets["subclass"].to_numpy(float), propensity=sets["propensity"].to_numpy(float),
+        model_frame(cohort, spec), outcome="reoffended", weights=weights,
+        subclass=matched_sets["subclass"].to_numpy(float), propensity=matched_sets["propensity"].to_numpy(float),
         balance_after=balance.loc[balance["stage"] == "after"].rename(columns={"covariate": "term"}),
         effects=values, covariates=list(spec.covariates), categorical=list(spec.categorical), ratio=spec.ratio,
         negative_controls=negative_controls, thresholds=thresholds,
     )
+
+
+def _cohort_with_matched_sample(treated: np.ndarray, person_ids: pd.Series, in_sample: np.ndarray,
+                                people: pd.DataFrame, columns: Sequence[str],
+                                categorical: Sequence[str]) -> pd.DataFrame:
+    """One row per person analysed (in the order of ``person_ids``): ``treated`` for everyone, and
+    ``columns`` from ``people`` for the matched sample (missing for the others, whom no
+    diagnostic reads them for). Numbers and booleans become floats, other columns objects."""
+    sample_ids = np.asarray(person_ids[in_sample], dtype=object)
+    row = pd.Index(people["person_id"].to_numpy(dtype=object)).get_indexer(sample_ids)
+    if (row < 0).any():
+        raise ValueError(f"{int((row < 0).sum())} people of the matched sample have no row in the people given, "
+                         f"e.g. {sample_ids[np.flatnonzero(row < 0)[0]]!r}")
+    positions = np.flatnonzero(in_sample)
+    numbers = [name for name in columns if name not in categorical and _is_number(people[name])]
+    values = np.full((len(in_sample), len(numbers)), np.nan)  # one block: no copy when framed
+    values[positions] = people[numbers].to_numpy(dtype=float, na_value=np.nan)[row]
+    cohort = pd.DataFrame(values, columns=numbers, copy=False)
+    cohort.insert(0, "treated", np.asarray(treated).astype(int))
+    for name in columns:
+        if name not in numbers:
+            labels = np.full(len(in_sample), None, dtype=object)
+            labels[positions] = people[name].to_numpy(dtype=object)[row]
+            cohort[name] = labels
+    return cohort
+
+
+def _is_number(column: pd.Series) -> bool:
+    return pd.api.types.is_bool_dtype(column) or (
+        pd.api.types.is_numeric_dtype(column) and not isinstance(column.dtype, pd.CategoricalDtype))

@@ -7,12 +7,13 @@ numbers in the warehouse and the researcher database; only its headline is withh
 """
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
 
 from models.diagnostics import FAIL, WARNING, DesignDiagnostics, Thresholds, too_few_participants
 from models.evaluation import STATUS_TOO_FEW_PARTICIPANTS, evaluate_diagnostics
-from pipelines.effects import ANALYSED_PEOPLE, fingerprint, matching_spec, with_programme
+from pipelines.effects import fingerprint, matching_spec, programme_connection, with_programme
 from pipelines.partitions import (PROGRAMME_DIAGNOSTICS, PROGRAMME_EFFECTS, PROGRAMME_GROUP, PROGRAMMES,
-                                 read_partition, write_partition)
+                                 existing_partition_file, partition_file, read_partition, write_partition)
 from pipelines.resources import Warehouse
 
 DIAGNOSTICS = dg.AssetKey(["results", "diagnostics"])
@@ -23,15 +24,27 @@ CHECKS = {
     "diagnostics_status": "No study diagnostic failed, so every programme's headline effect is shown.",
 }
 
-# The people analysed, with the headline measure, the negative controls and the matching.
-PEOPLE = f"""
+# The people of the matched sample (weight above zero), with the headline measure and the negative
+# controls: no diagnostic reads the covariates or outcomes of the people left out of the matched
+# sample, whose participation and propensity scores come from the matched sets.
+MATCHED_SAMPLE = """
     SELECT people.*, headline.reoffended, controls.pre_offences_12, controls.pre_offended_24_12
-    FROM ({ANALYSED_PEOPLE}) AS people
+    FROM (SELECT person_id FROM read_parquet($matched_sets) WHERE weight > 0) AS sets
+    JOIN (SELECT programme_id, person_id, index_date, COLUMNS(lambda c: list_contains(getvariable('covariates'), c))
+          FROM analysis.covariates WHERE programme_id = $programme_id) AS people USING (person_id)
     JOIN analysis.measures AS headline USING (programme_id, person_id, index_date)
     JOIN analysis.negative_controls AS controls USING (programme_id, person_id, index_date)
     WHERE headline.window_months = getvariable('headline_months')
     ORDER BY people.person_id
 """
+
+
+def read_matched_sets(con, settings, programme_id: str) -> pd.DataFrame:
+    """The programme's matched sets, person ids as Arrow strings (no Python object per person)."""
+    path = existing_partition_file(settings, "matched_sets", programme_id)
+    table = con.sql("SELECT person_id, treated, weight, subclass, propensity FROM read_parquet($path)",
+                    params={"path": str(path)}).to_arrow_table()
+    return table.to_pandas(types_mapper={pa.string(): pd.ArrowDtype(pa.string())}.get)
 
 
 def programme_diagnostics(con, programme_id: str, status: str, message: str, n_treated: int, settings,
@@ -43,11 +56,15 @@ def programme_diagnostics(con, programme_id: str, status: str, message: str, n_t
         return DesignDiagnostics(pd.DataFrame([{
             "diagnostic": "estimation", "value": float("nan"), "threshold": float("nan"), "status": FAIL,
             "explanation": f"no estimate could be made: {message}"}]), pd.DataFrame())
-    where = {"programme_id": programme_id}
-    read = {table: read_partition(con, settings, table, programme_id) for table in ("matched_sets", "balance", "effects")}
-    return evaluate_diagnostics(con.execute(PEOPLE, where).df(), read["matched_sets"], read["balance"],
-                                read["effects"], matching_spec(settings), settings.follow_up.headline_months,
-                                thresholds)
+    matched_sets = read_matched_sets(con, settings, programme_id)
+    sample = con.execute(MATCHED_SAMPLE, {"programme_id": programme_id, "matched_sets": str(
+        partition_file(settings, "matched_sets", programme_id))}).df()
+    read = {table: read_partition(con, settings, table, programme_id) for table in ("balance", "effects")}
+    try:
+        return evaluate_diagnostics(sample, matched_sets, read["balance"], read["effects"], matching_spec(settings),
+                                    settings.follow_up.headline_months, thresholds)
+    except ValueError as error:
+        raise dg.Failure(description=f"programme {programme_id}: {error}") from error
 
 
 def _status_table(frame: pd.DataFrame) -> dg.MetadataValue:
@@ -92,7 +109,7 @@ def programme_study_diagnostics(context: dg.AssetExecutionContext, warehouse: Wa
     settings = warehouse.settings
     programme_id = context.partition_key
     thresholds = Thresholds(**settings.diagnostics.model_dump())
-    with warehouse.connect(read_only=True) as con:
+    with programme_connection(warehouse) as con:
         analysed = read_partition(con, settings, "programmes_analysed", programme_id).iloc[0]
         result = programme_diagnostics(con, programme_id, analysed["status"], analysed["message"],
                                        int(analysed["n_treated_analysed"]), settings, thresholds)

@@ -1,13 +1,20 @@
 """Matched comparison, effects and survival, one programme partition at a time: read the analysis
 tables (read-only), call models/, write the programme's result frames (see pipelines/partitions.py)."""
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import dagster as dg
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from desist import warehouse as wh
 from desist.analysis import ANALYSED_PEOPLE, unanalysed_reason
 from desist.config import Settings
-from models.evaluation import MatchingSpec, evaluate_effects, evaluate_survival
+from models.evaluation import MEASURES, MatchingSpec, evaluate_effects, evaluate_survival
 from pipelines.partitions import (FINGERPRINT_TAG, PROGRAMME_EFFECTS, PROGRAMME_GROUP, PROGRAMME_SURVIVAL, PROGRAMMES,
                                  programme_fingerprints, read_partition, write_partition)
 from pipelines.resources import Warehouse
@@ -15,6 +22,120 @@ from pipelines.resources import Warehouse
 EFFECT_TABLES = ("programmes_analysed", "propensity_model", "matched_sets", "balance", "sample_sizes",
                  "unmatched", "effects")
 SURVIVAL_TABLES = ("km_curves", "km_horizons", "logrank", "cox", "ph_tests", "rmst")
+
+
+# The people analysed (desist.analysis.ANALYSED_PEOPLE, in its order) with only the columns the
+# models read: person_id, treated and the configured covariates.
+ANALYSED_COVARIATES = """
+    SELECT covariates.person_id, covariates.treated,
+           COLUMNS(lambda c: list_contains(getvariable('covariates'), c))
+    FROM analysis.covariates AS covariates
+    SEMI JOIN (SELECT programme_id, person_id, index_date FROM analysis.measures
+               WHERE programme_id = $programme_id AND window_months = getvariable('headline_months')
+                 AND complete) AS headline
+      USING (programme_id, person_id, index_date)
+    WHERE covariates.programme_id = $programme_id AND covariates.covariates_complete
+    ORDER BY covariates.person_id
+"""
+# Every measure row of the people analysed (registered as `analysed`: person_id and their row
+# number) in the follow-up windows, by row number: one hash join, streamed.
+ANALYSED_MEASURES = f"""
+    SELECT analysed.row, measures.window_months,
+           {", ".join(f"CAST(measures.{measure} AS DOUBLE) AS {measure}" for measure, _ in MEASURES)}
+    FROM analysis.measures AS measures
+    JOIN analysed USING (person_id)
+    WHERE measures.programme_id = $programme_id
+      AND list_contains(getvariable('windows_months'), measures.window_months)
+"""
+
+
+def read_cohort(con: duckdb.DuckDBPyConnection, settings: Settings, programme_id: str) -> pd.DataFrame:
+    """One programme's people analysed with each measure of each follow-up window as a float column
+    ``<measure>_<window>`` (missing where the person has no row for the window), as
+    models.evaluation._measures_wide lays them out.
+
+    Read through Arrow so no Python object is made per person and value: text covariates arrive
+    as pandas categoricals (levels sorted, as pandas orders text), person ids as Arrow strings,
+    numbers and booleans as NumPy arrays (pandas' nullable types where values are missing, as
+    DuckDB's ``.df()`` gives them). The measures are streamed into their columns by row number,
+    so the long measure rows are never held whole."""
+    where = {"programme_id": programme_id}
+    table = con.sql(ANALYSED_COVARIATES, params=where).to_arrow_table()
+    person_ids = table.column("person_id")
+    if len(person_ids) > 1 and pc.any(pc.equal(person_ids[1:], person_ids[:-1])).as_py():
+        raise dg.Failure(description=f"programme {programme_id}: analysis.covariates holds more than one "
+                                     "analysed row for a person")
+    people = _pandas_columns(table)
+    del table
+    windows = list(settings.follow_up.windows_months)
+    window_index = pd.Index(windows)
+    names = [measure for measure, _ in MEASURES]
+    wide = np.full((len(person_ids), len(windows), len(names)), np.nan)
+    rows_per_cell = np.zeros(len(person_ids) * len(windows), dtype=np.int64)
+    con.register("analysed", pa.table({"person_id": person_ids, "row": np.arange(len(person_ids))}))
+    try:
+        for batch in con.sql(ANALYSED_MEASURES, params=where).to_arrow_reader():
+            row = batch.column("row").to_numpy()
+            window = window_index.get_indexer(batch.column("window_months").to_numpy())
+            rows_per_cell += np.bincount(row * len(windows) + window, minlength=len(rows_per_cell))
+            for j, name in enumerate(names):
+                wide[row, window, j] = batch.column(name).to_numpy(zero_copy_only=False)
+    finally:
+        con.unregister("analysed")
+    if rows_per_cell.max(initial=0) > 1:
+        raise dg.Failure(description=f"programme {programme_id}: analysis.measures holds more than one row for a "
+                                     "person and follow-up window")
+    # The outcome block framed as it is and the people's columns put before it: nothing is copied.
+    cohort = pd.DataFrame(wide.reshape(len(person_ids), -1), copy=False,
+                          columns=[f"{name}_{window}" for window in windows for name in names])
+    for position, (name, values) in enumerate(people.items()):
+        cohort.insert(position, name, values)
+    return cohort
+
+
+def _pandas_columns(table: pa.Table) -> dict[str, np.ndarray | pd.api.extensions.ExtensionArray]:
+    """The table's columns as NumPy or pandas arrays (see :func:`read_cohort`), not yet framed."""
+    columns = {}
+    for name, column in zip(table.column_names, table.columns):
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            if name == "person_id":
+                columns[name] = pd.arrays.ArrowExtensionArray(column)
+                continue
+            encoded = column.dictionary_encode().combine_chunks()
+            levels = encoded.dictionary.to_pylist()
+            codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+            columns[name] = pd.Categorical.from_codes(codes, categories=levels).reorder_categories(sorted(levels))
+        elif column.null_count == 0:
+            columns[name] = column.to_numpy()
+        else:
+            columns[name] = column.to_pandas(types_mapper=NULLABLE_TYPES.get).array
+    return columns
+
+
+# Arrow types with missing values as pandas' nullable types (DuckDB's .df() gives these too).
+NULLABLE_TYPES = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype(), pa.int16(): pd.Int16Dtype(),
+                  pa.int8(): pd.Int8Dtype(), pa.bool_(): pd.BooleanDtype()}
+
+
+# Stage 2 runs one worker per core, each with its models beside its queries: a programme step's
+# DuckDB connection may use this share of evaluation.yaml warehouse.memory_limit, so the workers'
+# DuckDB memory together stays within the limit with room left for the models (at 1,000,000
+# people a step's largest query needs about 300 MB).
+PROGRAMME_MEMORY_SHARE = 3
+_BYTES_PER_UNIT = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+                   "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+
+
+@contextmanager
+def programme_connection(warehouse: Warehouse) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only warehouse connection for one programme step, with DuckDB's memory limited to its
+    share (PROGRAMME_MEMORY_SHARE). Closing it gives DuckDB's memory back, so a step holds one
+    open while it queries and none while its models run."""
+    amount, unit = re.fullmatch(r"\s*([\d.]+)\s*(\w+)\s*", warehouse.settings.warehouse.memory_limit).groups()
+    limit = int(float(amount) * _BYTES_PER_UNIT[unit]) // PROGRAMME_MEMORY_SHARE
+    with warehouse.connect(read_only=True) as con:
+        con.execute(f"SET memory_limit = '{limit // 2**10}KiB'")
+        yield con
 
 
 def matching_spec(settings: Settings) -> MatchingSpec:
@@ -47,12 +168,12 @@ def with_programme(frame: pd.DataFrame, programme_id: str) -> pd.DataFrame:
 
 def programme_name(con: duckdb.DuckDBPyConnection, programme_id: str) -> str:
     """The programme's name; a partition whose programme left staging.programmes stops here."""
-    row = con.execute("SELECT name FROM staging.programmes WHERE programme_id = $programme_id",
-                      {"programme_id": programme_id}).fetchone()
-    if row is None:
+    rows = con.execute("SELECT name FROM staging.programmes WHERE programme_id = $programme_id",
+                       {"programme_id": programme_id}).fetchall()
+    if not rows:
         raise dg.Failure(description=f"programme {programme_id}: not in staging.programmes (removed from the "
                                      "extract); its partition is deleted by the next run")
-    return row[0]
+    return rows[0][0]
 
 
 def fingerprint(context: dg.AssetExecutionContext, con: duckdb.DuckDBPyConnection, settings: Settings) -> str:
@@ -75,31 +196,31 @@ def fingerprint(context: dg.AssetExecutionContext, con: duckdb.DuckDBPyConnectio
 def programme_effects(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     settings = warehouse.settings
     programme_id = context.partition_key
-    with warehouse.connect(read_only=True) as con:
+    # Each query in its own connection, closed after it: DuckDB gives its memory back when its
+    # database closes, so the worker's peak is that of one query, or of the models, not their sum.
+    with programme_connection(warehouse) as con:
         name = programme_name(con, programme_id)
-        people = con.execute(ANALYSED_PEOPLE, {"programme_id": programme_id}).df()
-        measures = con.execute(
-            "SELECT person_id, window_months, reoffended, frequency, days_to_first, custodial_reoffence "
-            "FROM analysis.measures WHERE programme_id = $programme_id",
-            {"programme_id": programme_id},
-        ).df()
-        result = evaluate_effects(
-            programme_id, people, measures, matching_spec(settings),
-            windows=settings.follow_up.windows_months, headline_window=settings.follow_up.headline_months,
-            min_treated=settings.diagnostics.min_participants,
-        )
+        inputs = fingerprint(context, con, settings)
+    with programme_connection(warehouse) as con:
+        people = read_cohort(con, settings, programme_id)
+    result = evaluate_effects(
+        programme_id, people, None, matching_spec(settings),
+        windows=settings.follow_up.windows_months, headline_window=settings.follow_up.headline_months,
+        min_treated=settings.diagnostics.min_participants,
+    )
+    n_treated, n_people = int(people["treated"].sum()), len(people)
+    del people
+    context.log.info(f"{programme_id}: {result.status}; {n_treated} participants analysed of {n_people}")
+    with programme_connection(warehouse) as con:
         if result.status == "not_estimated":
             result.message = unanalysed_reason(con, programme_id) or result.message
-        n_treated = int(people["treated"].sum())
-        context.log.info(f"{programme_id}: {result.status}; {n_treated} participants analysed of {len(people)}")
         frames = {"programmes_analysed": pd.DataFrame({
             "programme_id": [programme_id], "name": [name], "status": [result.status],
             "message": [result.message], "n_treated_analysed": [n_treated],
-            "n_comparison_pool": [len(people) - n_treated],
+            "n_comparison_pool": [n_people - n_treated],
         })}
         frames |= {table: with_programme(getattr(result, table), programme_id) for table in EFFECT_TABLES[1:]}
         write_partition(con, settings, programme_id, EFFECT_TABLES, frames)
-        inputs = fingerprint(context, con, settings)
     balance = frames["balance"]
     after = balance.loc[balance["stage"] == "after", "smd"].abs() if not balance.empty else pd.Series(dtype=float)
     return dg.MaterializeResult(metadata={
