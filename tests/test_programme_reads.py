@@ -1,8 +1,7 @@
 """The programme steps' fast reads give the models exactly what the plain reads gave: the effects
 step's one narrow query through Arrow against desist.analysis.ANALYSED_PEOPLE read into pandas
 with the measures laid out by models.evaluation._measures_wide, and the diagnostics step's
-matched-sample read against the whole cohort; the fingerprint kept between a worker's steps
-follows any write to the warehouse."""
+matched-sample read against the whole cohort."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -19,8 +18,7 @@ from desist.config import load_settings, write_settings
 from models.diagnostics import Thresholds
 from models.evaluation import _measures_wide, evaluate_diagnostics, evaluate_effects
 from pipelines.diagnostics import MATCHED_SAMPLE
-from pipelines.effects import ANALYSED_PEOPLE, fingerprint, matching_spec, read_cohort
-from pipelines.partitions import programme_fingerprints
+from pipelines.effects import ANALYSED_PEOPLE, matching_spec, read_cohort
 
 MEASURES = ("SELECT person_id, window_months, reoffended, frequency, days_to_first, custodial_reoffence "
             "FROM analysis.measures WHERE programme_id = $programme_id")
@@ -132,23 +130,3 @@ def test_diagnostics_from_the_matched_sample_equal_those_from_everyone(sample_wa
 
     with pytest.raises(ValueError, match="1 people of the matched sample have no row in the people given"):
         evaluate_diagnostics(sample.iloc[1:], *arguments)
-
-
-def test_the_fingerprint_kept_between_steps_follows_a_write_to_the_warehouse(tmp_path):
-    settings = load_settings(write_settings(tmp_path, SAMPLE_DIR))
-    with warehouse.connect(settings) as con:
-        ingest.ingest(con, settings.paths.landing, settings.tables)
-        analysis.build_analysis(con)
-        # the risk model's scores, which the fingerprint covers too (their values do not matter here)
-        con.execute("CREATE TABLE results.risk_scores AS SELECT DISTINCT person_id, index_date, 0.5 AS score "
-                    "FROM analysis.covariates")
-    with warehouse.connect(settings, read_only=True) as con:
-        before = fingerprint(con, settings, "P01")
-        assert fingerprint(con, settings, "P01") == before == programme_fingerprints(con, settings, ["P01"])["P01"]
-    with warehouse.connect(settings) as con:
-        con.execute("UPDATE analysis.measures SET frequency = frequency + 1 WHERE programme_id = 'P01' "
-                    "AND person_id = (SELECT min(person_id) FROM analysis.measures WHERE programme_id = 'P01')")
-    with warehouse.connect(settings, read_only=True) as con:
-        after = fingerprint(con, settings, "P01")
-        assert after != before
-        assert after == programme_fingerprints(con, settings, ["P01"])["P01"]
