@@ -61,13 +61,19 @@ def write_partition(con: duckdb.DuckDBPyConnection, settings: Settings, programm
             partial.unlink(missing_ok=True)
 
 
-def read_partition(con: duckdb.DuckDBPyConnection, settings: Settings, table: str,
-                   programme_id: str) -> pd.DataFrame:
-    """A table one of this programme's earlier partitioned steps wrote."""
+def existing_partition_file(settings: Settings, table: str, programme_id: str) -> Path:
+    """The file of a table one of this programme's earlier partitioned steps wrote (for SQL to read)."""
     path = partition_file(settings, table, programme_id)
     if not path.exists():
         raise dg.Failure(description=f"programme {programme_id}: {path} is missing (the step that writes "
                                      f"{table} has not run for it)")
+    return path
+
+
+def read_partition(con: duckdb.DuckDBPyConnection, settings: Settings, table: str,
+                   programme_id: str) -> pd.DataFrame:
+    """A table one of this programme's earlier partitioned steps wrote."""
+    path = existing_partition_file(settings, table, programme_id)
     return con.execute("SELECT * FROM read_parquet($path)", {"path": str(path)}).df()
 
 
