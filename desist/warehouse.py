@@ -92,8 +92,8 @@ def frame_with_categories(con: duckdb.DuckDBPyConnection, query: str, params: di
         columns = con.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = 'temp' "
                               "AND table_name = 'category_rows' ORDER BY column_index").fetchall()
         text = [name for name, data_type in columns if data_type == "VARCHAR"]
-        levels = con.execute("SELECT " + ", ".join(f"list(DISTINCT {quoted(name)}) FILTER ({quoted(name)} IS NOT NULL)" for name in text)
-                             + " FROM temp.category_rows").fetchone() if text else ()
+        distinct = [f"list(DISTINCT {quoted(name)}) FILTER ({quoted(name)} IS NOT NULL)" for name in text]
+        levels = con.execute(f"SELECT {', '.join(distinct)} FROM temp.category_rows").fetchone() if text else ()
         level_of = {name: sorted(values) for name, values in zip(text, levels) if values}
         select = ", ".join(
             f"{quoted(name)}::ENUM({', '.join(_literal(level) for level in level_of[name])}) AS {quoted(name)}"
