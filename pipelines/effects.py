@@ -8,8 +8,9 @@ from desist import warehouse as wh
 from desist.analysis import ANALYSED_PEOPLE, unanalysed_reason
 from desist.config import Settings
 from models.evaluation import MatchingSpec, evaluate_effects, evaluate_survival
-from pipelines.partitions import (PROGRAMME_EFFECTS, PROGRAMME_GROUP, PROGRAMME_SURVIVAL, PROGRAMMES,
-                                 existing_partition_file, programme_fingerprints, read_partition, write_partition)
+from pipelines.partitions import (FINGERPRINT_TAG, PROGRAMME_EFFECTS, PROGRAMME_GROUP, PROGRAMME_SURVIVAL,
+                                 PROGRAMMES, existing_partition_file, programme_fingerprints, read_partition,
+                                 write_partition)
 from pipelines.resources import Warehouse
 
 EFFECT_TABLES = ("programmes_analysed", "propensity_model", "matched_sets", "balance", "sample_sizes",
@@ -76,9 +77,13 @@ def programme_name(con: duckdb.DuckDBPyConnection, programme_id: str) -> str:
     return row[0]
 
 
-def fingerprint(con: duckdb.DuckDBPyConnection, settings: Settings, programme_id: str) -> str:
-    """The fingerprint of the inputs this step read, recorded so the next run can skip an unchanged programme."""
-    return programme_fingerprints(con, settings, [programme_id])[programme_id]
+def fingerprint(con: duckdb.DuckDBPyConnection, settings: Settings, programme_id: str,
+                context: dg.AssetExecutionContext | None = None) -> str:
+    """The fingerprint of the inputs this step read, recorded so the next run can skip an unchanged programme:
+    the one the planner read for this run (its tag; nothing writes the warehouse while programmes run), or
+    computed here for a run started without it."""
+    planned = context.run_tags.get(FINGERPRINT_TAG) if context is not None else None
+    return planned or programme_fingerprints(con, settings, [programme_id])[programme_id]
 
 
 @dg.asset(
@@ -161,5 +166,5 @@ def programme_survival(context: dg.AssetExecutionContext, warehouse: Warehouse) 
         else:
             context.log.info(f"{programme_id}: not estimated, so no survival analysis")
         write_partition(con, settings, programme_id, SURVIVAL_TABLES, frames)
-        inputs = fingerprint(con, settings, programme_id)
+        inputs = fingerprint(con, settings, programme_id, context)
     return dg.MaterializeResult(metadata={"estimated": estimated, "input_fingerprint": inputs})

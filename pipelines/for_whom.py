@@ -139,7 +139,7 @@ def programme_subgroup_effects(context: dg.AssetExecutionContext, warehouse: War
             frames = {table: with_programme(frame, programme_id)
                       for table, frame in zip(SUBGROUP_TABLES, (result.effects, result.heterogeneity))}
         write_partition(con, settings, programme_id, SUBGROUP_TABLES, frames)
-        inputs = fingerprint(con, settings, programme_id)
+        inputs = fingerprint(con, settings, programme_id, context)
     return dg.MaterializeResult(metadata={"estimated": estimated, "input_fingerprint": inputs})
 
 

@@ -28,6 +28,9 @@ PROGRAMME_SURVIVAL = dg.AssetKey(["programmes", "survival"])
 PROGRAMME_DIAGNOSTICS = dg.AssetKey(["programmes", "diagnostics"])
 PROGRAMME_SUBGROUP_EFFECTS = dg.AssetKey(["programmes", "subgroup_effects"])
 PROGRAMME_ASSETS = (PROGRAMME_EFFECTS, PROGRAMME_SURVIVAL, PROGRAMME_DIAGNOSTICS, PROGRAMME_SUBGROUP_EFFECTS)
+# The tag on a programme's run carrying the input fingerprint the planner read for it once stage 1
+# had finished writing, so each of the run's steps records it without hashing the rows again.
+FINGERPRINT_TAG = "desist/input_fingerprint"
 
 
 def partitions_folder(settings: Settings) -> Path:

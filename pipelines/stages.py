@@ -29,8 +29,8 @@ from dagster_shared.serdes import deserialize_value, serialize_value
 from desist import warehouse as wh
 from desist.config import PROJECT_ROOT, Settings, load_settings
 from desist.runs import BATCH_TAG, EVALUATION_JOB_NAME, PUBLISH_JOB_NAME, failure_reason
-from pipelines.partitions import (PROGRAMME_GROUP, PROGRAMMES, programme_fingerprints, remove_partition_files,
-                                  stale_programmes)
+from pipelines.partitions import (FINGERPRINT_TAG, PROGRAMME_GROUP, PROGRAMMES, programme_fingerprints,
+                                  remove_partition_files, stale_programmes)
 
 PROGRAMME_ASSETS = dg.AssetSelection.groups(PROGRAMME_GROUP)
 EVALUATION_JOB = dg.define_asset_job(
@@ -58,6 +58,11 @@ class ProgrammePlan:
     added: list[str]
     removed: list[str]
     changed: list[str]
+    fingerprints: dict[str, str] = field(default_factory=dict)
+
+    def run_tags(self, programme_id: str, tags: dict) -> dict:
+        """A programme run's tags: the batch's and the programme's input fingerprint."""
+        return {**tags, FINGERPRINT_TAG: self.fingerprints[programme_id]}
 
     def partition_requests(self) -> list:
         return [*([PROGRAMMES.build_add_request(self.added)] if self.added else []),
@@ -71,7 +76,7 @@ def plan_programmes(instance: dg.DagsterInstance, settings: Settings) -> Program
     known = set(instance.get_dynamic_partitions(PROGRAMMES.name))
     return ProgrammePlan(programmes=sorted(fingerprints), added=sorted(set(fingerprints) - known),
                          removed=sorted(known - set(fingerprints)),
-                         changed=sorted(stale_programmes(instance, fingerprints)))
+                         changed=sorted(stale_programmes(instance, fingerprints)), fingerprints=fingerprints)
 
 
 def apply_plan(instance: dg.DagsterInstance, settings: Settings, plan: ProgrammePlan) -> None:
@@ -107,18 +112,18 @@ class EvaluationOutcome:
 WORKERS: set[subprocess.Popen] = set()
 
 
-def run_programmes(config_file: str, instance: dg.DagsterInstance, programme_ids: list[str], tags: dict,
-                   verbose: bool = False) -> dict[str, str]:
+def run_programmes(config_file: str, instance: dg.DagsterInstance, programme_ids: list[str],
+                   tags: dict[str, dict], verbose: bool = False) -> dict[str, str]:
     """Each programme's stage 2 run in its own process, as many at once as there are cores:
     {programme: run id}. A process is started per programme (python -m pipelines.stages), not forked,
-    so it opens its own DuckDB and Dagster connections."""
+    so it opens its own DuckDB and Dagster connections. ``tags``: each programme's run tags."""
     instance_ref = serialize_value(instance.get_ref())
     run_ids = {programme_id: str(uuid.uuid4()) for programme_id in programme_ids}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
 
     def run_one(programme_id: str) -> None:
         command = [sys.executable, "-m", "pipelines.stages", config_file, programme_id, run_ids[programme_id],
-                   instance_ref, json.dumps(tags), "DEBUG" if verbose else "CRITICAL"]
+                   instance_ref, json.dumps(tags[programme_id]), "DEBUG" if verbose else "CRITICAL"]
         worker = subprocess.Popen(command, env=env)
         WORKERS.add(worker)
         try:
@@ -161,7 +166,8 @@ def run_evaluation(config_file: str, instance: dg.DagsterInstance, run_id: str |
     outcome.plan = plan = plan_programmes(instance, settings)
     apply_plan(instance, settings, plan)
     failed = []
-    for programme_id, programme_run in run_programmes(str(settings.source), instance, plan.changed, batch,
+    programme_tags = {programme_id: plan.run_tags(programme_id, batch) for programme_id in plan.changed}
+    for programme_id, programme_run in run_programmes(str(settings.source), instance, plan.changed, programme_tags,
                                                       verbose).items():
         outcome.programme_runs[programme_id] = programme_run
         outcome.run_ids.append(programme_run)
@@ -214,7 +220,7 @@ def build_stages_sensor(settings: Settings) -> dg.SensorDefinition:
             remove_partition_files(settings, plan.removed)
             tags = {BATCH_TAG: batch}
             requests = [dg.RunRequest(job_name=PROGRAMME_JOB.name, partition_key=programme_id,
-                                      run_key=f"{batch}:{programme_id}", tags=tags)
+                                      run_key=f"{batch}:{programme_id}", tags=plan.run_tags(programme_id, tags))
                         for programme_id in plan.changed]
             if not requests:
                 requests = [dg.RunRequest(job_name=PUBLISH_JOB.name, run_key=f"{batch}:publish", tags=tags)]

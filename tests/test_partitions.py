@@ -8,9 +8,11 @@ import pandas as pd
 import pytest
 
 from conftest import materialize_all
+from desist import warehouse as wh
 from desist.config import load_settings, write_settings
 from desist.generate import write_extract
-from pipelines.partitions import PROGRAMME_ASSETS, PROGRAMMES, partition_file
+from pipelines.partitions import (FINGERPRINT_TAG, PROGRAMME_ASSETS, PROGRAMMES, partition_file, programme_fingerprints,
+                                  recorded_fingerprint)
 
 PROGRAMME_TABLES = ("programmes", "participation", "mentors")
 
@@ -75,6 +77,15 @@ def test_programmes_run_side_by_side_and_a_new_changed_or_removed_one_touches_on
         # Programmes ran side by side, each reading the warehouse, without a DuckDB lock error.
         assert overlapping_programme_runs(instance, first)
         assert materialised_partitions(instance, first.run_ids) == {key: set(original) for key in PROGRAMME_ASSETS}
+        # Each programme's run carries the fingerprint the planner read, and every step recorded it: the
+        # hash of the rows as they are, computed here again.
+        with wh.connect(settings, read_only=True) as con:
+            computed = programme_fingerprints(con, settings)
+        for programme_id in original:
+            assert instance.get_run_by_id(first.programme_runs[programme_id]).tags[FINGERPRINT_TAG] == computed[
+                programme_id]
+            assert {recorded_fingerprint(instance, key, programme_id) for key in PROGRAMME_ASSETS} == {
+                computed[programme_id]}
         before = {p: results(settings, EFFECTS.replace("$1", f"'{p}'")) for p in original}
 
         # A programme added: only its partitions run; the results tables hold every programme.
