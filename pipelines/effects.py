@@ -42,6 +42,7 @@ def matching_spec(settings: Settings) -> MatchingSpec:
 
 
 def survival_cohort(settings: Settings) -> str:
+    """The query of everyone analysed with the treatment, the configured covariates and the survival pair."""
     covariates = "".join(f", covariates.{wh.quoted(name)}" for name in settings.covariates.all)
     return f"""
         SELECT sets.treated{covariates}, survival.time_days, survival.event
