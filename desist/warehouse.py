@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from desist.config import PROJECT_ROOT, Settings
 
@@ -75,3 +76,37 @@ def run_sql(con: duckdb.DuckDBPyConnection, relative_path: str) -> None:
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
                        [schema, table]).fetchall()[0][0] > 0
+
+
+def frame_with_categories(con: duckdb.DuckDBPyConnection, query: str, params: dict | None = None) -> pd.DataFrame:
+    """The rows of ``query`` (in its order) as a DataFrame whose text columns are pandas
+    categoricals, levels sorted as Python sorts them, instead of one Python string per row.
+
+    A programme's hundreds of thousands of people hold a handful of distinct codes per text
+    column; as categoricals they convert from DuckDB without making a string object per row and
+    the models encode them without comparing text again. The rows are kept in a temporary table
+    while the levels are read, so the query runs once.
+    """
+    con.execute(f"CREATE OR REPLACE TEMP TABLE category_rows AS {query}", params)
+    try:
+        columns = con.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = 'temp' "
+                              "AND table_name = 'category_rows' ORDER BY column_index").fetchall()
+        text = [name for name, data_type in columns if data_type == "VARCHAR"]
+        distinct = [f"list(DISTINCT {quoted(name)}) FILTER ({quoted(name)} IS NOT NULL)" for name in text]
+        levels = con.execute(f"SELECT {', '.join(distinct)} FROM temp.category_rows").fetchone() if text else ()
+        level_of = {name: sorted(values) for name, values in zip(text, levels) if values}
+        select = ", ".join(
+            f"{quoted(name)}::ENUM({', '.join(_literal(level) for level in level_of[name])}) AS {quoted(name)}"
+            if name in level_of else quoted(name) for name, _ in columns)
+        return con.execute(f"SELECT {select} FROM temp.category_rows").df()
+    finally:
+        con.execute("DROP TABLE IF EXISTS temp.category_rows")
+
+
+def quoted(identifier: str) -> str:
+    """An SQL identifier in double quotes."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

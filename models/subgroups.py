@@ -36,7 +36,7 @@ import pandas as pd
 from scipy import stats
 
 from models.effects import MIN_TREATED, STATUS_OK, STATUS_TOO_FEW_TREATED, matched_difference
-from models.matching import match_propensity
+from models.matching import match_nearest
 
 EFFECT_COLUMNS = [
     "variable", "level", "n_treated", "n_comparison", "treated_value", "comparison_value", "difference",
@@ -93,11 +93,11 @@ def age_bands(age, edges: Sequence[int]) -> pd.Categorical:
     """Age bands from increasing edges: [18, 25, 35] gives 18-24, 25-34, 35+ (and 'under 18')."""
     edges = list(edges)
     labels = [f"{low}-{high - 1}" for low, high in zip(edges, edges[1:])] + [f"{edges[-1]}+"]
-    bins = [edges[0], *edges[1:], np.inf]
-    age = pd.Series(np.asarray(age, dtype=float))
-    band = pd.cut(age, bins=bins, right=False, labels=labels).astype(object)
-    band = band.where(~(age < edges[0]), f"under {edges[0]}")
-    return pd.Categorical(band, categories=[f"under {edges[0]}", *labels])
+    age = np.asarray(age, dtype=float)
+    # The number of edges at or below the age is the band's place among the categories (0: under).
+    codes = np.searchsorted(np.asarray(edges, dtype=float), age, side="right")
+    codes[np.isnan(age) | (age == np.inf)] = -1
+    return pd.Categorical.from_codes(codes, categories=[f"under {edges[0]}", *labels])
 
 
 @dataclass
@@ -141,35 +141,40 @@ def subgroup_effects(
         ratio, replace, caliper, exact: the headline's matching settings.
         min_treated: fewest matched participants with an outcome for a level's estimate.
     """
-    data = data.reset_index(drop=True)
     distance = np.asarray(distance, dtype=float)
     if len(distance) != len(data):
         raise ValueError(f"distance has {len(distance)} values but data has {len(data)} rows")
-    absent = [name for name in [treatment, outcome, *variables] if name not in data.columns]
+    absent = [name for name in [treatment, outcome, *exact, *variables] if name not in data.columns]
     if absent:
         raise ValueError(f"columns not in the data: {', '.join(map(repr, absent))}")
+    treated_all = data[treatment].to_numpy() == 1
+    y_all = data[outcome].to_numpy(dtype=float)
+    # Matching sorts the people by distance; sorted once here (stably, so equal distances keep
+    # the data order that breaks ties), every variable's matching starts from sorted rows.
+    by_distance = np.argsort(distance, kind="stable")
     rows, tests = [], []
     for variable in variables:
-        has_value = data[variable].notna().to_numpy()
-        people = data.loc[has_value].reset_index(drop=True)
-        treated = people[treatment].to_numpy() == 1
-        levels = _levels(people[variable])
-        if not treated.any() or treated.all():
+        column = data[variable]
+        has_value = column.notna().to_numpy()
+        levels = _levels(column)
+        treated = treated_all & has_value
+        if not treated.any() or not (has_value & ~treated_all).any():
             rows += [_gated(variable, level, 0, 0) for level in levels]
             continue
-        match = match_propensity(people, distance[has_value], treatment, ratio=ratio, replace=replace,
-                                 caliper=caliper, exact=list(dict.fromkeys([*exact, variable])))
-        y = people[outcome].to_numpy(dtype=float)
-        in_sample = (match.weights > 0) & ~np.isnan(y)
+        weights, subclass = _matched_within(
+            data, distance, treated_all, has_value, by_distance, [*dict.fromkeys([*exact, variable])],
+            ratio=ratio, replace=replace, caliper=caliper)
+        in_sample = (weights > 0) & ~np.isnan(y_all)
         level_rows = []
         for level in levels:
-            here = in_sample & (people[variable] == level).to_numpy()
-            n_treated, n_comparison = int((here & treated).sum()), int((here & ~treated).sum())
+            here = in_sample & (column == level).to_numpy()
+            n_treated, n_comparison = int((here & treated_all).sum()), int((here & ~treated_all).sum())
             if n_treated < max(min_treated, 1) or n_comparison == 0:
                 level_rows.append(_gated(variable, level, n_treated, n_comparison))
                 continue
-            cluster = match.subclass[here] if match.subclass is not None else None
-            estimate = matched_difference(y[here], treated[here], match.weights[here], cluster, conf_level=conf_level)
+            cluster = subclass[here] if subclass is not None else None
+            estimate = matched_difference(y_all[here], treated_all[here], weights[here], cluster,
+                                          conf_level=conf_level)
             level_rows.append({
                 "variable": variable, "level": str(level), "n_treated": n_treated, "n_comparison": n_comparison,
                 "treated_value": estimate.mean_treated, "comparison_value": estimate.mean_comparison,
@@ -186,6 +191,39 @@ def subgroup_effects(
     effects = pd.DataFrame(rows, columns=[c for c in EFFECT_COLUMNS if c != "p_holm"])
     effects.insert(EFFECT_COLUMNS.index("p_holm"), "p_holm", holm(effects["p_value"].to_numpy(dtype=float)))
     return SubgroupEffects(effects=effects[EFFECT_COLUMNS], heterogeneity=pd.DataFrame(tests, columns=HETEROGENEITY_COLUMNS))
+
+
+def _matched_within(data: pd.DataFrame, distance: np.ndarray, treated: np.ndarray, has_value: np.ndarray,
+                    by_distance: np.ndarray, exact: list[str], *, ratio: int, replace: bool,
+                    caliper: float | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Matching weights and matched sets per row (0 and 0 outside) of the people with a value,
+    matched exactly on ``exact``: :func:`models.matching.match_nearest` on those people in
+    distance order, which makes the same matches as on them in data order (ties in distance
+    keep their data order) and the same matched sets under other numbers."""
+    rows = by_distance[has_value[by_distance]]
+    strata = np.column_stack([_codes(data[name])[rows] for name in exact])
+    missing = [name for name, codes in zip(exact, strata.T) if (codes < 0).any()]
+    if missing:
+        raise ValueError(f"exact-matching variable(s) with missing values: {', '.join(missing)}")
+    # The caliper in SDs of these people's distance, summed in data order as matching them in data
+    # order would, so the width is the same to the last bit (all distances equal: no such width).
+    width = None if caliper is None else float(caliper * np.std(distance[has_value], ddof=1))
+    match = match_nearest(treated[rows], distance[rows], ratio=ratio, replace=replace,
+                          caliper=width or caliper, std_caliper=not width, exact=strata)
+    weights = np.zeros(len(distance))
+    weights[rows] = match.weights
+    if match.subclass is None:
+        return weights, None
+    subclass = np.zeros(len(distance), dtype=np.int64)
+    subclass[rows] = match.subclass
+    return weights, subclass
+
+
+def _codes(column: pd.Series) -> np.ndarray:
+    """An integer per distinct value (-1 where missing)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.codes.to_numpy()
+    return pd.factorize(column.to_numpy())[0]
 
 
 def _gated(variable: str, level, n_treated: int, n_comparison: int) -> dict:

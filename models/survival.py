@@ -117,6 +117,19 @@ def _cluster_codes(cluster, n: int) -> np.ndarray:
     return pd.factorize(values)[0]
 
 
+def _in_time_order(time: np.ndarray, *arrays):
+    """``time`` and each array with rows sorted by time (stable); unchanged when already sorted.
+
+    The Cox estimates do not depend on the order of the rows, but the Efron sums over risk
+    sets do far less work on rows in time order: each distinct time's people are then a
+    contiguous run of rows instead of rows scattered through memory.
+    """
+    if np.all(time[1:] >= time[:-1]):
+        return (time, *arrays)
+    order = np.argsort(time, kind="stable")
+    return (time[order], *(array[order] for array in arrays))
+
+
 def _z(conf_level: float) -> float:
     if not 0 < conf_level < 1:
         raise ValueError(f"conf_level must be between 0 and 1, got {conf_level}")
@@ -803,6 +816,7 @@ def proportional_hazards_test(
         raise ValueError(f"names has {len(names)} entries but covariates have {p} columns")
 
     x = x - x.mean(axis=0)
+    time, event, weights, x = _in_time_order(time, event, weights, x)
     terms = _efron_terms(time, event, weights, x, beta)
     return _ph_test(terms, _efron_information(terms, event, weights, x), time, event, weights, x, names, alpha)
 
@@ -969,6 +983,7 @@ def cox_matched(
     cluster_codes = _cluster_codes(cluster, len(time))
     z_crit = _z(conf_level)
 
+    time, event, weights, treat, cluster_codes = _in_time_order(time, event, weights, treat, cluster_codes)
     x = treat[:, None]
     beta, terms, information, iterations = _newton_raphson(time, event, weights, x)
     naive_var = np.linalg.inv(information)
@@ -1072,6 +1087,7 @@ def cox_adjusted(
     # Centred columns (in place: the design is ours) fit the same coefficients and partial
     # likelihood, with better-conditioned sums.
     x -= x.mean(axis=0)
+    time, event, x = _in_time_order(time, event, x)
     coef, terms, information, _ = _newton_raphson(time, event, np.ones_like(time), x)
     se = np.sqrt(np.diag(np.linalg.inv(information)))
     z_crit = _z(conf_level)

@@ -15,13 +15,24 @@ from desist import warehouse as wh
 from desist.analysis import ANALYSED_PEOPLE, unanalysed_reason
 from desist.config import Settings
 from models.evaluation import MEASURES, MatchingSpec, evaluate_effects, evaluate_survival
-from pipelines.partitions import (FINGERPRINT_TAG, PROGRAMME_EFFECTS, PROGRAMME_GROUP, PROGRAMME_SURVIVAL, PROGRAMMES,
-                                 programme_fingerprints, read_partition, write_partition)
+from pipelines.partitions import (FINGERPRINT_TAG, PROGRAMME_EFFECTS, PROGRAMME_GROUP, PROGRAMME_SURVIVAL,
+                                 PROGRAMMES, existing_partition_file, programme_fingerprints, read_partition,
+                                 write_partition)
 from pipelines.resources import Warehouse
 
 EFFECT_TABLES = ("programmes_analysed", "propensity_model", "matched_sets", "balance", "sample_sizes",
                  "unmatched", "effects")
 SURVIVAL_TABLES = ("km_curves", "km_horizons", "logrank", "cox", "ph_tests", "rmst")
+# The survival analysis takes its people from the effects step's matched_sets file, which holds
+# everyone analysed (weight 0 where unmatched): the matched sample with its weights and sets, and
+# for the adjusted model the whole cohort with only the columns the model uses, in time order.
+MATCHED_SURVIVAL = """
+    SELECT sets.person_id, sets.treated, sets.weight, sets.subclass, survival.time_days, survival.event
+    FROM read_parquet($matched_sets) AS sets
+    JOIN analysis.survival AS survival USING (programme_id, person_id)
+    WHERE sets.weight > 0
+    ORDER BY sets.person_id
+"""
 
 
 # The people analysed (desist.analysis.ANALYSED_PEOPLE, in its order) with only the columns the
@@ -151,6 +162,18 @@ def matching_spec(settings: Settings) -> MatchingSpec:
     )
 
 
+def survival_cohort(settings: Settings) -> str:
+    """The query of everyone analysed with the treatment, the configured covariates and the survival pair."""
+    covariates = "".join(f", covariates.{wh.quoted(name)}" for name in settings.covariates.all)
+    return f"""
+        SELECT sets.treated{covariates}, survival.time_days, survival.event
+        FROM read_parquet($matched_sets) AS sets
+        JOIN analysis.covariates AS covariates USING (programme_id, person_id)
+        JOIN analysis.survival AS survival USING (programme_id, person_id)
+        ORDER BY survival.time_days
+    """
+
+
 def write_results(con: duckdb.DuckDBPyConnection, schema_sql: str, frames: dict[str, list[pd.DataFrame]]) -> None:
     """Recreate the results tables declared in sql/<schema_sql>, then add the rows of every programme."""
     wh.run_sql(con, schema_sql)
@@ -247,17 +270,14 @@ def programme_survival(context: dg.AssetExecutionContext, warehouse: Warehouse) 
         estimated = bool((analysed["status"] == "ok").all())
         frames = {}
         if estimated:
-            con.register("programme_matched_sets", read_partition(con, settings, "matched_sets", programme_id))
-            matched = con.execute(
-                "SELECT m.person_id, m.treated, m.weight, m.subclass, s.time_days, s.event "
-                "FROM programme_matched_sets AS m JOIN analysis.survival AS s USING (programme_id, person_id) "
-                "WHERE m.weight > 0 ORDER BY m.person_id",
-            ).df()
-            cohort = con.execute(
-                f"SELECT people.*, s.time_days, s.event FROM ({ANALYSED_PEOPLE}) AS people "
-                "JOIN analysis.survival AS s USING (programme_id, person_id)",
-                {"programme_id": programme_id},
-            ).df()
+            sets = {"matched_sets": str(existing_partition_file(settings, "matched_sets", programme_id))}
+            matched = con.execute(MATCHED_SURVIVAL, sets).df()
+            cohort = wh.frame_with_categories(con, survival_cohort(settings), sets)
+            n_analysed = con.execute("SELECT count(*) FROM read_parquet($matched_sets)", sets).fetchone()[0]
+            if len(cohort) != n_analysed:
+                raise dg.Failure(description=f"desist: programme {programme_id}: analysis.survival or "
+                                             f"analysis.covariates lacks {n_analysed - len(cohort)} of the "
+                                             f"{n_analysed} people analysed for its effects")
             result = evaluate_survival(
                 programme_id, matched, cohort, matching_spec(settings),
                 horizon_days=settings.survival.rmst_horizon_days, horizons=settings.survival.horizons_days,

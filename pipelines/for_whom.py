@@ -2,12 +2,13 @@
 import dagster as dg
 import pandas as pd
 
+from desist import warehouse as wh
 from desist.config import Settings
 from models.risk import BANDS, MIN_OUTCOMES, STATUS_OK, fit_risk_model, model_card, temporal_split
 from models.subgroups import age_bands, subgroup_effects
-from pipelines.effects import ANALYSED_PEOPLE, fingerprint, matching_spec, with_programme, write_results
+from pipelines.effects import fingerprint, matching_spec, with_programme, write_results
 from pipelines.partitions import (PROGRAMME_EFFECTS, PROGRAMME_GROUP, PROGRAMME_SUBGROUP_EFFECTS, PROGRAMMES,
-                                 read_partition, write_partition)
+                                 existing_partition_file, read_partition, write_partition)
 from pipelines.resources import WAREHOUSE_POOL, Warehouse
 
 RISK_TABLES = ("risk_model_status", "risk_coefficients", "risk_performance", "risk_calibration", "risk_fairness",
@@ -32,6 +33,25 @@ RISK_PEOPLE = """
       AND headline.complete
     ORDER BY covariates.person_id, covariates.index_date
 """
+
+
+def subgroup_people(settings: Settings) -> str:
+    """Everyone the effects step analysed (its matched_sets file), in person order as they were matched
+    there: the treatment, the matching distance, the headline outcome, the age (for the age band), the
+    risk band and only the other columns the subgroups and the exact matching need."""
+    others = [name for name in [*settings.subgroups.variables, *settings.matching.exact]
+              if name not in ("age_band", "risk_band", "age_at_index")]
+    columns = "".join(f", covariates.{wh.quoted(name)}" for name in dict.fromkeys(others))
+    return f"""
+        SELECT sets.treated, sets.logit_score, headline.reoffended::DOUBLE AS outcome,
+               covariates.age_at_index, scores.risk_band{columns}
+        FROM read_parquet($matched_sets) AS sets
+        JOIN analysis.covariates AS covariates USING (programme_id, person_id)
+        JOIN analysis.measures AS headline USING (programme_id, person_id, index_date)
+        LEFT JOIN results.risk_scores AS scores USING (person_id, index_date)
+        WHERE headline.window_months = getvariable('headline_months')
+        ORDER BY sets.person_id
+    """
 
 
 def with_age_band(people: pd.DataFrame, settings: Settings) -> pd.DataFrame:
@@ -115,16 +135,8 @@ def programme_subgroup_effects(context: dg.AssetExecutionContext, warehouse: War
         analysed = read_partition(con, settings, "programmes_analysed", programme_id)
         estimated = bool((analysed["status"] == "ok").all())
         if estimated:
-            con.register("programme_matched_sets", read_partition(con, settings, "matched_sets", programme_id))
-            people = con.execute(
-                f"SELECT people.*, sets.logit_score, scores.risk_band, headline.reoffended::DOUBLE AS outcome "
-                f"FROM ({ANALYSED_PEOPLE}) AS people "
-                "JOIN programme_matched_sets AS sets USING (programme_id, person_id) "
-                "JOIN analysis.measures AS headline USING (programme_id, person_id, index_date) "
-                "LEFT JOIN results.risk_scores AS scores USING (person_id, index_date) "
-                "WHERE headline.window_months = getvariable('headline_months') ORDER BY people.person_id",
-                {"programme_id": programme_id},
-            ).df()
+            people = wh.frame_with_categories(con, subgroup_people(settings), {
+                "matched_sets": str(existing_partition_file(settings, "matched_sets", programme_id))})
             people = with_age_band(people, settings).assign(
                 risk_band=lambda f: pd.Categorical(f["risk_band"], categories=BANDS))
             if "risk_band" in settings.subgroups.variables and people["risk_band"].isna().all():

@@ -425,6 +425,24 @@ def test_cox_matched_ph_test_matches_r_cox_zph(matched_fit, r_results):
     assert matched_fit.ph_test.warning is None
 
 
+@pytest.mark.parametrize("ascending", [True, False], ids=["rows in time order", "rows in reverse time order"])
+def test_cox_fits_match_r_whatever_the_row_order(rossi, matched, r_results, ascending):
+    # The fits put rows in time order themselves (and skip that when they already are);
+    # R's numbers come from the rows in the order of the fixtures.
+    rossi = rossi.sort_values("week", ascending=ascending, kind="stable")
+    adjusted = cox_adjusted(rossi, "week", "arrest", ROSSI_COVARIATES)
+    ref = r_results["rossi"]["coxph"]
+    np.testing.assert_allclose(adjusted.table.coef, ref["coef"], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(adjusted.table.se, ref["se"], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(adjusted.ph_test.table.chisq, r_results["rossi"]["cox_zph"]["chisq"], rtol=1e-5)
+    matched = matched.sort_values("time", ascending=ascending, kind="stable")
+    fit = cox_matched(matched.time, matched.event, matched.treat, matched.weight, matched.subclass)
+    ref = r_results["matched"]["coxph_cluster"]
+    assert fit.coef == pytest.approx(ref["coef"], abs=1e-6, rel=1e-9)
+    assert fit.robust_se == pytest.approx(ref["robust_se"], abs=1e-6, rel=1e-9)
+    assert fit.ph_test.table.chisq[0] == pytest.approx(r_results["matched"]["cox_zph"]["chisq"][0], rel=1e-8)
+
+
 def test_cox_matched_score_residuals_sum_to_zero_within_one_large_cluster(matched):
     # One cluster holding everyone: the summed weighted score at the estimate is 0, so the
     # robust variance collapses to 0.
