@@ -717,40 +717,49 @@ def staging_sql(table: Table) -> str:
     Staging keeps the rows that pass every check, the first of each key by (source_file,
     source_row). Quarantine takes every raw row staging did not keep (so none can be lost)
     and works out why: its problems, or the duplicate key it repeats.
+
+    Staging is written straight from one scan of raw, in raw's row order; repeated keys are
+    then found by counting keys and removed, so only the rows of a key that repeats are ever
+    ranked (ranking every row sorted and spilled the whole table for keys that rarely repeat).
     """
     name = table.name
-    ok = "\n        AND ".join(_column_ok(c) for c in table.columns)
+    ok = "\n    AND ".join(_column_ok(c) for c in table.columns)
     checks = ",\n".join(_column_check(table, c) for c in table.columns)
     key_join = " AND ".join(f"kept.{k} = checked.t_{k}" for k in table.key)
     key_raw = " || ',' || ".join(f"checked.{k}" for k in table.key)
     duplicate = _problem(",".join(table.key), "duplicate_key", key_raw,
                          "'key already loaded from ' || kept.source_file || ' row ' || kept.source_row")
     malformed = _problem(None, "malformed_row", "NULL::VARCHAR", "row_error")
-    staged = ",\n".join(f"        t_{c.name}::{c.duckdb_type} AS {c.name}" for c in table.columns)
+    staged = ",\n".join(f"    t_{c.name}::{c.duckdb_type} AS {c.name}" for c in table.columns)
     key_plain = ", ".join(table.key)
+    key_repeats = " AND ".join(f"s.{k} IS NOT DISTINCT FROM repeated.{k}" for k in table.key)
+    key_ranked = ", ".join(f"s.{k}" for k in table.key)
     record = ", ".join(f"'{c.name}': {c.name}" for c in table.columns)
     return f"""\
 -- staging.{name}: rows of raw.{name} typed by the contract. A row that cannot be typed, or
 -- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
 -- instead, with its first problem as reason and column and every problem in detail.
 {_GENERATED}CREATE OR REPLACE TABLE staging.{name} AS
-WITH {_typed_ctes(table, f"raw.{name}")}, passing AS MATERIALIZED (
-    SELECT
+WITH {_typed_ctes(table, f"raw.{name}")}
+SELECT
 {staged},
-        source_file,
-        source_row
-    FROM typed
-    WHERE row_error IS NULL
-        AND {ok}
-), repeats AS (
-    -- ranked on the key and row alone: a window over whole rows costs more than the rest
-    SELECT source_file, source_row
-    FROM passing
-    QUALIFY row_number() OVER (PARTITION BY {key_plain} ORDER BY source_file, source_row) > 1
-)
-SELECT *
-FROM passing
-ANTI JOIN repeats USING (source_file, source_row);
+    source_file,
+    source_row
+FROM typed
+WHERE row_error IS NULL
+    AND {ok};
+
+-- A key loaded again keeps its first row (by source_file, then source_row); the later ones go
+-- to quarantine below. Keys are counted first, so only the rows of repeated keys are ranked.
+DELETE FROM staging.{name} AS t
+USING (
+    SELECT s.source_file, s.source_row
+    FROM staging.{name} AS s
+    JOIN (SELECT {key_plain} FROM staging.{name} GROUP BY ALL HAVING count(*) > 1) AS repeated
+        ON {key_repeats}
+    QUALIFY row_number() OVER (PARTITION BY {key_ranked} ORDER BY s.source_file, s.source_row) > 1
+) AS repeats
+WHERE t.source_file = repeats.source_file AND t.source_row = repeats.source_row;
 
 DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = '{name}';
 
