@@ -18,7 +18,8 @@ Rules that need other rows or tables (references, the person's birth year, the o
 assessment stages) are checked on helper columns that DuckDB computes before validation:
 the suite's ``meta.desist.derived_columns`` holds their SQL, evaluated per staging row ``t``.
 
-Great Expectations takes seconds to import, so it is imported only by ``SuiteRunner``.
+Great Expectations takes seconds to import, so it is imported only by ``SuiteRunner``, or ahead of
+it on another thread while ingest reads the landing files (``import_in_background``).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 import uuid
 from string import Template
@@ -394,6 +396,30 @@ class TableValidation:
                 for o in self.outcomes if o.severity == WARNING and not o.success]
 
 
+_GX_IMPORT: threading.Thread | None = None
+
+
+def import_in_background() -> None:
+    """Start importing Great Expectations on another thread (seconds of one core's work).
+
+    Ingest calls this: reading CSV files keeps one core busy, so by the time validation runs
+    the import is done. Errors are left for ``SuiteRunner``'s own import to report.
+    """
+    global _GX_IMPORT
+    if _GX_IMPORT is None:
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+        _GX_IMPORT = threading.Thread(target=_import_great_expectations, name="import-great-expectations",
+                                      daemon=True)
+        _GX_IMPORT.start()
+
+
+def _import_great_expectations() -> None:
+    try:
+        import great_expectations  # noqa: F401, PLC0415
+    except Exception:  # noqa: BLE001 - SuiteRunner imports it again and the error surfaces there
+        pass
+
+
 class SuiteRunner:
     """Runs suites on Arrow tables, through pandas frames, in one ephemeral Great Expectations context.
 
@@ -406,6 +432,8 @@ class SuiteRunner:
         if missing:
             raise ValueError(f"suite parameters missing: {', '.join(missing)}")
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+        if _GX_IMPORT is not None:
+            _GX_IMPORT.join()  # one import at a time: two threads importing the same modules can deadlock
         import great_expectations as gx  # noqa: PLC0415 - seconds to import; only when validating
 
         self._gx = gx
