@@ -77,10 +77,15 @@ WHERE t.source_file = repeats.source_file AND t.source_row = repeats.source_row;
 DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'index_events';
 
 INSERT INTO quarantine.rows
-WITH unstaged AS (
+WITH counts AS (
+    -- staging is a subset of raw: as many rows in both, and no row is left to quarantine
+    SELECT (SELECT count(*) FROM raw.index_events) <> (SELECT count(*) FROM staging.index_events) AS any_unstaged
+), unstaged AS (
     SELECT r.*
     FROM raw.index_events AS r
-    ANTI JOIN staging.index_events AS s USING (source_file, source_row)
+    ANTI JOIN (SELECT source_file, source_row FROM staging.index_events WHERE (SELECT any_unstaged FROM counts)) AS s
+        USING (source_file, source_row)
+    WHERE (SELECT any_unstaged FROM counts)
 ), trimmed AS (
     SELECT
         *,

@@ -57,10 +57,15 @@ WHERE t.source_file = repeats.source_file AND t.source_row = repeats.source_row;
 DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'mentors';
 
 INSERT INTO quarantine.rows
-WITH unstaged AS (
+WITH counts AS (
+    -- staging is a subset of raw: as many rows in both, and no row is left to quarantine
+    SELECT (SELECT count(*) FROM raw.mentors) <> (SELECT count(*) FROM staging.mentors) AS any_unstaged
+), unstaged AS (
     SELECT r.*
     FROM raw.mentors AS r
-    ANTI JOIN staging.mentors AS s USING (source_file, source_row)
+    ANTI JOIN (SELECT source_file, source_row FROM staging.mentors WHERE (SELECT any_unstaged FROM counts)) AS s
+        USING (source_file, source_row)
+    WHERE (SELECT any_unstaged FROM counts)
 ), trimmed AS (
     SELECT
         *,
