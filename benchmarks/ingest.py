@@ -2,7 +2,9 @@
 
 Prints the time of a first ingest and of a second one over the same files, rows read per
 second, what the reconciliation of records with physical lines (desist.lines: one vectorised
-pass over each CSV file's bytes, part of every first ingest) costs of it, and peak memory (DuckDB's memory is native, so the process's maxrss is what counts).
+pass over each CSV file's bytes, part of every first ingest) costs on its own (during ingest it
+runs on another core while DuckDB reads the file before, so little of it adds to the wall time),
+and peak memory (DuckDB's memory is native, so the process's maxrss is what counts).
 The extract is written by `desist generate` in a child process so its memory is not counted.
 
     .venv/bin/python benchmarks/ingest.py                       # 1,000,000 people, CSV

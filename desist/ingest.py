@@ -47,6 +47,7 @@ import re
 import tempfile
 from collections import Counter
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,8 +136,11 @@ def discover(landing: Path) -> list[LandingFile]:
     nor start with a table name (README.md, ground_truth.json). Everything else gets a summary
     row; files in subfolders are listed there as ignored.
     """
-    return [LandingFile(path, table, fmt, fingerprint(path), path.stat().st_size, name)
-            for path, name, table, fmt in _candidates(landing)]
+    found = list(_candidates(landing))
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="desist-sha256") as pool:  # hashlib frees the GIL
+        digests = list(pool.map(fingerprint, [path for path, *_ in found]))
+    return [LandingFile(path, table, fmt, digest, path.stat().st_size, name)
+            for (path, name, table, fmt), digest in zip(found, digests, strict=True)]
 
 
 def check_landing(landing: Path) -> None:
@@ -231,8 +235,9 @@ def _csv_lines(path: Path) -> tuple[list[str] | None, lines.LinePlan]:
     return header, lines.plan(path, lines.scan(path), len(header or []))
 
 
-def _load_csv(con, file: LandingFile, table: Table, loaded_at: dt.datetime) -> FileLoad:
-    header, plan = _csv_lines(file.path)
+def _load_csv(con, file: LandingFile, table: Table, loaded_at: dt.datetime,
+              line_plan: Future | None = None) -> FileLoad:
+    header, plan = line_plan.result() if line_plan is not None else _csv_lines(file.path)
     if header is None:
         return FileLoad("rejected", 0, f"{file.name}: the file is empty (no header row)", plan)
     encoding = lines.encoding_problem(file.path)
@@ -445,22 +450,39 @@ def load_raw(con: duckdb.DuckDBPyConnection, landing: Path, tables: Mapping[str,
     held = _rows_held(con, tables)
     outcomes = []
     current = discover(Path(landing))
-    for file in current:
-        before = previous.get(file.name)
-        known = before is not None and before.status != "removed"
-        same = known and before.sha256 == file.sha256
-        if same and held.get(file.name, 0) == (before.rows_read if before.status == "loaded" else 0):
-            outcomes.append(FileOutcome(file.name, file.table, "unchanged", before.status, before.rows_read,
-                                        before.reason or ""))
-            continue
-        outcome = _replace_file(con, file, before, loaded_at, tables)
-        action = "reloaded" if same else "changed" if known else "new"
-        outcomes.append(FileOutcome(file.name, file.table, action, outcome.status, outcome.rows_read, outcome.reason))
+    to_read = [file for file in current if not _unchanged(file, previous.get(file.name), held)]
+    # A CSV file's physical lines are counted (NumPy, on another core) while DuckDB reads the one before.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="desist-lines")
+    try:
+        line_plans = {file.name: pool.submit(_csv_lines, file.path) for file in to_read if _read_as_csv(file)}
+        for file in current:
+            before = previous.get(file.name)
+            if file not in to_read:
+                outcomes.append(FileOutcome(file.name, file.table, "unchanged", before.status, before.rows_read,
+                                            before.reason or ""))
+                continue
+            outcome = _replace_file(con, file, before, loaded_at, tables, line_plans.get(file.name))
+            known = before is not None and before.status != "removed"
+            action = "reloaded" if known and before.sha256 == file.sha256 else "changed" if known else "new"
+            outcomes.append(FileOutcome(file.name, file.table, action, outcome.status, outcome.rows_read,
+                                        outcome.reason))
+    finally:
+        pool.shutdown(cancel_futures=True)
     present = {file.name for file in current}
     for name, before in previous.items():
         if name not in present and before.status != "removed":
             outcomes.append(_remove_file(con, name, before, loaded_at))
     return RawLoad(outcomes)
+
+
+def _unchanged(file: LandingFile, before: _Recorded | None, held: Mapping[str, int]) -> bool:
+    """The file is as raw.files last recorded it, and raw still holds every row it loaded."""
+    return (before is not None and before.status != "removed" and before.sha256 == file.sha256
+            and held.get(file.name, 0) == (before.rows_read if before.status == "loaded" else 0))
+
+
+def _read_as_csv(file: LandingFile) -> bool:
+    return file.format == "csv" and file.table is not None and not file.in_subfolder
 
 
 def _rows_held(con, tables: Mapping[str, Table]) -> dict[str, int]:
@@ -472,11 +494,11 @@ def _rows_held(con, tables: Mapping[str, Table]) -> dict[str, int]:
 
 
 def _replace_file(con, file: LandingFile, before: _Recorded | None, loaded_at: dt.datetime,
-                  tables: Mapping[str, Table]) -> FileLoad:
+                  tables: Mapping[str, Table], line_plan: Future | None = None) -> FileLoad:
     try:
         with _transaction(con):
             _forget_rows(con, file.name, before)
-            outcome = _load_file(con, file, loaded_at, tables)
+            outcome = _load_file(con, file, loaded_at, tables, line_plan)
             _record_file(con, file, outcome, loaded_at)
     except duckdb.Error as error:  # rolled back: nothing of the file was kept
         outcome = _unreadable(con, file, error)
@@ -512,7 +534,8 @@ def _forget_rows(con, name: str, before: _Recorded | None) -> int:
     return con.execute(f"DELETE FROM raw.{before.table_name} WHERE source_file = ?", [name]).fetchone()[0]
 
 
-def _load_file(con, file: LandingFile, loaded_at: dt.datetime, tables: Mapping[str, Table]) -> FileLoad:
+def _load_file(con, file: LandingFile, loaded_at: dt.datetime, tables: Mapping[str, Table],
+               line_plan: Future | None = None) -> FileLoad:
     if file.in_subfolder:
         return FileLoad("ignored", 0, f"{file.name}: in a subfolder of the landing folder, which is not read "
                                       "(move the file up into the landing folder to load it)")
@@ -521,8 +544,9 @@ def _load_file(con, file: LandingFile, loaded_at: dt.datetime, tables: Mapping[s
         return FileLoad("ignored", 0, f"{file.name}: the name starts with no table name ({names})")
     if file.format is None:
         return FileLoad("ignored", 0, f"{file.name}: not a .csv or .parquet file")
-    loader = _load_csv if file.format == "csv" else _load_parquet
-    return loader(con, file, tables[file.table], loaded_at)
+    if file.format == "csv":
+        return _load_csv(con, file, tables[file.table], loaded_at, line_plan)
+    return _load_parquet(con, file, tables[file.table], loaded_at)
 
 
 def _record_file(con, file: LandingFile, outcome: FileLoad, loaded_at: dt.datetime) -> None:
@@ -717,48 +741,62 @@ def staging_sql(table: Table) -> str:
     Staging keeps the rows that pass every check, the first of each key by (source_file,
     source_row). Quarantine takes every raw row staging did not keep (so none can be lost)
     and works out why: its problems, or the duplicate key it repeats.
+
+    Staging is written straight from one scan of raw, in raw's row order; repeated keys are
+    then found by counting keys and removed, so only the rows of a key that repeats are ever
+    ranked (ranking every row sorted and spilled the whole table for keys that rarely repeat).
     """
     name = table.name
-    ok = "\n        AND ".join(_column_ok(c) for c in table.columns)
+    ok = "\n    AND ".join(_column_ok(c) for c in table.columns)
     checks = ",\n".join(_column_check(table, c) for c in table.columns)
     key_join = " AND ".join(f"kept.{k} = checked.t_{k}" for k in table.key)
     key_raw = " || ',' || ".join(f"checked.{k}" for k in table.key)
     duplicate = _problem(",".join(table.key), "duplicate_key", key_raw,
                          "'key already loaded from ' || kept.source_file || ' row ' || kept.source_row")
     malformed = _problem(None, "malformed_row", "NULL::VARCHAR", "row_error")
-    staged = ",\n".join(f"        t_{c.name}::{c.duckdb_type} AS {c.name}" for c in table.columns)
+    staged = ",\n".join(f"    t_{c.name}::{c.duckdb_type} AS {c.name}" for c in table.columns)
     key_plain = ", ".join(table.key)
+    key_repeats = " AND ".join(f"s.{k} IS NOT DISTINCT FROM repeated.{k}" for k in table.key)
+    key_ranked = ", ".join(f"s.{k}" for k in table.key)
     record = ", ".join(f"'{c.name}': {c.name}" for c in table.columns)
     return f"""\
 -- staging.{name}: rows of raw.{name} typed by the contract. A row that cannot be typed, or
 -- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
 -- instead, with its first problem as reason and column and every problem in detail.
 {_GENERATED}CREATE OR REPLACE TABLE staging.{name} AS
-WITH {_typed_ctes(table, f"raw.{name}")}, passing AS MATERIALIZED (
-    SELECT
+WITH {_typed_ctes(table, f"raw.{name}")}
+SELECT
 {staged},
-        source_file,
-        source_row
-    FROM typed
-    WHERE row_error IS NULL
-        AND {ok}
-), repeats AS (
-    -- ranked on the key and row alone: a window over whole rows costs more than the rest
-    SELECT source_file, source_row
-    FROM passing
-    QUALIFY row_number() OVER (PARTITION BY {key_plain} ORDER BY source_file, source_row) > 1
-)
-SELECT *
-FROM passing
-ANTI JOIN repeats USING (source_file, source_row);
+    source_file,
+    source_row
+FROM typed
+WHERE row_error IS NULL
+    AND {ok};
+
+-- A key loaded again keeps its first row (by source_file, then source_row); the later ones go
+-- to quarantine below. Keys are counted first, so only the rows of repeated keys are ranked.
+DELETE FROM staging.{name} AS t
+USING (
+    SELECT s.source_file, s.source_row
+    FROM staging.{name} AS s
+    JOIN (SELECT {key_plain} FROM staging.{name} GROUP BY ALL HAVING count(*) > 1) AS repeated
+        ON {key_repeats}
+    QUALIFY row_number() OVER (PARTITION BY {key_ranked} ORDER BY s.source_file, s.source_row) > 1
+) AS repeats
+WHERE t.source_file = repeats.source_file AND t.source_row = repeats.source_row;
 
 DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = '{name}';
 
 INSERT INTO quarantine.rows
-WITH unstaged AS (
+WITH counts AS (
+    -- staging is a subset of raw: as many rows in both, and no row is left to quarantine
+    SELECT (SELECT count(*) FROM raw.{name}) <> (SELECT count(*) FROM staging.{name}) AS any_unstaged
+), unstaged AS (
     SELECT r.*
     FROM raw.{name} AS r
-    ANTI JOIN staging.{name} AS s USING (source_file, source_row)
+    ANTI JOIN (SELECT source_file, source_row FROM staging.{name} WHERE (SELECT any_unstaged FROM counts)) AS s
+        USING (source_file, source_row)
+    WHERE (SELECT any_unstaged FROM counts)
 ), {_typed_ctes(table, "unstaged")}, checked AS (
     SELECT
         *,

@@ -18,7 +18,8 @@ Rules that need other rows or tables (references, the person's birth year, the o
 assessment stages) are checked on helper columns that DuckDB computes before validation:
 the suite's ``meta.desist.derived_columns`` holds their SQL, evaluated per staging row ``t``.
 
-Great Expectations takes seconds to import, so it is imported only by ``SuiteRunner``.
+Great Expectations takes seconds to import, so it is imported only by ``SuiteRunner``, or ahead of
+it on another thread while ingest reads the landing files (``import_in_background``).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 import uuid
 from string import Template
@@ -394,6 +396,30 @@ class TableValidation:
                 for o in self.outcomes if o.severity == WARNING and not o.success]
 
 
+_GX_IMPORT: threading.Thread | None = None
+
+
+def import_in_background() -> None:
+    """Start importing Great Expectations on another thread (seconds of one core's work).
+
+    Ingest calls this: reading CSV files keeps one core busy, so by the time validation runs
+    the import is done. Errors are left for ``SuiteRunner``'s own import to report.
+    """
+    global _GX_IMPORT
+    if _GX_IMPORT is None:
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+        _GX_IMPORT = threading.Thread(target=_import_great_expectations, name="import-great-expectations",
+                                      daemon=True)
+        _GX_IMPORT.start()
+
+
+def _import_great_expectations() -> None:
+    try:
+        import great_expectations  # noqa: F401, PLC0415
+    except Exception:  # noqa: BLE001 - SuiteRunner imports it again and the error surfaces there
+        pass
+
+
 class SuiteRunner:
     """Runs suites on Arrow tables, through pandas frames, in one ephemeral Great Expectations context.
 
@@ -406,6 +432,8 @@ class SuiteRunner:
         if missing:
             raise ValueError(f"suite parameters missing: {', '.join(missing)}")
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+        if _GX_IMPORT is not None:
+            _GX_IMPORT.join()  # one import at a time: two threads importing the same modules can deadlock
         import great_expectations as gx  # noqa: PLC0415 - seconds to import; only when validating
 
         self._gx = gx
@@ -416,7 +444,8 @@ class SuiteRunner:
         self._source = self.context.data_sources.add_pandas("staging")
         self._results: dict[str, object] = {}
 
-    def validate(self, suite: dict, data: pa.Table, sources: pd.DataFrame | None = None) -> list[Outcome]:
+    def validate(self, suite: dict, data: pa.Table, sources: pd.DataFrame | None = None,
+                 distinct: Iterable[str] = ()) -> list[Outcome]:
         """Validate the rows of ``data`` (positions 0..n-1) against ``suite``; one Outcome per expectation.
 
         Great Expectations sees, for each group of expectations, a pandas frame of only the columns
@@ -424,6 +453,11 @@ class SuiteRunner:
         copy the frame they are given. The groups' results are put together into the one
         validation result a single run of the suite would have stored. ``sources`` (source_file,
         source_row per row) labels the sample values.
+
+        ``distinct`` names columns known (counted exactly beforehand) to hold no value, or
+        combination of values, twice, nulls counting as equal. A uniqueness expectation on them
+        is then run on row numbers with the same nulls (``_distinct_frame``): the same result
+        without hashing millions of strings.
         """
         from great_expectations.constants import DATAFRAME_REPLACEMENT_STR  # noqa: PLC0415
         from great_expectations.core import ExpectationSuiteValidationResult  # noqa: PLC0415
@@ -455,6 +489,7 @@ class SuiteRunner:
         definition = self.context.validation_definitions.add(
             gx.ValidationDefinition(name=name, data=batch, suite=gx_suite))
         run_id = RunIdentifier(run_name=self.run_name)
+        distinct = set(distinct)
         groups = _frame_groups(gx_suite.expectation_configurations, data)
         gx_results, batch_meta = [], {}
         # Great Expectations fingerprints every frame under HASH_THRESHOLD bytes by hashing all
@@ -463,18 +498,30 @@ class SuiteRunner:
         pandas_execution_engine.HASH_THRESHOLD = 0
         try:
             for columns, configurations in groups:
-                frame = data.select(list(columns)).to_pandas(types_mapper=_pandas_type)
-                validator = Validator(batch_definition=batch, batch_parameters={"dataframe": frame},
-                                      result_format={"result_format": "COMPLETE", "partial_unexpected_count": 20})
-                gx_results += validator._validate_expectation_configs(configurations, self.parameters)
-                wrapped = validator._wrapped_validator
-                batch_meta = {
-                    "batch_spec": convert_to_json_serializable(wrapped.active_batch_spec),
-                    "batch_markers": wrapped.active_batch_markers,
-                    "active_batch_definition": convert_to_json_serializable(wrapped.active_batch_definition),
-                    "batch_id": validator.active_batch_id,
-                }
-                del frame, validator, wrapped  # the next group's frame replaces this one
+                unique = [c for c in configurations if distinct and c.type in UNIQUENESS
+                          and set(_columns_read(c.kwargs)) <= distinct]
+                frames = [(_distinct_frame(data, _columns_read(c.kwargs)), [c]) for c in unique]
+                rest = [c for c in configurations if not any(c is u for u in unique)]
+                if rest:
+                    frames.append((data.select(list(columns)).to_pandas(types_mapper=_pandas_type), rest))
+                found = {}
+                for frame, subset in frames:
+                    validator = Validator(batch_definition=batch, batch_parameters={"dataframe": frame},
+                                          result_format={"result_format": "COMPLETE", "partial_unexpected_count": 20})
+                    for configuration, gx_result in zip(
+                            subset, validator._validate_expectation_configs(subset, self.parameters), strict=True):
+                        found[id(configuration)] = gx_result
+                    wrapped = validator._wrapped_validator
+                    batch_meta = {
+                        "batch_spec": convert_to_json_serializable(wrapped.active_batch_spec),
+                        "batch_markers": wrapped.active_batch_markers,
+                        "active_batch_definition": convert_to_json_serializable(wrapped.active_batch_definition),
+                        "batch_id": validator.active_batch_id,
+                    }
+                    del validator, wrapped
+                # in the order one frame would have given them (Great Expectations keeps a group's order)
+                gx_results += [found[id(c)] for c in configurations]
+                del frames, frame  # the next group's frame replaces this one
                 pa.default_memory_pool().release_unused()
         finally:
             pandas_execution_engine.HASH_THRESHOLD = threshold
@@ -720,6 +767,17 @@ def _frame_groups(configurations: list, data: pa.Table) -> list[tuple[tuple[str,
     return frames
 
 
+UNIQUENESS = ("expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique")
+
+
+def _distinct_frame(data: pa.Table, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Columns whose values never repeat, as row numbers with the same nulls: whatever Great
+    Expectations counts on them (rows, missing values, repeats: none) is what it counts on the values."""
+    numbers = np.arange(data.num_rows, dtype=np.int64)
+    return pd.DataFrame({name: pd.arrays.IntegerArray(numbers, data.column(name).is_null().to_numpy())
+                         for name in columns})
+
+
 def _columns_read(kwargs: Mapping[str, object]) -> tuple[str, ...]:
     """The frame columns an expectation reads, from its configuration."""
     named = [kwargs.get(key) for key in ("column", "column_A", "column_B")]
@@ -791,8 +849,9 @@ def read_frame(con: duckdb.DuckDBPyConnection, table: Table, suite: dict) -> tup
     Rows are in file and row order. Columns with a domain are dictionary-encoded (categoricals in
     pandas): few distinct values, so hashing and set checks on millions of rows stay cheap. The
     file names are too. Rows arrive from DuckDB in batches that are encoded as they come, so the
-    text of those columns is never held whole, and are put in order by Arrow: a sort in DuckDB
-    would carry every column through it.
+    text of those columns is never held whole, and are put in order by Arrow when they are not in
+    order already (staging keeps raw's order, usually file order): a sort in DuckDB would carry
+    every column through it.
     """
     encoded = [*(column.name for column in table.columns if column.domain), "source_file"]
     reader = con.sql(frame_sql(table, suite)).to_arrow_reader(READ_BATCH_ROWS)
@@ -812,21 +871,34 @@ def read_frame(con: duckdb.DuckDBPyConnection, table: Table, suite: dict) -> tup
     dictionary = files.chunk(0).dictionary if files.num_chunks else pa.array([], pa.string())
     file_rank = pc.take(pc.rank(dictionary, sort_keys="ascending"),
                         pa.chunked_array([chunk.indices for chunk in files.chunks], pa.int32()))
-    order = pc.sort_indices(pa.table({"file": file_rank, "row": arrow.column("source_row")}),
-                            sort_keys=[("file", "ascending"), ("row", "ascending")])
-    arrow = arrow.take(order)
+    if not _in_file_order(file_rank, arrow.column("source_row")):
+        order = pc.sort_indices(pa.table({"file": file_rank, "row": arrow.column("source_row")}),
+                                sort_keys=[("file", "ascending"), ("row", "ascending")])
+        arrow = arrow.take(order)
+        del order
     for name in encoded:  # dictionaries in order of first appearance, as encoding the sorted column would give
         position = arrow.schema.get_field_index(name)
         arrow = arrow.set_column(position, name, _first_seen_dictionary(_one_chunk(arrow.column(name))))
     sources = arrow.select(list(SOURCE_COLUMNS)).to_pandas()
     data = arrow.drop_columns(list(SOURCE_COLUMNS))
-    del arrow, order, files, dictionary, file_rank
+    del arrow, files, dictionary, file_rank
     # Arrow's allocator keeps what the encoding and the sort freed unless asked to give it back.
     pa.default_memory_pool().release_unused()
     return data, sources
 
 
 READ_BATCH_ROWS = 262_144
+
+
+def _in_file_order(file_rank: pa.ChunkedArray, source_row: pa.ChunkedArray) -> bool:
+    """True when rows already come by file, then row: staging is written in raw's order, which
+    is file order unless a file was replaced since, so the sort (a copy of every column) is
+    usually not needed."""
+    files, rows = file_rank.to_numpy(), source_row.to_numpy()
+    if len(files) < 2 or rows.dtype.kind != "i":
+        return len(files) < 2
+    next_file = np.diff(files)
+    return bool((next_file >= 0).all() and ((next_file > 0) | (np.diff(rows) >= 0)).all())
 
 
 def _one_chunk(column: pa.ChunkedArray) -> pa.Array:
@@ -1057,9 +1129,24 @@ def validate_table(con: duckdb.DuckDBPyConnection, runner: SuiteRunner, name: st
     table = settings.tables[name]
     suite = load_suite(name, suites_dir) if table == TABLES[name] else build_suite(table)
     data, sources = read_frame(con, table, suite)
-    outcomes = runner.validate(suite, data, sources)
+    outcomes = runner.validate(suite, data, sources, distinct=_distinct_key(con, table, data.num_rows))
     return TableValidation(name, data.num_rows, outcomes, settings.validation.max_failing_row_share,
                            ingest_failures(con, name)), sources
+
+
+# From this many rows, a key is counted in DuckDB first: when no key repeats, Great Expectations
+# checks its uniqueness on row numbers instead of hashing the key's text (SuiteRunner.validate).
+DISTINCT_KEY_ROWS = 50_000
+
+
+def _distinct_key(con: duckdb.DuckDBPyConnection, table: Table, rows: int) -> tuple[str, ...]:
+    """The table's key columns when no key occurs twice in staging (nulls equal), else ()."""
+    if rows < DISTINCT_KEY_ROWS:
+        return ()
+    key = ", ".join(table.key)
+    repeated = con.execute(f"SELECT count(*) FROM (SELECT {key} FROM staging.{table.name} "
+                           "GROUP BY ALL HAVING count(*) > 1)").fetchone()[0]
+    return () if repeated else table.key
 
 
 def validate_warehouse(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str | None = None,

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from desist import ingest
+from desist import ingest, validation
 from desist.contract import TABLES
 from pipelines.resources import WAREHOUSE_POOL, Warehouse
 
@@ -16,6 +16,7 @@ STAGING = {table: dg.AssetKey(["staging", table]) for table in TABLES}
                       "unchanged files are not read again, changed files replace their rows, removed files lose them.")
 def landing_files(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     ingest.check_landing(warehouse.settings.paths.landing)
+    validation.import_in_background()  # on the core the CSV reader leaves free; validation needs it next
     with warehouse.connect() as con:
         load = ingest.load_raw(con, warehouse.settings.paths.landing, warehouse.settings.tables)
     for outcome in load.files:

@@ -560,3 +560,41 @@ def test_expectations_split_over_many_frames_find_what_one_frame_finds(tmp_path,
     assert split_rows == one_rows and len(split_rows) == 8
     assert frames_used[:len(TABLES)] == [1] * len(TABLES)
     assert all(n > 2 for n in frames_used[len(TABLES):])
+
+
+def test_keys_counted_distinct_give_great_expectations_the_same_results(tmp_path, make_settings, monkeypatch):
+    """A key DuckDB counted free of repeats is checked on row numbers; every result must be what
+    Great Expectations finds on the key's own values, with nulls, and keys that do repeat fall back."""
+    settings = make_settings(validation={"min_reference_rate": 0.5, "max_failing_row_share": 0.5})
+    tables = clean_tables()
+    tables["people"].loc[[20, 21], "person_id"] = "S021"  # repeats: checked on the values
+    tables["offences"].loc[[3], "offence_id"] = None  # one missing key, no repeat
+    tables["index_events"].loc[[5], "index_date"] = pd.NaT  # compound key with a missing part
+    tables["participation"].loc[[1, 3], "person_id"] = None  # two keys missing the same part: a repeat
+    row_numbers = []
+    frame = validation._distinct_frame
+    monkeypatch.setattr(validation, "_distinct_frame",
+                        lambda data, columns: row_numbers.append(columns) or frame(data, columns))
+    found = {}
+    for threshold in (10**9, 0):
+        monkeypatch.setattr(validation, "DISTINCT_KEY_ROWS", threshold)
+        with duckdb.connect(str(tmp_path / f"warehouse-{threshold}.duckdb")) as con:
+            validation.stage_frames(con, tables)
+            runner = validation.SuiteRunner(validation.suite_parameters(settings))
+            results = {}
+            for name in validation.validation_order():
+                checked, _ = validation.validate_table(con, runner, name, settings)
+                results[name] = ([(o.expectation, o.column_name, o.success, o.element_count, o.unexpected_count,
+                                   o.sample, o.rows.tolist()) for o in checked.outcomes],
+                                 [(r.success, r.result) for r in runner._results[name].results])
+            found[threshold] = results
+    assert found[0] == found[10**9]
+    assert sorted(row_numbers) == sorted([
+        ("offence_id",), ("mentor_id",), ("response_id",), ("programme_id",), ("person_id", "index_date"),
+        ("person_id", "programme_id", "stage")])  # people and participation repeat: on their values
+    participation = dict(((e, c), u) for e, c, _, _, u, _, _ in found[0]["participation"][0])
+    assert participation[("expect_compound_columns_to_be_unique", "person_id,programme_id,start_date")] == 2
+    outcomes = dict(((e, c), (n, u)) for e, c, _, n, u, _, _ in found[0]["offences"][0])
+    assert outcomes[("expect_column_values_to_be_unique", "offence_id")] == (40, 0)
+    people = dict(((e, c), u) for e, c, _, _, u, _, _ in found[0]["people"][0])
+    assert people[("expect_column_values_to_be_unique", "person_id")] == 2

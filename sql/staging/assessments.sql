@@ -27,45 +27,53 @@ WITH trimmed AS (
         CASE WHEN regexp_full_match(v_life_skills_score, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_life_skills_score, '\.0*$', '') AS BIGINT) END AS t_life_skills_score,
         CASE WHEN regexp_full_match(v_community_integration_score, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_community_integration_score, '\.0*$', '') AS BIGINT) END AS t_community_integration_score
     FROM trimmed
-), passing AS MATERIALIZED (
-    SELECT
-        t_person_id::VARCHAR AS person_id,
-        t_programme_id::VARCHAR AS programme_id,
-        t_assessment_date::DATE AS assessment_date,
-        t_stage::VARCHAR AS stage,
-        t_employment_status::VARCHAR AS employment_status,
-        t_accommodation_status::VARCHAR AS accommodation_status,
-        t_life_skills_score::BIGINT AS life_skills_score,
-        t_community_integration_score::BIGINT AS community_integration_score,
-        source_file,
-        source_row
-    FROM typed
-    WHERE row_error IS NULL
-        AND t_person_id IS NOT NULL
-        AND t_programme_id IS NOT NULL
-        AND t_assessment_date IS NOT NULL
-        AND t_stage IS NOT NULL AND t_stage IN ('baseline', 'exit', 'follow_up')
-        AND t_employment_status IS NOT NULL AND t_employment_status IN ('employed', 'training', 'unemployed', 'inactive')
-        AND t_accommodation_status IS NOT NULL AND t_accommodation_status IN ('settled', 'unsettled')
-        AND t_life_skills_score IS NOT NULL AND t_life_skills_score >= 1 AND t_life_skills_score <= 10
-        AND t_community_integration_score IS NOT NULL AND t_community_integration_score >= 1 AND t_community_integration_score <= 10
-), repeats AS (
-    -- ranked on the key and row alone: a window over whole rows costs more than the rest
-    SELECT source_file, source_row
-    FROM passing
-    QUALIFY row_number() OVER (PARTITION BY person_id, programme_id, stage ORDER BY source_file, source_row) > 1
 )
-SELECT *
-FROM passing
-ANTI JOIN repeats USING (source_file, source_row);
+SELECT
+    t_person_id::VARCHAR AS person_id,
+    t_programme_id::VARCHAR AS programme_id,
+    t_assessment_date::DATE AS assessment_date,
+    t_stage::VARCHAR AS stage,
+    t_employment_status::VARCHAR AS employment_status,
+    t_accommodation_status::VARCHAR AS accommodation_status,
+    t_life_skills_score::BIGINT AS life_skills_score,
+    t_community_integration_score::BIGINT AS community_integration_score,
+    source_file,
+    source_row
+FROM typed
+WHERE row_error IS NULL
+    AND t_person_id IS NOT NULL
+    AND t_programme_id IS NOT NULL
+    AND t_assessment_date IS NOT NULL
+    AND t_stage IS NOT NULL AND t_stage IN ('baseline', 'exit', 'follow_up')
+    AND t_employment_status IS NOT NULL AND t_employment_status IN ('employed', 'training', 'unemployed', 'inactive')
+    AND t_accommodation_status IS NOT NULL AND t_accommodation_status IN ('settled', 'unsettled')
+    AND t_life_skills_score IS NOT NULL AND t_life_skills_score >= 1 AND t_life_skills_score <= 10
+    AND t_community_integration_score IS NOT NULL AND t_community_integration_score >= 1 AND t_community_integration_score <= 10;
+
+-- A key loaded again keeps its first row (by source_file, then source_row); the later ones go
+-- to quarantine below. Keys are counted first, so only the rows of repeated keys are ranked.
+DELETE FROM staging.assessments AS t
+USING (
+    SELECT s.source_file, s.source_row
+    FROM staging.assessments AS s
+    JOIN (SELECT person_id, programme_id, stage FROM staging.assessments GROUP BY ALL HAVING count(*) > 1) AS repeated
+        ON s.person_id IS NOT DISTINCT FROM repeated.person_id AND s.programme_id IS NOT DISTINCT FROM repeated.programme_id AND s.stage IS NOT DISTINCT FROM repeated.stage
+    QUALIFY row_number() OVER (PARTITION BY s.person_id, s.programme_id, s.stage ORDER BY s.source_file, s.source_row) > 1
+) AS repeats
+WHERE t.source_file = repeats.source_file AND t.source_row = repeats.source_row;
 
 DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'assessments';
 
 INSERT INTO quarantine.rows
-WITH unstaged AS (
+WITH counts AS (
+    -- staging is a subset of raw: as many rows in both, and no row is left to quarantine
+    SELECT (SELECT count(*) FROM raw.assessments) <> (SELECT count(*) FROM staging.assessments) AS any_unstaged
+), unstaged AS (
     SELECT r.*
     FROM raw.assessments AS r
-    ANTI JOIN staging.assessments AS s USING (source_file, source_row)
+    ANTI JOIN (SELECT source_file, source_row FROM staging.assessments WHERE (SELECT any_unstaged FROM counts)) AS s
+        USING (source_file, source_row)
+    WHERE (SELECT any_unstaged FROM counts)
 ), trimmed AS (
     SELECT
         *,

@@ -23,41 +23,49 @@ WITH trimmed AS (
         CASE WHEN regexp_full_match(v_satisfaction, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_satisfaction, '\.0*$', '') AS BIGINT) END AS t_satisfaction,
         CASE WHEN regexp_full_match(v_relationship_quality, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_relationship_quality, '\.0*$', '') AS BIGINT) END AS t_relationship_quality
     FROM trimmed
-), passing AS MATERIALIZED (
-    SELECT
-        t_response_id::VARCHAR AS response_id,
-        t_programme_id::VARCHAR AS programme_id,
-        t_respondent_type::VARCHAR AS respondent_type,
-        t_response_date::DATE AS response_date,
-        t_satisfaction::BIGINT AS satisfaction,
-        t_relationship_quality::BIGINT AS relationship_quality,
-        source_file,
-        source_row
-    FROM typed
-    WHERE row_error IS NULL
-        AND t_response_id IS NOT NULL
-        AND t_programme_id IS NOT NULL
-        AND t_respondent_type IS NOT NULL AND t_respondent_type IN ('participant', 'mentor', 'partner', 'staff')
-        AND t_response_date IS NOT NULL
-        AND t_satisfaction IS NOT NULL AND t_satisfaction >= 1 AND t_satisfaction <= 5
-        AND (v_relationship_quality IS NULL OR (t_relationship_quality IS NOT NULL AND t_relationship_quality >= 1 AND t_relationship_quality <= 5))
-), repeats AS (
-    -- ranked on the key and row alone: a window over whole rows costs more than the rest
-    SELECT source_file, source_row
-    FROM passing
-    QUALIFY row_number() OVER (PARTITION BY response_id ORDER BY source_file, source_row) > 1
 )
-SELECT *
-FROM passing
-ANTI JOIN repeats USING (source_file, source_row);
+SELECT
+    t_response_id::VARCHAR AS response_id,
+    t_programme_id::VARCHAR AS programme_id,
+    t_respondent_type::VARCHAR AS respondent_type,
+    t_response_date::DATE AS response_date,
+    t_satisfaction::BIGINT AS satisfaction,
+    t_relationship_quality::BIGINT AS relationship_quality,
+    source_file,
+    source_row
+FROM typed
+WHERE row_error IS NULL
+    AND t_response_id IS NOT NULL
+    AND t_programme_id IS NOT NULL
+    AND t_respondent_type IS NOT NULL AND t_respondent_type IN ('participant', 'mentor', 'partner', 'staff')
+    AND t_response_date IS NOT NULL
+    AND t_satisfaction IS NOT NULL AND t_satisfaction >= 1 AND t_satisfaction <= 5
+    AND (v_relationship_quality IS NULL OR (t_relationship_quality IS NOT NULL AND t_relationship_quality >= 1 AND t_relationship_quality <= 5));
+
+-- A key loaded again keeps its first row (by source_file, then source_row); the later ones go
+-- to quarantine below. Keys are counted first, so only the rows of repeated keys are ranked.
+DELETE FROM staging.feedback AS t
+USING (
+    SELECT s.source_file, s.source_row
+    FROM staging.feedback AS s
+    JOIN (SELECT response_id FROM staging.feedback GROUP BY ALL HAVING count(*) > 1) AS repeated
+        ON s.response_id IS NOT DISTINCT FROM repeated.response_id
+    QUALIFY row_number() OVER (PARTITION BY s.response_id ORDER BY s.source_file, s.source_row) > 1
+) AS repeats
+WHERE t.source_file = repeats.source_file AND t.source_row = repeats.source_row;
 
 DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'feedback';
 
 INSERT INTO quarantine.rows
-WITH unstaged AS (
+WITH counts AS (
+    -- staging is a subset of raw: as many rows in both, and no row is left to quarantine
+    SELECT (SELECT count(*) FROM raw.feedback) <> (SELECT count(*) FROM staging.feedback) AS any_unstaged
+), unstaged AS (
     SELECT r.*
     FROM raw.feedback AS r
-    ANTI JOIN staging.feedback AS s USING (source_file, source_row)
+    ANTI JOIN (SELECT source_file, source_row FROM staging.feedback WHERE (SELECT any_unstaged FROM counts)) AS s
+        USING (source_file, source_row)
+    WHERE (SELECT any_unstaged FROM counts)
 ), trimmed AS (
     SELECT
         *,

@@ -33,51 +33,59 @@ WITH trimmed AS (
         CASE WHEN lower(v_employment_at_index) IN ('true', 'yes', '1') THEN true WHEN lower(v_employment_at_index) IN ('false', 'no', '0') THEN false END AS t_employment_at_index,
         CASE WHEN lower(v_accommodation_at_index) IN ('true', 'yes', '1') THEN true WHEN lower(v_accommodation_at_index) IN ('false', 'no', '0') THEN false END AS t_accommodation_at_index
     FROM trimmed
-), passing AS MATERIALIZED (
-    SELECT
-        t_person_id::VARCHAR AS person_id,
-        t_index_date::DATE AS index_date,
-        t_index_type::VARCHAR AS index_type,
-        t_index_offence_group::VARCHAR AS index_offence_group,
-        t_sentence_months::DOUBLE AS sentence_months,
-        t_prior_offences::BIGINT AS prior_offences,
-        t_prior_custody::BIGINT AS prior_custody,
-        t_age_first_offence::BIGINT AS age_first_offence,
-        t_risk_score::DOUBLE AS risk_score,
-        t_employment_at_index::BOOLEAN AS employment_at_index,
-        t_accommodation_at_index::BOOLEAN AS accommodation_at_index,
-        source_file,
-        source_row
-    FROM typed
-    WHERE row_error IS NULL
-        AND t_person_id IS NOT NULL
-        AND t_index_date IS NOT NULL
-        AND t_index_type IS NOT NULL AND t_index_type IN ('custody_release', 'community_sentence')
-        AND t_index_offence_group IS NOT NULL AND t_index_offence_group IN ('violence', 'sexual', 'robbery', 'theft', 'burglary', 'criminal_damage', 'drugs', 'public_order', 'fraud', 'motoring', 'other')
-        AND t_sentence_months IS NOT NULL AND t_sentence_months >= 0 AND t_sentence_months <= 600
-        AND (v_prior_offences IS NULL OR (t_prior_offences IS NOT NULL AND t_prior_offences >= 0 AND t_prior_offences <= 500))
-        AND (v_prior_custody IS NULL OR (t_prior_custody IS NOT NULL AND t_prior_custody >= 0 AND t_prior_custody <= 200))
-        AND (v_age_first_offence IS NULL OR (t_age_first_offence IS NOT NULL AND t_age_first_offence >= 5 AND t_age_first_offence <= 100))
-        AND (v_risk_score IS NULL OR (t_risk_score IS NOT NULL AND t_risk_score >= 0 AND t_risk_score <= 100))
-        AND (v_employment_at_index IS NULL OR (t_employment_at_index IS NOT NULL))
-        AND (v_accommodation_at_index IS NULL OR (t_accommodation_at_index IS NOT NULL))
-), repeats AS (
-    -- ranked on the key and row alone: a window over whole rows costs more than the rest
-    SELECT source_file, source_row
-    FROM passing
-    QUALIFY row_number() OVER (PARTITION BY person_id, index_date ORDER BY source_file, source_row) > 1
 )
-SELECT *
-FROM passing
-ANTI JOIN repeats USING (source_file, source_row);
+SELECT
+    t_person_id::VARCHAR AS person_id,
+    t_index_date::DATE AS index_date,
+    t_index_type::VARCHAR AS index_type,
+    t_index_offence_group::VARCHAR AS index_offence_group,
+    t_sentence_months::DOUBLE AS sentence_months,
+    t_prior_offences::BIGINT AS prior_offences,
+    t_prior_custody::BIGINT AS prior_custody,
+    t_age_first_offence::BIGINT AS age_first_offence,
+    t_risk_score::DOUBLE AS risk_score,
+    t_employment_at_index::BOOLEAN AS employment_at_index,
+    t_accommodation_at_index::BOOLEAN AS accommodation_at_index,
+    source_file,
+    source_row
+FROM typed
+WHERE row_error IS NULL
+    AND t_person_id IS NOT NULL
+    AND t_index_date IS NOT NULL
+    AND t_index_type IS NOT NULL AND t_index_type IN ('custody_release', 'community_sentence')
+    AND t_index_offence_group IS NOT NULL AND t_index_offence_group IN ('violence', 'sexual', 'robbery', 'theft', 'burglary', 'criminal_damage', 'drugs', 'public_order', 'fraud', 'motoring', 'other')
+    AND t_sentence_months IS NOT NULL AND t_sentence_months >= 0 AND t_sentence_months <= 600
+    AND (v_prior_offences IS NULL OR (t_prior_offences IS NOT NULL AND t_prior_offences >= 0 AND t_prior_offences <= 500))
+    AND (v_prior_custody IS NULL OR (t_prior_custody IS NOT NULL AND t_prior_custody >= 0 AND t_prior_custody <= 200))
+    AND (v_age_first_offence IS NULL OR (t_age_first_offence IS NOT NULL AND t_age_first_offence >= 5 AND t_age_first_offence <= 100))
+    AND (v_risk_score IS NULL OR (t_risk_score IS NOT NULL AND t_risk_score >= 0 AND t_risk_score <= 100))
+    AND (v_employment_at_index IS NULL OR (t_employment_at_index IS NOT NULL))
+    AND (v_accommodation_at_index IS NULL OR (t_accommodation_at_index IS NOT NULL));
+
+-- A key loaded again keeps its first row (by source_file, then source_row); the later ones go
+-- to quarantine below. Keys are counted first, so only the rows of repeated keys are ranked.
+DELETE FROM staging.index_events AS t
+USING (
+    SELECT s.source_file, s.source_row
+    FROM staging.index_events AS s
+    JOIN (SELECT person_id, index_date FROM staging.index_events GROUP BY ALL HAVING count(*) > 1) AS repeated
+        ON s.person_id IS NOT DISTINCT FROM repeated.person_id AND s.index_date IS NOT DISTINCT FROM repeated.index_date
+    QUALIFY row_number() OVER (PARTITION BY s.person_id, s.index_date ORDER BY s.source_file, s.source_row) > 1
+) AS repeats
+WHERE t.source_file = repeats.source_file AND t.source_row = repeats.source_row;
 
 DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'index_events';
 
 INSERT INTO quarantine.rows
-WITH unstaged AS (
+WITH counts AS (
+    -- staging is a subset of raw: as many rows in both, and no row is left to quarantine
+    SELECT (SELECT count(*) FROM raw.index_events) <> (SELECT count(*) FROM staging.index_events) AS any_unstaged
+), unstaged AS (
     SELECT r.*
     FROM raw.index_events AS r
-    ANTI JOIN staging.index_events AS s USING (source_file, source_row)
+    ANTI JOIN (SELECT source_file, source_row FROM staging.index_events WHERE (SELECT any_unstaged FROM counts)) AS s
+        USING (source_file, source_row)
+    WHERE (SELECT any_unstaged FROM counts)
 ), trimmed AS (
     SELECT
         *,

@@ -23,41 +23,49 @@ WITH trimmed AS (
         CASE WHEN lower(v_lived_experience) IN ('true', 'yes', '1') THEN true WHEN lower(v_lived_experience) IN ('false', 'no', '0') THEN false END AS t_lived_experience,
         CASE WHEN regexp_full_match(v_trained_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_trained_date AS DATE) END AS t_trained_date
     FROM trimmed
-), passing AS MATERIALIZED (
-    SELECT
-        t_mentor_id::VARCHAR AS mentor_id,
-        t_programme_id::VARCHAR AS programme_id,
-        t_age_band::VARCHAR AS age_band,
-        t_sex::VARCHAR AS sex,
-        t_lived_experience::BOOLEAN AS lived_experience,
-        t_trained_date::DATE AS trained_date,
-        source_file,
-        source_row
-    FROM typed
-    WHERE row_error IS NULL
-        AND t_mentor_id IS NOT NULL
-        AND t_programme_id IS NOT NULL
-        AND t_age_band IS NOT NULL AND t_age_band IN ('18-24', '25-34', '35-44', '45-54', '55-64', '65+')
-        AND t_sex IS NOT NULL AND t_sex IN ('female', 'male', 'other')
-        AND t_lived_experience IS NOT NULL
-        AND (v_trained_date IS NULL OR (t_trained_date IS NOT NULL))
-), repeats AS (
-    -- ranked on the key and row alone: a window over whole rows costs more than the rest
-    SELECT source_file, source_row
-    FROM passing
-    QUALIFY row_number() OVER (PARTITION BY mentor_id ORDER BY source_file, source_row) > 1
 )
-SELECT *
-FROM passing
-ANTI JOIN repeats USING (source_file, source_row);
+SELECT
+    t_mentor_id::VARCHAR AS mentor_id,
+    t_programme_id::VARCHAR AS programme_id,
+    t_age_band::VARCHAR AS age_band,
+    t_sex::VARCHAR AS sex,
+    t_lived_experience::BOOLEAN AS lived_experience,
+    t_trained_date::DATE AS trained_date,
+    source_file,
+    source_row
+FROM typed
+WHERE row_error IS NULL
+    AND t_mentor_id IS NOT NULL
+    AND t_programme_id IS NOT NULL
+    AND t_age_band IS NOT NULL AND t_age_band IN ('18-24', '25-34', '35-44', '45-54', '55-64', '65+')
+    AND t_sex IS NOT NULL AND t_sex IN ('female', 'male', 'other')
+    AND t_lived_experience IS NOT NULL
+    AND (v_trained_date IS NULL OR (t_trained_date IS NOT NULL));
+
+-- A key loaded again keeps its first row (by source_file, then source_row); the later ones go
+-- to quarantine below. Keys are counted first, so only the rows of repeated keys are ranked.
+DELETE FROM staging.mentors AS t
+USING (
+    SELECT s.source_file, s.source_row
+    FROM staging.mentors AS s
+    JOIN (SELECT mentor_id FROM staging.mentors GROUP BY ALL HAVING count(*) > 1) AS repeated
+        ON s.mentor_id IS NOT DISTINCT FROM repeated.mentor_id
+    QUALIFY row_number() OVER (PARTITION BY s.mentor_id ORDER BY s.source_file, s.source_row) > 1
+) AS repeats
+WHERE t.source_file = repeats.source_file AND t.source_row = repeats.source_row;
 
 DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'mentors';
 
 INSERT INTO quarantine.rows
-WITH unstaged AS (
+WITH counts AS (
+    -- staging is a subset of raw: as many rows in both, and no row is left to quarantine
+    SELECT (SELECT count(*) FROM raw.mentors) <> (SELECT count(*) FROM staging.mentors) AS any_unstaged
+), unstaged AS (
     SELECT r.*
     FROM raw.mentors AS r
-    ANTI JOIN staging.mentors AS s USING (source_file, source_row)
+    ANTI JOIN (SELECT source_file, source_row FROM staging.mentors WHERE (SELECT any_unstaged FROM counts)) AS s
+        USING (source_file, source_row)
+    WHERE (SELECT any_unstaged FROM counts)
 ), trimmed AS (
     SELECT
         *,

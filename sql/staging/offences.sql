@@ -25,43 +25,51 @@ WITH trimmed AS (
         CASE WHEN regexp_full_match(v_severity, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_severity, '\.0*$', '') AS BIGINT) END AS t_severity,
         lower(v_disposal) AS t_disposal
     FROM trimmed
-), passing AS MATERIALIZED (
-    SELECT
-        t_offence_id::VARCHAR AS offence_id,
-        t_person_id::VARCHAR AS person_id,
-        t_offence_date::DATE AS offence_date,
-        t_proven_date::DATE AS proven_date,
-        t_offence_group::VARCHAR AS offence_group,
-        t_severity::BIGINT AS severity,
-        t_disposal::VARCHAR AS disposal,
-        source_file,
-        source_row
-    FROM typed
-    WHERE row_error IS NULL
-        AND t_offence_id IS NOT NULL
-        AND t_person_id IS NOT NULL
-        AND t_offence_date IS NOT NULL
-        AND t_proven_date IS NOT NULL
-        AND t_offence_group IS NOT NULL AND t_offence_group IN ('violence', 'sexual', 'robbery', 'theft', 'burglary', 'criminal_damage', 'drugs', 'public_order', 'fraud', 'motoring', 'other')
-        AND t_severity IS NOT NULL AND t_severity >= 1 AND t_severity <= 5
-        AND t_disposal IS NOT NULL AND t_disposal IN ('custody', 'community', 'fine', 'caution', 'other')
-), repeats AS (
-    -- ranked on the key and row alone: a window over whole rows costs more than the rest
-    SELECT source_file, source_row
-    FROM passing
-    QUALIFY row_number() OVER (PARTITION BY offence_id ORDER BY source_file, source_row) > 1
 )
-SELECT *
-FROM passing
-ANTI JOIN repeats USING (source_file, source_row);
+SELECT
+    t_offence_id::VARCHAR AS offence_id,
+    t_person_id::VARCHAR AS person_id,
+    t_offence_date::DATE AS offence_date,
+    t_proven_date::DATE AS proven_date,
+    t_offence_group::VARCHAR AS offence_group,
+    t_severity::BIGINT AS severity,
+    t_disposal::VARCHAR AS disposal,
+    source_file,
+    source_row
+FROM typed
+WHERE row_error IS NULL
+    AND t_offence_id IS NOT NULL
+    AND t_person_id IS NOT NULL
+    AND t_offence_date IS NOT NULL
+    AND t_proven_date IS NOT NULL
+    AND t_offence_group IS NOT NULL AND t_offence_group IN ('violence', 'sexual', 'robbery', 'theft', 'burglary', 'criminal_damage', 'drugs', 'public_order', 'fraud', 'motoring', 'other')
+    AND t_severity IS NOT NULL AND t_severity >= 1 AND t_severity <= 5
+    AND t_disposal IS NOT NULL AND t_disposal IN ('custody', 'community', 'fine', 'caution', 'other');
+
+-- A key loaded again keeps its first row (by source_file, then source_row); the later ones go
+-- to quarantine below. Keys are counted first, so only the rows of repeated keys are ranked.
+DELETE FROM staging.offences AS t
+USING (
+    SELECT s.source_file, s.source_row
+    FROM staging.offences AS s
+    JOIN (SELECT offence_id FROM staging.offences GROUP BY ALL HAVING count(*) > 1) AS repeated
+        ON s.offence_id IS NOT DISTINCT FROM repeated.offence_id
+    QUALIFY row_number() OVER (PARTITION BY s.offence_id ORDER BY s.source_file, s.source_row) > 1
+) AS repeats
+WHERE t.source_file = repeats.source_file AND t.source_row = repeats.source_row;
 
 DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'offences';
 
 INSERT INTO quarantine.rows
-WITH unstaged AS (
+WITH counts AS (
+    -- staging is a subset of raw: as many rows in both, and no row is left to quarantine
+    SELECT (SELECT count(*) FROM raw.offences) <> (SELECT count(*) FROM staging.offences) AS any_unstaged
+), unstaged AS (
     SELECT r.*
     FROM raw.offences AS r
-    ANTI JOIN staging.offences AS s USING (source_file, source_row)
+    ANTI JOIN (SELECT source_file, source_row FROM staging.offences WHERE (SELECT any_unstaged FROM counts)) AS s
+        USING (source_file, source_row)
+    WHERE (SELECT any_unstaged FROM counts)
 ), trimmed AS (
     SELECT
         *,

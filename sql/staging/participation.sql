@@ -27,45 +27,53 @@ WITH trimmed AS (
         CASE WHEN regexp_full_match(v_sessions_attended, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_sessions_attended, '\.0*$', '') AS BIGINT) END AS t_sessions_attended,
         v_mentor_id AS t_mentor_id
     FROM trimmed
-), passing AS MATERIALIZED (
-    SELECT
-        t_person_id::VARCHAR AS person_id,
-        t_programme_id::VARCHAR AS programme_id,
-        t_start_date::DATE AS start_date,
-        t_end_date::DATE AS end_date,
-        t_status::VARCHAR AS status,
-        t_sessions_offered::BIGINT AS sessions_offered,
-        t_sessions_attended::BIGINT AS sessions_attended,
-        t_mentor_id::VARCHAR AS mentor_id,
-        source_file,
-        source_row
-    FROM typed
-    WHERE row_error IS NULL
-        AND t_person_id IS NOT NULL
-        AND t_programme_id IS NOT NULL
-        AND t_start_date IS NOT NULL
-        AND (v_end_date IS NULL OR (t_end_date IS NOT NULL))
-        AND t_status IS NOT NULL AND t_status IN ('completed', 'withdrawn', 'ongoing')
-        AND t_sessions_offered IS NOT NULL AND t_sessions_offered >= 0 AND t_sessions_offered <= 1000
-        AND t_sessions_attended IS NOT NULL AND t_sessions_attended >= 0 AND t_sessions_attended <= 1000
-        AND (v_mentor_id IS NULL OR (t_mentor_id IS NOT NULL))
-), repeats AS (
-    -- ranked on the key and row alone: a window over whole rows costs more than the rest
-    SELECT source_file, source_row
-    FROM passing
-    QUALIFY row_number() OVER (PARTITION BY person_id, programme_id, start_date ORDER BY source_file, source_row) > 1
 )
-SELECT *
-FROM passing
-ANTI JOIN repeats USING (source_file, source_row);
+SELECT
+    t_person_id::VARCHAR AS person_id,
+    t_programme_id::VARCHAR AS programme_id,
+    t_start_date::DATE AS start_date,
+    t_end_date::DATE AS end_date,
+    t_status::VARCHAR AS status,
+    t_sessions_offered::BIGINT AS sessions_offered,
+    t_sessions_attended::BIGINT AS sessions_attended,
+    t_mentor_id::VARCHAR AS mentor_id,
+    source_file,
+    source_row
+FROM typed
+WHERE row_error IS NULL
+    AND t_person_id IS NOT NULL
+    AND t_programme_id IS NOT NULL
+    AND t_start_date IS NOT NULL
+    AND (v_end_date IS NULL OR (t_end_date IS NOT NULL))
+    AND t_status IS NOT NULL AND t_status IN ('completed', 'withdrawn', 'ongoing')
+    AND t_sessions_offered IS NOT NULL AND t_sessions_offered >= 0 AND t_sessions_offered <= 1000
+    AND t_sessions_attended IS NOT NULL AND t_sessions_attended >= 0 AND t_sessions_attended <= 1000
+    AND (v_mentor_id IS NULL OR (t_mentor_id IS NOT NULL));
+
+-- A key loaded again keeps its first row (by source_file, then source_row); the later ones go
+-- to quarantine below. Keys are counted first, so only the rows of repeated keys are ranked.
+DELETE FROM staging.participation AS t
+USING (
+    SELECT s.source_file, s.source_row
+    FROM staging.participation AS s
+    JOIN (SELECT person_id, programme_id, start_date FROM staging.participation GROUP BY ALL HAVING count(*) > 1) AS repeated
+        ON s.person_id IS NOT DISTINCT FROM repeated.person_id AND s.programme_id IS NOT DISTINCT FROM repeated.programme_id AND s.start_date IS NOT DISTINCT FROM repeated.start_date
+    QUALIFY row_number() OVER (PARTITION BY s.person_id, s.programme_id, s.start_date ORDER BY s.source_file, s.source_row) > 1
+) AS repeats
+WHERE t.source_file = repeats.source_file AND t.source_row = repeats.source_row;
 
 DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'participation';
 
 INSERT INTO quarantine.rows
-WITH unstaged AS (
+WITH counts AS (
+    -- staging is a subset of raw: as many rows in both, and no row is left to quarantine
+    SELECT (SELECT count(*) FROM raw.participation) <> (SELECT count(*) FROM staging.participation) AS any_unstaged
+), unstaged AS (
     SELECT r.*
     FROM raw.participation AS r
-    ANTI JOIN staging.participation AS s USING (source_file, source_row)
+    ANTI JOIN (SELECT source_file, source_row FROM staging.participation WHERE (SELECT any_unstaged FROM counts)) AS s
+        USING (source_file, source_row)
+    WHERE (SELECT any_unstaged FROM counts)
 ), trimmed AS (
     SELECT
         *,

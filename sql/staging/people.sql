@@ -21,39 +21,47 @@ WITH trimmed AS (
         lower(v_ethnic_group) AS t_ethnic_group,
         lower(v_region) AS t_region
     FROM trimmed
-), passing AS MATERIALIZED (
-    SELECT
-        t_person_id::VARCHAR AS person_id,
-        t_sex::VARCHAR AS sex,
-        t_birth_year::BIGINT AS birth_year,
-        t_ethnic_group::VARCHAR AS ethnic_group,
-        t_region::VARCHAR AS region,
-        source_file,
-        source_row
-    FROM typed
-    WHERE row_error IS NULL
-        AND t_person_id IS NOT NULL
-        AND t_sex IS NOT NULL AND t_sex IN ('female', 'male', 'other')
-        AND t_birth_year IS NOT NULL AND t_birth_year >= 1900 AND t_birth_year <= 2015
-        AND (v_ethnic_group IS NULL OR (t_ethnic_group IS NOT NULL AND t_ethnic_group IN ('asian', 'black', 'mixed', 'white', 'other', 'not_stated')))
-        AND t_region IS NOT NULL AND t_region IN ('north_east', 'north_west', 'yorkshire', 'east_midlands', 'west_midlands', 'east', 'london', 'south_east', 'south_west', 'wales')
-), repeats AS (
-    -- ranked on the key and row alone: a window over whole rows costs more than the rest
-    SELECT source_file, source_row
-    FROM passing
-    QUALIFY row_number() OVER (PARTITION BY person_id ORDER BY source_file, source_row) > 1
 )
-SELECT *
-FROM passing
-ANTI JOIN repeats USING (source_file, source_row);
+SELECT
+    t_person_id::VARCHAR AS person_id,
+    t_sex::VARCHAR AS sex,
+    t_birth_year::BIGINT AS birth_year,
+    t_ethnic_group::VARCHAR AS ethnic_group,
+    t_region::VARCHAR AS region,
+    source_file,
+    source_row
+FROM typed
+WHERE row_error IS NULL
+    AND t_person_id IS NOT NULL
+    AND t_sex IS NOT NULL AND t_sex IN ('female', 'male', 'other')
+    AND t_birth_year IS NOT NULL AND t_birth_year >= 1900 AND t_birth_year <= 2015
+    AND (v_ethnic_group IS NULL OR (t_ethnic_group IS NOT NULL AND t_ethnic_group IN ('asian', 'black', 'mixed', 'white', 'other', 'not_stated')))
+    AND t_region IS NOT NULL AND t_region IN ('north_east', 'north_west', 'yorkshire', 'east_midlands', 'west_midlands', 'east', 'london', 'south_east', 'south_west', 'wales');
+
+-- A key loaded again keeps its first row (by source_file, then source_row); the later ones go
+-- to quarantine below. Keys are counted first, so only the rows of repeated keys are ranked.
+DELETE FROM staging.people AS t
+USING (
+    SELECT s.source_file, s.source_row
+    FROM staging.people AS s
+    JOIN (SELECT person_id FROM staging.people GROUP BY ALL HAVING count(*) > 1) AS repeated
+        ON s.person_id IS NOT DISTINCT FROM repeated.person_id
+    QUALIFY row_number() OVER (PARTITION BY s.person_id ORDER BY s.source_file, s.source_row) > 1
+) AS repeats
+WHERE t.source_file = repeats.source_file AND t.source_row = repeats.source_row;
 
 DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'people';
 
 INSERT INTO quarantine.rows
-WITH unstaged AS (
+WITH counts AS (
+    -- staging is a subset of raw: as many rows in both, and no row is left to quarantine
+    SELECT (SELECT count(*) FROM raw.people) <> (SELECT count(*) FROM staging.people) AS any_unstaged
+), unstaged AS (
     SELECT r.*
     FROM raw.people AS r
-    ANTI JOIN staging.people AS s USING (source_file, source_row)
+    ANTI JOIN (SELECT source_file, source_row FROM staging.people WHERE (SELECT any_unstaged FROM counts)) AS s
+        USING (source_file, source_row)
+    WHERE (SELECT any_unstaged FROM counts)
 ), trimmed AS (
     SELECT
         *,

@@ -19,37 +19,45 @@ WITH trimmed AS (
         lower(v_programme_type) AS t_programme_type,
         v_provider AS t_provider
     FROM trimmed
-), passing AS MATERIALIZED (
-    SELECT
-        t_programme_id::VARCHAR AS programme_id,
-        t_name::VARCHAR AS name,
-        t_programme_type::VARCHAR AS programme_type,
-        t_provider::VARCHAR AS provider,
-        source_file,
-        source_row
-    FROM typed
-    WHERE row_error IS NULL
-        AND t_programme_id IS NOT NULL
-        AND t_name IS NOT NULL
-        AND t_programme_type IS NOT NULL AND t_programme_type IN ('structured_mentoring', 'peer_mentoring', 'community_support', 'rehabilitative_workshop')
-        AND t_provider IS NOT NULL
-), repeats AS (
-    -- ranked on the key and row alone: a window over whole rows costs more than the rest
-    SELECT source_file, source_row
-    FROM passing
-    QUALIFY row_number() OVER (PARTITION BY programme_id ORDER BY source_file, source_row) > 1
 )
-SELECT *
-FROM passing
-ANTI JOIN repeats USING (source_file, source_row);
+SELECT
+    t_programme_id::VARCHAR AS programme_id,
+    t_name::VARCHAR AS name,
+    t_programme_type::VARCHAR AS programme_type,
+    t_provider::VARCHAR AS provider,
+    source_file,
+    source_row
+FROM typed
+WHERE row_error IS NULL
+    AND t_programme_id IS NOT NULL
+    AND t_name IS NOT NULL
+    AND t_programme_type IS NOT NULL AND t_programme_type IN ('structured_mentoring', 'peer_mentoring', 'community_support', 'rehabilitative_workshop')
+    AND t_provider IS NOT NULL;
+
+-- A key loaded again keeps its first row (by source_file, then source_row); the later ones go
+-- to quarantine below. Keys are counted first, so only the rows of repeated keys are ranked.
+DELETE FROM staging.programmes AS t
+USING (
+    SELECT s.source_file, s.source_row
+    FROM staging.programmes AS s
+    JOIN (SELECT programme_id FROM staging.programmes GROUP BY ALL HAVING count(*) > 1) AS repeated
+        ON s.programme_id IS NOT DISTINCT FROM repeated.programme_id
+    QUALIFY row_number() OVER (PARTITION BY s.programme_id ORDER BY s.source_file, s.source_row) > 1
+) AS repeats
+WHERE t.source_file = repeats.source_file AND t.source_row = repeats.source_row;
 
 DELETE FROM quarantine.rows WHERE stage = 'ingest' AND table_name = 'programmes';
 
 INSERT INTO quarantine.rows
-WITH unstaged AS (
+WITH counts AS (
+    -- staging is a subset of raw: as many rows in both, and no row is left to quarantine
+    SELECT (SELECT count(*) FROM raw.programmes) <> (SELECT count(*) FROM staging.programmes) AS any_unstaged
+), unstaged AS (
     SELECT r.*
     FROM raw.programmes AS r
-    ANTI JOIN staging.programmes AS s USING (source_file, source_row)
+    ANTI JOIN (SELECT source_file, source_row FROM staging.programmes WHERE (SELECT any_unstaged FROM counts)) AS s
+        USING (source_file, source_row)
+    WHERE (SELECT any_unstaged FROM counts)
 ), trimmed AS (
     SELECT
         *,
