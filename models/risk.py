@@ -20,7 +20,7 @@ Performance on the test quarters:
 The fairness audit reports, per group of sex, ethnic group and age band: calibration-in-the-large
 (observed minus mean predicted risk, Wilson interval of the observed share), the AUC (DeLong
 interval) and false-positive and false-negative rates at each band threshold (Wilson
-intervals), with the group metrics computed by fairlearn's ``MetricFrame``.
+intervals), the group metrics of fairlearn's ``MetricFrame`` computed group by group.
 
 Example::
 
@@ -151,12 +151,16 @@ def decile_calibration(y, risk, conf_level: float = 0.95) -> pd.DataFrame:
     return table.assign(n_reoffended=table["n_reoffended"].astype(int), observed_lower=lower, observed_upper=upper)
 
 
-def _auc_metric(y, risk) -> float:
-    return auc_delong(y, risk).auc
-
-
-def _auc_se_metric(y, risk) -> float:
-    return auc_delong(y, risk).se
+def _group_rows(y: np.ndarray, risk: np.ndarray, thresholds: Sequence[float]) -> dict:
+    """One group's counts, mean predicted risk, AUC and flagged counts at each threshold."""
+    auc = auc_delong(y, risk)
+    row = {"n": len(y), "n_reoffended": int(y.sum()), "mean_predicted": float(risk.mean()),
+           "auc": auc.auc, "auc_se": auc.se}
+    for name, threshold in zip(THRESHOLD_NAMES, thresholds):
+        flagged = risk >= threshold
+        row[f"false_positives_{name}"] = int(np.count_nonzero(flagged & ~y))
+        row[f"false_negatives_{name}"] = int(np.count_nonzero(~flagged & y))
+    return row
 
 
 def fairness_audit(y, risk, groups: pd.DataFrame, thresholds: Sequence[float], conf_level: float = 0.95) -> pd.DataFrame:
@@ -166,53 +170,51 @@ def fairness_audit(y, risk, groups: pd.DataFrame, thresholds: Sequence[float], c
     Returns one row per (attribute, grp, threshold): n, n_reoffended, observed, mean_predicted,
     calibration_in_the_large (observed - mean predicted) and its interval, auc and its interval,
     n_negative, fpr and its interval, fnr and its interval. A row with attribute 'all' covers everyone.
-    Rows with a missing group value are left out of that attribute only.
+    Rows with a missing group value are left out of that attribute only; groups are the values as
+    text, in sorted order. The group metrics are those of fairlearn's ``MetricFrame`` with
+    ``count``, ``mean_prediction``, ``false_positive_rate`` and ``false_negative_rate`` (the tests
+    compare the two), computed on each group's rows directly: a loop over groups, not people.
     """
-    from fairlearn.metrics import MetricFrame, count, false_negative_rate, false_positive_rate, mean_prediction
-
-    y = _binary(y).astype(int)
+    y = _binary(y).astype(bool)
     risk = np.asarray(risk, dtype=float)
     z = _z(conf_level)
-    metrics = {
-        "n": count, "n_reoffended": lambda t, p: int(np.sum(t)), "mean_predicted": mean_prediction,
-        "auc": _auc_metric, "auc_se": _auc_se_metric,
-    }
-    for name, threshold in zip(THRESHOLD_NAMES, thresholds):
-        metrics[f"fpr_{name}"] = lambda t, p, c=threshold: false_positive_rate(t, (p >= c).astype(int), pos_label=1)
-        metrics[f"fnr_{name}"] = lambda t, p, c=threshold: false_negative_rate(t, (p >= c).astype(int), pos_label=1)
-    parts = []
+    rows = []
     for attribute in ["all", *groups.columns]:
-        feature = np.full(len(y), "all", dtype=object) if attribute == "all" else groups[attribute].to_numpy(dtype=object)
-        keep = pd.notna(feature)
-        frame = MetricFrame(metrics=metrics, y_true=y[keep], y_pred=risk[keep],
-                            sensitive_features=pd.Series(feature[keep], name="grp").astype(str))
-        by_group = frame.by_group.reset_index()
+        if attribute == "all":
+            members = {"all": np.ones(len(y), dtype=bool)}
+        else:
+            feature = pd.Series(groups[attribute].to_numpy(dtype=object))
+            known = feature.notna().to_numpy()
+            codes = np.full(len(y), -1)
+            codes[known], levels = pd.factorize(feature[known].astype(str), sort=True)
+            members = {grp: codes == code for code, grp in enumerate(levels)}
+        by_group = {grp: _group_rows(y[rows_in_group], risk[rows_in_group], thresholds)
+                    for grp, rows_in_group in members.items()}
         for name, threshold in zip(THRESHOLD_NAMES, thresholds):
-            parts.append(pd.DataFrame({
-                "attribute": attribute, "grp": by_group["grp"], "threshold_name": name, "threshold": threshold,
-                "n": by_group["n"].astype(int), "n_reoffended": by_group["n_reoffended"].astype(int),
-                "mean_predicted": by_group["mean_predicted"].astype(float),
-                "auc": by_group["auc"].astype(float), "auc_se": by_group["auc_se"].astype(float),
-                "fpr": by_group[f"fpr_{name}"].astype(float), "fnr": by_group[f"fnr_{name}"].astype(float),
-            }))
-    table = pd.concat(parts, ignore_index=True)
+            rows += [{"attribute": attribute, "grp": grp, "threshold_name": name, "threshold": threshold, **group,
+                      "false_positives": group[f"false_positives_{name}"],
+                      "false_negatives": group[f"false_negatives_{name}"]} for grp, group in by_group.items()]
+    table = pd.DataFrame(rows)
     n, events = table["n"].to_numpy(), table["n_reoffended"].to_numpy()
     negatives = n - events
+    false_positives, false_negatives = table["false_positives"].to_numpy(), table["false_negatives"].to_numpy()
     observed = events / n
     obs_low, obs_high = wilson_interval(events, n, conf_level)
-    fpr_low, fpr_high = wilson_interval(np.round(table["fpr"].to_numpy() * negatives), negatives, conf_level)
-    fnr_low, fnr_high = wilson_interval(np.round(table["fnr"].to_numpy() * events), events, conf_level)
+    fpr_low, fpr_high = wilson_interval(false_positives, negatives, conf_level)
+    fnr_low, fnr_high = wilson_interval(false_negatives, events, conf_level)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fpr, fnr = false_positives / negatives, false_negatives / events
     return pd.DataFrame({
         "attribute": table["attribute"], "grp": table["grp"], "threshold_name": table["threshold_name"],
-        "threshold": table["threshold"], "n": n, "n_reoffended": events, "observed": observed,
+        "threshold": table["threshold"].astype(float), "n": n, "n_reoffended": events, "observed": observed,
         "mean_predicted": table["mean_predicted"],
         "calibration_in_the_large": observed - table["mean_predicted"],
         "citl_lower": obs_low - table["mean_predicted"], "citl_upper": obs_high - table["mean_predicted"],
         "auc": table["auc"], "auc_lower": (table["auc"] - z * table["auc_se"]).clip(0, 1),
         "auc_upper": (table["auc"] + z * table["auc_se"]).clip(0, 1),
-        "n_negative": negatives, "fpr": np.where(negatives > 0, table["fpr"], np.nan),
+        "n_negative": negatives, "fpr": np.where(negatives > 0, fpr, np.nan),
         "fpr_lower": np.where(negatives > 0, fpr_low, np.nan), "fpr_upper": np.where(negatives > 0, fpr_high, np.nan),
-        "fnr": np.where(events > 0, table["fnr"], np.nan), "fnr_lower": np.where(events > 0, fnr_low, np.nan),
+        "fnr": np.where(events > 0, fnr, np.nan), "fnr_lower": np.where(events > 0, fnr_low, np.nan),
         "fnr_upper": np.where(events > 0, fnr_high, np.nan),
     })
 
