@@ -40,7 +40,8 @@ import statsmodels.api as sm
 from scipy import stats
 
 from models.indicators import wilson_interval
-from models.propensity import INTERCEPT, PropensityModelError, design_matrix, fit_propensity
+from models.design import numeric_design
+from models.propensity import INTERCEPT, PropensityModelError, fit_propensity
 
 BANDS = ("low", "medium", "high")
 # Threshold names: a person is flagged at a threshold when their predicted risk is at or above it.
@@ -235,15 +236,15 @@ class RiskModelResult:
 def predict_risk(coefficients: pd.DataFrame, data: pd.DataFrame, covariates: Sequence[str],
                  categorical: Sequence[str]) -> np.ndarray:
     """Predicted risk from a coefficient table (``term, coef``); a category level the model did
-    not see takes the reference level's risk."""
+    not see takes the reference level's risk (its column gets no weight)."""
     coef = coefficients.set_index("term")["coef"]
-    design = design_matrix(data, covariates, categorical).matrix.reindex(columns=coef.index[1:], fill_value=0.0)
-    linear = coef[INTERCEPT] + design.to_numpy(dtype=float) @ coef.iloc[1:].to_numpy()
+    design = numeric_design(data, covariates, categorical)
+    linear = coef[INTERCEPT] + design.matrix @ coef.reindex(design.names, fill_value=0.0).to_numpy()
     return 1 / (1 + np.exp(-linear))
 
 
 def fit_risk_model(
-    pool: pd.DataFrame,
+    people: pd.DataFrame,
     outcome: str,
     covariates: Sequence[str],
     categorical: Sequence[str],
@@ -251,54 +252,62 @@ def fit_risk_model(
     test_quarters: int,
     thresholds: Sequence[float],
     audit_groups: Sequence[str],
-    score: pd.DataFrame | None = None,
+    in_pool=None,
     min_outcomes: int = MIN_OUTCOMES,
     conf_level: float = 0.95,
 ) -> RiskModelResult:
-    """Fit on the earlier quarters of ``pool``, validate on the latest ``test_quarters``.
+    """Fit on the earlier quarters of the pool, validate on its latest ``test_quarters``, score everyone.
 
     Args:
-        pool: people no programme touched, with the 0/1 ``outcome``, covariates, ``quarter``
-            labels and the ``audit_groups`` columns.
-        score: people to give a predicted risk and band (default: the pool).
+        people: people to give a predicted risk and band, with the 0/1 ``outcome``, covariates,
+            ``quarter`` labels and the ``audit_groups`` columns.
+        in_pool: True for the people no programme touched, on whom the model is fitted and
+            validated (default: everyone).
         min_outcomes: fewest people with and without a reoffence in each of the training and
             test quarters (at least the disclosure threshold, so the card's counts can be shown).
+
+    ``scores`` holds every person's ``predicted_risk``, ``risk_band`` and ``model_sample``
+    ('train', 'test', or missing outside the pool), in the order of ``people``.
     """
+    in_pool = np.ones(len(people), dtype=bool) if in_pool is None else np.asarray(in_pool, dtype=bool)
+    quarters = people[quarter]
     try:
-        test = temporal_split(pool[quarter], test_quarters)
+        test = np.zeros(len(people), dtype=bool)
+        test[in_pool] = temporal_split(quarters[in_pool], test_quarters)
     except ValueError as error:
         return RiskModelResult("not_fitted", str(error))
-    y = pool[outcome].to_numpy(dtype=float)
-    for name, rows in (("training", ~test), ("test", test)):
+    train = in_pool & ~test
+    y = people[outcome].to_numpy(dtype=float)
+    for name, rows in (("training", train), ("test", test)):
         events = int(y[rows].sum())
         if min(events, int(rows.sum()) - events) < min_outcomes:
             return RiskModelResult("not_fitted", f"the {name} quarters hold fewer than {min_outcomes} people "
                                                  "with or without a proven reoffence")
     try:
-        fit = fit_propensity(pool.loc[~test], outcome, covariates, categorical)
+        fit = fit_propensity(people.loc[train, [outcome, *covariates]], outcome, covariates, categorical)
     except PropensityModelError as error:
         return RiskModelResult("not_fitted", f"the risk model cannot be estimated: {error}")
     coefficients = fit.to_frame()
-    risk = predict_risk(coefficients, pool, covariates, categorical)
+    risk = predict_risk(coefficients, people, covariates, categorical)
     y_test, risk_test = y[test], risk[test]
     auc = auc_delong(y_test, risk_test, conf_level)
     cal = calibration(y_test, risk_test)
-    quarters = pool[quarter]
     performance = pd.DataFrame([{
-        "train_from": quarters[~test].min(), "train_to": quarters[~test].max(),
+        "train_from": quarters[train].min(), "train_to": quarters[train].max(),
         "test_from": quarters[test].min(), "test_to": quarters[test].max(),
-        "n_train": int((~test).sum()), "n_test": int(test.sum()),
-        "reoffended_train": float(y[~test].mean()), "reoffended_test": float(y_test.mean()),
-        "auc": auc.auc, "auc_lower": auc.lower, "auc_upper": auc.upper, "auc_train": auc_delong(y[~test], risk[~test]).auc,
+        "n_train": int(train.sum()), "n_test": int(test.sum()),
+        "reoffended_train": float(y[train].mean()), "reoffended_test": float(y_test.mean()),
+        "auc": auc.auc, "auc_lower": auc.lower, "auc_upper": auc.upper, "auc_train": auc_delong(y[train], risk[train]).auc,
         "brier": brier_score(y_test, risk_test), "calibration_intercept": cal.intercept,
         "calibration_intercept_se": cal.intercept_se, "calibration_slope": cal.slope,
         "calibration_slope_se": cal.slope_se,
     }])
-    groups = pool.loc[test, list(audit_groups)].reset_index(drop=True)
+    groups = people.loc[test, list(audit_groups)].reset_index(drop=True)
     fairness = fairness_audit(y_test, risk_test, groups, thresholds, conf_level)
-    score = pool if score is None else score
-    scored = risk if score is pool else predict_risk(coefficients, score, covariates, categorical)
-    scores = pd.DataFrame({"predicted_risk": scored, "risk_band": risk_bands(scored, thresholds)}, index=score.index)
+    scores = pd.DataFrame({
+        "predicted_risk": risk, "risk_band": risk_bands(risk, thresholds),
+        "model_sample": pd.Categorical.from_codes(np.where(in_pool, test, -1), ["train", "test"]),
+    }, index=people.index)
     return RiskModelResult(STATUS_OK, coefficients=coefficients, performance=performance,
                            deciles=decile_calibration(y_test, risk_test, conf_level), fairness=fairness, scores=scores)
 

@@ -212,3 +212,30 @@ def test_fairness_audit_equals_fairlearn_metricframe_and_sklearn_auc():
                         assert row["auc"] == pytest.approx(roc_auc_score(y[in_group], risk[in_group]), rel=1e-12)
                 else:
                     assert np.isnan(row["fnr"]) and np.isnan(row["auc"]) and grp == "other"
+
+
+def test_risk_model_fits_on_the_pool_and_scores_everyone():
+    """Fitted on the pool's earlier quarters only (the coefficients of statsmodels' GLM on those
+    rows); people outside the pool are scored from the same coefficients, a region level the model
+    never saw taking the reference level's risk, and carry no model sample."""
+    import statsmodels.api as sm
+
+    pool = planted_pool()
+    others = planted_pool(n=500, seed=5).assign(region="east")  # never in the pool
+    people = pd.concat([others, pool], ignore_index=True)
+    in_pool = np.r_[np.zeros(500, dtype=bool), np.ones(len(pool), dtype=bool)]
+    result = fit_risk_model(people, "reoffended", ["age", "priors", "region"], ["region"], quarter="index_quarter",
+                            test_quarters=4, thresholds=[0.2, 0.4], audit_groups=["sex"], in_pool=in_pool)
+    train = ~pool["index_quarter"].str.startswith("2021").to_numpy()
+    x = sm.add_constant(np.column_stack([pool["age"], pool["priors"], pool["region"] == "south"]).astype(float))
+    glm = sm.GLM(pool["reoffended"].to_numpy()[train], x[train], family=sm.families.Binomial()).fit(tol=1e-12)
+    assert result.coefficients["coef"].to_numpy() == pytest.approx(glm.params, rel=1e-7)
+    assert result.performance.loc[0, "n_train"] == train.sum()
+    assert result.performance.loc[0, "n_test"] == (~train).sum()
+    scores = result.scores
+    assert len(scores) == len(people)
+    reference = glm.params[0] + glm.params[1] * others["age"] + glm.params[2] * others["priors"]
+    assert scores["predicted_risk"].to_numpy()[:500] == pytest.approx(1 / (1 + np.exp(-reference)), rel=1e-7)
+    assert scores["predicted_risk"].to_numpy()[500:] == pytest.approx(glm.predict(x), rel=1e-7)
+    assert scores["model_sample"].isna().sum() == 500
+    assert (scores["model_sample"].to_numpy()[500:] == np.where(train, "train", "test")).all()
