@@ -62,8 +62,7 @@ def with_extra_columns(obj: PublishedObject, columns: dict[str, str]) -> Publish
     return dataclasses.replace(
         obj, columns={**obj.columns, **columns},
         sql=(f"SELECT published.*, {extra} FROM ({obj.sql}) AS published "
-             "JOIN analysis.covariates AS source USING (programme_id, person_id) "
-             "ORDER BY programme_id, person_id"),
+             "JOIN analysis.covariates AS source USING (programme_id, person_id)"),
     )
 
 
@@ -96,7 +95,7 @@ def publish(
     ``extra_covariates`` (column -> meaning) are the extract's own columns declared in
     evaluation.yaml: they are published and documented in ``covariates`` after its own columns.
     `person_level` False publishes aggregates only, with counts and estimates under disclosure
-    control at `min_count`. Returns the row count of every published table and view.
+    control at `min_count`. Returns the row count of every published table.
     """
     research_path = Path(research_path)
     research_path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,28 +105,28 @@ def publish(
                for obj in load_catalogue(catalogue) if person_level or not obj.person_level]
     tables = [obj for obj in objects if obj.kind == "table"]
     con.execute("SET VARIABLE publish_person_level = ?", [person_level])
-    counts: dict[str, int] = {}
     con.execute(f"ATTACH {_quote(str(building))} AS {BUILD_ALIAS}")
     try:
         for obj in tables:
             con.execute(f"CREATE TABLE {BUILD_ALIAS}.main.{obj.name} AS {obj.sql}")
         if not person_level:
             _disclose_aggregates(con, [obj.name for obj in tables], min_count)
-        for obj in objects:
-            target = f"{BUILD_ALIAS}.main.{obj.name}"
-            if obj.kind == "view":
-                # Views are created from inside the new file so their table references stay
-                # unqualified and resolve in whatever file name the researcher opens.
-                home = con.execute("SELECT current_database()").fetchone()[0]
-                con.execute(f"USE {BUILD_ALIAS}")
-                try:
+        home = con.execute("SELECT current_database()").fetchone()[0]
+        con.execute(f"USE {BUILD_ALIAS}")
+        try:
+            # Views are created from inside the new file so their table references stay
+            # unqualified and resolve in whatever file name the researcher opens.
+            for obj in objects:
+                if obj.kind == "view":
                     con.execute(f"CREATE VIEW {obj.name} AS {obj.sql}")
-                finally:
-                    con.execute(f"USE {home}")
-            _document(con, target, obj)
-            counts[obj.name] = con.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
+        finally:
+            con.execute(f"USE {home}")
+        _document(con, objects)
+        # Tables only: counting a view would run it (the person-level views join millions of rows).
+        counts = dict(con.execute(" UNION ALL ".join(
+            f"SELECT {_quote(obj.name)}, count(*) FROM {BUILD_ALIAS}.main.{obj.name}" for obj in tables)).fetchall())
         if parquet_dir is not None:
-            _export_parquet(con, parquet_dir, [o.name for o in objects if o.kind == "table"])
+            _export_parquet(con, parquet_dir, [obj.name for obj in tables])
     finally:
         con.execute(f"DETACH {BUILD_ALIAS}")
     os.replace(building, research_path)
@@ -157,19 +156,29 @@ def _disclose_aggregates(con: duckdb.DuckDBPyConnection, names: list[str], min_c
             con.unregister("disclosed_rows")
 
 
-def _document(con: duckdb.DuckDBPyConnection, target: str, obj: PublishedObject) -> None:
-    actual = [row[0] for row in con.execute(f"DESCRIBE {target}").fetchall()]
-    undocumented = [c for c in actual if c not in obj.columns]
-    missing = [c for c in obj.columns if c not in actual]
-    if undocumented or missing:
-        raise ValueError(
-            f"published {obj.kind} '{obj.name}' does not match its catalogue entry: "
-            f"undocumented columns {undocumented}, documented but absent {missing}"
-        )
-    keyword = "VIEW" if obj.kind == "view" else "TABLE"
-    con.execute(f"COMMENT ON {keyword} {target} IS {_quote(obj.description)}")
-    for column, text in obj.columns.items():
-        con.execute(f"COMMENT ON COLUMN {target}.{column} IS {_quote(text)}")
+def _document(con: duckdb.DuckDBPyConnection, objects: list[PublishedObject]) -> None:
+    """Check every built object's columns against its catalogue entry, then comment them all in one batch."""
+    actual: dict[str, list[str]] = {}
+    for name, column in con.execute(
+        "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = ? ORDER BY column_index",
+        [BUILD_ALIAS],
+    ).fetchall():
+        actual.setdefault(name, []).append(column)
+    statements = []
+    for obj in objects:
+        built = actual.get(obj.name, [])
+        undocumented = [c for c in built if c not in obj.columns]
+        missing = [c for c in obj.columns if c not in built]
+        if undocumented or missing:
+            raise ValueError(
+                f"published {obj.kind} '{obj.name}' does not match its catalogue entry: "
+                f"undocumented columns {undocumented}, documented but absent {missing}"
+            )
+        target = f"{BUILD_ALIAS}.main.{obj.name}"
+        keyword = "VIEW" if obj.kind == "view" else "TABLE"
+        statements.append(f"COMMENT ON {keyword} {target} IS {_quote(obj.description)}")
+        statements += [f"COMMENT ON COLUMN {target}.{column} IS {_quote(text)}" for column, text in obj.columns.items()]
+    con.execute(";\n".join(statements))
 
 
 def _export_parquet(con: duckdb.DuckDBPyConnection, parquet_dir: Path, tables: list[str]) -> None:
@@ -178,9 +187,14 @@ def _export_parquet(con: duckdb.DuckDBPyConnection, parquet_dir: Path, tables: l
     staging_dir = parquet_dir.with_name(parquet_dir.name + ".building")
     shutil.rmtree(staging_dir, ignore_errors=True)
     staging_dir.mkdir(parents=True)
-    for table in tables:
-        target = staging_dir / f"{table}.parquet"
-        con.execute(f"COPY {BUILD_ALIAS}.main.{table} TO {_quote(str(target))} (FORMAT parquet)")
+    # The copies hold the tables' rows, not their order: each file is written by every thread at once.
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        for table in tables:
+            target = staging_dir / f"{table}.parquet"
+            con.execute(f"COPY {BUILD_ALIAS}.main.{table} TO {_quote(str(target))} (FORMAT parquet)")
+    finally:
+        con.execute("RESET preserve_insertion_order")
     old = parquet_dir.with_name(parquet_dir.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if parquet_dir.exists():

@@ -20,7 +20,7 @@ Performance on the test quarters:
 The fairness audit reports, per group of sex, ethnic group and age band: calibration-in-the-large
 (observed minus mean predicted risk, Wilson interval of the observed share), the AUC (DeLong
 interval) and false-positive and false-negative rates at each band threshold (Wilson
-intervals), with the group metrics computed by fairlearn's ``MetricFrame``.
+intervals), the group metrics of fairlearn's ``MetricFrame`` computed group by group.
 
 Example::
 
@@ -40,7 +40,8 @@ import statsmodels.api as sm
 from scipy import stats
 
 from models.indicators import wilson_interval
-from models.propensity import INTERCEPT, PropensityModelError, design_matrix, fit_propensity
+from models.design import numeric_design
+from models.propensity import INTERCEPT, PropensityModelError, fit_propensity
 
 BANDS = ("low", "medium", "high")
 # Threshold names: a person is flagged at a threshold when their predicted risk is at or above it.
@@ -151,12 +152,16 @@ def decile_calibration(y, risk, conf_level: float = 0.95) -> pd.DataFrame:
     return table.assign(n_reoffended=table["n_reoffended"].astype(int), observed_lower=lower, observed_upper=upper)
 
 
-def _auc_metric(y, risk) -> float:
-    return auc_delong(y, risk).auc
-
-
-def _auc_se_metric(y, risk) -> float:
-    return auc_delong(y, risk).se
+def _group_rows(y: np.ndarray, risk: np.ndarray, thresholds: Sequence[float]) -> dict:
+    """One group's counts, mean predicted risk, AUC and flagged counts at each threshold."""
+    auc = auc_delong(y, risk)
+    row = {"n": len(y), "n_reoffended": int(y.sum()), "mean_predicted": float(risk.mean()),
+           "auc": auc.auc, "auc_se": auc.se}
+    for name, threshold in zip(THRESHOLD_NAMES, thresholds):
+        flagged = risk >= threshold
+        row[f"false_positives_{name}"] = int(np.count_nonzero(flagged & ~y))
+        row[f"false_negatives_{name}"] = int(np.count_nonzero(~flagged & y))
+    return row
 
 
 def fairness_audit(y, risk, groups: pd.DataFrame, thresholds: Sequence[float], conf_level: float = 0.95) -> pd.DataFrame:
@@ -166,53 +171,51 @@ def fairness_audit(y, risk, groups: pd.DataFrame, thresholds: Sequence[float], c
     Returns one row per (attribute, grp, threshold): n, n_reoffended, observed, mean_predicted,
     calibration_in_the_large (observed - mean predicted) and its interval, auc and its interval,
     n_negative, fpr and its interval, fnr and its interval. A row with attribute 'all' covers everyone.
-    Rows with a missing group value are left out of that attribute only.
+    Rows with a missing group value are left out of that attribute only; groups are the values as
+    text, in sorted order. The group metrics are those of fairlearn's ``MetricFrame`` with
+    ``count``, ``mean_prediction``, ``false_positive_rate`` and ``false_negative_rate`` (the tests
+    compare the two), computed on each group's rows directly: a loop over groups, not people.
     """
-    from fairlearn.metrics import MetricFrame, count, false_negative_rate, false_positive_rate, mean_prediction
-
-    y = _binary(y).astype(int)
+    y = _binary(y).astype(bool)
     risk = np.asarray(risk, dtype=float)
     z = _z(conf_level)
-    metrics = {
-        "n": count, "n_reoffended": lambda t, p: int(np.sum(t)), "mean_predicted": mean_prediction,
-        "auc": _auc_metric, "auc_se": _auc_se_metric,
-    }
-    for name, threshold in zip(THRESHOLD_NAMES, thresholds):
-        metrics[f"fpr_{name}"] = lambda t, p, c=threshold: false_positive_rate(t, (p >= c).astype(int), pos_label=1)
-        metrics[f"fnr_{name}"] = lambda t, p, c=threshold: false_negative_rate(t, (p >= c).astype(int), pos_label=1)
-    parts = []
+    rows = []
     for attribute in ["all", *groups.columns]:
-        feature = np.full(len(y), "all", dtype=object) if attribute == "all" else groups[attribute].to_numpy(dtype=object)
-        keep = pd.notna(feature)
-        frame = MetricFrame(metrics=metrics, y_true=y[keep], y_pred=risk[keep],
-                            sensitive_features=pd.Series(feature[keep], name="grp").astype(str))
-        by_group = frame.by_group.reset_index()
+        if attribute == "all":
+            members = {"all": np.ones(len(y), dtype=bool)}
+        else:
+            feature = pd.Series(groups[attribute].to_numpy(dtype=object))
+            known = feature.notna().to_numpy()
+            codes = np.full(len(y), -1)
+            codes[known], levels = pd.factorize(feature[known].astype(str), sort=True)
+            members = {grp: codes == code for code, grp in enumerate(levels)}
+        by_group = {grp: _group_rows(y[rows_in_group], risk[rows_in_group], thresholds)
+                    for grp, rows_in_group in members.items()}
         for name, threshold in zip(THRESHOLD_NAMES, thresholds):
-            parts.append(pd.DataFrame({
-                "attribute": attribute, "grp": by_group["grp"], "threshold_name": name, "threshold": threshold,
-                "n": by_group["n"].astype(int), "n_reoffended": by_group["n_reoffended"].astype(int),
-                "mean_predicted": by_group["mean_predicted"].astype(float),
-                "auc": by_group["auc"].astype(float), "auc_se": by_group["auc_se"].astype(float),
-                "fpr": by_group[f"fpr_{name}"].astype(float), "fnr": by_group[f"fnr_{name}"].astype(float),
-            }))
-    table = pd.concat(parts, ignore_index=True)
+            rows += [{"attribute": attribute, "grp": grp, "threshold_name": name, "threshold": threshold, **group,
+                      "false_positives": group[f"false_positives_{name}"],
+                      "false_negatives": group[f"false_negatives_{name}"]} for grp, group in by_group.items()]
+    table = pd.DataFrame(rows)
     n, events = table["n"].to_numpy(), table["n_reoffended"].to_numpy()
     negatives = n - events
+    false_positives, false_negatives = table["false_positives"].to_numpy(), table["false_negatives"].to_numpy()
     observed = events / n
     obs_low, obs_high = wilson_interval(events, n, conf_level)
-    fpr_low, fpr_high = wilson_interval(np.round(table["fpr"].to_numpy() * negatives), negatives, conf_level)
-    fnr_low, fnr_high = wilson_interval(np.round(table["fnr"].to_numpy() * events), events, conf_level)
+    fpr_low, fpr_high = wilson_interval(false_positives, negatives, conf_level)
+    fnr_low, fnr_high = wilson_interval(false_negatives, events, conf_level)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fpr, fnr = false_positives / negatives, false_negatives / events
     return pd.DataFrame({
         "attribute": table["attribute"], "grp": table["grp"], "threshold_name": table["threshold_name"],
-        "threshold": table["threshold"], "n": n, "n_reoffended": events, "observed": observed,
+        "threshold": table["threshold"].astype(float), "n": n, "n_reoffended": events, "observed": observed,
         "mean_predicted": table["mean_predicted"],
         "calibration_in_the_large": observed - table["mean_predicted"],
         "citl_lower": obs_low - table["mean_predicted"], "citl_upper": obs_high - table["mean_predicted"],
         "auc": table["auc"], "auc_lower": (table["auc"] - z * table["auc_se"]).clip(0, 1),
         "auc_upper": (table["auc"] + z * table["auc_se"]).clip(0, 1),
-        "n_negative": negatives, "fpr": np.where(negatives > 0, table["fpr"], np.nan),
+        "n_negative": negatives, "fpr": np.where(negatives > 0, fpr, np.nan),
         "fpr_lower": np.where(negatives > 0, fpr_low, np.nan), "fpr_upper": np.where(negatives > 0, fpr_high, np.nan),
-        "fnr": np.where(events > 0, table["fnr"], np.nan), "fnr_lower": np.where(events > 0, fnr_low, np.nan),
+        "fnr": np.where(events > 0, fnr, np.nan), "fnr_lower": np.where(events > 0, fnr_low, np.nan),
         "fnr_upper": np.where(events > 0, fnr_high, np.nan),
     })
 
@@ -233,15 +236,15 @@ class RiskModelResult:
 def predict_risk(coefficients: pd.DataFrame, data: pd.DataFrame, covariates: Sequence[str],
                  categorical: Sequence[str]) -> np.ndarray:
     """Predicted risk from a coefficient table (``term, coef``); a category level the model did
-    not see takes the reference level's risk."""
+    not see takes the reference level's risk (its column gets no weight)."""
     coef = coefficients.set_index("term")["coef"]
-    design = design_matrix(data, covariates, categorical).matrix.reindex(columns=coef.index[1:], fill_value=0.0)
-    linear = coef[INTERCEPT] + design.to_numpy(dtype=float) @ coef.iloc[1:].to_numpy()
+    design = numeric_design(data, covariates, categorical)
+    linear = coef[INTERCEPT] + design.matrix @ coef.reindex(design.names, fill_value=0.0).to_numpy()
     return 1 / (1 + np.exp(-linear))
 
 
 def fit_risk_model(
-    pool: pd.DataFrame,
+    people: pd.DataFrame,
     outcome: str,
     covariates: Sequence[str],
     categorical: Sequence[str],
@@ -249,54 +252,62 @@ def fit_risk_model(
     test_quarters: int,
     thresholds: Sequence[float],
     audit_groups: Sequence[str],
-    score: pd.DataFrame | None = None,
+    in_pool=None,
     min_outcomes: int = MIN_OUTCOMES,
     conf_level: float = 0.95,
 ) -> RiskModelResult:
-    """Fit on the earlier quarters of ``pool``, validate on the latest ``test_quarters``.
+    """Fit on the earlier quarters of the pool, validate on its latest ``test_quarters``, score everyone.
 
     Args:
-        pool: people no programme touched, with the 0/1 ``outcome``, covariates, ``quarter``
-            labels and the ``audit_groups`` columns.
-        score: people to give a predicted risk and band (default: the pool).
+        people: people to give a predicted risk and band, with the 0/1 ``outcome``, covariates,
+            ``quarter`` labels and the ``audit_groups`` columns.
+        in_pool: True for the people no programme touched, on whom the model is fitted and
+            validated (default: everyone).
         min_outcomes: fewest people with and without a reoffence in each of the training and
             test quarters (at least the disclosure threshold, so the card's counts can be shown).
+
+    ``scores`` holds every person's ``predicted_risk``, ``risk_band`` and ``model_sample``
+    ('train', 'test', or missing outside the pool), in the order of ``people``.
     """
+    in_pool = np.ones(len(people), dtype=bool) if in_pool is None else np.asarray(in_pool, dtype=bool)
+    quarters = people[quarter]
     try:
-        test = temporal_split(pool[quarter], test_quarters)
+        test = np.zeros(len(people), dtype=bool)
+        test[in_pool] = temporal_split(quarters[in_pool], test_quarters)
     except ValueError as error:
         return RiskModelResult("not_fitted", str(error))
-    y = pool[outcome].to_numpy(dtype=float)
-    for name, rows in (("training", ~test), ("test", test)):
+    train = in_pool & ~test
+    y = people[outcome].to_numpy(dtype=float)
+    for name, rows in (("training", train), ("test", test)):
         events = int(y[rows].sum())
         if min(events, int(rows.sum()) - events) < min_outcomes:
             return RiskModelResult("not_fitted", f"the {name} quarters hold fewer than {min_outcomes} people "
                                                  "with or without a proven reoffence")
     try:
-        fit = fit_propensity(pool.loc[~test], outcome, covariates, categorical)
+        fit = fit_propensity(people.loc[train, [outcome, *covariates]], outcome, covariates, categorical)
     except PropensityModelError as error:
         return RiskModelResult("not_fitted", f"the risk model cannot be estimated: {error}")
     coefficients = fit.to_frame()
-    risk = predict_risk(coefficients, pool, covariates, categorical)
+    risk = predict_risk(coefficients, people, covariates, categorical)
     y_test, risk_test = y[test], risk[test]
     auc = auc_delong(y_test, risk_test, conf_level)
     cal = calibration(y_test, risk_test)
-    quarters = pool[quarter]
     performance = pd.DataFrame([{
-        "train_from": quarters[~test].min(), "train_to": quarters[~test].max(),
+        "train_from": quarters[train].min(), "train_to": quarters[train].max(),
         "test_from": quarters[test].min(), "test_to": quarters[test].max(),
-        "n_train": int((~test).sum()), "n_test": int(test.sum()),
-        "reoffended_train": float(y[~test].mean()), "reoffended_test": float(y_test.mean()),
-        "auc": auc.auc, "auc_lower": auc.lower, "auc_upper": auc.upper, "auc_train": auc_delong(y[~test], risk[~test]).auc,
+        "n_train": int(train.sum()), "n_test": int(test.sum()),
+        "reoffended_train": float(y[train].mean()), "reoffended_test": float(y_test.mean()),
+        "auc": auc.auc, "auc_lower": auc.lower, "auc_upper": auc.upper, "auc_train": auc_delong(y[train], risk[train]).auc,
         "brier": brier_score(y_test, risk_test), "calibration_intercept": cal.intercept,
         "calibration_intercept_se": cal.intercept_se, "calibration_slope": cal.slope,
         "calibration_slope_se": cal.slope_se,
     }])
-    groups = pool.loc[test, list(audit_groups)].reset_index(drop=True)
+    groups = people.loc[test, list(audit_groups)].reset_index(drop=True)
     fairness = fairness_audit(y_test, risk_test, groups, thresholds, conf_level)
-    score = pool if score is None else score
-    scored = risk if score is pool else predict_risk(coefficients, score, covariates, categorical)
-    scores = pd.DataFrame({"predicted_risk": scored, "risk_band": risk_bands(scored, thresholds)}, index=score.index)
+    scores = pd.DataFrame({
+        "predicted_risk": risk, "risk_band": risk_bands(risk, thresholds),
+        "model_sample": pd.Categorical.from_codes(np.where(in_pool, test, -1), ["train", "test"]),
+    }, index=people.index)
     return RiskModelResult(STATUS_OK, coefficients=coefficients, performance=performance,
                            deciles=decile_calibration(y_test, risk_test, conf_level), fairness=fairness, scores=scores)
 

@@ -4,7 +4,7 @@ import pandas as pd
 
 from desist import warehouse as wh
 from desist.config import Settings
-from models.risk import BANDS, MIN_OUTCOMES, STATUS_OK, fit_risk_model, model_card, temporal_split
+from models.risk import BANDS, MIN_OUTCOMES, STATUS_OK, fit_risk_model, model_card
 from models.subgroups import age_bands, subgroup_effects
 from pipelines.effects import fingerprint, matching_spec, with_programme, write_results
 from pipelines.partitions import (PROGRAMME_EFFECTS, PROGRAMME_GROUP, PROGRAMME_SUBGROUP_EFFECTS, PROGRAMMES,
@@ -18,20 +18,36 @@ AUDIT_GROUPS = ("sex", "ethnic_group", "age_band")
 
 # One row per person and index date analysed for any programme: complete headline follow-up and
 # every covariate present, with the headline outcome; in_pool marks people no programme touched
-# (never enrolled in any programme), on whom the risk model is fitted.
+# (never enrolled in any programme), on whom the risk model is fitted. The analysis tables hold
+# a (person, index date) once per programme with the same characteristics, outcome and quarter,
+# so each is brought down to one row per person and index date before the joins (joining the
+# programmes' rows first and dropping the copies after costs three times as much). Kept as a
+# temporary table, in person order, so the scores are written back beside its keys by position.
 RISK_PEOPLE = """
-    SELECT DISTINCT ON (covariates.person_id, covariates.index_date)
-        covariates.* EXCLUDE (programme_id, treated),
-        cohort.index_quarter,
-        headline.reoffended::INTEGER AS reoffended,
-        covariates.person_id NOT IN (SELECT person_id FROM staging.participation) AS in_pool
-    FROM analysis.covariates AS covariates
-    JOIN analysis.cohort AS cohort USING (programme_id, person_id, index_date)
-    JOIN analysis.measures AS headline USING (programme_id, person_id, index_date)
-    WHERE covariates.covariates_complete
-      AND headline.window_months = getvariable('headline_months')
-      AND headline.complete
-    ORDER BY covariates.person_id, covariates.index_date
+    CREATE OR REPLACE TEMP TABLE risk_people AS
+    WITH characteristics AS (
+        SELECT DISTINCT ON (person_id, index_date) person_id, index_date, {columns}
+        FROM analysis.covariates
+        WHERE covariates_complete
+    ),
+    headline AS (
+        SELECT DISTINCT ON (person_id, index_date) person_id, index_date, reoffended::INTEGER AS reoffended
+        FROM analysis.measures
+        WHERE window_months = getvariable('headline_months') AND complete
+    ),
+    quarters AS (
+        SELECT DISTINCT ON (person_id, index_date) person_id, index_date, index_quarter
+        FROM analysis.cohort
+    )
+    SELECT
+        characteristics.*,
+        quarters.index_quarter,
+        headline.reoffended,
+        person_id NOT IN (SELECT person_id FROM staging.participation) AS in_pool
+    FROM characteristics
+    JOIN headline USING (person_id, index_date)
+    JOIN quarters USING (person_id, index_date)
+    ORDER BY person_id, index_date
 """
 
 
@@ -52,6 +68,14 @@ def subgroup_people(settings: Settings) -> str:
         WHERE headline.window_months = getvariable('headline_months')
         ORDER BY sets.person_id
     """
+
+
+def risk_people(con, settings: Settings) -> pd.DataFrame:
+    """RISK_PEOPLE (left in the temporary table risk_people) with the covariates, the audit groups'
+    columns and the age band; without the keys, which stay in DuckDB."""
+    columns = dict.fromkeys([*settings.covariates.all, "sex", "ethnic_group", "age_at_index"])
+    con.execute(RISK_PEOPLE.format(columns=", ".join(f'"{name}"' for name in columns)))
+    return with_age_band(con.execute("SELECT * EXCLUDE (person_id, index_date) FROM risk_people").df(), settings)
 
 
 def with_age_band(people: pd.DataFrame, settings: Settings) -> pd.DataFrame:
@@ -75,12 +99,11 @@ def risk_model(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Ma
     thresholds = settings.risk_model.band_thresholds
     min_outcomes = max(MIN_OUTCOMES, settings.disclosure.min_count)  # so every count the card shows may be shown
     with warehouse.connect() as con:
-        people = with_age_band(con.execute(RISK_PEOPLE).df(), settings)
-        pool = people[people["in_pool"]].reset_index(drop=True)
+        people = risk_people(con, settings)
         result = fit_risk_model(
-            pool, "reoffended", spec.covariates, spec.categorical, quarter="index_quarter",
+            people, "reoffended", spec.covariates, spec.categorical, quarter="index_quarter",
             test_quarters=settings.risk_model.test_quarters, thresholds=thresholds, audit_groups=AUDIT_GROUPS,
-            score=people, min_outcomes=min_outcomes,
+            in_pool=people["in_pool"], min_outcomes=min_outcomes,
         )
         context.log.info(f"risk model: {result.status} {result.message}".strip())
         frames: dict[str, list[pd.DataFrame]] = {
@@ -93,23 +116,20 @@ def risk_model(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Ma
                                  "into the risks.", min_group=min_outcomes)],
         }
         if result.status == STATUS_OK:
-            test_quarters = pool.loc[temporal_split(pool["index_quarter"], settings.risk_model.test_quarters),
-                                     "index_quarter"].unique()
-            sample = people["in_pool"].map({True: "train", False: None}).where(
-                ~(people["in_pool"] & people["index_quarter"].isin(test_quarters)), "test")
             frames |= {
                 "risk_coefficients": [result.coefficients],
                 "risk_performance": [result.performance],
                 "risk_calibration": [result.deciles],
                 "risk_fairness": [result.fairness],
-                "risk_scores": [pd.DataFrame({
-                    "person_id": people["person_id"], "index_date": people["index_date"],
-                    "predicted_risk": result.scores["predicted_risk"],
-                    "risk_band": result.scores["risk_band"].astype("string"),
-                    "model_sample": sample,
-                })],
             }
         write_results(con, "results/risk_model.sql", frames)
+        if result.status == STATUS_OK:
+            # risk_people and the scores hold the same people in the same order.
+            con.register("scores", result.scores)
+            con.execute("INSERT INTO results.risk_scores "
+                        "SELECT people.person_id, people.index_date, scores.* FROM risk_people AS people "
+                        "POSITIONAL JOIN scores")
+            con.unregister("scores")
     metadata = {"status": result.status}
     if result.status == STATUS_OK:
         metadata |= {"auc": float(result.performance["auc"].iloc[0]),

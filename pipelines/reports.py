@@ -5,7 +5,7 @@ import dagster as dg
 from pipelines.publish import RUN_INFO
 from pipelines.resources import WAREHOUSE_POOL, Warehouse
 from pipelines.validation import DATA_DOCS_FOLDER, data_docs_folder
-from reports.build import TABLE_SOURCES, build_reports, load_report_data
+from reports.build import TABLE_SOURCES, build_reports, load_report_data, missing_tables
 
 REPORTS = dg.AssetKey(["reports", "html"])
 # The assets that write the tables in TABLE_SOURCES: results/effects writes programmes_analysed,
@@ -37,7 +37,7 @@ def html_reports(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.
     settings = warehouse.settings
     with warehouse.connect(read_only=True) as con:
         data = load_report_data(con, settings)
-    absent = sorted(set(TABLE_SOURCES) - set(data.tables))
+    absent = missing_tables(data)
     if absent:
         context.log.warning(f"reports built without {', '.join(TABLE_SOURCES[name] for name in absent)}: "
                             "those sections read 'not available'")

@@ -163,9 +163,19 @@ def load_report_data(con: duckdb.DuckDBPyConnection, settings: Settings) -> Repo
     tables = {
         name: con.sql(f"SELECT * FROM {source}").df()
         for name, source in TABLE_SOURCES.items()
-        if source in existing
+        if source in existing and name != "matched_sets"
     }
+    if TABLE_SOURCES["matched_sets"] in existing:
+        # The pages show the person-level matched sets only as score percentiles: worked out in
+        # DuckDB rather than by reading millions of people into pandas.
+        tables["propensity_overlap"] = propensity_percentiles(con.table(TABLE_SOURCES["matched_sets"]))
     return ReportData(settings=settings, tables=tables)
+
+
+def missing_tables(data: ReportData) -> list[str]:
+    """The tables of TABLE_SOURCES the warehouse did not hold (the matched sets are read as their percentiles)."""
+    held = set(data.tables) | ({"matched_sets"} if "propensity_overlap" in data.tables else set())
+    return sorted(set(TABLE_SOURCES) - held)
 
 
 def build_reports(data: ReportData, out_dir: Path, folders: Mapping[str, Path] | None = None) -> list[Path]:
@@ -268,19 +278,41 @@ def display_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     return shown
 
 
-def propensity_percentiles(matched_sets: pd.DataFrame) -> pd.DataFrame:
+PROPENSITY_PERCENTILES = """
+    WITH people AS (
+        SELECT programme_id, CASE WHEN treated THEN 'treated' ELSE 'comparison' END AS grp, weight, propensity
+        FROM matched_sets
+    ),
+    samples AS (
+        SELECT 'all' AS sample, * FROM people
+        UNION ALL
+        SELECT 'matched', * FROM people WHERE weight > 0
+    )
+    SELECT
+        programme_id,
+        grp,
+        quantile_cont(propensity, [0.05, 0.25, 0.5, 0.75, 0.95]) AS percentiles,
+        count(*) AS n,
+        sample
+    FROM samples
+    GROUP BY sample, programme_id, grp
+    ORDER BY sample, programme_id, grp
+"""
+
+
+def propensity_percentiles(matched_sets: pd.DataFrame | duckdb.DuckDBPyRelation) -> pd.DataFrame:
     """5th, 25th, 50th, 75th and 95th percentiles of the propensity score per programme and group,
-    for everyone analysed ('all') and for the matched sample ('matched': weight > 0)."""
-    people = matched_sets.assign(grp=np.where(matched_sets["treated"].astype(bool), "treated", "comparison"))
-    samples = {"all": people, "matched": people[people["weight"] > 0]}
-    parts = []
-    for sample, frame in samples.items():
-        grouped = frame.groupby(["programme_id", "grp"])["propensity"]
-        percentiles = grouped.quantile([0.05, 0.25, 0.5, 0.75, 0.95]).unstack()
-        percentiles.columns = list(PERCENTILE_COLUMNS)
-        percentiles["n"] = grouped.size()
-        parts.append(percentiles.reset_index().assign(sample=sample))
-    return pd.concat(parts, ignore_index=True)
+    for everyone analysed ('all') and for the matched sample ('matched': weight > 0), interpolated
+    linearly between order statistics (pandas' and numpy's default); ``matched_sets`` is a frame
+    or a DuckDB relation."""
+    if isinstance(matched_sets, duckdb.DuckDBPyRelation):
+        rows = matched_sets.query("matched_sets", PROPENSITY_PERCENTILES).df()
+    else:
+        with duckdb.connect() as con:
+            con.register("matched_sets", matched_sets)
+            rows = con.sql(PROPENSITY_PERCENTILES).df()
+    percentiles = pd.DataFrame(rows.pop("percentiles").tolist(), columns=list(PERCENTILE_COLUMNS), dtype=float)
+    return pd.concat([rows[["programme_id", "grp"]], percentiles, rows[["n", "sample"]]], axis=1)
 
 
 def programme_list(shown: dict[str, pd.DataFrame]) -> pd.DataFrame:

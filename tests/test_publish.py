@@ -54,7 +54,7 @@ def test_published_objects_carry_their_comments(make_settings, single_table_cata
     settings = make_settings()
     with _warehouse_with_run_info(settings, "run-1") as con:
         counts = publish.publish(con, settings.paths.research, tmp_path / "parquet", single_table_catalogue)
-    assert counts == {"run_info": 1, "run_ids": 1}
+    assert counts == {"run_info": 1}
     with duckdb.connect(str(settings.paths.research), read_only=True) as reader:
         assert reader.execute("SELECT comment FROM duckdb_tables() WHERE table_name='run_info'").fetchone() == (
             "One row about the run.",)

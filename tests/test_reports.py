@@ -799,3 +799,28 @@ def test_a_participant_count_below_the_disclosure_minimum_is_not_shown():
     assert shown["value"].tolist() == [SUPPRESSED, 14.0]
     assert shown["explanation"].tolist() == ["too few participants: fewer than 10 of the 60 needed",
                                              "too few participants: 14 of the 60 needed"]
+
+
+def test_propensity_percentiles_equal_numpy_from_a_frame_and_from_the_warehouse():
+    """The score percentiles the matching section shows, as numpy interpolates them, whether the
+    matched sets come as a frame or are summarised inside DuckDB."""
+    import duckdb
+
+    from reports.build import propensity_percentiles
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"programme_id": rng.choice(["P01", "P02"], 500), "person_id": [f"x{i}" for i in range(500)],
+                          "treated": rng.random(500) < 0.3, "weight": rng.choice([0.0, 0.5, 1.0], 500),
+                          "propensity": rng.random(500)})
+    with duckdb.connect() as con:
+        con.execute("CREATE TABLE matched AS SELECT * FROM frame")
+        from_db = propensity_percentiles(con.table("matched"))
+    for table in (propensity_percentiles(frame), from_db):
+        assert len(table) == 8  # (all, matched) x 2 programmes x 2 groups
+        for row in table.itertuples(index=False):
+            people = frame[(frame["programme_id"] == row.programme_id) & (frame["treated"] == (row.grp == "treated"))]
+            if row.sample == "matched":
+                people = people[people["weight"] > 0]
+            assert row.n == len(people)
+            assert [row.p05, row.p25, row.p50, row.p75, row.p95] == pytest.approx(
+                np.percentile(people["propensity"], [5, 25, 50, 75, 95]), rel=1e-12)

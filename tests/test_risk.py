@@ -162,3 +162,80 @@ def test_model_card_states_the_fairness_results_of_groups_large_enough():
     # with at least 2 needed in every count, neither sex qualifies: each has 1 flagged non-reoffender at 0.4
     card = model_card(result, ["age"], [0.2, 0.4], "x", "people", min_group=2)
     assert "By sex" not in card["item"].tolist()
+
+
+def test_fairness_audit_equals_fairlearn_metricframe_and_sklearn_auc():
+    """The audit's group metrics against fairlearn's MetricFrame (counts, mean prediction, FPR and
+    FNR at each threshold) and scikit-learn's AUC, on groups with ties, missing values, a group
+    without reoffenders and one with nobody else."""
+    from fairlearn.metrics import MetricFrame, count, false_negative_rate, false_positive_rate, mean_prediction
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(7)
+    n = 3000
+    risk = np.round(rng.beta(2, 5, n), 2)  # rounded: many ties
+    y = rng.binomial(1, risk)
+    groups = pd.DataFrame({
+        "sex": rng.choice(["female", "male", None], n, p=[0.3, 0.65, 0.05]),
+        "age_band": pd.Categorical(rng.choice(["18-24", "25-34", "35+"], n), categories=["under 18", "18-24", "25-34", "35+"]),
+    })
+    groups.loc[:19, "sex"], y[:20] = "other", 0       # no reoffender
+    groups.loc[20:34, "sex"], y[20:35] = "unknown", 1  # only reoffenders
+    thresholds = [0.2, 0.4]
+    audit = fairness_audit(y, risk, groups, thresholds).set_index(["attribute", "grp", "threshold_name"])
+    assert len(audit) == 2 * (1 + 4 + 3)
+    for attribute in ["all", "sex", "age_band"]:
+        feature = pd.Series(["all"] * n) if attribute == "all" else groups[attribute].astype(object)
+        keep = feature.notna().to_numpy()
+        for name, threshold in zip(["medium_or_high", "high"], thresholds):
+            flag = (risk[keep] >= threshold).astype(int)
+            frame = MetricFrame(
+                metrics={"n": count, "fpr": false_positive_rate, "fnr": false_negative_rate},
+                y_true=y[keep], y_pred=flag, sensitive_features=feature[keep].astype(str).to_numpy(),
+            ).by_group
+            mean = MetricFrame(metrics=mean_prediction, y_true=y[keep], y_pred=risk[keep],
+                               sensitive_features=feature[keep].astype(str).to_numpy()).by_group
+            for grp in frame.index:
+                row = audit.loc[(attribute, grp, name)]
+                in_group = keep & (feature.astype(str) == grp).to_numpy()
+                assert row["n"] == frame.loc[grp, "n"]
+                assert row["mean_predicted"] == pytest.approx(mean.loc[grp], rel=1e-12)
+                negatives, events = row["n_negative"], row["n_reoffended"]
+                assert events == y[in_group].sum()
+                if negatives > 0:
+                    assert row["fpr"] == pytest.approx(frame.loc[grp, "fpr"], rel=1e-12)
+                else:
+                    assert np.isnan(row["fpr"]) and grp == "unknown"
+                if events > 0:
+                    assert row["fnr"] == pytest.approx(frame.loc[grp, "fnr"], rel=1e-12)
+                    if negatives > 0:
+                        assert row["auc"] == pytest.approx(roc_auc_score(y[in_group], risk[in_group]), rel=1e-12)
+                else:
+                    assert np.isnan(row["fnr"]) and np.isnan(row["auc"]) and grp == "other"
+
+
+def test_risk_model_fits_on_the_pool_and_scores_everyone():
+    """Fitted on the pool's earlier quarters only (the coefficients of statsmodels' GLM on those
+    rows); people outside the pool are scored from the same coefficients, a region level the model
+    never saw taking the reference level's risk, and carry no model sample."""
+    import statsmodels.api as sm
+
+    pool = planted_pool()
+    others = planted_pool(n=500, seed=5).assign(region="east")  # never in the pool
+    people = pd.concat([others, pool], ignore_index=True)
+    in_pool = np.r_[np.zeros(500, dtype=bool), np.ones(len(pool), dtype=bool)]
+    result = fit_risk_model(people, "reoffended", ["age", "priors", "region"], ["region"], quarter="index_quarter",
+                            test_quarters=4, thresholds=[0.2, 0.4], audit_groups=["sex"], in_pool=in_pool)
+    train = ~pool["index_quarter"].str.startswith("2021").to_numpy()
+    x = sm.add_constant(np.column_stack([pool["age"], pool["priors"], pool["region"] == "south"]).astype(float))
+    glm = sm.GLM(pool["reoffended"].to_numpy()[train], x[train], family=sm.families.Binomial()).fit(tol=1e-12)
+    assert result.coefficients["coef"].to_numpy() == pytest.approx(glm.params, rel=1e-7)
+    assert result.performance.loc[0, "n_train"] == train.sum()
+    assert result.performance.loc[0, "n_test"] == (~train).sum()
+    scores = result.scores
+    assert len(scores) == len(people)
+    reference = glm.params[0] + glm.params[1] * others["age"] + glm.params[2] * others["priors"]
+    assert scores["predicted_risk"].to_numpy()[:500] == pytest.approx(1 / (1 + np.exp(-reference)), rel=1e-7)
+    assert scores["predicted_risk"].to_numpy()[500:] == pytest.approx(glm.predict(x), rel=1e-7)
+    assert scores["model_sample"].isna().sum() == 500
+    assert (scores["model_sample"].to_numpy()[500:] == np.where(train, "train", "test")).all()

@@ -25,8 +25,13 @@ CREATE OR REPLACE TABLE analysis.measures AS
 WITH windows AS (
     SELECT unnest(getvariable('windows_months')) AS window_months
 ),
--- Offences from the index date on, found once per person and index date (the same for every
--- programme) and then tested against each window.
+-- Every measure depends on the person and index date only, not on the programme: each is worked
+-- out once per person, index date and window, then given to every programme whose cohort holds
+-- that person and index date.
+points AS (
+    SELECT DISTINCT person_id, index_date FROM analysis.cohort
+),
+-- Offences from the index date on, tested against each window.
 followed_offences AS (
     SELECT
         point.person_id,
@@ -35,7 +40,7 @@ followed_offences AS (
         offence.proven_date,
         offence.disposal,
         offence.severity
-    FROM (SELECT DISTINCT person_id, index_date FROM analysis.cohort) AS point
+    FROM points AS point
     JOIN staging.offences AS offence
       ON offence.person_id = point.person_id
      AND offence.offence_date >= point.index_date
@@ -58,24 +63,32 @@ reoffences AS (
 ),
 follow_up AS (
     SELECT
-        cohort.programme_id,
-        cohort.person_id,
-        cohort.treated,
-        cohort.index_date,
+        point.person_id,
+        point.index_date,
         windows.window_months,
-        (cohort.index_date + to_months(windows.window_months))::DATE AS window_end,
-        (cohort.index_date + to_months(windows.window_months + getvariable('waiting_period_months')))::DATE
+        (point.index_date + to_months(windows.window_months))::DATE AS window_end,
+        (point.index_date + to_months(windows.window_months + getvariable('waiting_period_months')))::DATE
             AS proof_deadline
-    FROM analysis.cohort AS cohort
+    FROM points AS point
     CROSS JOIN windows
+),
+point_measures AS (
+    SELECT
+        follow_up.*,
+        follow_up.proof_deadline <= getvariable('data_cutoff') AS complete,
+        CASE WHEN complete THEN (reoffence.frequency IS NOT NULL)::INTEGER END AS reoffended,
+        CASE WHEN complete THEN coalesce(reoffence.frequency, 0) END AS frequency,
+        CASE WHEN complete THEN reoffence.first_offence_date - follow_up.index_date END AS days_to_first,
+        CASE WHEN complete THEN coalesce(reoffence.custodial, false)::INTEGER END AS custodial_reoffence,
+        CASE WHEN complete THEN reoffence.most_serious_severity END AS most_serious_severity
+    FROM follow_up
+    LEFT JOIN reoffences AS reoffence USING (person_id, index_date, window_months)
 )
 SELECT
-    follow_up.*,
-    follow_up.proof_deadline <= getvariable('data_cutoff') AS complete,
-    CASE WHEN complete THEN (reoffence.frequency IS NOT NULL)::INTEGER END AS reoffended,
-    CASE WHEN complete THEN coalesce(reoffence.frequency, 0) END AS frequency,
-    CASE WHEN complete THEN reoffence.first_offence_date - follow_up.index_date END AS days_to_first,
-    CASE WHEN complete THEN coalesce(reoffence.custodial, false)::INTEGER END AS custodial_reoffence,
-    CASE WHEN complete THEN reoffence.most_serious_severity END AS most_serious_severity
-FROM follow_up
-LEFT JOIN reoffences AS reoffence USING (person_id, index_date, window_months);
+    cohort.programme_id,
+    cohort.person_id,
+    cohort.treated,
+    cohort.index_date,
+    measure.* EXCLUDE (person_id, index_date)
+FROM analysis.cohort AS cohort
+JOIN point_measures AS measure USING (person_id, index_date);

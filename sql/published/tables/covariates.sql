@@ -21,4 +21,3 @@ SELECT
 -- prior_custody and age_first_offence (the analysis uses the counts derived from the offence
 -- history instead).
 FROM analysis.covariates
-ORDER BY programme_id, person_id

@@ -1,3 +1,2 @@
 SELECT programme_id, person_id, treated, subclass::INTEGER AS subclass, weight, logit_score, propensity
 FROM results.matched_sets
-ORDER BY programme_id, subclass NULLS LAST, treated DESC, person_id

@@ -1,3 +1,2 @@
 SELECT programme_id, person_id, treated, index_date, time_days, event
 FROM analysis.survival
-ORDER BY programme_id, person_id
