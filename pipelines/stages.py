@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import ctypes
 import gc
-import importlib
 import json
 import multiprocessing
 import os
-import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -124,18 +122,6 @@ WORKER_CONTEXT = multiprocessing.get_context("forkserver")
 WORKER_PRELOAD = ["pipelines.definitions"]
 
 
-# Libraries stage 1 steps import only when they run, seconds each (Great Expectations for the validation,
-# fairlearn and scikit-learn for the risk model's fairness audit): imported by a background thread at the
-# start of `desist run`, while ingest keeps DuckDB busy on the other core, rather than on the critical path.
-LAZY_IMPORTS = ("great_expectations", "fairlearn.metrics")
-
-
-def import_lazy_libraries() -> None:
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # before Great Expectations is imported, as in validation
-    threading.Thread(target=lambda: [importlib.import_module(name) for name in LAZY_IMPORTS],
-                     name="desist-imports", daemon=True).start()
-
-
 def release_free_memory() -> None:
     """Give the memory this process has freed back to the system (glibc keeps freed heap pages otherwise)."""
     gc.collect()
@@ -191,7 +177,6 @@ def run_evaluation(config_file: str, instance: dg.DagsterInstance, run_id: str |
     tags = dict(tags or {})
     run_config = {"loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "CRITICAL"}}}}
     outcome = EvaluationOutcome()
-    import_lazy_libraries()
     start_worker_server()  # imports in the background while stage 1 runs
 
     def stage(job: dg.UnresolvedAssetJobDefinition, **options) -> bool:

@@ -2,6 +2,7 @@
 quarantine moves, blocking thresholds, the data-quality record and the offline Data Docs."""
 from __future__ import annotations
 
+import gc
 import json
 import re
 
@@ -188,6 +189,12 @@ def test_clean_extract_meets_every_expectation(warehouse, settings):
     statuses = warehouse.sql("SELECT status, count(*) FROM results.data_quality GROUP BY status").fetchall()
     expectations = sum(len(validation.load_suite(t)["expectations"]) for t in TABLES)
     assert statuses == [("passed", expectations + len(TABLES))]
+    # Nothing keeps the validated frames once the validation is over (Great Expectations' global
+    # project would otherwise hold the run's context, and every frame in it, until the process ends).
+    from great_expectations.data_context import EphemeralDataContext
+
+    gc.collect()
+    assert [o for o in gc.get_objects() if isinstance(o, EphemeralDataContext)] == []
 
 
 def mutate(table: str, row: int, **values) -> dict[str, pd.DataFrame]:
