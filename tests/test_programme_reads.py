@@ -152,3 +152,11 @@ def test_the_fingerprint_kept_between_steps_follows_a_write_to_the_warehouse(tmp
         after = fingerprint(con, settings, "P01")
         assert after != before
         assert after == programme_fingerprints(con, settings, ["P01"])["P01"]
+
+
+def test_a_programme_with_nobody_analysed_reads_as_an_empty_cohort(sample_warehouse):
+    settings, con = sample_warehouse
+    cohort = read_cohort(con, settings, "NO-SUCH-PROGRAMME")
+    assert len(cohort) == 0
+    assert cohort.columns[-12:].tolist()[:4] == ["reoffended_6", "frequency_6", "days_to_first_6",
+                                                 "custodial_reoffence_6"]
