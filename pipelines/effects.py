@@ -97,7 +97,7 @@ def read_cohort(con: duckdb.DuckDBPyConnection, settings: Settings, programme_id
         raise dg.Failure(description=f"programme {programme_id}: analysis.measures holds more than one row for a "
                                      "person and follow-up window")
     # The outcome block framed as it is and the people's columns put before it: nothing is copied.
-    cohort = pd.DataFrame(wide.reshape(len(person_ids), -1), copy=False,
+    cohort = pd.DataFrame(wide.reshape(len(person_ids), len(windows) * len(names)), copy=False,
                           columns=[f"{name}_{window}" for window in windows for name in names])
     for position, (name, values) in enumerate(people.items()):
         cohort.insert(position, name, values)

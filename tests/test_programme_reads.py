@@ -130,3 +130,11 @@ def test_diagnostics_from_the_matched_sample_equal_those_from_everyone(sample_wa
 
     with pytest.raises(ValueError, match="1 people of the matched sample have no row in the people given"):
         evaluate_diagnostics(sample.iloc[1:], *arguments)
+
+
+def test_a_programme_with_nobody_analysed_reads_as_an_empty_cohort(sample_warehouse):
+    settings, con = sample_warehouse
+    cohort = read_cohort(con, settings, "NO-SUCH-PROGRAMME")
+    assert len(cohort) == 0
+    assert cohort.columns[-12:].tolist()[:4] == ["reoffended_6", "frequency_6", "days_to_first_6",
+                                                 "custodial_reoffence_6"]
