@@ -23,6 +23,7 @@ def connect(settings: Settings, read_only: bool = False) -> duckdb.DuckDBPyConne
     path = Path(settings.paths.warehouse)
     path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path), read_only=read_only)
+    con.execute("SET enable_progress_bar = false")  # a run's output is its own lines, not DuckDB's bars
     limit_resources(con, settings)
     if not read_only:
         for schema in SCHEMAS:
