@@ -35,6 +35,7 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from desist.config import load_settings, write_settings  # noqa: E402
+from desist.warehouse import quoted  # noqa: E402
 
 SAMPLE_SECONDS = 0.05
 TARGETS = {  # people: (end-to-end seconds, peak MB or None)
@@ -154,12 +155,8 @@ def scan_floor(folder: Path, suffix: str) -> float:
         for path in sorted(folder.glob(f"*.{suffix}")):
             source = reader.format(path)
             columns = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
-            con.execute(f"SELECT {', '.join(f'count({_quote(c)})' for c in columns)} FROM {source}").fetchall()
+            con.execute(f"SELECT {', '.join(f'count({quoted(c)})' for c in columns)} FROM {source}").fetchall()
     return time.perf_counter() - started
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 # ---------------------------------------------------------------- one pipeline run

@@ -150,7 +150,7 @@ def _out_of_domain(report: CheckReport, con: duckdb.DuckDBPyConnection, tables: 
         for column in table.columns:
             if not column.domain:
                 continue
-            allowed = ", ".join(ingest._literal(v) for v in column.domain)
+            allowed = ", ".join(warehouse.literal(v) for v in column.domain)
             rows = con.execute(
                 f"WITH {typed} SELECT {column.name}, count(*) AS n FROM typed WHERE row_error IS NULL "
                 f"AND v_{column.name} IS NOT NULL AND t_{column.name} NOT IN ({allowed}) "

@@ -57,7 +57,7 @@ import pandas as pd
 
 from desist import lines
 from desist.contract import DIRECT_IDENTIFIERS, NAME_ALLOWED, TABLES, Column, Table
-from desist.warehouse import SQL_DIR, run_sql
+from desist.warehouse import SQL_DIR, literal, quoted, run_sql
 
 # Why a row was quarantined. The first problem of a row is its reason; all are in its detail.
 REASONS: dict[str, str] = {
@@ -215,10 +215,6 @@ def _csv_source(field_count: int) -> str:
     )
 
 
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
 @dataclass(frozen=True)
 class FileLoad:
     status: str  # "loaded" or "rejected"
@@ -290,7 +286,7 @@ def _record_bad_lines(con, file: LandingFile, table: Table, positions: dict[str,
         records.append({"source_row": plan.source_row(bad.line),
                         "row_error": f"line {bad.line} {bad.reason}; read alone as one malformed row", **values})
     frame = pd.DataFrame(records, columns=["source_row", "row_error", *positions]).astype(object)
-    assignments = ", ".join(f"{_quote(c)} = bad.{_quote(c)}" for c in ["row_error", *positions])
+    assignments = ", ".join(f"{quoted(c)} = bad.{quoted(c)}" for c in ["row_error", *positions])
     con.register("bad_lines", frame)
     try:
         con.execute(f"UPDATE raw.{table.name} AS r SET {assignments} FROM bad_lines AS bad "
@@ -330,7 +326,7 @@ def _load_parquet(con, file: LandingFile, table: Table, loaded_at: dt.datetime) 
             values.append("NULL")
             continue
         original = header[positions[column.name]]
-        values.append(_parquet_text(_quote(original), types[original], column))
+        values.append(_parquet_text(quoted(original), types[original], column))
     statement = (
         f"INSERT INTO raw.{table.name} SELECT {', '.join(values)}, $file AS source_file, "
         f"file_row_number + 1 AS source_row, NULL AS row_error, $loaded_at AS loaded_at FROM {source}"
@@ -609,12 +605,8 @@ _BAD_TYPE = {"date": "bad_date", "integer": "bad_integer", "number": "bad_number
 _TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _in_list(values) -> str:
-    return ", ".join(_literal(v) for v in values)
+    return ", ".join(literal(v) for v in values)
 
 
 def _number(value: float) -> str:
@@ -643,7 +635,7 @@ def _typed(column: Column) -> str:
         if all(value == value.lower() for value in column.domain):
             return f"lower({v})"
         # allowed values set in evaluation.yaml keep their spelling; matched regardless of case
-        whens = " ".join(f"WHEN {_literal(value.lower())} THEN {_literal(value)}" for value in column.domain)
+        whens = " ".join(f"WHEN {literal(value.lower())} THEN {literal(value)}" for value in column.domain)
         return f"coalesce(CASE lower({v}) {whens} END, {v})"
     if column.type == "date":
         return f"CASE WHEN regexp_full_match({v}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') THEN TRY_CAST({v} AS DATE) END"
@@ -662,7 +654,7 @@ def _typed(column: Column) -> str:
 
 
 def _problem(column: str | None, reason: str, raw_value: str, note: str) -> str:
-    name = _literal(column) if column else "NULL::VARCHAR"
+    name = literal(column) if column else "NULL::VARCHAR"
     return f"{{'column_name': {name}, 'reason': '{reason}', 'raw_value': {raw_value}, 'note': {note}}}"
 
 
@@ -672,25 +664,25 @@ def _column_check(table: Table, column: Column) -> str:
     branches = []
     if column.required:
         reason = "missing_key" if column.name in table.key else "missing_value"
-        branches.append((f"{v} IS NULL", _problem(column.name, reason, raw, _literal("the value is empty"))))
+        branches.append((f"{v} IS NULL", _problem(column.name, reason, raw, literal("the value is empty"))))
     else:
         branches.append((f"{v} IS NULL", "NULL"))
     if column.type in _BAD_TYPE:
         expected = {"date": "a date written yyyy-mm-dd", "integer": "a whole number", "number": "a finite number",
                     "boolean": "true/false, yes/no or 1/0"}[column.type]
         branches.append((f"{t} IS NULL", _problem(column.name, _BAD_TYPE[column.type], raw,
-                                                   _literal(f"expected {expected}"))))
+                                                   literal(f"expected {expected}"))))
     if column.domain:
         branches.append((f"{t} NOT IN ({_in_list(column.domain)})",
                          _problem(column.name, "out_of_domain", raw,
-                                  _literal(f"expected one of {', '.join(column.domain)}"))))
+                                  literal(f"expected one of {', '.join(column.domain)}"))))
     if column.minimum is not None or column.maximum is not None:
         low = f"{t} < {_number(column.minimum)}" if column.minimum is not None else None
         high = f"{t} > {_number(column.maximum)}" if column.maximum is not None else None
         bounds = f"{_number(column.minimum) if column.minimum is not None else '-inf'} to " \
                  f"{_number(column.maximum) if column.maximum is not None else 'inf'}"
         branches.append((" OR ".join(b for b in (low, high) if b),
-                         _problem(column.name, "out_of_range", raw, _literal(f"expected {bounds}"))))
+                         _problem(column.name, "out_of_range", raw, literal(f"expected {bounds}"))))
     whens = "".join(f"\n                WHEN {condition} THEN {result}" for condition, result in branches)
     return f"            CASE{whens}\n            END"
 
@@ -714,7 +706,7 @@ def _trimmed(column: Column) -> str:
     text = f"NULLIF(trim({column.name}), '')"
     if not column.value_map:
         return text
-    whens = " ".join(f"WHEN {_literal(code.lower())} THEN {_literal(value)}" for code, value in column.value_map)
+    whens = " ".join(f"WHEN {literal(code.lower())} THEN {literal(value)}" for code, value in column.value_map)
     return f"coalesce(CASE lower({text}) {whens} END, {text})"
 
 

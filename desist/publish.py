@@ -24,6 +24,7 @@ import yaml
 
 from desist.config import PROJECT_ROOT
 from desist.contract import COVARIATE_TABLES
+from desist.warehouse import literal
 
 CATALOGUE = PROJECT_ROOT / "sql" / "published" / "catalogue.yaml"
 DATA_DICTIONARY = PROJECT_ROOT / "docs" / "data-dictionary.md"
@@ -77,10 +78,6 @@ def extra_covariate_columns(tables) -> dict[str, str]:
     }
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def publish(
     con: duckdb.DuckDBPyConnection,
     research_path: Path,
@@ -105,7 +102,7 @@ def publish(
                for obj in load_catalogue(catalogue) if person_level or not obj.person_level]
     tables = [obj for obj in objects if obj.kind == "table"]
     con.execute("SET VARIABLE publish_person_level = ?", [person_level])
-    con.execute(f"ATTACH {_quote(str(building))} AS {BUILD_ALIAS}")
+    con.execute(f"ATTACH {literal(str(building))} AS {BUILD_ALIAS}")
     try:
         for obj in tables:
             con.execute(f"CREATE TABLE {BUILD_ALIAS}.main.{obj.name} AS {obj.sql}")
@@ -124,7 +121,7 @@ def publish(
         _document(con, objects)
         # Tables only: counting a view would run it (the person-level views join millions of rows).
         counts = dict(con.execute(" UNION ALL ".join(
-            f"SELECT {_quote(obj.name)}, count(*) FROM {BUILD_ALIAS}.main.{obj.name}" for obj in tables)).fetchall())
+            f"SELECT {literal(obj.name)}, count(*) FROM {BUILD_ALIAS}.main.{obj.name}" for obj in tables)).fetchall())
         if parquet_dir is not None:
             _export_parquet(con, parquet_dir, [obj.name for obj in tables])
     finally:
@@ -176,8 +173,8 @@ def _document(con: duckdb.DuckDBPyConnection, objects: list[PublishedObject]) ->
             )
         target = f"{BUILD_ALIAS}.main.{obj.name}"
         keyword = "VIEW" if obj.kind == "view" else "TABLE"
-        statements.append(f"COMMENT ON {keyword} {target} IS {_quote(obj.description)}")
-        statements += [f"COMMENT ON COLUMN {target}.{column} IS {_quote(text)}" for column, text in obj.columns.items()]
+        statements.append(f"COMMENT ON {keyword} {target} IS {literal(obj.description)}")
+        statements += [f"COMMENT ON COLUMN {target}.{column} IS {literal(text)}" for column, text in obj.columns.items()]
     con.execute(";\n".join(statements))
 
 
@@ -192,7 +189,7 @@ def _export_parquet(con: duckdb.DuckDBPyConnection, parquet_dir: Path, tables: l
     try:
         for table in tables:
             target = staging_dir / f"{table}.parquet"
-            con.execute(f"COPY {BUILD_ALIAS}.main.{table} TO {_quote(str(target))} (FORMAT parquet)")
+            con.execute(f"COPY {BUILD_ALIAS}.main.{table} TO {literal(str(target))} (FORMAT parquet)")
     finally:
         con.execute("RESET preserve_insertion_order")
     old = parquet_dir.with_name(parquet_dir.name + ".old")

@@ -97,7 +97,7 @@ def frame_with_categories(con: duckdb.DuckDBPyConnection, query: str, params: di
         levels = con.execute(f"SELECT {', '.join(distinct)} FROM temp.category_rows").fetchone() if text else ()
         level_of = {name: sorted(values) for name, values in zip(text, levels) if values}
         select = ", ".join(
-            f"{quoted(name)}::ENUM({', '.join(_literal(level) for level in level_of[name])}) AS {quoted(name)}"
+            f"{quoted(name)}::ENUM({', '.join(literal(level) for level in level_of[name])}) AS {quoted(name)}"
             if name in level_of else quoted(name) for name, _ in columns)
         return con.execute(f"SELECT {select} FROM temp.category_rows").df()
     finally:
@@ -109,5 +109,6 @@ def quoted(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _literal(text: str) -> str:
+def literal(text: str) -> str:
+    """A text value as an SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
