@@ -4,9 +4,8 @@ For each size: generates the extract once (`desist generate`, in a child process
 --work), measures the scan floor - one DuckDB pass reading every column of every landing file,
 as CSV and as Parquet copies - then runs the pipeline exactly as `desist run` does
 (``desist.cli.run_pipeline``, in a fresh warehouse and a fresh Dagster instance) while a sampler
-thread reads, every 50 ms, the memory (proportional set size, so pages
-shared by forked processes count once) and CPU time of this process and its children
-from /proc. Every step of every run the instance recorded (STEP_START to STEP_SUCCESS/FAILURE
+thread reads, every 50 ms, the memory (proportional set size, so pages shared by forked
+processes count once; see Sampler) and CPU time of this process and its children from /proc. Every step of every run the instance recorded (STEP_START to STEP_SUCCESS/FAILURE
 in the event log) gets its wall time, CPU time, peak memory and its ratio to the CSV scan floor.
 Steps that run at the same time (programme partitions, one per programme) share the samples of
 their windows, so their CPU and peak memory are those of every process running then.
@@ -38,6 +37,7 @@ from desist.config import load_settings, write_settings  # noqa: E402
 from desist.warehouse import quoted  # noqa: E402
 
 SAMPLE_SECONDS = 0.05
+PSS_SECONDS = 0.5
 TARGETS = {  # people: (end-to-end seconds, peak MB or None)
     1_000_000: (60.0, 2048.0),
     100_000: (15.0, None),
@@ -66,39 +66,65 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def _usage(pid: int) -> tuple[float, float]:
-    """(proportional set size MB, CPU seconds: user + system) of one process, zero if it is gone.
+PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
 
-    PSS, not RSS: the programme workers are forked from one server process and share its pages
-    (the imported libraries), which RSS would count once per process."""
+
+def _usage(pid: int) -> tuple[float, float]:
+    """(resident set size MB, CPU seconds: user + system) of one process, zero if it is gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        resident_pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
     except (FileNotFoundError, ProcessLookupError):
         return 0.0, 0.0
     # After the command name: utime is field 14, stime 15 (1-based, man 5 proc).
-    cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    pss_kb = next((int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0)
-    return pss_kb / 1024, cpu
+    return resident_pages * PAGE_MB, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _proportional_mb(pid: int) -> float | None:
+    """Proportional set size MB of one process (None if it is gone): pages shared with other
+    processes count as their share only."""
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return next((int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0) / 1024
 
 
 class Sampler(threading.Thread):
-    """Samples (time, memory MB (PSS), CPU seconds) of this process and its live children."""
+    """Samples (time, memory MB (PSS), CPU seconds) of this process and its live children.
+
+    Memory is the proportional set size (PSS), not RSS: the programme workers are forked from one
+    server process and share its pages (the imported libraries), which RSS would count once per
+    process. Reading PSS makes the kernel walk every page of a process (at 20 samples a second it
+    took about 12% of the CPU of a 1,000,000-person run, slowing the run it measured), so PSS is
+    read every PSS_SECONDS and each sample in between is the process's RSS less its shared pages
+    (RSS - PSS) at its last PSS reading; a process not yet read counts its whole RSS."""
 
     def __init__(self) -> None:
         super().__init__(name="benchmark-sampler", daemon=True)
         self.samples: list[tuple[float, float, float]] = []
         self._stopping = threading.Event()
         self._finished_children_cpu: dict[int, float] = {}
+        self._shared_mb: dict[int, float] = {}
+        self._shared_read_at = 0.0
 
     def sample(self) -> None:
-        rss, cpu = _usage(os.getpid())
-        for child in _descendants(os.getpid()):
-            child_rss, child_cpu = _usage(child)
-            rss += child_rss
-            self._finished_children_cpu[child] = max(child_cpu, self._finished_children_cpu.get(child, 0.0))
-        # CPU of children that have exited still counts: keep the last value seen of each.
-        self.samples.append((time.time(), rss, cpu + sum(self._finished_children_cpu.values())))
+        now = time.time()
+        read_shared = now - self._shared_read_at >= PSS_SECONDS
+        if read_shared:
+            self._shared_read_at = now
+        memory = cpu = 0.0
+        for pid in [os.getpid(), *_descendants(os.getpid())]:
+            resident, pid_cpu = _usage(pid)
+            if read_shared and (proportional := _proportional_mb(pid)) is not None:
+                self._shared_mb[pid] = max(0.0, resident - proportional)
+            memory += max(0.0, resident - self._shared_mb.get(pid, 0.0))
+            if pid == os.getpid():
+                cpu += pid_cpu
+            else:
+                # CPU of children that have exited still counts: keep the last value seen of each.
+                self._finished_children_cpu[pid] = max(pid_cpu, self._finished_children_cpu.get(pid, 0.0))
+        self.samples.append((now, memory, cpu + sum(self._finished_children_cpu.values())))
 
     def run(self) -> None:
         while not self._stopping.is_set():
