@@ -175,7 +175,14 @@ def _document(con: duckdb.DuckDBPyConnection, objects: list[PublishedObject]) ->
         keyword = "VIEW" if obj.kind == "view" else "TABLE"
         statements.append(f"COMMENT ON {keyword} {target} IS {literal(obj.description)}")
         statements += [f"COMMENT ON COLUMN {target}.{column} IS {literal(text)}" for column, text in obj.columns.items()]
-    con.execute(";\n".join(statements))
+    # In one transaction: committed one by one, every comment would write the new file's catalogue again.
+    con.begin()
+    try:
+        con.execute(";\n".join(statements))
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()
 
 
 def _export_parquet(con: duckdb.DuckDBPyConnection, parquet_dir: Path, tables: list[str]) -> None:
