@@ -283,8 +283,12 @@ def fit_risk_model(
         if min(events, int(rows.sum()) - events) < min_outcomes:
             return RiskModelResult("not_fitted", f"the {name} quarters hold fewer than {min_outcomes} people "
                                                  "with or without a proven reoffence")
+    training = people.loc[train, [outcome, *covariates]]
+    # A categorical column's levels are those of the training rows, as for text (no all-zero indicator).
+    training = training.assign(**{name: training[name].cat.remove_unused_categories() for name in covariates
+                                  if isinstance(training[name].dtype, pd.CategoricalDtype)})
     try:
-        fit = fit_propensity(people.loc[train, [outcome, *covariates]], outcome, covariates, categorical)
+        fit = fit_propensity(training, outcome, covariates, categorical)
     except PropensityModelError as error:
         return RiskModelResult("not_fitted", f"the risk model cannot be estimated: {error}")
     coefficients = fit.to_frame()

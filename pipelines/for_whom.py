@@ -75,7 +75,10 @@ def risk_people(con, settings: Settings) -> pd.DataFrame:
     columns and the age band; without the keys, which stay in DuckDB."""
     columns = dict.fromkeys([*settings.covariates.all, "sex", "ethnic_group", "age_at_index"])
     con.execute(RISK_PEOPLE.format(columns=", ".join(f'"{name}"' for name in columns)))
-    return with_age_band(con.execute("SELECT * EXCLUDE (person_id, index_date) FROM risk_people").df(), settings)
+    # Text columns as categoricals: no string object per person, no text compared in the design.
+    people = wh.frame_with_categories(con, "SELECT * EXCLUDE (person_id, index_date) FROM risk_people")
+    # Quarters stay text: the model card names the first and last of them.
+    return with_age_band(people.assign(index_quarter=people["index_quarter"].astype(object)), settings)
 
 
 def with_age_band(people: pd.DataFrame, settings: Settings) -> pd.DataFrame:

@@ -239,3 +239,27 @@ def test_risk_model_fits_on_the_pool_and_scores_everyone():
     assert scores["predicted_risk"].to_numpy()[500:] == pytest.approx(glm.predict(x), rel=1e-7)
     assert scores["model_sample"].isna().sum() == 500
     assert (scores["model_sample"].to_numpy()[500:] == np.where(train, "train", "test")).all()
+
+
+def test_categorical_columns_give_the_model_that_text_columns_give():
+    """The pipeline reads text as pandas categoricals whose levels are those of everyone scored: a
+    level never seen in training ('east', outside the pool) must not add a column to the fit, so the
+    coefficients stay statsmodels' GLM on the training rows, and every table equals the text columns' one."""
+    import statsmodels.api as sm
+
+    pool = planted_pool()
+    people = pd.concat([planted_pool(n=500, seed=5).assign(region="east"), pool], ignore_index=True)
+    in_pool = np.r_[np.zeros(500, dtype=bool), np.ones(len(pool), dtype=bool)]
+    as_categories = people.assign(region=people["region"].astype("category"), sex=people["sex"].astype("category"))
+    assert list(as_categories["region"].cat.categories) == ["east", "north", "south"]
+    results = [fit_risk_model(frame, "reoffended", ["age", "priors", "region"], ["region"], quarter="index_quarter",
+                              test_quarters=4, thresholds=[0.2, 0.4], audit_groups=["sex"], in_pool=in_pool)
+               for frame in (people, as_categories)]
+    train = ~pool["index_quarter"].str.startswith("2021").to_numpy()
+    x = sm.add_constant(np.column_stack([pool["age"], pool["priors"], pool["region"] == "south"]).astype(float))
+    glm = sm.GLM(pool["reoffended"].to_numpy()[train], x[train], family=sm.families.Binomial()).fit(tol=1e-12)
+    text, categories = results
+    assert categories.coefficients["term"].tolist() == ["(Intercept)", "age", "priors", "region[south]"]
+    assert categories.coefficients["coef"].to_numpy() == pytest.approx(glm.params, rel=1e-7)
+    for table in ("coefficients", "performance", "deciles", "fairness", "scores"):
+        pd.testing.assert_frame_equal(getattr(categories, table), getattr(text, table), check_exact=True)
