@@ -237,7 +237,8 @@ def naive_difference(outcome, treated, *, conf_level: float = 0.95) -> EffectEst
     Rows with a missing outcome are left out."""
     y, t, _ = _as_vectors(outcome, treated)
     keep = ~np.isnan(y)
-    y, t = y[keep], t[keep]
+    if not keep.all():
+        y, t = y[keep], t[keep]
     y1, y0 = y[t], y[~t]
     if len(y1) < 2 or len(y0) < 2:
         raise ValueError("the naive difference needs at least two treated and two comparison rows with an outcome")
@@ -570,22 +571,23 @@ class EffectSummary:
 
 
 def _gate(y: np.ndarray, kind: str, match: MatchResult, min_treated: int,
-          min_treated_reoffenders: int) -> tuple[str, int, int | None]:
-    """(status, treated people in the matched sample, treated reoffenders or None): the JDL gates
-    of :func:`estimate_effect`."""
-    counted = (match.weights > 0) & match.treated
+          min_treated_reoffenders: int) -> tuple[str, int, int | None, np.ndarray]:
+    """(status, treated people in the matched sample, treated reoffenders or None, the matched
+    sample's rows): the JDL gates of :func:`estimate_effect`."""
+    sample = np.flatnonzero(match.weights > 0)
+    treated = match.treated[sample]
     if kind == "time_to_first":
-        n_treated = int(counted.sum())
-        n_reoffenders: int | None = int((counted & ~np.isnan(y)).sum())
+        n_treated = int(np.count_nonzero(treated))
+        n_reoffenders: int | None = int(np.count_nonzero(treated & ~np.isnan(y[sample])))
     else:
-        n_treated = int((counted & ~np.isnan(y)).sum())
+        n_treated = int(np.count_nonzero(treated & ~np.isnan(y[sample])))
         n_reoffenders = None
     status = STATUS_OK
     if n_treated < min_treated:
         status = STATUS_TOO_FEW_TREATED
     elif n_reoffenders is not None and n_reoffenders < min_treated_reoffenders:
         status = STATUS_TOO_FEW_TREATED_REOFFENDERS
-    return status, n_treated, n_reoffenders
+    return status, n_treated, n_reoffenders, sample
 
 
 def gate_status(outcome, match: MatchResult, *, kind: str = "binary", min_treated: int = MIN_TREATED,
@@ -649,12 +651,11 @@ def estimate_effect(
         raise ValueError("the adjusted model's treatment does not agree with the matching's: are the rows aligned?")
     if kind == "binary" and not np.isin(y[~np.isnan(y)], (0, 1)).all():
         raise ValueError(f"binary outcome {outcome!r} has values other than 0 and 1")
-    in_matched = match.weights > 0
-    measured = ~np.isnan(y)
-    status, n_treated, n_reoffenders = _gate(y, kind, match, min_treated, min_treated_reoffenders)
+    status, n_treated, n_reoffenders, sample = _gate(y, kind, match, min_treated, min_treated_reoffenders)
     if status != STATUS_OK:
-        n_used = int((in_matched & measured).sum())
-        n_t = int((in_matched & measured & treated).sum())
+        measured = ~np.isnan(y[sample])
+        n_used = int(np.count_nonzero(measured))
+        n_t = int(np.count_nonzero(measured & treated[sample]))
         gated = _not_estimated("matched", "", n_used, n_t, n_used - n_t, conf_level)
         return EffectSummary(
             outcome=outcome,
@@ -673,7 +674,11 @@ def estimate_effect(
         )
 
     with_ratio = kind in ("binary", "count")
-    matched = matched_difference(y, treated, match.weights, match.subclass, ratio=with_ratio, conf_level=conf_level)
+    # The matched sample's rows only (in their order, as matched_difference keeps them): a small
+    # part of a large cohort.
+    matched = matched_difference(y[sample], treated[sample], match.weights[sample],
+                                 None if match.subclass is None else match.subclass[sample],
+                                 ratio=with_ratio, conf_level=conf_level)
     naive = naive_difference(y, treated, conf_level=conf_level)
     if adjusted is None and adjustment is None:
         adjusted = adjusted_difference(data, outcome, treatment, covariates, categorical, conf_level=conf_level)
