@@ -278,7 +278,7 @@ _RANK_TOLERANCE = 1e-10
 _CONSTANT_SHARE = 1e-9
 # Rows per block of the cross-products. Their rounding decides the last digits of the
 # estimates (the design's columns are not centred), so this block size and the zeroed rows
-# left out are part of the published numbers: a treatment p-value near 1e-150 moves by 1e-9
+# left out are part of the published numbers: a treatment p-value of 1e-136 moved by 1.1e-9
 # of itself with another blocking.
 _CROSS_ROWS = 1 << 16
 # Rows per block in the pass for hat values and residuals: small, so the block and its products
