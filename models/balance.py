@@ -170,16 +170,34 @@ def _ecdf_signed_weights(treated: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.where(treated, w / w[treated].sum(), -w / w[~treated].sum())
 
 
-def _ecdf_gaps(x_sorted: np.ndarray, order: np.ndarray, signed: np.ndarray) -> tuple[float, float]:
-    """Mean and max absolute gap between the weighted eCDFs, over distinct values of x.
+class _Ecdf:
+    """The distinct values of one term, to read the gap between the groups' weighted eCDFs at
+    each. With few distinct values (most covariates: ages, counts, scores in steps) each row gets
+    the rank of its value by hashing, and a stage sums its steps per value; otherwise (the
+    propensity distance) the rows are sorted once and the running sum is read at the last row of
+    each value. Either way the order within ties does not matter."""
 
-    ``order`` sorts x, ``signed`` is :func:`_ecdf_signed_weights`; the cumulative sum is read
-    at the last unit of each distinct value, so the order within ties does not matter.
-    """
-    gaps = np.abs(np.cumsum(signed[order]))
-    last_of_value = np.append(x_sorted[1:] != x_sorted[:-1], True)
-    gaps = gaps[last_of_value]
-    return float(gaps.mean()), float(gaps.max())
+    # Rows in the sample that decides: more distinct values than half of it means sorting.
+    _SAMPLE_STRIDE = 64
+
+    def __init__(self, x: np.ndarray):
+        sample = x[::self._SAMPLE_STRIDE]
+        self.ranks = self.order = self.last_of_value = None
+        if len(np.unique(sample)) <= len(sample) // 2:
+            self.ranks, values = pd.factorize(x, sort=True)
+            self.n_values = len(values)
+        else:
+            self.order = np.argsort(x)
+            x_sorted = x[self.order]
+            self.last_of_value = np.append(x_sorted[1:] != x_sorted[:-1], True)
+
+    def gaps(self, signed: np.ndarray) -> tuple[float, float]:
+        """Mean and max absolute gap over the distinct values; ``signed`` is :func:`_ecdf_signed_weights`."""
+        if self.ranks is not None:
+            gaps = np.abs(np.cumsum(np.bincount(self.ranks, weights=signed, minlength=self.n_values)))
+        else:
+            gaps = np.abs(np.cumsum(signed[self.order]))[self.last_of_value]
+        return float(gaps.mean()), float(gaps.max())
 
 
 class _Stage:
@@ -213,10 +231,7 @@ def _term_statistics(x: np.ndarray, treated: np.ndarray, stages: list[_Stage]) -
     sd_treated = np.sqrt(stages[0].treated.variance(x1, binary))  # the first stage has unit weights
     if not np.isfinite(sd_treated) or sd_treated < _TINY:
         sd_treated = _pooled_sd(x, treated, binary)
-    order = x_sorted = None
-    if not binary:
-        order = np.argsort(x)
-        x_sorted = x[order]
+    ecdf = None if binary else _Ecdf(x)
     rows = []
     for stage in stages:
         mean_treated = stage.treated.mean(x1)
@@ -234,7 +249,7 @@ def _term_statistics(x: np.ndarray, treated: np.ndarray, stages: list[_Stage]) -
             with np.errstate(invalid="ignore", divide="ignore"):
                 variance_treated, variance_control = stage.variance(x1, x0)
                 variance_ratio = variance_treated / variance_control
-            ecdf_mean, ecdf_max = _ecdf_gaps(x_sorted, order, stage.ecdf_steps)
+            ecdf_mean, ecdf_max = ecdf.gaps(stage.ecdf_steps)
         rows.append(
             {
                 "stage": stage.name,

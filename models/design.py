@@ -89,18 +89,36 @@ def numeric_design(
         extra = [name] if levels is None else [f"{name}[{level}]" for level in levels[1:]]
         names.extend(extra)
         source.extend([name] * len(extra))
-    matrix = np.empty((len(data), len(names)))
+    # Every source column once, then the matrix filled a block of rows at a time: a column of a
+    # block is a strided write into a few cache-resident rows, where a whole column would touch
+    # every row of the matrix once per column.
+    fills: list[tuple[int, np.ndarray | float, int | None]] = []  # (column, values, level or None)
     for j, values in enumerate(leading.values()):
-        matrix[:, j] = values
+        fills.append((j, values, None))
     j = len(leading)
     codes = {}
     for name, level_codes, levels in parts:
         if levels is None:
-            matrix[:, j] = data[name].to_numpy(dtype=float)
+            fills.append((j, data[name].to_numpy(dtype=float), None))
             j += 1
             continue
         codes[name] = level_codes
         for level in range(1, len(levels)):
-            np.equal(level_codes, level, out=matrix[:, j], casting="unsafe")
+            fills.append((j, level_codes, level))
             j += 1
+    matrix = np.empty((len(data), len(names)))
+    for start in range(0, len(data), _FILL_ROWS):
+        rows = slice(start, start + _FILL_ROWS)
+        block = matrix[rows]
+        for j, values, level in fills:
+            if level is not None:
+                np.equal(values[rows], level, out=block[:, j], casting="unsafe")
+            elif np.ndim(values):
+                block[:, j] = values[rows]
+            else:
+                block[:, j] = values
     return NumericDesign(matrix, tuple(names), tuple(source), codes)
+
+
+# Rows per block when the design is filled (a block of 30 columns is about 1 MB).
+_FILL_ROWS = 4096

@@ -237,7 +237,8 @@ def naive_difference(outcome, treated, *, conf_level: float = 0.95) -> EffectEst
     Rows with a missing outcome are left out."""
     y, t, _ = _as_vectors(outcome, treated)
     keep = ~np.isnan(y)
-    y, t = y[keep], t[keep]
+    if not keep.all():
+        y, t = y[keep], t[keep]
     y1, y0 = y[t], y[~t]
     if len(y1) < 2 or len(y0) < 2:
         raise ValueError("the naive difference needs at least two treated and two comparison rows with an outcome")
@@ -270,20 +271,19 @@ def naive_difference(outcome, treated, *, conf_level: float = 0.95) -> EffectEst
 # The screen before check_estimable uses its tolerance: a column whose share of variance not
 # explained by the columns before it is below this is a linear combination of them.
 _RANK_TOLERANCE = 1e-10
-# Rows per block when a pass over the design makes temporary arrays (about 10 MB at a time).
-_BLOCK_ROWS = 1 << 16
-
-
-@dataclass(frozen=True)
-class _RowsFit:
-    """What the adjusted model needs for one set of rows, whatever the outcome.
-
-    Rows left out keep their place and get weight 0, so every pass reads the design as it
-    lies in memory; design columns left out (levels absent from the rows) get zero rows and
-    columns in ``inverse``, so their coefficients are 0."""
-
-    inverse: np.ndarray  # (k, k): (X'X)^-1 over the rows and columns used, zero elsewhere
-    hc3_factor: np.ndarray  # x_i' (X'X)^-1 e_treatment / (1 - h_i); 0 for rows left out
+# A covariate whose centred sum of squares is below this share of its raw one may be constant on
+# the rows used (rounding keeps the centred sum of a constant column from being exactly 0): the
+# design is then checked row by row. A share this small is far above rounding and far below any
+# real covariate's (a column of values 1000 +- 1 has 1e-6).
+_CONSTANT_SHARE = 1e-9
+# Rows per block of the cross-products. Their rounding decides the last digits of the
+# estimates (the design's columns are not centred), so this block size and the zeroed rows
+# left out are part of the published numbers: a treatment p-value of 1e-136 moved by 1.1e-9
+# of itself with another blocking.
+_CROSS_ROWS = 1 << 16
+# Rows per block in the pass for hat values and residuals: small, so the block and its products
+# stay in the fastest cache (measured fastest among 1024 to 65536 rows).
+_BLOCK_ROWS = 1 << 10
 
 
 class CovariateAdjustment:
@@ -291,11 +291,11 @@ class CovariateAdjustment:
 
     The design (intercept, treatment, covariates with categorical levels as indicators) is one
     float array made once; every outcome reuses it. Outcomes measured on the same rows (e.g. the
-    measures of one follow-up window) share the cross-product inverse and the hat values, so a
-    further outcome costs two matrix-vector products. On a subset of rows a categorical covariate
-    gets indicators for the levels present there, against the first present level — exactly the
-    design that would be built from those rows alone — so estimates equal a model fitted on the
-    subset from scratch.
+    measures of one follow-up window) are estimated together: two passes over the design serve
+    them all (cross-products with the design and the outcomes, then hat values and residuals on
+    the rows used). On a subset of rows a categorical covariate gets indicators for the levels
+    present there, against the first present level — exactly the design that would be built from
+    those rows alone — so estimates equal a model fitted on the subset from scratch.
     """
 
     def __init__(self, data: pd.DataFrame, treatment: str, covariates: Sequence[str],
@@ -305,14 +305,6 @@ class CovariateAdjustment:
         _, self.treated, _ = _as_vectors(np.zeros(len(data)), data[treatment].to_numpy())
         self.design = numeric_design(data, covariates, categorical,
                                      leading={"(Intercept)": 1.0, treatment: self.treated})
-        self._fits: dict[bytes, _RowsFit] = {}
-
-    def _blocks(self, keep: np.ndarray | None):
-        """The design in blocks of rows: (rows slice, block, 0/1 weight of the block's rows or None)."""
-        x = self.design.matrix
-        for start in range(0, len(x), _BLOCK_ROWS):
-            part = slice(start, min(start + _BLOCK_ROWS, len(x)))
-            yield part, x[part], (None if keep is None else keep[part].astype(float))
 
     def _columns_present(self, keep: np.ndarray | None) -> np.ndarray:
         """Design columns of the model on these rows: a categorical covariate keeps indicators of
@@ -329,23 +321,20 @@ class CovariateAdjustment:
     def _check_estimable(self, keep: np.ndarray | None, columns: np.ndarray, cross: np.ndarray) -> None:
         """Raise as :func:`check_estimable` would on this design built from these rows alone.
 
-        The check is made on the cross-products (a constant column or a near-singular
-        correlation matrix); only if it finds a problem is the design materialised for
-        ``check_estimable``, which names the covariates at fault."""
+        The check is made on the cross-products (a column of (near) zero centred sum of squares,
+        or a near-singular correlation matrix); only if it finds a problem is the design
+        materialised for ``check_estimable``, which names the covariates at fault."""
         covariate = columns[2:]  # after the intercept and the treatment
-        low = np.full(self.design.matrix.shape[1], np.inf)
-        high = np.full(self.design.matrix.shape[1], -np.inf)
-        for part, block, _ in self._blocks(keep):
-            rows = True if keep is None else keep[part][:, None]
-            low = np.minimum(low, block.min(axis=0, where=rows, initial=np.inf))
-            high = np.maximum(high, block.max(axis=0, where=rows, initial=-np.inf))
-        suspect = bool((low[covariate] == high[covariate]).any())
-        if not suspect and len(covariate):
-            inner = np.arange(2, len(columns))  # positions in cross, which holds the used columns
-            n = cross[0, 0]
-            mean = cross[0, inner] / n
-            centred = cross[np.ix_(inner, inner)] - n * np.outer(mean, mean)
-            scale = np.sqrt(np.diag(centred))
+        if not len(covariate):
+            return
+        inner = np.arange(2, len(columns))  # positions in cross, which holds the used columns
+        n = cross[0, 0]
+        mean = cross[0, inner] / n
+        centred = cross[np.ix_(inner, inner)] - n * np.outer(mean, mean)
+        spread = np.diag(centred)
+        suspect = bool((spread <= _CONSTANT_SHARE * np.diag(cross)[inner]).any())
+        if not suspect:
+            scale = np.sqrt(spread)
             _, _, rank, _ = scipy.linalg.lapack.dpstrf(centred / np.outer(scale, scale), tol=_RANK_TOLERANCE)
             suspect = rank < len(covariate)
         if suspect:
@@ -354,73 +343,91 @@ class CovariateAdjustment:
             check_estimable(Design(pd.DataFrame(self.design.matrix[rows][:, covariate], columns=names),
                                    {name: self.design.source[j] for name, j in zip(names, covariate)}))
 
-    def _fit_rows(self, keep: np.ndarray) -> _RowsFit:
-        key = np.packbits(keep).tobytes()
-        if key not in self._fits:
-            keep = None if keep.all() else keep
-            columns = self._columns_present(keep)
-            k = self.design.matrix.shape[1]
-            cross = np.zeros((k, k))
-            for _, block, weight in self._blocks(keep):
-                # weights are 0 or 1, so X'WX = (WX)'(WX): a product with its own transpose (BLAS syrk)
-                weighted = block if weight is None else block * weight[:, None]
-                cross += weighted.T @ weighted
-            cross = cross[np.ix_(columns, columns)]
-            self._check_estimable(keep, columns, cross)
-            inverse = np.zeros((k, k))
-            inverse[np.ix_(columns, columns)] = np.linalg.inv(cross)
-            # Hat values over the rows used only (rows left out keep factor 0), as (k, rows)
-            # products with the k x k inverse: far faster than (rows, k) ones in BLAS.
-            x = self.design.matrix
-            rows = np.arange(len(x)) if keep is None else np.flatnonzero(keep)
-            hc3_factor = np.zeros(len(x))
-            for start in range(0, len(rows), _BLOCK_ROWS):
-                part = rows[start:start + _BLOCK_ROWS]
-                block = x[part[0]:part[-1] + 1] if keep is None else x[part]
-                projected = inverse @ block.T  # B x_i for every row of the block
-                leverage = np.einsum("ij,ji->j", projected, block)
-                hc3_factor[part] = projected[1] / (1 - leverage)
-            self._fits[key] = _RowsFit(inverse, hc3_factor)
-        return self._fits[key]
+    def _fit(self, keep: np.ndarray, outcomes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Treatment coefficients and HC3 variances of the outcomes (columns of ``outcomes``,
+        0 in the rows left out), all measured on the rows ``keep``."""
+        x = self.design.matrix
+        every_row = bool(keep.all())
+        columns = self._columns_present(None if every_row else keep)
+        k, m = x.shape[1], outcomes.shape[1]
+        cross, cross_outcomes = np.zeros((k, k)), np.zeros((k, m))
+        weight = None if every_row else keep.astype(float)
+        buffer = None if every_row else np.empty((min(_CROSS_ROWS, len(x)), k))  # reused: no fresh pages per block
+        for start in range(0, len(x), _CROSS_ROWS):
+            part = slice(start, start + _CROSS_ROWS)
+            # rows left out weigh 0, so X'WX = (WX)'(WX): a product with its own transpose (BLAS syrk)
+            if every_row:
+                weighted = x[part]
+            else:
+                weighted = np.multiply(x[part], weight[part, None], out=buffer[:len(weight[part])])
+            cross += weighted.T @ weighted
+            cross_outcomes += weighted.T @ outcomes[part]
+        cross = cross[np.ix_(columns, columns)]
+        self._check_estimable(None if every_row else keep, columns, cross)
+        # Columns left out (levels absent from the rows) get zero rows and columns: coefficient 0.
+        inverse = np.zeros((k, k))
+        inverse[np.ix_(columns, columns)] = np.linalg.inv(cross)
+        beta = inverse @ cross_outcomes
+        # HC3: V = B (sum_i x_i x_i' e_i^2 / (1 - h_i)^2) B with B = (X'X)^-1 and hat values
+        # h_i = x_i' B x_i, whose treatment entry is sum_i (e_i (x_i' B e_treatment) / (1 - h_i))^2.
+        rows = None if every_row else np.flatnonzero(keep)
+        variance = np.zeros(m)
+        for start in range(0, len(x) if every_row else len(rows), _BLOCK_ROWS):
+            part = slice(start, start + _BLOCK_ROWS) if every_row else rows[start:start + _BLOCK_ROWS]
+            block = x[part]
+            projected = block @ inverse  # x_i' B for every row of the block
+            leverage = np.einsum("ij,ij->i", projected, block)
+            scaled = (outcomes[part] - block @ beta) * (projected[:, 1] / (1 - leverage))[:, None]
+            variance += np.einsum("ij,ij->j", scaled, scaled)
+        return beta[1], variance
 
     def estimate(self, outcome, *, conf_level: float = 0.95) -> EffectEstimate:
         """OLS of ``outcome`` (one value per row; missing values leave the row out) with the HC3
         robust SE, as :func:`adjusted_difference`."""
-        y = np.asarray(outcome, dtype=float)
-        if y.shape != self.treated.shape:
-            raise ValueError(f"outcome has shape {y.shape} but the design has {self.treated.shape[0]} rows")
-        keep = ~np.isnan(y)
-        fit = self._fit_rows(keep)
-        t = self.treated[keep]
-        # Rows left out have weight 0 in hc3_factor and outcome 0 here.
-        y = np.where(keep, y, 0.0)
-        beta = fit.inverse @ (self.design.matrix.T @ y)
-        # HC3: V = B (sum_i x_i x_i' e_i^2 / (1 - h_i)^2) B, whose treatment entry is
-        # sum_i (e_i (x_i' B e_treatment) / (1 - h_i))^2.
-        scaled = (y - self.design.matrix @ beta) * fit.hc3_factor
-        variance = float(scaled @ scaled)
-        y = y[keep]
+        return self.estimate_many([outcome], conf_level=conf_level)[0]
+
+    def estimate_many(self, outcomes: Sequence, *, conf_level: float = 0.95) -> list[EffectEstimate]:
+        """:meth:`estimate` of each outcome, those measured on the same rows fitted together."""
+        values = [np.asarray(outcome, dtype=float) for outcome in outcomes]
+        for y in values:
+            if y.shape != self.treated.shape:
+                raise ValueError(f"outcome has shape {y.shape} but the design has {self.treated.shape[0]} rows")
+        measured = [~np.isnan(y) for y in values]
+        groups: dict[bytes, list[int]] = {}  # outcomes by the rows they are measured on, in order
+        for i, keep in enumerate(measured):
+            groups.setdefault(np.packbits(keep).tobytes(), []).append(i)
         z = _z(conf_level)
-        difference = float(beta[1])
-        se = float(np.sqrt(variance))
-        mean_treated = float(y[t].mean())
-        return EffectEstimate(
-            method="adjusted",
-            variance="HC3 robust",
-            mean_treated=mean_treated,
-            mean_comparison=mean_treated - difference,
-            difference=difference,
-            se=se,
-            ci_low=difference - z * se,
-            ci_high=difference + z * se,
-            p_value=_two_sided_p(difference, se),
-            df=float("inf"),
-            n=len(y),
-            n_treated=int(t.sum()),
-            n_comparison=int((~t).sum()),
-            n_clusters=len(y),
-            conf_level=conf_level,
-        )
+        estimates: list[EffectEstimate | None] = [None] * len(values)
+        for members in groups.values():
+            keep = measured[members[0]]
+            # One row per outcome, 0 in the rows left out, used as a (rows, outcomes) block.
+            stacked = np.zeros((len(members), len(keep)))
+            for row, i in zip(stacked, members):
+                np.copyto(row, values[i], where=keep)
+            differences, variances = self._fit(keep, stacked.T)
+            kept_treated = keep & self.treated
+            n, n_treated = int(keep.sum()), int(kept_treated.sum())
+            for i, difference, variance in zip(members, differences.tolist(), variances.tolist()):
+                se = float(np.sqrt(variance))
+                mean_treated = float(values[i][kept_treated].mean())
+                estimates[i] = EffectEstimate(
+                    method="adjusted",
+                    variance="HC3 robust",
+                    mean_treated=mean_treated,
+                    mean_comparison=mean_treated - difference,
+                    difference=difference,
+                    se=se,
+                    ci_low=difference - z * se,
+                    ci_high=difference + z * se,
+                    p_value=_two_sided_p(difference, se),
+                    df=float("inf"),
+                    n=n,
+                    n_treated=n_treated,
+                    n_comparison=n - n_treated,
+                    n_clusters=n,
+                    conf_level=conf_level,
+                )
+        return estimates
 
 
 def adjusted_difference(
@@ -563,6 +570,33 @@ class EffectSummary:
         return line
 
 
+def _gate(y: np.ndarray, kind: str, match: MatchResult, min_treated: int,
+          min_treated_reoffenders: int) -> tuple[str, int, int | None, np.ndarray]:
+    """(status, treated people in the matched sample, treated reoffenders or None, the matched
+    sample's rows): the JDL gates of :func:`estimate_effect`."""
+    sample = np.flatnonzero(match.weights > 0)
+    treated = match.treated[sample]
+    if kind == "time_to_first":
+        n_treated = int(np.count_nonzero(treated))
+        n_reoffenders: int | None = int(np.count_nonzero(treated & ~np.isnan(y[sample])))
+    else:
+        n_treated = int(np.count_nonzero(treated & ~np.isnan(y[sample])))
+        n_reoffenders = None
+    status = STATUS_OK
+    if n_treated < min_treated:
+        status = STATUS_TOO_FEW_TREATED
+    elif n_reoffenders is not None and n_reoffenders < min_treated_reoffenders:
+        status = STATUS_TOO_FEW_TREATED_REOFFENDERS
+    return status, n_treated, n_reoffenders, sample
+
+
+def gate_status(outcome, match: MatchResult, *, kind: str = "binary", min_treated: int = MIN_TREATED,
+                min_treated_reoffenders: int = MIN_TREATED_REOFFENDERS) -> str:
+    """The status :func:`estimate_effect` gives ``outcome`` (values in the rows of ``match``):
+    ``ok`` when its estimates are made."""
+    return _gate(np.asarray(outcome, dtype=float), kind, match, min_treated, min_treated_reoffenders)[0]
+
+
 def estimate_effect(
     data: pd.DataFrame,
     outcome: str,
@@ -579,6 +613,7 @@ def estimate_effect(
     event: str = "reoffended",
     window: str = "within a year",
     adjustment: CovariateAdjustment | None = None,
+    adjusted: EffectEstimate | None = None,
 ) -> EffectSummary:
     """Matched, naive and adjusted estimates for ``outcome``, gated by the JDL rules.
 
@@ -596,6 +631,9 @@ def estimate_effect(
         took_part, event, window: wording of the plain-language sentence.
         adjustment: the cohort's adjusted model built once (rows aligned with ``data``), to
             share among outcomes; by default it is built here from ``covariates``.
+        adjusted: the adjusted estimate when already made (by
+            :meth:`CovariateAdjustment.estimate_many` for the outcomes that :func:`gate_status`
+            lets through, fitted together); used as it is.
     """
     if kind not in OUTCOME_KINDS:
         raise ValueError(f"kind must be one of {', '.join(OUTCOME_KINDS)}; got {kind!r}")
@@ -613,23 +651,11 @@ def estimate_effect(
         raise ValueError("the adjusted model's treatment does not agree with the matching's: are the rows aligned?")
     if kind == "binary" and not np.isin(y[~np.isnan(y)], (0, 1)).all():
         raise ValueError(f"binary outcome {outcome!r} has values other than 0 and 1")
-    in_matched = match.weights > 0
-    measured = ~np.isnan(y)
-    if kind == "time_to_first":
-        n_treated = int((in_matched & treated).sum())
-        n_reoffenders: int | None = int((in_matched & treated & measured).sum())
-    else:
-        n_treated = int((in_matched & treated & measured).sum())
-        n_reoffenders = None
-
-    status = STATUS_OK
-    if n_treated < min_treated:
-        status = STATUS_TOO_FEW_TREATED
-    elif n_reoffenders is not None and n_reoffenders < min_treated_reoffenders:
-        status = STATUS_TOO_FEW_TREATED_REOFFENDERS
+    status, n_treated, n_reoffenders, sample = _gate(y, kind, match, min_treated, min_treated_reoffenders)
     if status != STATUS_OK:
-        n_used = int((in_matched & measured).sum())
-        n_t = int((in_matched & measured & treated).sum())
+        measured = ~np.isnan(y[sample])
+        n_used = int(np.count_nonzero(measured))
+        n_t = int(np.count_nonzero(measured & treated[sample]))
         gated = _not_estimated("matched", "", n_used, n_t, n_used - n_t, conf_level)
         return EffectSummary(
             outcome=outcome,
@@ -648,11 +674,15 @@ def estimate_effect(
         )
 
     with_ratio = kind in ("binary", "count")
-    matched = matched_difference(y, treated, match.weights, match.subclass, ratio=with_ratio, conf_level=conf_level)
+    # The matched sample's rows only (in their order, as matched_difference keeps them): a small
+    # part of a large cohort.
+    matched = matched_difference(y[sample], treated[sample], match.weights[sample],
+                                 None if match.subclass is None else match.subclass[sample],
+                                 ratio=with_ratio, conf_level=conf_level)
     naive = naive_difference(y, treated, conf_level=conf_level)
-    if adjustment is None:
+    if adjusted is None and adjustment is None:
         adjusted = adjusted_difference(data, outcome, treatment, covariates, categorical, conf_level=conf_level)
-    else:
+    elif adjusted is None:
         adjusted = adjustment.estimate(y, conf_level=conf_level)
     sentence = None
     if kind == "binary":

@@ -20,7 +20,7 @@ import pandas as pd
 
 from models.balance import assess_balance
 from models.diagnostics import DesignDiagnostics, NegativeControl, Thresholds, assess_design
-from models.effects import STATUS_OK, CovariateAdjustment, estimate_effect
+from models.effects import STATUS_OK, CovariateAdjustment, estimate_effect, gate_status
 from models.matching import MatchResult, match_propensity
 from models.propensity import PropensityModelError, fit_propensity
 from models.survival import (
@@ -212,16 +212,22 @@ def evaluate_effects(
         outcomes = people  # the outcome columns are read from it as they are (floats: no copy)
     else:
         outcomes["treated"] = people["treated"].to_numpy()
+    measures = [(window, measure, kind) for window in windows for measure, kind in MEASURES]
+    gates = {"min_treated": min_treated, "min_treated_reoffenders": min_treated_reoffenders}
+    # The adjusted estimates of the outcomes the gates let through, fitted together (outcomes
+    # measured on the same rows share the passes over the design).
+    estimated = [(window, measure) for window, measure, kind in measures
+                 if gate_status(outcomes[f"{measure}_{window}"], match, kind=kind, **gates) == STATUS_OK]
+    adjusted = dict(zip(estimated, adjustment.estimate_many(
+        [outcomes[f"{measure}_{window}"] for window, measure in estimated])))
     effect_rows = []
-    for window in windows:
-        for measure, kind in MEASURES:
-            summary = estimate_effect(
-                outcomes, f"{measure}_{window}", match, treatment="treated",
-                covariates=list(spec.covariates), categorical=list(spec.categorical), kind=kind,
-                min_treated=min_treated, min_treated_reoffenders=min_treated_reoffenders,
-                window=window_words(window), adjustment=adjustment,
-            )
-            effect_rows.extend(_effect_rows(summary, measure, window, window > headline_window))
+    for window, measure, kind in measures:
+        summary = estimate_effect(
+            outcomes, f"{measure}_{window}", match, treatment="treated",
+            covariates=list(spec.covariates), categorical=list(spec.categorical), kind=kind,
+            window=window_words(window), adjustment=adjustment, adjusted=adjusted.get((window, measure)), **gates,
+        )
+        effect_rows.extend(_effect_rows(summary, measure, window, window > headline_window))
     return ProgrammeEffects(
         programme_id=programme_id,
         status="ok",

@@ -82,18 +82,21 @@ def read_cohort(con: duckdb.DuckDBPyConnection, settings: Settings, programme_id
     window_index = pd.Index(windows)
     names = [measure for measure, _ in MEASURES]
     wide = np.full((len(person_ids), len(windows), len(names)), np.nan)
-    rows_per_cell = np.zeros(len(person_ids) * len(windows), dtype=np.int64)
+    cells = wide.reshape(len(person_ids) * len(windows), len(names))  # a row per person and window
+    # A person and window given twice fills fewer cells than rows came.
+    filled, n_rows = np.zeros(len(cells), dtype=bool), 0
     con.register("analysed", pa.table({"person_id": person_ids, "row": np.arange(len(person_ids))}))
     try:
         for batch in con.sql(ANALYSED_MEASURES, params=where).to_arrow_reader():
-            row = batch.column("row").to_numpy()
-            window = window_index.get_indexer(batch.column("window_months").to_numpy())
-            rows_per_cell += np.bincount(row * len(windows) + window, minlength=len(rows_per_cell))
+            cell = (batch.column("row").to_numpy() * len(windows)
+                    + window_index.get_indexer(batch.column("window_months").to_numpy()))
+            filled[cell] = True
+            n_rows += len(cell)
             for j, name in enumerate(names):
-                wide[row, window, j] = batch.column(name).to_numpy(zero_copy_only=False)
+                cells[:, j][cell] = batch.column(name).to_numpy(zero_copy_only=False)
     finally:
         con.unregister("analysed")
-    if rows_per_cell.max(initial=0) > 1:
+    if n_rows > np.count_nonzero(filled):
         raise dg.Failure(description=f"programme {programme_id}: analysis.measures holds more than one row for a "
                                      "person and follow-up window")
     # The outcome block framed as it is and the people's columns put before it: nothing is copied.

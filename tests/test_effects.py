@@ -238,6 +238,19 @@ def test_shared_adjustment_equals_statsmodels_hc3_on_every_row_subset(mixed_coho
         np.testing.assert_allclose([alone.difference, alone.se], want, rtol=1e-10, err_msg=outcome)
 
 
+def test_outcomes_fitted_together_each_equal_statsmodels_hc3(mixed_cohort):
+    # Outcomes on the same rows share one fit; outcomes on other rows get their own, in any order.
+    covariates = ["age", "prior", "female", "region"]
+    data = mixed_cohort.assign(most_days=np.where(mixed_cohort.most.notna(), mixed_cohort.no_west.fillna(3.0), np.nan))
+    outcomes = ["most", "no_east", "complete", "most_days", "no_west", "most"]
+    estimates = CovariateAdjustment(data, "treat", covariates, ["region"]).estimate_many([data[o] for o in outcomes])
+    for outcome, estimate in zip(outcomes, estimates):
+        want = _statsmodels_hc3(data, outcome, covariates)
+        np.testing.assert_allclose([estimate.difference, estimate.se], want, rtol=1e-10, err_msg=outcome)
+        assert estimate.n == data[outcome].notna().sum()
+        assert estimate.mean_treated == pytest.approx(data.loc[data.treat == 1, outcome].mean(), rel=1e-12)
+
+
 def test_shared_adjustment_names_a_covariate_constant_on_the_outcomes_rows(mixed_cohort):
     # Among the women only, female takes one value: as if the model were built from those rows.
     data = mixed_cohort.assign(women_only=mixed_cohort.complete.where(mixed_cohort.female))
