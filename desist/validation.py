@@ -1190,7 +1190,7 @@ def _distinct_key(con: duckdb.DuckDBPyConnection, table: Table, rows: int) -> tu
     # cheaper than grouping the key's text). A repeated hash is counted again on the keys themselves.
     for grouped in (f"hash({key})", key):
         repeated = con.execute(f"SELECT count(*) FROM (SELECT {grouped} FROM staging.{table.name} "
-                               "GROUP BY ALL HAVING count(*) > 1)").fetchone()[0]
+                               "GROUP BY ALL HAVING count(*) > 1)").fetchall()[0][0]
         if not repeated:
             return table.key
     return ()
