@@ -609,6 +609,15 @@ def _in_list(values) -> str:
     return ", ".join(literal(v) for v in values)
 
 
+def _one_of(expression: str, values) -> str:
+    """SQL true when the non-NULL `expression` is one of `values` (false for NULL: callers test NULL first).
+
+    Not `IN (...)` or list_contains: DuckDB plans those, for more than a few values, as a join
+    that gives up the rows' order, so staging was not stored in raw's (file and row) order and
+    validation had to sort every column back into it."""
+    return f"list_position([{_in_list(values)}], {expression}) IS NOT NULL"
+
+
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
@@ -673,7 +682,7 @@ def _column_check(table: Table, column: Column) -> str:
         branches.append((f"{t} IS NULL", _problem(column.name, _BAD_TYPE[column.type], raw,
                                                    literal(f"expected {expected}"))))
     if column.domain:
-        branches.append((f"{t} NOT IN ({_in_list(column.domain)})",
+        branches.append((f"NOT ({_one_of(t, column.domain)})",
                          _problem(column.name, "out_of_domain", raw,
                                   literal(f"expected one of {', '.join(column.domain)}"))))
     if column.minimum is not None or column.maximum is not None:
@@ -692,7 +701,7 @@ def _column_ok(column: Column) -> str:
     v, t = f"v_{column.name}", f"t_{column.name}"
     checks = [f"{t} IS NOT NULL"]
     if column.domain:
-        checks.append(f"{t} IN ({_in_list(column.domain)})")
+        checks.append(_one_of(t, column.domain))
     if column.minimum is not None:
         checks.append(f"{t} >= {_number(column.minimum)}")
     if column.maximum is not None:

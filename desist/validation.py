@@ -47,7 +47,7 @@ import pyarrow.compute as pc
 
 from desist.config import PROJECT_ROOT, Settings
 from desist.contract import ASSESSMENT_STAGES, TABLES, Table
-from desist.warehouse import table_exists
+from desist.warehouse import limit_resources, table_exists
 
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
 # Bootstrap's stylesheet (npm package bootstrap, the version Great Expectations' pages are written
@@ -443,6 +443,7 @@ class SuiteRunner:
         self.context.variables.progress_bars = {"globally": False, "metric_calculations": False}
         self._source = self.context.data_sources.add_pandas("staging")
         self._results: dict[str, object] = {}
+        self._keys: dict[str, object] = {}  # where build_data_docs stores each suite's result
 
     def close(self) -> None:
         """Let this run's context go: Great Expectations keeps the last context made in a global, and with
@@ -548,10 +549,10 @@ class SuiteRunner:
             batch_id=batch_id,
         )
         suite_id = ExpectationSuiteIdentifier(name=name)
-        self.context.validation_results_store.store_validation_results(
-            suite_validation_result=result, expectation_suite_identifier=suite_id,
-            suite_validation_result_identifier=ValidationResultIdentifier(
-                batch_identifier=batch_id, expectation_suite_identifier=suite_id, run_id=run_id))
+        # Stored by build_data_docs, once, after the full unexpected lists below have served the
+        # quarantine: serialising them value by value took seconds at 1,000,000 people.
+        self._keys[name] = ValidationResultIdentifier(
+            batch_identifier=batch_id, expectation_suite_identifier=suite_id, run_id=run_id)
         # Results do not come back in suite order: pair them with the suite by expectation id.
         by_id = {r.expectation_config.id: r for r in result.results}
         ordered = [by_id[e.id] for e in gx_suite.expectations]
@@ -600,8 +601,7 @@ class SuiteRunner:
         if folder.exists():
             shutil.rmtree(folder)
         store = self.context.validation_results_store
-        for key in store.list_keys():
-            name = key.expectation_suite_identifier.name
+        for name, key in self._keys.items():
             result = self._results[name]
             if name not in NOT_PERSON_LEVEL:
                 for outcome in result.results:
@@ -820,8 +820,8 @@ def _as_text(value: object) -> str:
 # Validating the warehouse
 
 
-def frame_sql(table: Table, suite: dict) -> str:
-    """The staging rows of ``table`` with the suite's derived columns, shaped for pandas, in no particular order."""
+def frame_sql(table: Table) -> str:
+    """The staging rows of ``table`` shaped for pandas, in storage order, with their row ids."""
     low, high = PANDAS_DATE_RANGE
     columns = []
     for column in table.columns:
@@ -832,10 +832,23 @@ def frame_sql(table: Table, suite: dict) -> str:
                 f"AS TIMESTAMP_NS) AS {column.name}")
         else:
             columns.append(f"t.{column.name}")
-    derived = suite["meta"]["desist"]["derived_columns"]
-    columns += [f"({sql}) AS {name}" for name, sql in derived.items()]
-    columns += ["t.source_file", "t.source_row"]
+    columns += ["t.source_file", "t.source_row", f"t.rowid AS {ROW_ID}"]
     return f"SELECT {', '.join(columns)} FROM staging.{table.name} AS t"
+
+
+def derived_sql(table: Table, suite: dict) -> str | None:
+    """The suite's derived columns of every staging row, by row id, in no particular order (None: it has none).
+
+    They are read apart from the rows: their joins would scatter the rows' order, and sorting the
+    rows back into order cost more than the joins."""
+    derived = suite["meta"]["desist"]["derived_columns"]
+    if not derived:
+        return None
+    columns = [f"t.rowid AS {ROW_ID}", *(f"({sql}) AS {name}" for name, sql in derived.items())]
+    return f"SELECT {', '.join(columns)} FROM staging.{table.name} AS t"
+
+
+ROW_ID = "desist_row_id"
 
 
 SOURCE_COLUMNS = ("source_file", "source_row")
@@ -861,7 +874,7 @@ def read_frame(con: duckdb.DuckDBPyConnection, table: Table, suite: dict) -> tup
     every column through it.
     """
     encoded = [*(column.name for column in table.columns if column.domain), "source_file"]
-    reader = con.sql(frame_sql(table, suite)).to_arrow_reader(READ_BATCH_ROWS)
+    reader = con.sql(frame_sql(table)).to_arrow_reader(READ_BATCH_ROWS)
     schema = reader.schema
     for name in encoded:
         position = schema.get_field_index(name)
@@ -874,6 +887,7 @@ def read_frame(con: duckdb.DuckDBPyConnection, table: Table, suite: dict) -> tup
         batches.append(batch)
     arrow = pa.Table.from_batches(batches, schema).unify_dictionaries()  # chunks share each column's dictionary
     del batches
+    arrow = _with_derived(con, arrow, derived_sql(table, suite))
     files = arrow.column("source_file")
     dictionary = files.chunk(0).dictionary if files.num_chunks else pa.array([], pa.string())
     file_rank = pc.take(pc.rank(dictionary, sort_keys="ascending"),
@@ -886,6 +900,11 @@ def read_frame(con: duckdb.DuckDBPyConnection, table: Table, suite: dict) -> tup
     for name in encoded:  # dictionaries in order of first appearance, as encoding the sorted column would give
         position = arrow.schema.get_field_index(name)
         arrow = arrow.set_column(position, name, _first_seen_dictionary(_one_chunk(arrow.column(name))))
+    for position, name in enumerate(arrow.column_names):
+        # One chunk per column, as a sort would leave it: pandas' Arrow-backed columns in many chunks
+        # are joined again by each check that reads them (more CPU and memory in Great Expectations).
+        if arrow.column(position).num_chunks > 1:
+            arrow = arrow.set_column(position, name, _one_chunk(arrow.column(position)))
     sources = arrow.select(list(SOURCE_COLUMNS)).to_pandas()
     data = arrow.drop_columns(list(SOURCE_COLUMNS))
     del arrow, files, dictionary, file_rank
@@ -895,6 +914,27 @@ def read_frame(con: duckdb.DuckDBPyConnection, table: Table, suite: dict) -> tup
 
 
 READ_BATCH_ROWS = 262_144
+
+
+def _with_derived(con: duckdb.DuckDBPyConnection, arrow: pa.Table, sql: str | None) -> pa.Table:
+    """The rows with the derived columns put beside them (matched by row id) before the source columns."""
+    row_ids = arrow.column(ROW_ID).to_numpy()
+    arrow = arrow.drop_columns([ROW_ID])
+    if sql is None:
+        return arrow
+    derived = con.sql(sql).to_arrow_table()
+    if derived.num_rows != arrow.num_rows:
+        raise RuntimeError(f"{derived.num_rows} rows of derived columns for {arrow.num_rows} rows")
+    sorter = None if len(row_ids) < 2 or (np.diff(row_ids) > 0).all() else np.argsort(row_ids)
+    found = np.searchsorted(row_ids, derived.column(ROW_ID).to_numpy(), sorter=sorter)
+    positions = found if sorter is None else sorter[found]
+    take = np.empty(len(positions), dtype=np.int64)
+    take[positions] = np.arange(len(positions))  # the derived row of each row
+    at = arrow.schema.get_field_index(SOURCE_COLUMNS[0])
+    for name in derived.column_names[1:]:
+        arrow = arrow.add_column(at, name, derived.column(name).take(take))
+        at += 1
+    return arrow
 
 
 def _in_file_order(file_rank: pa.ChunkedArray, source_row: pa.ChunkedArray) -> bool:
@@ -1136,9 +1176,18 @@ def validate_table(con: duckdb.DuckDBPyConnection, runner: SuiteRunner, name: st
     table = settings.tables[name]
     suite = load_suite(name, suites_dir) if table == TABLES[name] else build_suite(table)
     data, sources = read_frame(con, table, suite)
+    _hand_back_duckdb_memory(con, settings)
     outcomes = runner.validate(suite, data, sources, distinct=_distinct_key(con, table, data.num_rows))
     return TableValidation(name, data.num_rows, outcomes, settings.validation.max_failing_row_share,
                            ingest_failures(con, name)), sources
+
+
+def _hand_back_duckdb_memory(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    """Make DuckDB give back the memory the read of a table left it holding (about 600 MB after
+    offences at 1,000,000 people), before Great Expectations' frames come on top: lowering its
+    memory limit makes it let go; the limit of evaluation.yaml is then set again."""
+    con.execute("SET memory_limit = '64MB'")
+    limit_resources(con, settings)
 
 
 # From this many rows, a key is counted in DuckDB first: when no key repeats, Great Expectations
@@ -1151,9 +1200,14 @@ def _distinct_key(con: duckdb.DuckDBPyConnection, table: Table, rows: int) -> tu
     if rows < DISTINCT_KEY_ROWS:
         return ()
     key = ", ".join(table.key)
-    repeated = con.execute(f"SELECT count(*) FROM (SELECT {key} FROM staging.{table.name} "
-                           "GROUP BY ALL HAVING count(*) > 1)").fetchone()[0]
-    return () if repeated else table.key
+    # Equal keys have equal hashes: when no hash repeats, no key does (grouping 8-byte hashes is
+    # cheaper than grouping the key's text). A repeated hash is counted again on the keys themselves.
+    for grouped in (f"hash({key})", key):
+        repeated = con.execute(f"SELECT count(*) FROM (SELECT {grouped} FROM staging.{table.name} "
+                               "GROUP BY ALL HAVING count(*) > 1)").fetchall()[0][0]
+        if not repeated:
+            return table.key
+    return ()
 
 
 def validate_warehouse(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str | None = None,

@@ -605,3 +605,27 @@ def test_keys_counted_distinct_give_great_expectations_the_same_results(tmp_path
     assert outcomes[("expect_column_values_to_be_unique", "offence_id")] == (40, 0)
     people = dict(((e, c), u) for e, c, _, _, u, _, _ in found[0]["people"][0])
     assert people[("expect_column_values_to_be_unique", "person_id")] == 2
+
+
+def test_derived_columns_stay_with_their_rows_however_staging_stores_them(warehouse, settings):
+    """Derived columns are read apart from the rows and matched to them by row id: an offence
+    dated before its person's birth year must fail on its own row, with staging stored backwards."""
+    tables = clean_tables()
+    people, offences = tables["people"], tables["offences"]
+    for frame, name in ((people, "people.csv"), (offences, "offences.csv")):
+        frame["source_file"] = name
+        frame["source_row"] = range(1, len(frame) + 1)
+    birth_year = int(people.loc[people["person_id"] == offences.at[7, "person_id"], "birth_year"].iloc[0])
+    offences.at[7, "offence_date"] = pd.Timestamp(f"{birth_year - 1}-06-01")  # offences.csv row 8
+    tables["people"] = people.iloc[::-1].reset_index(drop=True)
+    tables["offences"] = offences.iloc[::-1].reset_index(drop=True)
+    validation.stage_frames(warehouse, tables)
+    runner = validation.SuiteRunner(validation.suite_parameters(settings))
+    checked, sources = validation.validate_table(warehouse, runner, "offences", settings)
+
+    before_birth = next(o for o in checked.outcomes if o.description == "the offence is dated before the person's birth year")
+    assert before_birth.unexpected_count == 1
+    assert [(sources["source_file"].iat[p], int(sources["source_row"].iat[p])) for p in before_birth.rows] == [
+        ("offences.csv", 8)]
+    assert [o.label for o in checked.outcomes if o.unexpected_count] == [
+        "offences.offence_date expect_column_values_to_be_in_set"]

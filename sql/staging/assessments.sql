@@ -44,9 +44,9 @@ WHERE row_error IS NULL
     AND t_person_id IS NOT NULL
     AND t_programme_id IS NOT NULL
     AND t_assessment_date IS NOT NULL
-    AND t_stage IS NOT NULL AND t_stage IN ('baseline', 'exit', 'follow_up')
-    AND t_employment_status IS NOT NULL AND t_employment_status IN ('employed', 'training', 'unemployed', 'inactive')
-    AND t_accommodation_status IS NOT NULL AND t_accommodation_status IN ('settled', 'unsettled')
+    AND t_stage IS NOT NULL AND list_position(['baseline', 'exit', 'follow_up'], t_stage) IS NOT NULL
+    AND t_employment_status IS NOT NULL AND list_position(['employed', 'training', 'unemployed', 'inactive'], t_employment_status) IS NOT NULL
+    AND t_accommodation_status IS NOT NULL AND list_position(['settled', 'unsettled'], t_accommodation_status) IS NOT NULL
     AND t_life_skills_score IS NOT NULL AND t_life_skills_score >= 1 AND t_life_skills_score <= 10
     AND t_community_integration_score IS NOT NULL AND t_community_integration_score >= 1 AND t_community_integration_score <= 10;
 
@@ -115,15 +115,15 @@ WITH counts AS (
             END,
             CASE
                 WHEN v_stage IS NULL THEN {'column_name': 'stage', 'reason': 'missing_key', 'raw_value': stage, 'note': 'the value is empty'}
-                WHEN t_stage NOT IN ('baseline', 'exit', 'follow_up') THEN {'column_name': 'stage', 'reason': 'out_of_domain', 'raw_value': stage, 'note': 'expected one of baseline, exit, follow_up'}
+                WHEN NOT (list_position(['baseline', 'exit', 'follow_up'], t_stage) IS NOT NULL) THEN {'column_name': 'stage', 'reason': 'out_of_domain', 'raw_value': stage, 'note': 'expected one of baseline, exit, follow_up'}
             END,
             CASE
                 WHEN v_employment_status IS NULL THEN {'column_name': 'employment_status', 'reason': 'missing_value', 'raw_value': employment_status, 'note': 'the value is empty'}
-                WHEN t_employment_status NOT IN ('employed', 'training', 'unemployed', 'inactive') THEN {'column_name': 'employment_status', 'reason': 'out_of_domain', 'raw_value': employment_status, 'note': 'expected one of employed, training, unemployed, inactive'}
+                WHEN NOT (list_position(['employed', 'training', 'unemployed', 'inactive'], t_employment_status) IS NOT NULL) THEN {'column_name': 'employment_status', 'reason': 'out_of_domain', 'raw_value': employment_status, 'note': 'expected one of employed, training, unemployed, inactive'}
             END,
             CASE
                 WHEN v_accommodation_status IS NULL THEN {'column_name': 'accommodation_status', 'reason': 'missing_value', 'raw_value': accommodation_status, 'note': 'the value is empty'}
-                WHEN t_accommodation_status NOT IN ('settled', 'unsettled') THEN {'column_name': 'accommodation_status', 'reason': 'out_of_domain', 'raw_value': accommodation_status, 'note': 'expected one of settled, unsettled'}
+                WHEN NOT (list_position(['settled', 'unsettled'], t_accommodation_status) IS NOT NULL) THEN {'column_name': 'accommodation_status', 'reason': 'out_of_domain', 'raw_value': accommodation_status, 'note': 'expected one of settled, unsettled'}
             END,
             CASE
                 WHEN v_life_skills_score IS NULL THEN {'column_name': 'life_skills_score', 'reason': 'missing_value', 'raw_value': life_skills_score, 'note': 'the value is empty'}

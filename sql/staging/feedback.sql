@@ -37,7 +37,7 @@ FROM typed
 WHERE row_error IS NULL
     AND t_response_id IS NOT NULL
     AND t_programme_id IS NOT NULL
-    AND t_respondent_type IS NOT NULL AND t_respondent_type IN ('participant', 'mentor', 'partner', 'staff')
+    AND t_respondent_type IS NOT NULL AND list_position(['participant', 'mentor', 'partner', 'staff'], t_respondent_type) IS NOT NULL
     AND t_response_date IS NOT NULL
     AND t_satisfaction IS NOT NULL AND t_satisfaction >= 1 AND t_satisfaction <= 5
     AND (v_relationship_quality IS NULL OR (t_relationship_quality IS NOT NULL AND t_relationship_quality >= 1 AND t_relationship_quality <= 5));
@@ -99,7 +99,7 @@ WITH counts AS (
             END,
             CASE
                 WHEN v_respondent_type IS NULL THEN {'column_name': 'respondent_type', 'reason': 'missing_value', 'raw_value': respondent_type, 'note': 'the value is empty'}
-                WHEN t_respondent_type NOT IN ('participant', 'mentor', 'partner', 'staff') THEN {'column_name': 'respondent_type', 'reason': 'out_of_domain', 'raw_value': respondent_type, 'note': 'expected one of participant, mentor, partner, staff'}
+                WHEN NOT (list_position(['participant', 'mentor', 'partner', 'staff'], t_respondent_type) IS NOT NULL) THEN {'column_name': 'respondent_type', 'reason': 'out_of_domain', 'raw_value': respondent_type, 'note': 'expected one of participant, mentor, partner, staff'}
             END,
             CASE
                 WHEN v_response_date IS NULL THEN {'column_name': 'response_date', 'reason': 'missing_value', 'raw_value': response_date, 'note': 'the value is empty'}

@@ -52,8 +52,8 @@ FROM typed
 WHERE row_error IS NULL
     AND t_person_id IS NOT NULL
     AND t_index_date IS NOT NULL
-    AND t_index_type IS NOT NULL AND t_index_type IN ('custody_release', 'community_sentence')
-    AND t_index_offence_group IS NOT NULL AND t_index_offence_group IN ('violence', 'sexual', 'robbery', 'theft', 'burglary', 'criminal_damage', 'drugs', 'public_order', 'fraud', 'motoring', 'other')
+    AND t_index_type IS NOT NULL AND list_position(['custody_release', 'community_sentence'], t_index_type) IS NOT NULL
+    AND t_index_offence_group IS NOT NULL AND list_position(['violence', 'sexual', 'robbery', 'theft', 'burglary', 'criminal_damage', 'drugs', 'public_order', 'fraud', 'motoring', 'other'], t_index_offence_group) IS NOT NULL
     AND t_sentence_months IS NOT NULL AND t_sentence_months >= 0 AND t_sentence_months <= 600
     AND (v_prior_offences IS NULL OR (t_prior_offences IS NOT NULL AND t_prior_offences >= 0 AND t_prior_offences <= 500))
     AND (v_prior_custody IS NULL OR (t_prior_custody IS NOT NULL AND t_prior_custody >= 0 AND t_prior_custody <= 200))
@@ -130,11 +130,11 @@ WITH counts AS (
             END,
             CASE
                 WHEN v_index_type IS NULL THEN {'column_name': 'index_type', 'reason': 'missing_value', 'raw_value': index_type, 'note': 'the value is empty'}
-                WHEN t_index_type NOT IN ('custody_release', 'community_sentence') THEN {'column_name': 'index_type', 'reason': 'out_of_domain', 'raw_value': index_type, 'note': 'expected one of custody_release, community_sentence'}
+                WHEN NOT (list_position(['custody_release', 'community_sentence'], t_index_type) IS NOT NULL) THEN {'column_name': 'index_type', 'reason': 'out_of_domain', 'raw_value': index_type, 'note': 'expected one of custody_release, community_sentence'}
             END,
             CASE
                 WHEN v_index_offence_group IS NULL THEN {'column_name': 'index_offence_group', 'reason': 'missing_value', 'raw_value': index_offence_group, 'note': 'the value is empty'}
-                WHEN t_index_offence_group NOT IN ('violence', 'sexual', 'robbery', 'theft', 'burglary', 'criminal_damage', 'drugs', 'public_order', 'fraud', 'motoring', 'other') THEN {'column_name': 'index_offence_group', 'reason': 'out_of_domain', 'raw_value': index_offence_group, 'note': 'expected one of violence, sexual, robbery, theft, burglary, criminal_damage, drugs, public_order, fraud, motoring, other'}
+                WHEN NOT (list_position(['violence', 'sexual', 'robbery', 'theft', 'burglary', 'criminal_damage', 'drugs', 'public_order', 'fraud', 'motoring', 'other'], t_index_offence_group) IS NOT NULL) THEN {'column_name': 'index_offence_group', 'reason': 'out_of_domain', 'raw_value': index_offence_group, 'note': 'expected one of violence, sexual, robbery, theft, burglary, criminal_damage, drugs, public_order, fraud, motoring, other'}
             END,
             CASE
                 WHEN v_sentence_months IS NULL THEN {'column_name': 'sentence_months', 'reason': 'missing_value', 'raw_value': sentence_months, 'note': 'the value is empty'}

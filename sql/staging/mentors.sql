@@ -37,8 +37,8 @@ FROM typed
 WHERE row_error IS NULL
     AND t_mentor_id IS NOT NULL
     AND t_programme_id IS NOT NULL
-    AND t_age_band IS NOT NULL AND t_age_band IN ('18-24', '25-34', '35-44', '45-54', '55-64', '65+')
-    AND t_sex IS NOT NULL AND t_sex IN ('female', 'male', 'other')
+    AND t_age_band IS NOT NULL AND list_position(['18-24', '25-34', '35-44', '45-54', '55-64', '65+'], t_age_band) IS NOT NULL
+    AND t_sex IS NOT NULL AND list_position(['female', 'male', 'other'], t_sex) IS NOT NULL
     AND t_lived_experience IS NOT NULL
     AND (v_trained_date IS NULL OR (t_trained_date IS NOT NULL));
 
@@ -99,11 +99,11 @@ WITH counts AS (
             END,
             CASE
                 WHEN v_age_band IS NULL THEN {'column_name': 'age_band', 'reason': 'missing_value', 'raw_value': age_band, 'note': 'the value is empty'}
-                WHEN t_age_band NOT IN ('18-24', '25-34', '35-44', '45-54', '55-64', '65+') THEN {'column_name': 'age_band', 'reason': 'out_of_domain', 'raw_value': age_band, 'note': 'expected one of 18-24, 25-34, 35-44, 45-54, 55-64, 65+'}
+                WHEN NOT (list_position(['18-24', '25-34', '35-44', '45-54', '55-64', '65+'], t_age_band) IS NOT NULL) THEN {'column_name': 'age_band', 'reason': 'out_of_domain', 'raw_value': age_band, 'note': 'expected one of 18-24, 25-34, 35-44, 45-54, 55-64, 65+'}
             END,
             CASE
                 WHEN v_sex IS NULL THEN {'column_name': 'sex', 'reason': 'missing_value', 'raw_value': sex, 'note': 'the value is empty'}
-                WHEN t_sex NOT IN ('female', 'male', 'other') THEN {'column_name': 'sex', 'reason': 'out_of_domain', 'raw_value': sex, 'note': 'expected one of female, male, other'}
+                WHEN NOT (list_position(['female', 'male', 'other'], t_sex) IS NOT NULL) THEN {'column_name': 'sex', 'reason': 'out_of_domain', 'raw_value': sex, 'note': 'expected one of female, male, other'}
             END,
             CASE
                 WHEN v_lived_experience IS NULL THEN {'column_name': 'lived_experience', 'reason': 'missing_value', 'raw_value': lived_experience, 'note': 'the value is empty'}

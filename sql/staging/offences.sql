@@ -42,9 +42,9 @@ WHERE row_error IS NULL
     AND t_person_id IS NOT NULL
     AND t_offence_date IS NOT NULL
     AND t_proven_date IS NOT NULL
-    AND t_offence_group IS NOT NULL AND t_offence_group IN ('violence', 'sexual', 'robbery', 'theft', 'burglary', 'criminal_damage', 'drugs', 'public_order', 'fraud', 'motoring', 'other')
+    AND t_offence_group IS NOT NULL AND list_position(['violence', 'sexual', 'robbery', 'theft', 'burglary', 'criminal_damage', 'drugs', 'public_order', 'fraud', 'motoring', 'other'], t_offence_group) IS NOT NULL
     AND t_severity IS NOT NULL AND t_severity >= 1 AND t_severity <= 5
-    AND t_disposal IS NOT NULL AND t_disposal IN ('custody', 'community', 'fine', 'caution', 'other');
+    AND t_disposal IS NOT NULL AND list_position(['custody', 'community', 'fine', 'caution', 'other'], t_disposal) IS NOT NULL;
 
 -- A key loaded again keeps its first row (by source_file, then source_row); the later ones go
 -- to quarantine below. Keys are counted first, so only the rows of repeated keys are ranked.
@@ -113,7 +113,7 @@ WITH counts AS (
             END,
             CASE
                 WHEN v_offence_group IS NULL THEN {'column_name': 'offence_group', 'reason': 'missing_value', 'raw_value': offence_group, 'note': 'the value is empty'}
-                WHEN t_offence_group NOT IN ('violence', 'sexual', 'robbery', 'theft', 'burglary', 'criminal_damage', 'drugs', 'public_order', 'fraud', 'motoring', 'other') THEN {'column_name': 'offence_group', 'reason': 'out_of_domain', 'raw_value': offence_group, 'note': 'expected one of violence, sexual, robbery, theft, burglary, criminal_damage, drugs, public_order, fraud, motoring, other'}
+                WHEN NOT (list_position(['violence', 'sexual', 'robbery', 'theft', 'burglary', 'criminal_damage', 'drugs', 'public_order', 'fraud', 'motoring', 'other'], t_offence_group) IS NOT NULL) THEN {'column_name': 'offence_group', 'reason': 'out_of_domain', 'raw_value': offence_group, 'note': 'expected one of violence, sexual, robbery, theft, burglary, criminal_damage, drugs, public_order, fraud, motoring, other'}
             END,
             CASE
                 WHEN v_severity IS NULL THEN {'column_name': 'severity', 'reason': 'missing_value', 'raw_value': severity, 'note': 'the value is empty'}
@@ -122,7 +122,7 @@ WITH counts AS (
             END,
             CASE
                 WHEN v_disposal IS NULL THEN {'column_name': 'disposal', 'reason': 'missing_value', 'raw_value': disposal, 'note': 'the value is empty'}
-                WHEN t_disposal NOT IN ('custody', 'community', 'fine', 'caution', 'other') THEN {'column_name': 'disposal', 'reason': 'out_of_domain', 'raw_value': disposal, 'note': 'expected one of custody, community, fine, caution, other'}
+                WHEN NOT (list_position(['custody', 'community', 'fine', 'caution', 'other'], t_disposal) IS NOT NULL) THEN {'column_name': 'disposal', 'reason': 'out_of_domain', 'raw_value': disposal, 'note': 'expected one of custody, community, fine, caution, other'}
             END
         ], lambda p: p IS NOT NULL) END AS found
     FROM typed

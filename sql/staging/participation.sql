@@ -45,7 +45,7 @@ WHERE row_error IS NULL
     AND t_programme_id IS NOT NULL
     AND t_start_date IS NOT NULL
     AND (v_end_date IS NULL OR (t_end_date IS NOT NULL))
-    AND t_status IS NOT NULL AND t_status IN ('completed', 'withdrawn', 'ongoing')
+    AND t_status IS NOT NULL AND list_position(['completed', 'withdrawn', 'ongoing'], t_status) IS NOT NULL
     AND t_sessions_offered IS NOT NULL AND t_sessions_offered >= 0 AND t_sessions_offered <= 1000
     AND t_sessions_attended IS NOT NULL AND t_sessions_attended >= 0 AND t_sessions_attended <= 1000
     AND (v_mentor_id IS NULL OR (t_mentor_id IS NOT NULL));
@@ -119,7 +119,7 @@ WITH counts AS (
             END,
             CASE
                 WHEN v_status IS NULL THEN {'column_name': 'status', 'reason': 'missing_value', 'raw_value': status, 'note': 'the value is empty'}
-                WHEN t_status NOT IN ('completed', 'withdrawn', 'ongoing') THEN {'column_name': 'status', 'reason': 'out_of_domain', 'raw_value': status, 'note': 'expected one of completed, withdrawn, ongoing'}
+                WHEN NOT (list_position(['completed', 'withdrawn', 'ongoing'], t_status) IS NOT NULL) THEN {'column_name': 'status', 'reason': 'out_of_domain', 'raw_value': status, 'note': 'expected one of completed, withdrawn, ongoing'}
             END,
             CASE
                 WHEN v_sessions_offered IS NULL THEN {'column_name': 'sessions_offered', 'reason': 'missing_value', 'raw_value': sessions_offered, 'note': 'the value is empty'}

@@ -33,10 +33,10 @@ SELECT
 FROM typed
 WHERE row_error IS NULL
     AND t_person_id IS NOT NULL
-    AND t_sex IS NOT NULL AND t_sex IN ('female', 'male', 'other')
+    AND t_sex IS NOT NULL AND list_position(['female', 'male', 'other'], t_sex) IS NOT NULL
     AND t_birth_year IS NOT NULL AND t_birth_year >= 1900 AND t_birth_year <= 2015
-    AND (v_ethnic_group IS NULL OR (t_ethnic_group IS NOT NULL AND t_ethnic_group IN ('asian', 'black', 'mixed', 'white', 'other', 'not_stated')))
-    AND t_region IS NOT NULL AND t_region IN ('north_east', 'north_west', 'yorkshire', 'east_midlands', 'west_midlands', 'east', 'london', 'south_east', 'south_west', 'wales');
+    AND (v_ethnic_group IS NULL OR (t_ethnic_group IS NOT NULL AND list_position(['asian', 'black', 'mixed', 'white', 'other', 'not_stated'], t_ethnic_group) IS NOT NULL))
+    AND t_region IS NOT NULL AND list_position(['north_east', 'north_west', 'yorkshire', 'east_midlands', 'west_midlands', 'east', 'london', 'south_east', 'south_west', 'wales'], t_region) IS NOT NULL;
 
 -- A key loaded again keeps its first row (by source_file, then source_row); the later ones go
 -- to quarantine below. Keys are counted first, so only the rows of repeated keys are ranked.
@@ -90,7 +90,7 @@ WITH counts AS (
             END,
             CASE
                 WHEN v_sex IS NULL THEN {'column_name': 'sex', 'reason': 'missing_value', 'raw_value': sex, 'note': 'the value is empty'}
-                WHEN t_sex NOT IN ('female', 'male', 'other') THEN {'column_name': 'sex', 'reason': 'out_of_domain', 'raw_value': sex, 'note': 'expected one of female, male, other'}
+                WHEN NOT (list_position(['female', 'male', 'other'], t_sex) IS NOT NULL) THEN {'column_name': 'sex', 'reason': 'out_of_domain', 'raw_value': sex, 'note': 'expected one of female, male, other'}
             END,
             CASE
                 WHEN v_birth_year IS NULL THEN {'column_name': 'birth_year', 'reason': 'missing_value', 'raw_value': birth_year, 'note': 'the value is empty'}
@@ -99,11 +99,11 @@ WITH counts AS (
             END,
             CASE
                 WHEN v_ethnic_group IS NULL THEN NULL
-                WHEN t_ethnic_group NOT IN ('asian', 'black', 'mixed', 'white', 'other', 'not_stated') THEN {'column_name': 'ethnic_group', 'reason': 'out_of_domain', 'raw_value': ethnic_group, 'note': 'expected one of asian, black, mixed, white, other, not_stated'}
+                WHEN NOT (list_position(['asian', 'black', 'mixed', 'white', 'other', 'not_stated'], t_ethnic_group) IS NOT NULL) THEN {'column_name': 'ethnic_group', 'reason': 'out_of_domain', 'raw_value': ethnic_group, 'note': 'expected one of asian, black, mixed, white, other, not_stated'}
             END,
             CASE
                 WHEN v_region IS NULL THEN {'column_name': 'region', 'reason': 'missing_value', 'raw_value': region, 'note': 'the value is empty'}
-                WHEN t_region NOT IN ('north_east', 'north_west', 'yorkshire', 'east_midlands', 'west_midlands', 'east', 'london', 'south_east', 'south_west', 'wales') THEN {'column_name': 'region', 'reason': 'out_of_domain', 'raw_value': region, 'note': 'expected one of north_east, north_west, yorkshire, east_midlands, west_midlands, east, london, south_east, south_west, wales'}
+                WHEN NOT (list_position(['north_east', 'north_west', 'yorkshire', 'east_midlands', 'west_midlands', 'east', 'london', 'south_east', 'south_west', 'wales'], t_region) IS NOT NULL) THEN {'column_name': 'region', 'reason': 'out_of_domain', 'raw_value': region, 'note': 'expected one of north_east, north_west, yorkshire, east_midlands, west_midlands, east, london, south_east, south_west, wales'}
             END
         ], lambda p: p IS NOT NULL) END AS found
     FROM typed

@@ -31,7 +31,7 @@ FROM typed
 WHERE row_error IS NULL
     AND t_programme_id IS NOT NULL
     AND t_name IS NOT NULL
-    AND t_programme_type IS NOT NULL AND t_programme_type IN ('structured_mentoring', 'peer_mentoring', 'community_support', 'rehabilitative_workshop')
+    AND t_programme_type IS NOT NULL AND list_position(['structured_mentoring', 'peer_mentoring', 'community_support', 'rehabilitative_workshop'], t_programme_type) IS NOT NULL
     AND t_provider IS NOT NULL;
 
 -- A key loaded again keeps its first row (by source_file, then source_row); the later ones go
@@ -87,7 +87,7 @@ WITH counts AS (
             END,
             CASE
                 WHEN v_programme_type IS NULL THEN {'column_name': 'programme_type', 'reason': 'missing_value', 'raw_value': programme_type, 'note': 'the value is empty'}
-                WHEN t_programme_type NOT IN ('structured_mentoring', 'peer_mentoring', 'community_support', 'rehabilitative_workshop') THEN {'column_name': 'programme_type', 'reason': 'out_of_domain', 'raw_value': programme_type, 'note': 'expected one of structured_mentoring, peer_mentoring, community_support, rehabilitative_workshop'}
+                WHEN NOT (list_position(['structured_mentoring', 'peer_mentoring', 'community_support', 'rehabilitative_workshop'], t_programme_type) IS NOT NULL) THEN {'column_name': 'programme_type', 'reason': 'out_of_domain', 'raw_value': programme_type, 'note': 'expected one of structured_mentoring, peer_mentoring, community_support, rehabilitative_workshop'}
             END,
             CASE
                 WHEN v_provider IS NULL THEN {'column_name': 'provider', 'reason': 'missing_value', 'raw_value': provider, 'note': 'the value is empty'}
