@@ -26,16 +26,20 @@ CHECKS = {
 
 # The people of the matched sample (weight above zero), with the headline measure and the negative
 # controls: no diagnostic reads the covariates or outcomes of the people left out of the matched
-# sample, whose participation and propensity scores come from the matched sets.
+# sample, whose participation and propensity scores come from the matched sets. In no order (the
+# diagnostics find each person by id); each table's programme is picked before the joins, so only
+# the people's ids and dates are matched.
 MATCHED_SAMPLE = """
     SELECT people.*, headline.reoffended, controls.pre_offences_12, controls.pre_offended_24_12
     FROM (SELECT person_id FROM read_parquet($matched_sets) WHERE weight > 0) AS sets
     JOIN (SELECT programme_id, person_id, index_date, COLUMNS(lambda c: list_contains(getvariable('covariates'), c))
           FROM analysis.covariates WHERE programme_id = $programme_id) AS people USING (person_id)
-    JOIN analysis.measures AS headline USING (programme_id, person_id, index_date)
-    JOIN analysis.negative_controls AS controls USING (programme_id, person_id, index_date)
-    WHERE headline.window_months = getvariable('headline_months')
-    ORDER BY people.person_id
+    JOIN (SELECT person_id, index_date, reoffended FROM analysis.measures
+          WHERE programme_id = $programme_id AND window_months = getvariable('headline_months')) AS headline
+      USING (person_id, index_date)
+    JOIN (SELECT person_id, index_date, pre_offences_12, pre_offended_24_12 FROM analysis.negative_controls
+          WHERE programme_id = $programme_id) AS controls
+      USING (person_id, index_date)
 """
 
 

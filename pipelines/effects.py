@@ -171,24 +171,36 @@ def matching_spec(settings: Settings) -> MatchingSpec:
     )
 
 
-def read_survival_cohort(con: duckdb.DuckDBPyConnection, programme_id: str, matched_sets: Path) -> pd.DataFrame:
-    """Everyone analysed (MATCHED_SURVIVAL) in time order, text covariates as
-    categoricals (see :func:`read_cohort`). Stops, naming the programme, unless every person of the
-    file has exactly one row of covariates and of survival times."""
-    table = con.sql(MATCHED_SURVIVAL, params={"programme_id": programme_id, "matched_sets": str(matched_sets)}
-                    ).to_arrow_table()
+def read_everyone_analysed(con: duckdb.DuckDBPyConnection, query: str, programme_id: str, matched_sets: Path,
+                           tables: str) -> tuple[pa.Table, np.ndarray]:
+    """The rows of ``query``, which gives everyone of the programme's matched_sets file numbered by
+    their row in the file (``row``), and those row numbers, read through Arrow (no sorting of text
+    in DuckDB, no Python object per person). Stops, naming the programme and ``tables``, unless
+    every person of the file has exactly one row."""
+    table = con.sql(query, params={"programme_id": programme_id, "matched_sets": str(matched_sets)}).to_arrow_table()
     n_analysed = pq.ParquetFile(matched_sets).metadata.num_rows
     rows = table.column("row").to_numpy()
     per_row = np.bincount(rows, minlength=n_analysed)
     if len(rows) != n_analysed or per_row.max(initial=0) > 1:
-        raise dg.Failure(description=f"desist: programme {programme_id}: analysis.survival or analysis.covariates "
+        raise dg.Failure(description=f"desist: programme {programme_id}: {tables} "
                                      f"lacks {int((per_row == 0).sum())} of the {n_analysed} people analysed for "
                                      "its effects" + (" or holds more than one row for a person"
                                                       if per_row.max(initial=0) > 1 else ""))
+    return table.drop_columns("row"), rows
+
+
+def read_survival_cohort(con: duckdb.DuckDBPyConnection, programme_id: str, matched_sets: Path) -> pd.DataFrame:
+    """Everyone analysed (MATCHED_SURVIVAL) in time order, text covariates as categoricals (see
+    :func:`read_cohort`)."""
+    table, rows = read_everyone_analysed(con, MATCHED_SURVIVAL, programme_id, matched_sets,
+                                         "analysis.survival or analysis.covariates")
     # In time order, ties in file order: the Cox fits sum over risk sets in time order (a copy of
     # their design matrix saved), and the order does not depend on how DuckDB's threads met.
     in_time_order = np.lexsort((rows, table.column("time_days").to_numpy()))
-    return pd.DataFrame(_pandas_columns(table.drop_columns("row").take(in_time_order)))
+    # copy=False: the columns stay apart, as they are (copying same-typed columns into one block
+    # would cost more than the models read of them).
+    return pd.DataFrame({name: values[in_time_order] for name, values in _pandas_columns(table).items()},
+                        copy=False)
 
 
 def write_results(con: duckdb.DuckDBPyConnection, schema_sql: str, frames: dict[str, list[pd.DataFrame]]) -> None:
