@@ -181,11 +181,12 @@ def read_everyone_analysed(con: duckdb.DuckDBPyConnection, query: str, programme
     n_analysed = pq.ParquetFile(matched_sets).metadata.num_rows
     rows = table.column("row").to_numpy()
     per_row = np.bincount(rows, minlength=n_analysed)
-    if len(rows) != n_analysed or per_row.max(initial=0) > 1:
-        raise dg.Failure(description=f"desist: programme {programme_id}: {tables} "
-                                     f"lacks {int((per_row == 0).sum())} of the {n_analysed} people analysed for "
-                                     "its effects" + (" or holds more than one row for a person"
-                                                      if per_row.max(initial=0) > 1 else ""))
+    missing, doubled = int((per_row == 0).sum()), int((per_row > 1).sum())
+    if missing or doubled:
+        faults = [*([f"lacks {missing}"] if missing else []),
+                  *([f"holds more than one row for {doubled}"] if doubled else [])]
+        raise dg.Failure(description=f"desist: programme {programme_id}: {tables} {' and '.join(faults)} of the "
+                                     f"{n_analysed} people analysed for its effects")
     return table.drop_columns("row"), rows
 
 
