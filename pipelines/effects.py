@@ -295,22 +295,25 @@ def programme_effects(context: dg.AssetExecutionContext, warehouse: Warehouse) -
 def programme_survival(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     settings = warehouse.settings
     programme_id = context.partition_key
-    with warehouse.connect(read_only=True) as con:
+    # The read's connection is closed before the models run, so DuckDB's memory is given back first.
+    with programme_connection(warehouse) as con:
         analysed = read_partition(con, settings, "programmes_analysed", programme_id)
         estimated = bool((analysed["status"] == "ok").all())
-        frames = {}
         if estimated:
-            path = existing_partition_file(settings, "matched_sets", programme_id)
-            cohort = read_survival_cohort(con, programme_id, path)
-            matched = cohort[cohort["weight"] > 0]
-            result = evaluate_survival(
-                programme_id, matched, cohort, matching_spec(settings),
-                horizon_days=settings.survival.rmst_horizon_days, horizons=settings.survival.horizons_days,
-            )
-            context.log.info(f"{programme_id}: matched hazard ratio {result.cox.loc[0, 'hr']:.3f}")
-            frames = {table: with_programme(getattr(result, table), programme_id) for table in SURVIVAL_TABLES}
-        else:
-            context.log.info(f"{programme_id}: not estimated, so no survival analysis")
+            cohort = read_survival_cohort(con, programme_id,
+                                          existing_partition_file(settings, "matched_sets", programme_id))
+    frames = {}
+    if estimated:
+        result = evaluate_survival(
+            programme_id, cohort[cohort["weight"] > 0], cohort, matching_spec(settings),
+            horizon_days=settings.survival.rmst_horizon_days, horizons=settings.survival.horizons_days,
+        )
+        del cohort
+        context.log.info(f"{programme_id}: matched hazard ratio {result.cox.loc[0, 'hr']:.3f}")
+        frames = {table: with_programme(getattr(result, table), programme_id) for table in SURVIVAL_TABLES}
+    else:
+        context.log.info(f"{programme_id}: not estimated, so no survival analysis")
+    with programme_connection(warehouse) as con:
         write_partition(con, settings, programme_id, SURVIVAL_TABLES, frames)
         inputs = fingerprint(context, con, settings)
     return dg.MaterializeResult(metadata={"estimated": estimated, "input_fingerprint": inputs})

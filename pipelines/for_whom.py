@@ -7,8 +7,8 @@ from desist import warehouse as wh
 from desist.config import Settings
 from models.risk import BANDS, MIN_OUTCOMES, STATUS_OK, fit_risk_model, model_card
 from models.subgroups import age_bands, subgroup_effects
-from pipelines.effects import (_pandas_columns, fingerprint, matching_spec, read_everyone_analysed, with_programme,
-                               write_results)
+from pipelines.effects import (_pandas_columns, fingerprint, matching_spec, programme_connection,
+                               read_everyone_analysed, with_programme, write_results)
 from pipelines.partitions import (PROGRAMME_EFFECTS, PROGRAMME_GROUP, PROGRAMME_SUBGROUP_EFFECTS, PROGRAMMES,
                                  existing_partition_file, read_partition, write_partition)
 from pipelines.resources import WAREHOUSE_POOL, Warehouse
@@ -165,23 +165,28 @@ def programme_subgroup_effects(context: dg.AssetExecutionContext, warehouse: War
     spec = matching_spec(settings)
     programme_id = context.partition_key
     frames: dict[str, pd.DataFrame] = {}
-    with warehouse.connect(read_only=True) as con:
+    # The read's connection is closed before the matching runs, so DuckDB's memory is given back first.
+    with programme_connection(warehouse) as con:
         analysed = read_partition(con, settings, "programmes_analysed", programme_id)
         estimated = bool((analysed["status"] == "ok").all())
         if estimated:
-            people = with_age_band(read_subgroup_people(con, settings, programme_id), settings).assign(
-                risk_band=lambda f: pd.Categorical(f["risk_band"], categories=BANDS))
-            if "risk_band" in settings.subgroups.variables and people["risk_band"].isna().all():
-                context.log.warning(f"{programme_id}: no risk bands (the risk model was not fitted), so no "
-                                    "estimates by risk band")
-            result = subgroup_effects(
-                people, people["logit_score"], "outcome", settings.subgroups.variables,
-                ratio=spec.ratio, replace=spec.replace, caliper=spec.caliper, exact=spec.exact,
-            )
-            context.log.info(f"{programme_id}: {int((result.effects['gate_status'] == 'ok').sum())} subgroup "
-                             f"estimates of {len(result.effects)}")
-            frames = {table: with_programme(frame, programme_id)
-                      for table, frame in zip(SUBGROUP_TABLES, (result.effects, result.heterogeneity))}
+            people = read_subgroup_people(con, settings, programme_id)
+    if estimated:
+        people = with_age_band(people, settings).assign(
+            risk_band=lambda f: pd.Categorical(f["risk_band"], categories=BANDS))
+        if "risk_band" in settings.subgroups.variables and people["risk_band"].isna().all():
+            context.log.warning(f"{programme_id}: no risk bands (the risk model was not fitted), so no "
+                                "estimates by risk band")
+        result = subgroup_effects(
+            people, people["logit_score"], "outcome", settings.subgroups.variables,
+            ratio=spec.ratio, replace=spec.replace, caliper=spec.caliper, exact=spec.exact,
+        )
+        del people
+        context.log.info(f"{programme_id}: {int((result.effects['gate_status'] == 'ok').sum())} subgroup "
+                         f"estimates of {len(result.effects)}")
+        frames = {table: with_programme(frame, programme_id)
+                  for table, frame in zip(SUBGROUP_TABLES, (result.effects, result.heterogeneity))}
+    with programme_connection(warehouse) as con:
         write_partition(con, settings, programme_id, SUBGROUP_TABLES, frames)
         inputs = fingerprint(context, con, settings)
     return dg.MaterializeResult(metadata={"estimated": estimated, "input_fingerprint": inputs})
