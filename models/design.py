@@ -24,8 +24,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-_BLOCK_ROWS = 8192
-
 
 @dataclass(frozen=True)
 class NumericDesign:
@@ -91,22 +89,18 @@ def numeric_design(
         extra = [name] if levels is None else [f"{name}[{level}]" for level in levels[1:]]
         names.extend(extra)
         source.extend([name] * len(extra))
-    columns = [np.broadcast_to(np.asarray(values, dtype=float), (len(data),)) for values in leading.values()]
+    matrix = np.empty((len(data), len(names)))
+    for j, values in enumerate(leading.values()):
+        matrix[:, j] = values
+    j = len(leading)
     codes = {}
     for name, level_codes, levels in parts:
         if levels is None:
-            columns.append(data[name].to_numpy(dtype=float))
-        else:
-            codes[name] = level_codes
-            columns.extend((level_codes, level) for level in range(1, len(levels)))
-    matrix = np.empty((len(data), len(names)))
-    # Filled a block of rows at a time: writing one whole column of a row-ordered matrix at a time
-    # passes through all of its memory once per column.
-    for start in range(0, len(data), _BLOCK_ROWS):
-        rows = slice(start, start + _BLOCK_ROWS)
-        for j, column in enumerate(columns):
-            if isinstance(column, tuple):  # a level's indicator, from the codes
-                np.equal(column[0][rows], column[1], out=matrix[rows, j], casting="unsafe")
-            else:
-                matrix[rows, j] = column[rows]
+            matrix[:, j] = data[name].to_numpy(dtype=float)
+            j += 1
+            continue
+        codes[name] = level_codes
+        for level in range(1, len(levels)):
+            np.equal(level_codes, level, out=matrix[:, j], casting="unsafe")
+            j += 1
     return NumericDesign(matrix, tuple(names), tuple(source), codes)
