@@ -30,8 +30,8 @@ SURVIVAL_TABLES = ("km_curves", "km_horizons", "logrank", "cox", "ph_tests", "rm
 # matched set, the configured covariates (for the adjusted model on the whole cohort) and the
 # survival pair, numbered by their row in the file (`row`), with the person id only where the
 # person is in the matched sample (the matched analyses' clusters after matching with
-# replacement). Unordered: the rows are put in file order in NumPy, far cheaper than sorting
-# text in DuckDB.
+# replacement). Unordered: :func:`read_survival_cohort` orders the rows in NumPy by time and
+# row number, far cheaper than sorting in DuckDB.
 MATCHED_SURVIVAL = """
     SELECT sets.file_row_number AS row, CASE WHEN sets.weight > 0 THEN sets.person_id END AS person_id,
            sets.treated, sets.weight, sets.subclass, COLUMNS(lambda c: list_contains(getvariable('covariates'), c)),
@@ -195,8 +195,8 @@ def read_survival_cohort(con: duckdb.DuckDBPyConnection, programme_id: str, matc
     :func:`read_cohort`)."""
     table, rows = read_everyone_analysed(con, MATCHED_SURVIVAL, programme_id, matched_sets,
                                          "analysis.survival or analysis.covariates")
-    # In time order, ties in file order: the Cox fits sum over risk sets in time order (a copy of
-    # their design matrix saved), and the order does not depend on how DuckDB's threads met.
+    # In time order, ties in file order: the Cox fits sum over risk sets in time order (their design
+    # needs no reordering copy), and the order does not depend on how DuckDB's threads met.
     in_time_order = np.lexsort((rows, table.column("time_days").to_numpy()))
     # copy=False: the columns stay apart, as they are (copying same-typed columns into one block
     # would cost more than the models read of them).
