@@ -26,16 +26,20 @@ CHECKS = {
 
 # The people of the matched sample (weight above zero), with the headline measure and the negative
 # controls: no diagnostic reads the covariates or outcomes of the people left out of the matched
-# sample, whose participation and propensity scores come from the matched sets.
+# sample, whose participation and propensity scores come from the matched sets. In no order (the
+# diagnostics find each person by id); each table's programme is picked before the joins, so only
+# the people's ids and dates are matched.
 MATCHED_SAMPLE = """
     SELECT people.*, headline.reoffended, controls.pre_offences_12, controls.pre_offended_24_12
     FROM (SELECT person_id FROM read_parquet($matched_sets) WHERE weight > 0) AS sets
     JOIN (SELECT programme_id, person_id, index_date, COLUMNS(lambda c: list_contains(getvariable('covariates'), c))
           FROM analysis.covariates WHERE programme_id = $programme_id) AS people USING (person_id)
-    JOIN analysis.measures AS headline USING (programme_id, person_id, index_date)
-    JOIN analysis.negative_controls AS controls USING (programme_id, person_id, index_date)
-    WHERE headline.window_months = getvariable('headline_months')
-    ORDER BY people.person_id
+    JOIN (SELECT person_id, index_date, reoffended FROM analysis.measures
+          WHERE programme_id = $programme_id AND window_months = getvariable('headline_months')) AS headline
+      USING (person_id, index_date)
+    JOIN (SELECT person_id, index_date, pre_offences_12, pre_offended_24_12 FROM analysis.negative_controls
+          WHERE programme_id = $programme_id) AS controls
+      USING (person_id, index_date)
 """
 
 
@@ -47,22 +51,27 @@ def read_matched_sets(con, settings, programme_id: str) -> pd.DataFrame:
     return table.to_pandas(types_mapper={pa.string(): pd.ArrowDtype(pa.string())}.get)
 
 
-def programme_diagnostics(con, programme_id: str, status: str, message: str, n_treated: int, settings,
-                          thresholds: Thresholds) -> DesignDiagnostics:
-    """The diagnostics of one programme from its partition's matched sets, balance and effects."""
+def read_diagnostic_inputs(con, settings, programme_id: str) -> dict[str, pd.DataFrame]:
+    """What the diagnostics of an estimated programme read: its matched sets, the matched sample
+    (MATCHED_SAMPLE) and its partition's balance and effects."""
+    sample = con.execute(MATCHED_SAMPLE, {"programme_id": programme_id, "matched_sets": str(
+        partition_file(settings, "matched_sets", programme_id))}).df()
+    return {"matched_sets": read_matched_sets(con, settings, programme_id), "sample": sample,
+            **{table: read_partition(con, settings, table, programme_id) for table in ("balance", "effects")}}
+
+
+def programme_diagnostics(programme_id: str, status: str, message: str, n_treated: int, read: dict | None,
+                          settings, thresholds: Thresholds) -> DesignDiagnostics:
+    """The diagnostics of one programme from what :func:`read_diagnostic_inputs` read (None unless estimated)."""
     if status == STATUS_TOO_FEW_PARTICIPANTS:
         return too_few_participants(n_treated, thresholds)
     if status != "ok":
         return DesignDiagnostics(pd.DataFrame([{
             "diagnostic": "estimation", "value": float("nan"), "threshold": float("nan"), "status": FAIL,
             "explanation": f"no estimate could be made: {message}"}]), pd.DataFrame())
-    matched_sets = read_matched_sets(con, settings, programme_id)
-    sample = con.execute(MATCHED_SAMPLE, {"programme_id": programme_id, "matched_sets": str(
-        partition_file(settings, "matched_sets", programme_id))}).df()
-    read = {table: read_partition(con, settings, table, programme_id) for table in ("balance", "effects")}
     try:
-        return evaluate_diagnostics(sample, matched_sets, read["balance"], read["effects"], matching_spec(settings),
-                                    settings.follow_up.headline_months, thresholds)
+        return evaluate_diagnostics(read["sample"], read["matched_sets"], read["balance"], read["effects"],
+                                    matching_spec(settings), settings.follow_up.headline_months, thresholds)
     except ValueError as error:
         raise dg.Failure(description=f"programme {programme_id}: {error}") from error
 
@@ -109,15 +118,19 @@ def programme_study_diagnostics(context: dg.AssetExecutionContext, warehouse: Wa
     settings = warehouse.settings
     programme_id = context.partition_key
     thresholds = Thresholds(**settings.diagnostics.model_dump())
+    # The reads' connection is closed before the models run, so DuckDB's memory is given back first.
     with programme_connection(warehouse) as con:
         analysed = read_partition(con, settings, "programmes_analysed", programme_id).iloc[0]
-        result = programme_diagnostics(con, programme_id, analysed["status"], analysed["message"],
-                                       int(analysed["n_treated_analysed"]), settings, thresholds)
-        context.log.info(f"{programme_id}: headline {'withheld' if result.withheld else 'shown'}"
-                         + (f" ({'; '.join(result.failed)})" if result.withheld else ""))
-        frames = {table: with_programme(frame, programme_id)
-                  for table, frame in (("diagnostics", result.table), ("diagnostic_estimates", result.estimates))
-                  if not frame.empty}
+        read = read_diagnostic_inputs(con, settings, programme_id) if analysed["status"] == "ok" else None
+    result = programme_diagnostics(programme_id, analysed["status"], analysed["message"],
+                                   int(analysed["n_treated_analysed"]), read, settings, thresholds)
+    del read
+    context.log.info(f"{programme_id}: headline {'withheld' if result.withheld else 'shown'}"
+                     + (f" ({'; '.join(result.failed)})" if result.withheld else ""))
+    frames = {table: with_programme(frame, programme_id)
+              for table, frame in (("diagnostics", result.table), ("diagnostic_estimates", result.estimates))
+              if not frame.empty}
+    with programme_connection(warehouse) as con:
         write_partition(con, settings, programme_id, TABLES, frames)
         inputs = fingerprint(context, con, settings)
     return dg.MaterializeResult(metadata={"headline": "withheld" if result.withheld else "shown",

@@ -3,6 +3,7 @@ tables (read-only), call models/, write the programme's result frames (see pipel
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from desist import warehouse as wh
 from desist.analysis import ANALYSED_PEOPLE, unanalysed_reason
@@ -24,14 +26,21 @@ EFFECT_TABLES = ("programmes_analysed", "propensity_model", "matched_sets", "bal
                  "unmatched", "effects")
 SURVIVAL_TABLES = ("km_curves", "km_horizons", "logrank", "cox", "ph_tests", "rmst")
 # The survival analysis takes its people from the effects step's matched_sets file, which holds
-# everyone analysed (weight 0 where unmatched): the matched sample with its weights and sets, and
-# for the adjusted model the whole cohort with only the columns the model uses, in time order.
+# everyone analysed (weight 0 where unmatched), in one read: everyone with the treatment, weight,
+# matched set, the configured covariates (for the adjusted model on the whole cohort) and the
+# survival pair, numbered by their row in the file (`row`), with the person id only where the
+# person is in the matched sample (the matched analyses' clusters after matching with
+# replacement). Unordered: :func:`read_survival_cohort` orders the rows in NumPy by time and
+# row number, far cheaper than sorting in DuckDB.
 MATCHED_SURVIVAL = """
-    SELECT sets.person_id, sets.treated, sets.weight, sets.subclass, survival.time_days, survival.event
-    FROM read_parquet($matched_sets) AS sets
-    JOIN analysis.survival AS survival USING (programme_id, person_id)
-    WHERE sets.weight > 0
-    ORDER BY sets.person_id
+    SELECT sets.file_row_number AS row, CASE WHEN sets.weight > 0 THEN sets.person_id END AS person_id,
+           sets.treated, sets.weight, sets.subclass, COLUMNS(lambda c: list_contains(getvariable('covariates'), c)),
+           survival.time_days, survival.event
+    FROM read_parquet($matched_sets, file_row_number = true) AS sets
+    JOIN (SELECT * EXCLUDE (treated) FROM analysis.covariates WHERE programme_id = $programme_id) AS covariates
+      USING (person_id)
+    JOIN (SELECT person_id, time_days, event FROM analysis.survival WHERE programme_id = $programme_id) AS survival
+      USING (person_id)
 """
 
 
@@ -165,16 +174,37 @@ def matching_spec(settings: Settings) -> MatchingSpec:
     )
 
 
-def survival_cohort(settings: Settings) -> str:
-    """The query of everyone analysed with the treatment, the configured covariates and the survival pair."""
-    covariates = "".join(f", covariates.{wh.quoted(name)}" for name in settings.covariates.all)
-    return f"""
-        SELECT sets.treated{covariates}, survival.time_days, survival.event
-        FROM read_parquet($matched_sets) AS sets
-        JOIN analysis.covariates AS covariates USING (programme_id, person_id)
-        JOIN analysis.survival AS survival USING (programme_id, person_id)
-        ORDER BY survival.time_days
-    """
+def read_everyone_analysed(con: duckdb.DuckDBPyConnection, query: str, programme_id: str, matched_sets: Path,
+                           tables: str) -> tuple[pa.Table, np.ndarray]:
+    """The rows of ``query``, which gives everyone of the programme's matched_sets file numbered by
+    their row in the file (``row``), and those row numbers, read through Arrow (no sorting of text
+    in DuckDB, no Python object per person). Stops, naming the programme and ``tables``, unless
+    every person of the file has exactly one row."""
+    table = con.sql(query, params={"programme_id": programme_id, "matched_sets": str(matched_sets)}).to_arrow_table()
+    n_analysed = pq.ParquetFile(matched_sets).metadata.num_rows
+    rows = table.column("row").to_numpy()
+    per_row = np.bincount(rows, minlength=n_analysed)
+    missing, doubled = int((per_row == 0).sum()), int((per_row > 1).sum())
+    if missing or doubled:
+        faults = [*([f"lacks {missing}"] if missing else []),
+                  *([f"holds more than one row for {doubled}"] if doubled else [])]
+        raise dg.Failure(description=f"desist: programme {programme_id}: {tables} {' and '.join(faults)} of the "
+                                     f"{n_analysed} people analysed for its effects")
+    return table.drop_columns("row"), rows
+
+
+def read_survival_cohort(con: duckdb.DuckDBPyConnection, programme_id: str, matched_sets: Path) -> pd.DataFrame:
+    """Everyone analysed (MATCHED_SURVIVAL) in time order, text covariates as categoricals (see
+    :func:`read_cohort`)."""
+    table, rows = read_everyone_analysed(con, MATCHED_SURVIVAL, programme_id, matched_sets,
+                                         "analysis.survival or analysis.covariates")
+    # In time order, ties in file order: the Cox fits sum over risk sets in time order (their design
+    # needs no reordering copy), and the order does not depend on how DuckDB's threads met.
+    in_time_order = np.lexsort((rows, table.column("time_days").to_numpy()))
+    # copy=False: the columns stay apart, as they are (copying same-typed columns into one block
+    # would cost more than the models read of them).
+    return pd.DataFrame({name: values[in_time_order] for name, values in _pandas_columns(table).items()},
+                        copy=False)
 
 
 def write_results(con: duckdb.DuckDBPyConnection, schema_sql: str, frames: dict[str, list[pd.DataFrame]]) -> None:
@@ -268,27 +298,25 @@ def programme_effects(context: dg.AssetExecutionContext, warehouse: Warehouse) -
 def programme_survival(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     settings = warehouse.settings
     programme_id = context.partition_key
-    with warehouse.connect(read_only=True) as con:
+    # The read's connection is closed before the models run, so DuckDB's memory is given back first.
+    with programme_connection(warehouse) as con:
         analysed = read_partition(con, settings, "programmes_analysed", programme_id)
         estimated = bool((analysed["status"] == "ok").all())
-        frames = {}
         if estimated:
-            sets = {"matched_sets": str(existing_partition_file(settings, "matched_sets", programme_id))}
-            matched = con.execute(MATCHED_SURVIVAL, sets).df()
-            cohort = wh.frame_with_categories(con, survival_cohort(settings), sets)
-            n_analysed = con.execute("SELECT count(*) FROM read_parquet($matched_sets)", sets).fetchone()[0]
-            if len(cohort) != n_analysed:
-                raise dg.Failure(description=f"desist: programme {programme_id}: analysis.survival or "
-                                             f"analysis.covariates lacks {n_analysed - len(cohort)} of the "
-                                             f"{n_analysed} people analysed for its effects")
-            result = evaluate_survival(
-                programme_id, matched, cohort, matching_spec(settings),
-                horizon_days=settings.survival.rmst_horizon_days, horizons=settings.survival.horizons_days,
-            )
-            context.log.info(f"{programme_id}: matched hazard ratio {result.cox.loc[0, 'hr']:.3f}")
-            frames = {table: with_programme(getattr(result, table), programme_id) for table in SURVIVAL_TABLES}
-        else:
-            context.log.info(f"{programme_id}: not estimated, so no survival analysis")
+            cohort = read_survival_cohort(con, programme_id,
+                                          existing_partition_file(settings, "matched_sets", programme_id))
+    frames = {}
+    if estimated:
+        result = evaluate_survival(
+            programme_id, cohort[cohort["weight"] > 0], cohort, matching_spec(settings),
+            horizon_days=settings.survival.rmst_horizon_days, horizons=settings.survival.horizons_days,
+        )
+        del cohort
+        context.log.info(f"{programme_id}: matched hazard ratio {result.cox.loc[0, 'hr']:.3f}")
+        frames = {table: with_programme(getattr(result, table), programme_id) for table in SURVIVAL_TABLES}
+    else:
+        context.log.info(f"{programme_id}: not estimated, so no survival analysis")
+    with programme_connection(warehouse) as con:
         write_partition(con, settings, programme_id, SURVIVAL_TABLES, frames)
         inputs = fingerprint(context, con, settings)
     return dg.MaterializeResult(metadata={"estimated": estimated, "input_fingerprint": inputs})

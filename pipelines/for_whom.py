@@ -1,12 +1,14 @@
 """For whom it works: the reoffending-risk model and the matched effects within pre-declared subgroups."""
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from desist import warehouse as wh
 from desist.config import Settings
 from models.risk import BANDS, MIN_OUTCOMES, STATUS_OK, fit_risk_model, model_card
 from models.subgroups import age_bands, subgroup_effects
-from pipelines.effects import fingerprint, matching_spec, with_programme, write_results
+from pipelines.effects import (_pandas_columns, fingerprint, matching_spec, programme_connection,
+                               read_everyone_analysed, with_programme, write_results)
 from pipelines.partitions import (PROGRAMME_EFFECTS, PROGRAMME_GROUP, PROGRAMME_SUBGROUP_EFFECTS, PROGRAMMES,
                                  existing_partition_file, read_partition, write_partition)
 from pipelines.resources import WAREHOUSE_POOL, Warehouse
@@ -52,22 +54,34 @@ RISK_PEOPLE = """
 
 
 def subgroup_people(settings: Settings) -> str:
-    """Everyone the effects step analysed (its matched_sets file), in person order as they were matched
-    there: the treatment, the matching distance, the headline outcome, the age (for the age band), the
-    risk band and only the other columns the subgroups and the exact matching need."""
+    """Everyone the effects step analysed (its matched_sets file), numbered by their row there (as they
+    were matched: :func:`read_subgroup_people` puts them back in that order): the treatment, the
+    matching distance, the headline outcome, the age (for the age band), the risk band and only the
+    other columns the subgroups and the exact matching need."""
     others = [name for name in [*settings.subgroups.variables, *settings.matching.exact]
               if name not in ("age_band", "risk_band", "age_at_index")]
     columns = "".join(f", covariates.{wh.quoted(name)}" for name in dict.fromkeys(others))
     return f"""
-        SELECT sets.treated, sets.logit_score, headline.reoffended::DOUBLE AS outcome,
+        SELECT sets.file_row_number AS row, sets.treated, sets.logit_score, headline.reoffended::DOUBLE AS outcome,
                covariates.age_at_index, scores.risk_band{columns}
-        FROM read_parquet($matched_sets) AS sets
-        JOIN analysis.covariates AS covariates USING (programme_id, person_id)
-        JOIN analysis.measures AS headline USING (programme_id, person_id, index_date)
+        FROM read_parquet($matched_sets, file_row_number = true) AS sets
+        JOIN (SELECT * FROM analysis.covariates WHERE programme_id = $programme_id) AS covariates USING (person_id)
+        JOIN (SELECT person_id, index_date, reoffended FROM analysis.measures
+              WHERE programme_id = $programme_id AND window_months = getvariable('headline_months')) AS headline
+          USING (person_id, index_date)
         LEFT JOIN results.risk_scores AS scores USING (person_id, index_date)
-        WHERE headline.window_months = getvariable('headline_months')
-        ORDER BY sets.person_id
     """
+
+
+def read_subgroup_people(con, settings: Settings, programme_id: str) -> pd.DataFrame:
+    """:func:`subgroup_people` in the order of the matched_sets file, text columns as categoricals."""
+    path = existing_partition_file(settings, "matched_sets", programme_id)
+    table, rows = read_everyone_analysed(con, subgroup_people(settings), programme_id, path,
+                                         "analysis.covariates or the headline rows of analysis.measures")
+    in_file_order = np.empty(len(rows), dtype=np.int64)
+    in_file_order[rows] = np.arange(len(rows))
+    return pd.DataFrame({name: values[in_file_order] for name, values in _pandas_columns(table).items()},
+                        copy=False)
 
 
 def risk_people(con, settings: Settings) -> pd.DataFrame:
@@ -154,25 +168,28 @@ def programme_subgroup_effects(context: dg.AssetExecutionContext, warehouse: War
     spec = matching_spec(settings)
     programme_id = context.partition_key
     frames: dict[str, pd.DataFrame] = {}
-    with warehouse.connect(read_only=True) as con:
+    # The read's connection is closed before the matching runs, so DuckDB's memory is given back first.
+    with programme_connection(warehouse) as con:
         analysed = read_partition(con, settings, "programmes_analysed", programme_id)
         estimated = bool((analysed["status"] == "ok").all())
         if estimated:
-            people = wh.frame_with_categories(con, subgroup_people(settings), {
-                "matched_sets": str(existing_partition_file(settings, "matched_sets", programme_id))})
-            people = with_age_band(people, settings).assign(
-                risk_band=lambda f: pd.Categorical(f["risk_band"], categories=BANDS))
-            if "risk_band" in settings.subgroups.variables and people["risk_band"].isna().all():
-                context.log.warning(f"{programme_id}: no risk bands (the risk model was not fitted), so no "
-                                    "estimates by risk band")
-            result = subgroup_effects(
-                people, people["logit_score"], "outcome", settings.subgroups.variables,
-                ratio=spec.ratio, replace=spec.replace, caliper=spec.caliper, exact=spec.exact,
-            )
-            context.log.info(f"{programme_id}: {int((result.effects['gate_status'] == 'ok').sum())} subgroup "
-                             f"estimates of {len(result.effects)}")
-            frames = {table: with_programme(frame, programme_id)
-                      for table, frame in zip(SUBGROUP_TABLES, (result.effects, result.heterogeneity))}
+            people = read_subgroup_people(con, settings, programme_id)
+    if estimated:
+        people = with_age_band(people, settings).assign(
+            risk_band=lambda f: pd.Categorical(f["risk_band"], categories=BANDS))
+        if "risk_band" in settings.subgroups.variables and people["risk_band"].isna().all():
+            context.log.warning(f"{programme_id}: no risk bands (the risk model was not fitted), so no "
+                                "estimates by risk band")
+        result = subgroup_effects(
+            people, people["logit_score"], "outcome", settings.subgroups.variables,
+            ratio=spec.ratio, replace=spec.replace, caliper=spec.caliper, exact=spec.exact,
+        )
+        del people
+        context.log.info(f"{programme_id}: {int((result.effects['gate_status'] == 'ok').sum())} subgroup "
+                         f"estimates of {len(result.effects)}")
+        frames = {table: with_programme(frame, programme_id)
+                  for table, frame in zip(SUBGROUP_TABLES, (result.effects, result.heterogeneity))}
+    with programme_connection(warehouse) as con:
         write_partition(con, settings, programme_id, SUBGROUP_TABLES, frames)
         inputs = fingerprint(context, con, settings)
     return dg.MaterializeResult(metadata={"estimated": estimated, "input_fingerprint": inputs})
