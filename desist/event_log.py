@@ -16,9 +16,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import sqlalchemy as db
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from dagster._core.storage.event_log.schema import SqlEventLogStorageMetadata
+from dagster._core.storage.event_log.sqlite import sqlite_event_log
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
+from dagster._core.storage.sql import get_alembic_config
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 
+# Dagster's event log migrations, read once per process (Dagster reads them again for every new run's database).
+MIGRATIONS = ScriptDirectory.from_config(get_alembic_config(sqlite_event_log.__file__))
 OPEN_RUN_DATABASES = 4  # runs whose database stays open (a long-lived UI reads many runs' logs)
 
 
@@ -53,6 +60,19 @@ class OpenSqliteEventLogStorage(SqliteEventLogStorage):
         else:
             self._engines.move_to_end(shard)
         return engine
+
+    def _initdb(self, engine: db.Engine, for_index_shard: bool = False) -> None:
+        """A database without a migration stamp gets Dagster's tables, stamped with the latest migration
+        (as Dagster does, without reading the migration scripts again)."""
+        if for_index_shard:
+            return super()._initdb(engine, for_index_shard=True)
+        with engine.connect() as connection:
+            migration = MigrationContext.configure(connection)
+            if migration.get_current_revision():
+                return
+            SqlEventLogStorageMetadata.create_all(engine)
+            migration.stamp(MIGRATIONS, "head")
+            connection.commit()
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[db.Connection]:
