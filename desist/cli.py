@@ -22,6 +22,11 @@ concurrency:
     default_limit: 1   # DuckDB allows one writer: warehouse assets run one at a time
 telemetry:
   enabled: false
+event_log_storage:   # Dagster's SQLite event log with its connections kept open (desist/event_log.py)
+  module: desist.event_log
+  class: OpenSqliteEventLogStorage
+  config:
+    base_dir: {home}/history/runs
 """
 
 
@@ -30,7 +35,7 @@ def dagster_home() -> Path:
     home = Path(os.environ.get("DAGSTER_HOME") or DAGSTER_HOME)
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").write_text(DAGSTER_YAML)
+        (home / "dagster.yaml").write_text(DAGSTER_YAML.format(home=home.resolve()))
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

@@ -12,7 +12,8 @@ from pipelines import diagnostics
 from pipelines.effects import EFFECT_TABLES, SURVIVAL_TABLES
 from pipelines.for_whom import SUBGROUP_TABLES
 from pipelines.partitions import (PROGRAMME_DIAGNOSTICS, PROGRAMME_EFFECTS, PROGRAMME_SUBGROUP_EFFECTS,
-                                 PROGRAMME_SURVIVAL, partition_files, programme_fingerprints, stale_programmes)
+                                 PROGRAMME_SURVIVAL, partition_files, planned_fingerprints, programme_fingerprints,
+                                 stale_programmes)
 from pipelines.resources import WAREHOUSE_POOL, Warehouse
 
 EFFECTS = dg.AssetKey(["results", "effects"])
@@ -45,8 +46,9 @@ FAMILIES = {
 )
 def assembled_results(context: dg.AssetExecutionContext, warehouse: Warehouse):
     settings = warehouse.settings
+    planned = planned_fingerprints(settings, context.run.tags)  # before this step's connection writes anything
     with warehouse.connect() as con:
-        fingerprints = programme_fingerprints(con, settings)
+        fingerprints = planned or programme_fingerprints(con, settings)
         stale = stale_programmes(context.instance, fingerprints)
         if stale:
             raise dg.Failure(description="\n".join([

@@ -9,6 +9,7 @@ assembly asset loads every programme's files into the results tables in one tran
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 from urllib.parse import quote
@@ -30,6 +31,9 @@ PROGRAMME_SUBGROUP_EFFECTS = dg.AssetKey(["programmes", "subgroup_effects"])
 PROGRAMME_ASSETS = (PROGRAMME_EFFECTS, PROGRAMME_SURVIVAL, PROGRAMME_DIAGNOSTICS, PROGRAMME_SUBGROUP_EFFECTS)
 # The tag of a programme run started after a plan: the programme's input fingerprint, hashed once by the plan.
 FINGERPRINT_TAG = "desist/input_fingerprint"
+# The tag of the publish run `desist run` starts after its plan: every programme's fingerprint and the state of
+# the warehouse files they were hashed from (planned_fingerprints).
+PLANNED_FINGERPRINTS_TAG = "desist/planned_fingerprints"
 
 
 def partitions_folder(settings: Settings) -> Path:
@@ -102,6 +106,25 @@ def programme_fingerprints(con: duckdb.DuckDBPyConnection, settings: Settings,
                             {"programme_ids": programme_ids}).fetchall())
     return {programme_id: hashlib.sha256(f"{salt}:{rows.get(programme_id, 'no rows')}".encode()).hexdigest()[:16]
             for programme_id in programme_ids}
+
+
+def warehouse_state(settings: Settings) -> str:
+    """The warehouse files' inode, size and modification time: the same before and after means nothing
+    wrote the warehouse in between (read-only connections leave its files as they are)."""
+    warehouse = Path(settings.paths.warehouse)
+    return ";".join(f"{path.name}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+                    for path in (warehouse, warehouse.with_name(f"{warehouse.name}.wal")) if path.exists()
+                    for stat in [path.stat()])
+
+
+def planned_fingerprints(settings: Settings, tags: dict) -> dict[str, str] | None:
+    """The programme fingerprints the plan before this run hashed, when the run carries them and nothing
+    has written the warehouse since; otherwise None (hash them again: programme_fingerprints)."""
+    planned = tags.get(PLANNED_FINGERPRINTS_TAG)
+    if not planned:
+        return None
+    plan = json.loads(planned)
+    return plan["fingerprints"] if plan["warehouse"] == warehouse_state(settings) else None
 
 
 def recorded_fingerprint(instance: dg.DagsterInstance, key: dg.AssetKey, programme_id: str) -> str | None:

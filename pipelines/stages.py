@@ -32,15 +32,37 @@ from threadpoolctl import threadpool_limits
 from desist import warehouse as wh
 from desist.config import Settings, load_settings
 from desist.runs import BATCH_TAG, EVALUATION_JOB_NAME, PUBLISH_JOB_NAME, failure_reason
-from pipelines.partitions import (FINGERPRINT_TAG, PROGRAMME_GROUP, PROGRAMMES, programme_fingerprints,
-                                  remove_partition_files, stale_programmes)
+from pipelines.partitions import (FINGERPRINT_TAG, PLANNED_FINGERPRINTS_TAG, PROGRAMME_GROUP, PROGRAMMES,
+                                  programme_fingerprints, remove_partition_files, stale_programmes, warehouse_state)
 
 PROGRAMME_ASSETS = dg.AssetSelection.groups(PROGRAMME_GROUP)
+# The step after which this process holds the most freed memory glibc keeps (validation's pandas frames).
+VALIDATION_STEP = "validate_staging"
+
+
+def release_free_memory() -> None:
+    """Give the memory this process has freed back to the system (glibc keeps freed heap pages otherwise)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to give back this way
+        pass
+
+
+@dg.success_hook(name="release_memory_after_validation")
+def release_memory_after_validation(context: dg.HookContext) -> None:
+    """The next steps' DuckDB queries (the analysis tables) reach the run's peak memory: do not add to it the
+    heap validation left."""
+    if context.step_key == VALIDATION_STEP:
+        release_free_memory()
+
+
 EVALUATION_JOB = dg.define_asset_job(
     EVALUATION_JOB_NAME, selection=dg.AssetSelection.all() - PROGRAMME_ASSETS.downstream(),
     description="The evaluation up to the programmes: ingest, validation, analysis tables, risk model and run "
                 "info. When it succeeds, each changed programme is evaluated (programme_evaluation) and the "
-                "results are assembled and published (evaluation_publish).")
+                "results are assembled and published (evaluation_publish).",
+    hooks={release_memory_after_validation})
 PROGRAMME_JOB = dg.define_asset_job(
     "programme_evaluation", selection=PROGRAMME_ASSETS,
     description="One programme: matching, effects, survival, diagnostics and subgroup effects (reads the warehouse, "
@@ -56,18 +78,25 @@ UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.Da
 
 @dataclass
 class ProgrammePlan:
-    """The programmes of staging.programmes, the partitions to add and delete, the programmes to run and
-    each programme's input fingerprint."""
+    """The programmes of staging.programmes, the partitions to add and delete, the programmes to run,
+    each programme's input fingerprint and the state of the warehouse files they were hashed from."""
     programmes: list[str]
     added: list[str]
     removed: list[str]
     changed: list[str]
     fingerprints: dict[str, str] = field(default_factory=dict)
+    warehouse: str = ""
 
     def run_tags(self, programme_id: str, tags: dict) -> dict:
         """A programme run's tags: the batch's, and the fingerprint its partitions record (the warehouse
         is not written between the plan and the programme runs, so it is the fingerprint of what they read)."""
         return {**tags, FINGERPRINT_TAG: self.fingerprints[programme_id]}
+
+    def publish_tags(self, tags: dict) -> dict:
+        """The publish run's tags: the batch's, and the fingerprints, so that the assembly need not hash every
+        programme's rows again when the warehouse files are as the plan found them."""
+        return {**tags, PLANNED_FINGERPRINTS_TAG: json.dumps({"fingerprints": self.fingerprints,
+                                                              "warehouse": self.warehouse})}
 
     def partition_requests(self) -> list:
         return [*([PROGRAMMES.build_add_request(self.added)] if self.added else []),
@@ -81,7 +110,8 @@ def plan_programmes(instance: dg.DagsterInstance, settings: Settings) -> Program
     known = set(instance.get_dynamic_partitions(PROGRAMMES.name))
     return ProgrammePlan(programmes=sorted(fingerprints), added=sorted(set(fingerprints) - known),
                          removed=sorted(known - set(fingerprints)),
-                         changed=sorted(stale_programmes(instance, fingerprints)), fingerprints=fingerprints)
+                         changed=sorted(stale_programmes(instance, fingerprints)), fingerprints=fingerprints,
+                         warehouse=warehouse_state(settings))
 
 
 def apply_plan(instance: dg.DagsterInstance, settings: Settings, plan: ProgrammePlan) -> None:
@@ -120,21 +150,21 @@ WORKERS: set[multiprocessing.Process] = set()
 # seconds to import Dagster, pandas and the models. Each fork opens its own DuckDB and Dagster
 # connections; the server holds none, and no threads, so forking it is safe.
 WORKER_CONTEXT = multiprocessing.get_context("forkserver")
-WORKER_PRELOAD = ["pipelines.definitions"]
+# What a worker imports (the pipeline; the modules Dagster imports when it opens an instance), besides the
+# modules of the instance's own storage classes (start_worker_server).
+WORKER_PRELOAD = ["pipelines.definitions", "dagster._core.instance.factory", "dagster._core.storage.migration",
+                  "upath"]
 
 
-def release_free_memory() -> None:
-    """Give the memory this process has freed back to the system (glibc keeps freed heap pages otherwise)."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to give back this way
-        pass
-
-
-def start_worker_server() -> None:
-    """Start the server the programme workers are forked from, importing the pipeline in the background."""
-    WORKER_CONTEXT.set_forkserver_preload(WORKER_PRELOAD)
+def start_worker_server(instance: dg.DagsterInstance) -> None:
+    """Start the server the programme workers are forked from, importing in the background the pipeline and
+    the instance's storage (SQLAlchemy, Alembic and Dagster's storage modules: about 1.5 s a worker otherwise)."""
+    ref = instance.get_ref()
+    storage = [data.module_name for data in (ref.local_artifact_storage_data, ref.storage_data,
+                                             ref.run_storage_data, ref.event_storage_data,
+                                             ref.schedule_storage_data, ref.compute_logs_data,
+                                             ref.run_coordinator_data, ref.run_launcher_data) if data]
+    WORKER_CONTEXT.set_forkserver_preload([*WORKER_PRELOAD, *storage])
     forkserver.ensure_running()
 
 
@@ -142,7 +172,7 @@ def run_programmes(config_file: str, instance: dg.DagsterInstance, programme_tag
                    verbose: bool = False) -> dict[str, str]:
     """Each programme's stage 2 run (programme -> its run's tags) in its own worker process, as many at once
     as there are cores: {programme: run id}."""
-    start_worker_server()
+    start_worker_server(instance)
     instance_ref = serialize_value(instance.get_ref())
     programme_ids = list(programme_tags)
     run_ids = {programme_id: str(uuid.uuid4()) for programme_id in programme_ids}
@@ -180,7 +210,7 @@ def run_evaluation(config_file: str, instance: dg.DagsterInstance, run_id: str |
     tags = dict(tags or {})
     run_config = {"loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "CRITICAL"}}}}
     outcome = EvaluationOutcome()
-    start_worker_server()  # imports in the background while stage 1 runs
+    start_worker_server(instance)  # imports in the background while stage 1 runs
 
     def stage(job: dg.UnresolvedAssetJobDefinition, **options) -> bool:
         result = defs.resolve_job_def(job.name).execute_in_process(
@@ -211,7 +241,7 @@ def run_evaluation(config_file: str, instance: dg.DagsterInstance, run_id: str |
     if failed:
         outcome.reason = "\n".join([*failed, "nothing was published: the previous outputs were kept"])
         return outcome
-    stage(PUBLISH_JOB, tags=batch)
+    stage(PUBLISH_JOB, tags=plan.publish_tags(batch))
     return outcome
 
 

@@ -12,8 +12,9 @@ from desist import warehouse as wh
 from desist.config import load_settings, write_settings
 from desist.generate import write_extract
 from pipelines.definitions import build_definitions
-from pipelines.partitions import (FINGERPRINT_TAG, PROGRAMME_ASSETS, PROGRAMMES, partition_file, programme_fingerprints,
-                                  recorded_fingerprint)
+from pipelines.partitions import (FINGERPRINT_TAG, PROGRAMME_ASSETS, PROGRAMMES, partition_file, planned_fingerprints,
+                                  programme_fingerprints, recorded_fingerprint, warehouse_state)
+from pipelines.stages import ProgrammePlan
 
 PROGRAMME_TABLES = ("programmes", "participation", "mentors")
 
@@ -170,3 +171,22 @@ def overlapping_programme_runs(instance: dg.DagsterInstance, outcome) -> list[tu
         spans[programme_id] = (min(times), max(times))
     return [(a, b) for a in spans for b in spans
             if a < b and max(spans[a][0], spans[b][0]) < min(spans[a][1], spans[b][1])]
+
+
+def test_the_publish_run_reuses_the_plans_fingerprints_only_while_nothing_writes_the_warehouse(tmp_path):
+    settings = load_settings(write_settings(tmp_path, tmp_path / "landing"))
+    with wh.connect(settings) as con:
+        con.execute("CREATE TABLE staging.programmes AS SELECT 'P01' AS programme_id, 'Mentoring' AS name, "
+                    "'a.csv' AS source_file, 1 AS source_row")
+    plan = ProgrammePlan(programmes=["P01"], added=[], removed=[], changed=[], fingerprints={"P01": "0123abcd"},
+                         warehouse=warehouse_state(settings))
+    tags = plan.publish_tags({"desist/batch": "run-1"})
+    assert tags["desist/batch"] == "run-1"
+    assert planned_fingerprints(settings, tags) == {"P01": "0123abcd"}
+    with wh.connect(settings, read_only=True) as con:  # the programme runs only read it
+        assert con.execute("SELECT count(*) FROM staging.programmes").fetchone()[0] == 1
+    assert planned_fingerprints(settings, tags) == {"P01": "0123abcd"}
+    with wh.connect(settings) as con:  # a writer since the plan: hash again
+        con.execute("INSERT INTO staging.programmes VALUES ('P02', 'Second', 'a.csv', 2)")
+    assert planned_fingerprints(settings, tags) is None
+    assert planned_fingerprints(settings, {"desist/batch": "run-1"}) is None  # a run the daemon started
