@@ -85,7 +85,7 @@ def read_cohort(con: duckdb.DuckDBPyConnection, settings: Settings, programme_id
     if len(person_ids) > 1 and pc.any(pc.equal(person_ids[1:], person_ids[:-1])).as_py():
         raise dg.Failure(description=f"programme {programme_id}: analysis.covariates holds more than one "
                                      "analysed row for a person")
-    people = _pandas_columns(table)
+    people = pandas_columns(table)
     del table
     windows = list(settings.follow_up.windows_months)
     window_index = pd.Index(windows)
@@ -116,7 +116,7 @@ def read_cohort(con: duckdb.DuckDBPyConnection, settings: Settings, programme_id
     return cohort
 
 
-def _pandas_columns(table: pa.Table) -> dict[str, np.ndarray | pd.api.extensions.ExtensionArray]:
+def pandas_columns(table: pa.Table) -> dict[str, np.ndarray | pd.api.extensions.ExtensionArray]:
     """The table's columns as NumPy or pandas arrays (see :func:`read_cohort`), not yet framed."""
     columns = {}
     for name, column in zip(table.column_names, table.columns):
@@ -203,7 +203,7 @@ def read_survival_cohort(con: duckdb.DuckDBPyConnection, programme_id: str, matc
     in_time_order = np.lexsort((rows, table.column("time_days").to_numpy()))
     # copy=False: the columns stay apart, as they are (copying same-typed columns into one block
     # would cost more than the models read of them).
-    return pd.DataFrame({name: values[in_time_order] for name, values in _pandas_columns(table).items()},
+    return pd.DataFrame({name: values[in_time_order] for name, values in pandas_columns(table).items()},
                         copy=False)
 
 

@@ -7,7 +7,7 @@ from desist import warehouse as wh
 from desist.config import Settings
 from models.risk import BANDS, MIN_OUTCOMES, STATUS_OK, fit_risk_model, model_card
 from models.subgroups import age_bands, subgroup_effects
-from pipelines.effects import (_pandas_columns, fingerprint, matching_spec, programme_connection,
+from pipelines.effects import (fingerprint, matching_spec, pandas_columns, programme_connection,
                                read_everyone_analysed, with_programme, write_results)
 from pipelines.partitions import (PROGRAMME_EFFECTS, PROGRAMME_GROUP, PROGRAMME_SUBGROUP_EFFECTS, PROGRAMMES,
                                  existing_partition_file, read_partition, write_partition)
@@ -80,7 +80,7 @@ def read_subgroup_people(con, settings: Settings, programme_id: str) -> pd.DataF
                                          "analysis.covariates or the headline rows of analysis.measures")
     in_file_order = np.empty(len(rows), dtype=np.int64)
     in_file_order[rows] = np.arange(len(rows))
-    return pd.DataFrame({name: values[in_file_order] for name, values in _pandas_columns(table).items()},
+    return pd.DataFrame({name: values[in_file_order] for name, values in pandas_columns(table).items()},
                         copy=False)
 
 

@@ -1,5 +1,7 @@
 """Resources shared by every asset: the evaluation settings and the warehouse connection."""
 
+import ctypes
+import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -36,3 +38,12 @@ class Warehouse(dg.ConfigurableResource):
             yield con
         finally:
             con.close()
+
+
+def release_free_memory() -> None:
+    """Give the memory this process has freed back to the system (glibc keeps freed heap pages otherwise)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to give back this way
+        pass

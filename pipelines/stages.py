@@ -15,8 +15,6 @@ landing sensor starts stage 1 and the programme stages sensor starts stages 2 an
 """
 from __future__ import annotations
 
-import ctypes
-import gc
 import json
 import multiprocessing
 import os
@@ -34,35 +32,14 @@ from desist.config import Settings, load_settings
 from desist.runs import BATCH_TAG, EVALUATION_JOB_NAME, PUBLISH_JOB_NAME, failure_reason
 from pipelines.partitions import (FINGERPRINT_TAG, PLANNED_FINGERPRINTS_TAG, PROGRAMME_GROUP, PROGRAMMES,
                                   programme_fingerprints, remove_partition_files, stale_programmes, warehouse_state)
+from pipelines.resources import release_free_memory
 
 PROGRAMME_ASSETS = dg.AssetSelection.groups(PROGRAMME_GROUP)
-# The step after which this process holds the most freed memory glibc keeps (validation's pandas frames).
-VALIDATION_STEP = "validate_staging"
-
-
-def release_free_memory() -> None:
-    """Give the memory this process has freed back to the system (glibc keeps freed heap pages otherwise)."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to give back this way
-        pass
-
-
-@dg.success_hook(name="release_memory_after_validation")
-def release_memory_after_validation(context: dg.HookContext) -> None:
-    """The next steps' DuckDB queries (the analysis tables) reach the run's peak memory: do not add to it the
-    heap validation left."""
-    if context.step_key == VALIDATION_STEP:
-        release_free_memory()
-
-
 EVALUATION_JOB = dg.define_asset_job(
     EVALUATION_JOB_NAME, selection=dg.AssetSelection.all() - PROGRAMME_ASSETS.downstream(),
     description="The evaluation up to the programmes: ingest, validation, analysis tables, risk model and run "
                 "info. When it succeeds, each changed programme is evaluated (programme_evaluation) and the "
-                "results are assembled and published (evaluation_publish).",
-    hooks={release_memory_after_validation})
+                "results are assembled and published (evaluation_publish).")
 PROGRAMME_JOB = dg.define_asset_job(
     "programme_evaluation", selection=PROGRAMME_ASSETS,
     description="One programme: matching, effects, survival, diagnostics and subgroup effects (reads the warehouse, "
