@@ -119,6 +119,29 @@ def _two_sided_p(difference: float, se: float, df: float = np.inf) -> float:
     return float(2 * stats.t.sf(abs(difference / se), df)) if np.isfinite(df) else float(2 * stats.norm.sf(abs(difference / se)))
 
 
+def _normal_estimate(method: str, variance: str, mean_treated: float, mean_comparison: float, difference: float,
+                     se: float, n: int, n_treated: int, n_clusters: int, conf_level: float) -> EffectEstimate:
+    """An estimate whose interval and p-value come from the normal distribution."""
+    z = _z(conf_level)
+    return EffectEstimate(
+        method=method,
+        variance=variance,
+        mean_treated=mean_treated,
+        mean_comparison=mean_comparison,
+        difference=difference,
+        se=se,
+        ci_low=difference - z * se,
+        ci_high=difference + z * se,
+        p_value=_two_sided_p(difference, se),
+        df=float("inf"),
+        n=n,
+        n_treated=n_treated,
+        n_comparison=n - n_treated,
+        n_clusters=n_clusters,
+        conf_level=conf_level,
+    )
+
+
 def _z(conf_level: float) -> float:
     if not 0 < conf_level < 1:
         raise ValueError(f"conf_level must be between 0 and 1, got {conf_level}")
@@ -201,23 +224,8 @@ def matched_difference(
 
     difference = mean_treated - mean_comparison
     se = float(np.sqrt(vcov[1, 1]))
-    estimate = EffectEstimate(
-        method="matched",
-        variance=variance,
-        mean_treated=mean_treated,
-        mean_comparison=mean_comparison,
-        difference=difference,
-        se=se,
-        ci_low=difference - z * se,
-        ci_high=difference + z * se,
-        p_value=_two_sided_p(difference, se),
-        df=float("inf"),
-        n=n,
-        n_treated=n_treated,
-        n_comparison=n - n_treated,
-        n_clusters=n_clusters,
-        conf_level=conf_level,
-    )
+    estimate = _normal_estimate("matched", variance, mean_treated, mean_comparison, difference, se,
+                                n, n_treated, n_clusters, conf_level)
     if ratio and mean_treated > 0 and mean_comparison > 0:
         # log(mean_t / mean_c) with mean_c = b0 and mean_t = b0 + b1
         gradient = np.array([1 / mean_treated - 1 / mean_comparison, 1 / mean_treated])
@@ -396,7 +404,6 @@ class CovariateAdjustment:
         groups: dict[bytes, list[int]] = {}  # outcomes by the rows they are measured on, in order
         for i, keep in enumerate(measured):
             groups.setdefault(np.packbits(keep).tobytes(), []).append(i)
-        z = _z(conf_level)
         estimates: list[EffectEstimate | None] = [None] * len(values)
         for members in groups.values():
             keep = measured[members[0]]
@@ -410,23 +417,8 @@ class CovariateAdjustment:
             for i, difference, variance in zip(members, differences.tolist(), variances.tolist()):
                 se = float(np.sqrt(variance))
                 mean_treated = float(values[i][kept_treated].mean())
-                estimates[i] = EffectEstimate(
-                    method="adjusted",
-                    variance="HC3 robust",
-                    mean_treated=mean_treated,
-                    mean_comparison=mean_treated - difference,
-                    difference=difference,
-                    se=se,
-                    ci_low=difference - z * se,
-                    ci_high=difference + z * se,
-                    p_value=_two_sided_p(difference, se),
-                    df=float("inf"),
-                    n=n,
-                    n_treated=n_treated,
-                    n_comparison=n - n_treated,
-                    n_clusters=n,
-                    conf_level=conf_level,
-                )
+                estimates[i] = _normal_estimate("adjusted", "HC3 robust", mean_treated, mean_treated - difference,
+                                                difference, se, n, n_treated, n, conf_level)
         return estimates
 
 
