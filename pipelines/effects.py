@@ -188,7 +188,7 @@ def read_everyone_analysed(con: duckdb.DuckDBPyConnection, query: str, programme
     if missing or doubled:
         faults = [*([f"lacks {missing}"] if missing else []),
                   *([f"holds more than one row for {doubled}"] if doubled else [])]
-        raise dg.Failure(description=f"desist: programme {programme_id}: {tables} {' and '.join(faults)} of the "
+        raise dg.Failure(description=f"programme {programme_id}: {tables} {' and '.join(faults)} of the "
                                      f"{n_analysed} people analysed for its effects")
     return table.drop_columns("row"), rows
 

@@ -115,7 +115,7 @@ def test_a_person_missing_or_doubled_in_the_survival_table_stops_the_read(analys
     con.execute("BEGIN")
     try:
         con.execute(change, {"path": str(path)})
-        with pytest.raises(dg.Failure, match=f"desist: programme P02: analysis.survival or analysis.covariates "
+        with pytest.raises(dg.Failure, match=f"^programme P02: analysis.survival or analysis.covariates "
                                              f"{message.format(n=n)}"):
             read_survival_cohort(con, PROGRAMME, path)
     finally:
@@ -129,7 +129,7 @@ def test_a_person_without_a_headline_row_stops_the_subgroup_read(analysed):
     try:
         con.execute("DELETE FROM analysis.measures WHERE window_months = getvariable('headline_months') "
                     "AND person_id IN (SELECT person_id FROM read_parquet($path) LIMIT 2)", {"path": str(path)})
-        with pytest.raises(dg.Failure, match="programme P02: analysis.covariates or the headline rows of "
+        with pytest.raises(dg.Failure, match="^programme P02: analysis.covariates or the headline rows of "
                                              "analysis.measures lacks 2 of the"):
             read_subgroup_people(con, settings, PROGRAMME)
     finally:
