@@ -17,6 +17,7 @@ warehouse leaves its section reading "not available".
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import math
@@ -31,8 +32,8 @@ import duckdb
 import jinja2
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import plotly.io as pio
+from _plotly_utils.utils import PlotlyJSONEncoder, convert_to_base64
 from markupsafe import Markup
 
 from desist.config import Settings
@@ -444,15 +445,16 @@ def text(value: object) -> str:
 # Charts
 
 
-def chart(chart_id: str, title: str, figure: go.Figure, alt: str, table: Table) -> Chart:
-    """A figure for a page. Its layout leaves out the plotly template, which the page carries once
-    (`plotly_template`, see charts.js), so each chart does not repeat it."""
-    spec = json.loads(figure.to_json())
-    spec["layout"].pop("template", None)
-    return Chart(id=chart_id, title=title, alt=alt, spec=script_json(json.dumps(spec, separators=(",", ":"))),
-                 table=table)
+def chart(chart_id: str, title: str, figure: figures.Figure, alt: str, table: Table) -> Chart:
+    """A figure for a page, as JSON. Numeric arrays become plotly's base64 typed arrays and NaN
+    becomes null, as plotly's own ``Figure.to_json`` writes them. Its layout leaves out the plotly
+    template, which the page carries once (`plotly_template`, see charts.js)."""
+    convert_to_base64(figure)
+    spec = json.dumps(figure, cls=PlotlyJSONEncoder, separators=(",", ":"))
+    return Chart(id=chart_id, title=title, alt=alt, spec=script_json(spec), table=table)
 
 
+@functools.cache
 def plotly_template() -> Markup:
     """The house plotly template (figures.TEMPLATE) as JSON for the page's one copy of it."""
     return script_json(json.dumps(pio.templates[figures.TEMPLATE].to_plotly_json(), separators=(",", ":")))

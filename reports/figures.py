@@ -1,23 +1,27 @@
 """Plotly figures for the reports, drawn from frames that have already passed disclosure control.
 
 Every function takes a tidy frame (suppressed cells read "suppressed" and are not drawn) and
-returns a ``go.Figure`` finished by :func:`standard_layout`, the one place that sizes figures
-for every screen: charts take the width of their container, long axis titles and labels are
-wrapped so a phone shows them whole. Only trace types of plotly.js's basic bundle (scatter,
-bar) are used, because that is the bundle the pages embed. Text shown by plotly (labels, hover
-text) is HTML-escaped, because
-plotly reads a small set of HTML tags in its strings: a programme named ``<b>x</b>`` is shown
-as typed. Colours are the Okabe–Ito palette, which reads for every common form of colour
-blindness, and groups also differ in marker or line style so colour is never the only cue.
+returns a figure as plotly.js reads it, ``{"data": [trace, ...], "layout": {...}}``, finished by
+:func:`standard_layout`, the one place that sizes figures for every screen: charts take the
+width of their container, long axis titles and labels are wrapped so a phone shows them whole.
+Figures are written as plain dicts, not plotly's graph objects: those check every property and
+copy the template into every figure, which cost seconds per run for layouts that never change
+(the tests hand each figure to ``plotly.graph_objects.Figure`` to check it is valid). Numeric
+arrays stay NumPy arrays, which :func:`reports.build.chart` writes as plotly's typed arrays.
+Only trace types of plotly.js's basic bundle (scatter, bar) are used, because that is the
+bundle the pages embed; the page applies the house template (TEMPLATE) to every chart. Text
+shown by plotly (labels, hover text) is HTML-escaped, because plotly reads a small set of HTML
+tags in its strings: a programme named ``<b>x</b>`` is shown as typed. Colours are the
+Okabe–Ito palette, which reads for every common form of colour blindness, and groups also
+differ in marker or line style so colour is never the only cue.
 """
 from __future__ import annotations
 
 import html
+import re
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from reports.disclosure import SUPPRESSED, numeric
 
@@ -31,6 +35,9 @@ GROUP_DASH = {"treated": "solid", "comparison": "dash"}
 GROUP_SYMBOL = {"treated": "circle", "comparison": "diamond"}
 TEMPLATE = "simple_white"  # pages carry it once and charts.js applies it to every chart
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
+SUBPLOT_TITLE_FONT = {"size": 16}  # plotly's make_subplots size for subplot titles
+
+Figure = dict  # {"data": [trace, ...], "layout": {...}}: a figure as plotly.js reads it
 
 
 def plot_text(value: object) -> str:
@@ -56,14 +63,14 @@ def wrap(words: str, width: int = WRAP_AT) -> str:
     return "<br>".join([*lines, line])
 
 
-def standard_layout(fig: go.Figure, height: int, **layout) -> go.Figure:
-    """The house layout: fonts, palette template, legend above the plot, fixed height, width of the page.
+def standard_layout(fig: Figure, height: int, **layout) -> Figure:
+    """The house layout: fonts, legend above the plot, fixed height, width of the page.
 
     Axis titles and annotations (subplot titles) longer than WRAP_AT characters are wrapped, and
     margins grow to fit every label (automargin), so nothing is clipped on a 390 px phone.
     """
-    fig.update_layout(
-        template=TEMPLATE,
+    settings = fig["layout"]
+    settings.update(
         height=height,
         autosize=True,
         margin={"l": 10, "r": 10, "t": 40, "b": 40},
@@ -72,49 +79,126 @@ def standard_layout(fig: go.Figure, height: int, **layout) -> go.Figure:
         hoverlabel={"font": {"family": FONT}},
         **layout,
     )
-    fig.update_xaxes(automargin=True)
-    fig.update_yaxes(automargin=True)
-    fig.for_each_xaxis(_wrap_title)
-    fig.for_each_yaxis(_wrap_title)
-    for annotation in fig.layout.annotations:
-        if annotation.text and "<br>" not in annotation.text:
-            annotation.text = wrap(annotation.text)
-    lines = max((a.text.count("<br>") for a in fig.layout.annotations if a.text and a.yanchor == "bottom"),
+    for name, axis in settings.items():
+        if AXIS.fullmatch(name):
+            axis["automargin"] = True
+            title = axis.get("title", {}).get("text")
+            if title and "<br>" not in title:
+                axis["title"]["text"] = wrap(title)
+    annotations = settings.get("annotations", [])
+    for annotation in annotations:
+        if annotation.get("text") and "<br>" not in annotation["text"]:
+            annotation["text"] = wrap(annotation["text"])
+    lines = max((a["text"].count("<br>") for a in annotations if a.get("text") and a.get("yanchor") == "bottom"),
                 default=0)
-    fig.update_layout(margin={"t": 40 + 18 * lines})  # room above the top subplot for a wrapped title
+    settings["margin"]["t"] = 40 + 18 * lines  # room above the top subplot for a wrapped title
     return fig
 
 
-def _wrap_title(axis) -> None:
-    if axis.title and axis.title.text and "<br>" not in axis.title.text:
-        axis.title.text = wrap(axis.title.text)
+AXIS = re.compile(r"[xy]axis\d*")
 
 
-def forest_plot(rows: pd.DataFrame) -> go.Figure:
+def figure(*traces: dict, **layout) -> Figure:
+    return {"data": list(traces), "layout": layout}
+
+
+def scatter(**properties) -> dict:
+    return {"type": "scatter", **properties}
+
+
+def bar(**properties) -> dict:
+    return {"type": "bar", **properties}
+
+
+def floats(values) -> np.ndarray:
+    """A numeric column or array as the contiguous float64 array plotly.js receives as a typed array."""
+    return np.ascontiguousarray(values, dtype=float)
+
+
+def axis(fig: Figure, letter: str, row: int = 1) -> dict:
+    """The settings of the x or y axis of subplot `row` (created empty if not set yet)."""
+    return fig["layout"].setdefault(f"{letter}axis{row if row > 1 else ''}", {})
+
+
+def in_row(trace: dict, row: int) -> dict:
+    """A trace drawn in subplot `row` of a figure made by :func:`subplots`."""
+    suffix = row if row > 1 else ""
+    return {**trace, "xaxis": f"x{suffix}", "yaxis": f"y{suffix}"}
+
+
+def vline(fig: Figure, x: float, line: dict, row: int | None = None) -> None:
+    """A vertical line at `x` across the plot (of subplot `row` when given)."""
+    suffix = "" if row is None or row == 1 else row
+    fig["layout"].setdefault("shapes", []).append({
+        "type": "line", "x0": x, "x1": x, "xref": f"x{suffix}", "y0": 0, "y1": 1, "yref": f"y{suffix} domain",
+        "line": line})
+
+
+def title(text: str) -> dict:
+    return {"text": text}
+
+
+def subplots(titles: list[str], vertical_spacing: float, row_heights: list[int] | None = None) -> Figure:
+    """An empty figure of len(titles) subplots stacked in one column, titled, top row first.
+
+    The domains and title annotations are those of ``plotly.subplots.make_subplots(rows=n, cols=1,
+    subplot_titles=titles, row_heights=row_heights, vertical_spacing=vertical_spacing)``, worked
+    out the same way, so the same floating-point numbers come out.
+    """
+    rows = len(titles)
+    free = 1.0 - vertical_spacing * (rows - 1)
+    if row_heights is None:
+        heights = [free / rows] * rows
+    else:
+        total = float(sum(row_heights))
+        heights = [free * (h / total) for h in row_heights][::-1]  # listed top first, stacked from the bottom
+    layout: dict = {}
+    annotations = []
+    for r in range(rows):
+        from_bottom = rows - 1 - r
+        start = sum(heights[:from_bottom]) + from_bottom * vertical_spacing
+        bottom, top = _clamp(start + 0.0), _clamp(start + heights[-1 - r] - 0.0)
+        suffix = r + 1 if r else ""
+        layout[f"xaxis{suffix}"] = {"anchor": f"y{suffix}", "domain": [0.0, 1.0]}
+        layout[f"yaxis{suffix}"] = {"anchor": f"x{suffix}", "domain": [bottom, top]}
+        if titles[r]:
+            annotations.append({"y": top, "xref": "paper", "x": 0.5, "yref": "paper", "text": titles[r],
+                                "showarrow": False, "font": dict(SUBPLOT_TITLE_FONT), "xanchor": "center",
+                                "yanchor": "bottom"})
+    layout["annotations"] = annotations
+    return {"data": [], "layout": layout}
+
+
+def _clamp(edge: float) -> float:
+    """A domain edge a rounding error outside 0..1 put back at 0 or 1 (as make_subplots does)."""
+    return 0.0 if -0.01 < edge < 0.0 else 1.0 if 1.0 < edge < 1.01 else edge
+
+
+def forest_plot(rows: pd.DataFrame) -> Figure:
     """Each programme's difference in reoffending (percentage points) with its 95% CI.
 
     `rows`: label, difference, ci_lower, ci_upper — all in percentage points, one row per programme.
     """
     difference, lower, upper = (numeric(rows[c]) for c in ("difference", "ci_lower", "ci_upper"))
     labels = [wrap(plot_text(label), LABEL_WRAP_AT) for label in rows["label"]]
-    fig = go.Figure(go.Scatter(
-        x=difference, y=labels, mode="markers",
+    fig = figure(scatter(
+        x=floats(difference), y=labels, mode="markers",
         marker={"symbol": "square", "size": 10, "color": OKABE_ITO["blue"]},
-        error_x={"type": "data", "symmetric": False, "array": upper - difference,
-                 "arrayminus": difference - lower, "color": OKABE_ITO["blue"], "thickness": 2},
+        error_x={"type": "data", "symmetric": False, "array": floats(upper - difference),
+                 "arrayminus": floats(difference - lower), "color": OKABE_ITO["blue"], "thickness": 2},
         customdata=np.c_[lower, upper],
         hovertemplate="%{y}<br>%{x:.1f} percentage points (95% CI %{customdata[0]:.1f} to "
                       "%{customdata[1]:.1f})<extra></extra>",
         name="Difference",
     ))
-    fig.add_vline(x=0, line={"color": OKABE_ITO["black"], "width": 1})
-    fig.update_yaxes(autorange="reversed", type="category")
-    fig.update_xaxes(title="Difference in reoffending rate, percentage points (negative = fewer reoffended)",
-                     zeroline=False)
+    vline(fig, 0, {"color": OKABE_ITO["black"], "width": 1})
+    axis(fig, "y").update(autorange="reversed", type="category")
+    axis(fig, "x").update(
+        title=title("Difference in reoffending rate, percentage points (negative = fewer reoffended)"), zeroline=False)
     return standard_layout(fig, height=max(220, 60 + 45 * len(rows)), showlegend=False)
 
 
-def effect_estimates(rows: pd.DataFrame) -> go.Figure:
+def effect_estimates(rows: pd.DataFrame) -> Figure:
     """Differences (participants minus comparison) with 95% CIs, one panel per measure.
 
     `rows`: panel, label (estimator and window), difference, ci_lower, ci_upper, in display units.
@@ -124,124 +208,123 @@ def effect_estimates(rows: pd.DataFrame) -> go.Figure:
     rows = rows.assign(label=[wrap(plot_text(label), LABEL_WRAP_AT) for label in rows["label"]])
     row_height = 12 + 16 * max((label.count("<br>") + 1 for label in rows["label"]), default=1)  # room for wraps
     height = 60 + 90 * len(panels) + row_height * sum(sizes)
-    fig = make_subplots(rows=len(panels), cols=1, subplot_titles=[plot_text(p) for p in panels],
-                        row_heights=sizes, vertical_spacing=90 / height)
+    fig = subplots([plot_text(p) for p in panels], row_heights=sizes, vertical_spacing=90 / height)
     for number, panel in enumerate(panels, start=1):
         part = rows[rows["panel"] == panel]
         difference, lower, upper = (numeric(part[c]) for c in ("difference", "ci_lower", "ci_upper"))
-        fig.add_trace(go.Scatter(
-            x=difference, y=list(part["label"]), mode="markers",
+        fig["data"].append(in_row(scatter(
+            x=floats(difference), y=list(part["label"]), mode="markers",
             marker={"symbol": "square", "size": 9, "color": OKABE_ITO["blue"]},
-            error_x={"type": "data", "symmetric": False, "array": upper - difference,
-                     "arrayminus": difference - lower, "color": OKABE_ITO["blue"]},
+            error_x={"type": "data", "symmetric": False, "array": floats(upper - difference),
+                     "arrayminus": floats(difference - lower), "color": OKABE_ITO["blue"]},
             customdata=np.c_[lower, upper],
             hovertemplate="%{y}: %{x:.2f} (95% CI %{customdata[0]:.2f} to %{customdata[1]:.2f})<extra></extra>",
             showlegend=False,
-        ), row=number, col=1)
-        fig.add_vline(x=0, line={"color": OKABE_ITO["black"], "width": 1}, row=number, col=1)
-        fig.update_yaxes(autorange="reversed", type="category", row=number, col=1)
+        ), number))
+        vline(fig, 0, {"color": OKABE_ITO["black"], "width": 1}, row=number)
+        axis(fig, "y", number).update(autorange="reversed", type="category")
     return standard_layout(fig, height=height)
 
 
-def reoffending_rates(rows: pd.DataFrame) -> go.Figure:
+def reoffending_rates(rows: pd.DataFrame) -> Figure:
     """Share reoffending by follow-up window, participants beside the matched comparison group.
 
     `rows`: window (label), grp ('treated'|'comparison'), value (percent).
     """
-    fig = go.Figure()
+    fig = figure()
     for grp in ("treated", "comparison"):
         part = rows[rows["grp"] == grp]
-        fig.add_trace(go.Bar(
-            x=[plot_text(w) for w in part["window"]], y=numeric(part["value"]),
+        fig["data"].append(bar(
+            x=[plot_text(w) for w in part["window"]], y=floats(numeric(part["value"])),
             name=GROUP_LABELS[grp], marker={"color": GROUP_COLOURS[grp],
                                             "pattern": {"shape": "" if grp == "treated" else "/"}},
             hovertemplate=f"{GROUP_LABELS[grp]}, %{{x}}: %{{y:.1f}}%<extra></extra>",
         ))
-    fig.update_yaxes(title="Reoffended (%)", rangemode="tozero")
-    fig.update_xaxes(title="Follow-up window")
+    axis(fig, "y").update(title=title("Reoffended (%)"), rangemode="tozero")
+    axis(fig, "x").update(title=title("Follow-up window"))
     return standard_layout(fig, height=340, barmode="group")
 
 
-def cumulative_reoffending(curves: pd.DataFrame) -> go.Figure:
+def cumulative_reoffending(curves: pd.DataFrame) -> Figure:
     """1 − Kaplan–Meier: share who have reoffended by each day, with 95% CI bands.
 
     `curves`: grp, time_days, cumulative_reoffending, lower, upper (shares 0..1).
     """
-    fig = go.Figure()
+    fig = figure()
     for grp in ("treated", "comparison"):
         part = curves[curves["grp"] == grp].sort_values("time_days")
         if part.empty:
             continue
-        days = numeric(part["time_days"])
+        days = floats(numeric(part["time_days"]))
         colour = GROUP_COLOURS[grp]
         for bound, fill in (("upper", "none"), ("lower", "tonexty")):
-            fig.add_trace(go.Scatter(
-                x=days, y=numeric(part[bound]) * 100, mode="lines", fill=fill,
+            fig["data"].append(scatter(
+                x=days, y=floats(numeric(part[bound]) * 100), mode="lines", fill=fill,
                 fillcolor=_transparent(colour, 0.18), line={"width": 0, "shape": "hv"},
                 hoverinfo="skip", showlegend=False, name=f"{GROUP_LABELS[grp]} 95% CI {bound}",
             ))
-        fig.add_trace(go.Scatter(
-            x=days, y=numeric(part["cumulative_reoffending"]) * 100, mode="lines",
+        fig["data"].append(scatter(
+            x=days, y=floats(numeric(part["cumulative_reoffending"]) * 100), mode="lines",
             line={"color": colour, "dash": GROUP_DASH[grp], "shape": "hv", "width": 2.5},
             name=GROUP_LABELS[grp],
             customdata=np.c_[numeric(part["lower"]) * 100, numeric(part["upper"]) * 100],
             hovertemplate=f"{GROUP_LABELS[grp]}, day %{{x:.0f}}: %{{y:.1f}}% "
                           "(95% CI %{customdata[0]:.1f} to %{customdata[1]:.1f})<extra></extra>",
         ))
-    fig.update_xaxes(title="Days since index date", rangemode="tozero")
-    fig.update_yaxes(title="Reoffended so far (%)", rangemode="tozero")
+    axis(fig, "x").update(title=title("Days since index date"), rangemode="tozero")
+    axis(fig, "y").update(title=title("Reoffended so far (%)"), rangemode="tozero")
     return standard_layout(fig, height=380)
 
 
-def love_plot(balance: pd.DataFrame, threshold: float = 0.1) -> go.Figure:
+def love_plot(balance: pd.DataFrame, threshold: float = 0.1) -> Figure:
     """Standardised mean difference of each covariate before and after matching, with ±threshold lines.
 
     `balance`: covariate, stage ('before'|'after'), smd.
     """
     covariates = list(dict.fromkeys(balance["covariate"]))
-    fig = go.Figure()
+    fig = figure()
     styles = {"before": ("Before matching", OKABE_ITO["vermillion"], "circle-open"),
               "after": ("After matching", OKABE_ITO["blue"], "circle")}
     for stage, (name, colour, symbol) in styles.items():
         part = balance[balance["stage"] == stage].set_index("covariate").reindex(covariates)
-        fig.add_trace(go.Scatter(
-            x=numeric(part["smd"]), y=[wrap(plot_text(c), LABEL_WRAP_AT) for c in covariates], mode="markers",
-            name=name,
+        fig["data"].append(scatter(
+            x=floats(numeric(part["smd"])), y=[wrap(plot_text(c), LABEL_WRAP_AT) for c in covariates],
+            mode="markers", name=name,
             marker={"color": colour, "symbol": symbol, "size": 10, "line": {"width": 2, "color": colour}},
             hovertemplate=f"{name}, %{{y}}: SMD %{{x:.3f}}<extra></extra>",
         ))
     for x in (-threshold, threshold):
-        fig.add_vline(x=x, line={"color": "#555555", "dash": "dot", "width": 1})
-    fig.add_vline(x=0, line={"color": OKABE_ITO["black"], "width": 1})
-    fig.update_yaxes(autorange="reversed", type="category")
-    fig.update_xaxes(title="Standardised mean difference (participants − comparison)")
+        vline(fig, x, {"color": "#555555", "dash": "dot", "width": 1})
+    vline(fig, 0, {"color": OKABE_ITO["black"], "width": 1})
+    axis(fig, "y").update(autorange="reversed", type="category")
+    axis(fig, "x").update(title=title("Standardised mean difference (participants − comparison)"))
     return standard_layout(fig, height=max(260, 80 + 26 * len(covariates)))
 
 
-def propensity_overlap(percentiles: pd.DataFrame) -> go.Figure:
+def propensity_overlap(percentiles: pd.DataFrame) -> Figure:
     """The spread of propensity scores per group, before and after matching, drawn as boxes.
 
     A thin whisker spans the 5th to 95th percentile, a thick bar the 25th to 75th, a marker the
     median (plotly's box trace is not in the basic bundle, so the box is drawn with error bars).
     `percentiles`: sample ('all'|'matched'), grp, p05, p25, p50, p75, p95.
     """
-    fig = go.Figure()
+    fig = figure()
     samples = {"all": "Before matching", "matched": "After matching"}
     offsets = {"treated": -0.15, "comparison": 0.15}
     for grp in ("treated", "comparison"):
         part = percentiles[percentiles["grp"] == grp].set_index("sample").reindex(list(samples))
-        values = {c: numeric(part[c]).to_numpy() for c in PERCENTILES}
+        values = {c: floats(numeric(part[c])) for c in PERCENTILES}
         x = np.arange(len(samples)) + offsets[grp]
         colour = GROUP_COLOURS[grp]
         for low, high, thickness in (("p05", "p95", 1.5), ("p25", "p75", 14)):
-            fig.add_trace(go.Scatter(
+            fig["data"].append(scatter(
                 x=x, y=values["p50"], mode="markers", marker={"size": 0.1, "color": colour},
                 error_y={"type": "data", "symmetric": False, "array": values[high] - values["p50"],
                          "arrayminus": values["p50"] - values[low], "color": _transparent(colour, 0.55)
                          if thickness > 2 else colour, "thickness": thickness, "width": 0},
                 hoverinfo="skip", showlegend=False,
             ))
-        fig.add_trace(go.Scatter(
+        fig["data"].append(scatter(
             x=x, y=values["p50"], mode="markers", name=GROUP_LABELS[grp],
             marker={"symbol": GROUP_SYMBOL[grp], "size": 11, "color": "#ffffff", "line": {"color": colour, "width": 2}},
             customdata=np.c_[values["p05"], values["p25"], values["p75"], values["p95"]],
@@ -249,80 +332,83 @@ def propensity_overlap(percentiles: pd.DataFrame) -> go.Figure:
                           "%{customdata[2]:.2f}; 5th to 95th percentile %{customdata[0]:.2f} to "
                           "%{customdata[3]:.2f})<extra></extra>",
         ))
-    fig.update_xaxes(tickvals=list(range(len(samples))), ticktext=list(samples.values()), range=[-0.5, 1.5])
-    fig.update_yaxes(title="Propensity score", rangemode="tozero")
+    axis(fig, "x").update(tickvals=list(range(len(samples))), ticktext=list(samples.values()), range=[-0.5, 1.5])
+    axis(fig, "y").update(title=title("Propensity score"), rangemode="tozero")
     return standard_layout(fig, height=360)
 
 
 PERCENTILES = ("p05", "p25", "p50", "p75", "p95")
 
 
-def attrition_funnel(steps: pd.DataFrame) -> go.Figure:
+def attrition_funnel(steps: pd.DataFrame) -> Figure:
     """People remaining after each step, one panel per group (the two differ in scale).
 
     `steps`: cohort_group, step (label), people.
     """
     groups = list(dict.fromkeys(steps["cohort_group"]))
     height = 80 + 110 * len(groups) + 36 * len(steps)
-    fig = make_subplots(rows=len(groups), cols=1, subplot_titles=[plot_text(g).capitalize() for g in groups],
-                        row_heights=[int((steps["cohort_group"] == g).sum()) for g in groups],
-                        vertical_spacing=110 / height)
+    fig = subplots([plot_text(g).capitalize() for g in groups],
+                   row_heights=[int((steps["cohort_group"] == g).sum()) for g in groups],
+                   vertical_spacing=110 / height)
     colours = {"participants": OKABE_ITO["blue"], "comparison": OKABE_ITO["orange"]}
     for number, group in enumerate(groups, start=1):
         part = steps[steps["cohort_group"] == group]
         labels = [wrap(plot_text(s), LABEL_WRAP_AT) for s in part["step"]]
-        fig.add_trace(go.Bar(
-            x=numeric(part["people"]), y=labels, orientation="h",
+        fig["data"].append(in_row(bar(
+            x=floats(numeric(part["people"])), y=labels, orientation="h",
             marker={"color": colours.get(group, OKABE_ITO["green"])}, showlegend=False,
             hovertemplate="%{y}: %{x:,.0f} people<extra></extra>",
-        ), row=number, col=1)
+        ), number))
         mark_suppressed(fig, part["people"], labels, row=number)
-        fig.update_yaxes(autorange="reversed", type="category", row=number, col=1)
-        fig.update_xaxes(title="People", rangemode="tozero", row=number, col=1)
+        axis(fig, "y", number).update(autorange="reversed", type="category")
+        axis(fig, "x", number).update(title=title("People"), rangemode="tozero")
     return standard_layout(fig, height=height)
 
 
-def mark_suppressed(fig: go.Figure, values: pd.Series, labels: list[str], row: int) -> None:
+def mark_suppressed(fig: Figure, values: pd.Series, labels: list[str], row: int) -> None:
     """Write "suppressed" where a bar is missing for disclosure, so a gap is not read as zero."""
+    suffix = row if row > 1 else ""
     for value, label in zip(values, labels):
         if isinstance(value, str) and value == SUPPRESSED:
-            fig.add_annotation(x=0, y=label, text=SUPPRESSED, xanchor="left", showarrow=False,
-                               font={"color": "#555555", "size": 12}, row=row, col=1)
+            fig["layout"].setdefault("annotations", []).append({
+                "x": 0, "y": label, "text": SUPPRESSED, "xanchor": "left", "showarrow": False,
+                "font": {"color": "#555555", "size": 12}, "xref": f"x{suffix}", "yref": f"y{suffix}"})
 
 
-def indicator_trends(rows: pd.DataFrame) -> go.Figure:
+def indicator_trends(rows: pd.DataFrame) -> Figure:
     """Each indicator by cohort quarter with its 95% CI and target, one panel per indicator.
 
     `rows`: label, period, estimate, ci_lower, ci_upper, target — in display units.
     """
     labels = list(dict.fromkeys(rows["label"]))
-    fig = make_subplots(rows=len(labels), cols=1, subplot_titles=[plot_text(label) for label in labels],
-                        vertical_spacing=min(0.1, 0.6 / max(len(labels), 1)))
+    fig = subplots([plot_text(label) for label in labels], vertical_spacing=min(0.1, 0.6 / max(len(labels), 1)))
     for number, label in enumerate(labels, start=1):
         part = rows[rows["label"] == label].sort_values("period")
         estimate, lower, upper = (numeric(part[c]) for c in ("estimate", "ci_lower", "ci_upper"))
-        fig.add_trace(go.Scatter(
-            x=[plot_text(p) for p in part["period"]], y=estimate, mode="lines+markers",
+        periods = [plot_text(p) for p in part["period"]]
+        fig["data"].append(in_row(scatter(
+            x=periods, y=floats(estimate), mode="lines+markers",
             line={"color": OKABE_ITO["blue"]}, marker={"size": 8},
-            error_y={"type": "data", "symmetric": False, "array": upper - estimate,
-                     "arrayminus": estimate - lower, "color": OKABE_ITO["blue"]},
+            error_y={"type": "data", "symmetric": False, "array": floats(upper - estimate),
+                     "arrayminus": floats(estimate - lower), "color": OKABE_ITO["blue"]},
             customdata=np.c_[lower, upper],
             hovertemplate="%{x}: %{y:.2f} (95% CI %{customdata[0]:.2f} to %{customdata[1]:.2f})<extra></extra>",
             name="Estimate", showlegend=number == 1,
-        ), row=number, col=1)
+        ), number))
         target = numeric(part["target"]).dropna()
         if len(target):
-            fig.add_trace(go.Scatter(
-                x=[plot_text(p) for p in part["period"]], y=np.full(len(part), target.iloc[0]), mode="lines",
+            fig["data"].append(in_row(scatter(
+                x=list(periods), y=np.full(len(part), target.iloc[0]), mode="lines",
                 line={"color": OKABE_ITO["vermillion"], "dash": "dot"}, name="Target",
                 hovertemplate="Target: %{y:.2f}<extra></extra>", showlegend=number == 1,
-            ), row=number, col=1)
+            ), number))
         if estimate.isna().all():
-            fig.add_annotation(text="estimates suppressed or not available", showarrow=False,
-                               xref="x domain" if number == 1 else f"x{number} domain",
-                               yref="y domain" if number == 1 else f"y{number} domain", x=0.5, y=0.2, bgcolor="#ffffff",
-                               font={"color": "#555555"})
-        fig.update_xaxes(type="category", row=number, col=1)
+            fig["layout"]["annotations"].append({
+                "text": "estimates suppressed or not available", "showarrow": False,
+                "xref": "x domain" if number == 1 else f"x{number} domain",
+                "yref": "y domain" if number == 1 else f"y{number} domain", "x": 0.5, "y": 0.2, "bgcolor": "#ffffff",
+                "font": {"color": "#555555"}})
+        axis(fig, "x", number).update(type="category")
     return standard_layout(fig, height=100 + 180 * len(labels))
 
 
@@ -331,7 +417,7 @@ def _transparent(hex_colour: str, alpha: float) -> str:
     return f"rgba({red},{green},{blue},{alpha})"
 
 
-def calibration_plot(deciles: pd.DataFrame) -> go.Figure:
+def calibration_plot(deciles: pd.DataFrame) -> Figure:
     """Observed share reoffending against mean predicted risk per decile (percent), with 95% intervals
     and the diagonal of perfect calibration.
 
@@ -340,18 +426,18 @@ def calibration_plot(deciles: pd.DataFrame) -> go.Figure:
     predicted = numeric(deciles["mean_predicted"]) * 100
     observed, lower, upper = (numeric(deciles[c]) * 100 for c in ("observed", "observed_lower", "observed_upper"))
     top = float(np.nanmax([predicted.max(), upper.max(), 1.0])) * 1.05
-    fig = go.Figure([
-        go.Scatter(x=[0, top], y=[0, top], mode="lines", name="Perfect calibration",
-                   line={"color": OKABE_ITO["black"], "dash": "dot", "width": 1}, hoverinfo="skip"),
-        go.Scatter(
-            x=predicted, y=observed, mode="markers", name="Decile of predicted risk",
+    fig = figure(
+        scatter(x=[0, top], y=[0, top], mode="lines", name="Perfect calibration",
+                line={"color": OKABE_ITO["black"], "dash": "dot", "width": 1}, hoverinfo="skip"),
+        scatter(
+            x=floats(predicted), y=floats(observed), mode="markers", name="Decile of predicted risk",
             marker={"symbol": "circle", "size": 9, "color": OKABE_ITO["blue"]},
-            error_y={"type": "data", "symmetric": False, "array": upper - observed, "arrayminus": observed - lower,
-                     "color": OKABE_ITO["blue"], "thickness": 1.5},
+            error_y={"type": "data", "symmetric": False, "array": floats(upper - observed),
+                     "arrayminus": floats(observed - lower), "color": OKABE_ITO["blue"], "thickness": 1.5},
             customdata=deciles["decile"].to_numpy(),
             hovertemplate="Decile %{customdata}: predicted %{x:.1f}%, observed %{y:.1f}%<extra></extra>",
         ),
-    ])
-    fig.update_xaxes(title="Mean predicted risk (%)", range=[0, top])
-    fig.update_yaxes(title="Observed reoffending (%)", range=[0, top])
+    )
+    axis(fig, "x").update(title=title("Mean predicted risk (%)"), range=[0, top])
+    axis(fig, "y").update(title=title("Observed reoffending (%)"), range=[0, top])
     return standard_layout(fig, height=380)
