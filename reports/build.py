@@ -33,7 +33,6 @@ import jinja2
 import numpy as np
 import pandas as pd
 import plotly.io as pio
-from _plotly_utils.utils import PlotlyJSONEncoder, convert_to_base64
 from markupsafe import Markup
 
 from desist.config import Settings
@@ -446,12 +445,9 @@ def text(value: object) -> str:
 
 
 def chart(chart_id: str, title: str, figure: figures.Figure, alt: str, table: Table) -> Chart:
-    """A figure for a page, as JSON. Numeric arrays become plotly's base64 typed arrays and NaN
-    becomes null, as plotly's own ``Figure.to_json`` writes them. Its layout leaves out the plotly
-    template, which the page carries once (`plotly_template`, see charts.js)."""
-    convert_to_base64(figure)
-    spec = json.dumps(figure, cls=PlotlyJSONEncoder, separators=(",", ":"))
-    return Chart(id=chart_id, title=title, alt=alt, spec=script_json(spec), table=table)
+    """A figure for a page. Its layout leaves out the plotly template, which the page carries once
+    (`plotly_template`, see charts.js), so each chart does not repeat it."""
+    return Chart(id=chart_id, title=title, alt=alt, spec=script_json(figures.to_json(figure)), table=table)
 
 
 @functools.cache

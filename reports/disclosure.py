@@ -72,6 +72,8 @@ COUNT_FREE = ("programmes", "balance", "logrank", "cox", "ph_tests", "rmst", "ru
 
 def numeric(values: pd.Series) -> pd.Series:
     """A column as floats, with suppressed and missing cells as NaN (what charts draw)."""
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "biuf":  # no text, so nothing suppressed
+        return values.astype(float)
     return pd.to_numeric(values.where(values.ne(SUPPRESSED)), errors="coerce").astype(float)
 
 

@@ -7,7 +7,7 @@ width of their container, long axis titles and labels are wrapped so a phone sho
 Figures are written as plain dicts, not plotly's graph objects: those check every property and
 copy the template into every figure, which cost seconds per run for layouts that never change
 (the tests hand each figure to ``plotly.graph_objects.Figure`` to check it is valid). Numeric
-arrays stay NumPy arrays, which :func:`reports.build.chart` writes as plotly's typed arrays.
+arrays stay NumPy arrays, which :func:`to_json` writes as plotly.js typed arrays.
 Only trace types of plotly.js's basic bundle (scatter, bar) are used, because that is the
 bundle the pages embed; the page applies the house template (TEMPLATE) to every chart. Text
 shown by plotly (labels, hover text) is HTML-escaped, because plotly reads a small set of HTML
@@ -17,11 +17,14 @@ differ in marker or line style so colour is never the only cue.
 """
 from __future__ import annotations
 
+import base64
 import html
+import json
 import re
 
 import numpy as np
 import pandas as pd
+from _plotly_utils.utils import PlotlyJSONEncoder
 
 from reports.disclosure import SUPPRESSED, numeric
 
@@ -96,6 +99,47 @@ def standard_layout(fig: Figure, height: int, **layout) -> Figure:
 
 
 AXIS = re.compile(r"[xy]axis\d*")
+
+
+# NumPy dtypes plotly.js reads as base64 typed arrays, by their plotly.js name; int64 is narrowed
+# to the smallest that holds the values (plotly.js has no 64-bit integers), as plotly does.
+TYPED_ARRAYS = {"int8": "i1", "uint8": "u1", "int16": "i2", "uint16": "u2", "int32": "i4", "uint32": "u4",
+                "float32": "f4", "float64": "f8"}
+NARROWER = {"int64": (np.int8, np.int16, np.int32), "uint64": (np.uint8, np.uint16, np.uint32)}
+PLAIN_KEYS = ("geojson", "layer", "layers", "range")  # written as plain lists, as plotly does
+
+
+def to_json(fig: Figure) -> str:
+    """The figure as the JSON plotly.js reads, written as plotly's ``Figure.to_json`` writes it:
+    NumPy arrays as base64 typed arrays, NaN and infinities as null."""
+    return json.dumps(_typed(fig), cls=PlotlyJSONEncoder, separators=(",", ":"))
+
+
+def _typed(value):
+    if isinstance(value, dict):
+        return {key: item if key in PLAIN_KEYS else typed_array(item) if isinstance(item, np.ndarray)
+                else _typed(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_typed(item) for item in value]
+    return value
+
+
+def typed_array(values: np.ndarray) -> dict | np.ndarray:
+    """A NumPy array as a plotly.js typed array spec; an empty array or one of another dtype as it is."""
+    if values.size == 0:
+        return values
+    for narrower in NARROWER.get(str(values.dtype), ()):
+        limits = np.iinfo(narrower)
+        if values.min() >= limits.min and values.max() <= limits.max:
+            values = values.astype(narrower)
+            break
+    if str(values.dtype) not in TYPED_ARRAYS:
+        return values
+    spec = {"dtype": TYPED_ARRAYS[str(values.dtype)],
+            "bdata": base64.b64encode(np.ascontiguousarray(values)).decode("ascii")}
+    if values.ndim > 1:
+        spec["shape"] = str(values.shape)[1:-1]
+    return spec
 
 
 def figure(*traces: dict, **layout) -> Figure:
