@@ -209,7 +209,8 @@ def subplots(titles: list[str], vertical_spacing: float, row_heights: list[int] 
             annotations.append({"y": top, "xref": "paper", "x": 0.5, "yref": "paper", "text": titles[r],
                                 "showarrow": False, "font": dict(SUBPLOT_TITLE_FONT), "xanchor": "center",
                                 "yanchor": "bottom"})
-    layout["annotations"] = annotations
+    if annotations:  # plotly writes no empty list
+        layout["annotations"] = annotations
     return {"data": [], "layout": layout}
 
 
@@ -447,7 +448,7 @@ def indicator_trends(rows: pd.DataFrame) -> Figure:
                 hovertemplate="Target: %{y:.2f}<extra></extra>", showlegend=number == 1,
             ), number))
         if estimate.isna().all():
-            fig["layout"]["annotations"].append({
+            fig["layout"].setdefault("annotations", []).append({
                 "text": "estimates suppressed or not available", "showarrow": False,
                 "xref": "x domain" if number == 1 else f"x{number} domain",
                 "yref": "y domain" if number == 1 else f"y{number} domain", "x": 0.5, "y": 0.2, "bgcolor": "#ffffff",

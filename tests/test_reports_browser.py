@@ -82,6 +82,35 @@ def test_page_draws_every_chart_offline_without_errors(browser, report_dir, tmp_
         context.close()
 
 
+DRAWN = """charts => charts.map(chart => ({
+    id: chart.id, traces: chart._fullData.length, visible: chart._fullData.filter(t => t.visible === true).length,
+    height: chart._fullLayout.height, shapes: chart._fullLayout.shapes.length,
+    background: chart._fullLayout.plot_bgcolor, grid: chart._fullLayout.xaxis.showgrid,
+    ticks: chart._fullLayout.xaxis.ticks, font: chart._fullLayout.font.family, legend: chart.layout.legend.orientation,
+}))"""
+
+
+def test_plotly_draws_each_chart_as_written_with_the_page_template(browser, report_dir):
+    """What plotly.js drew on the programme page: every trace of each chart, its size, its lines, and
+    the house template (simple_white: white plot, no grid, ticks outside) the page applies once."""
+    context, page, events = open_offline(browser, report_dir / "P01.html")
+    try:
+        drawn = {chart.pop("id"): chart for chart in page.eval_on_selector_all(".chart", DRAWN)}
+        assert events == {"errors": [], "requests": [], "dialogs": []}
+    finally:
+        context.close()
+    traces = {"chart-rates": 2, "chart-estimates": 2, "chart-survival": 6, "chart-balance": 2, "chart-overlap": 6,
+              "chart-attrition": 2, "chart-outcomes": 6, "chart-subgroups": 1}
+    assert {name: chart["traces"] for name, chart in drawn.items()} == traces
+    assert all(chart["visible"] == chart["traces"] for chart in drawn.values())
+    assert {name: chart["shapes"] for name, chart in drawn.items()} == {
+        **{name: 0 for name in traces}, "chart-estimates": 2, "chart-balance": 3, "chart-subgroups": 1}
+    assert drawn["chart-rates"]["height"] == 340 and drawn["chart-survival"]["height"] == 380
+    for name, chart in drawn.items():
+        assert (chart["background"], chart["grid"], chart["ticks"]) == ("white", False, "outside"), name
+        assert chart["font"].startswith("system-ui") and chart["legend"] == "h", name
+
+
 def test_hostile_name_shows_as_text(browser, report_dir):
     for name in ("P01.html", "index.html"):
         context, page, events = open_offline(browser, report_dir / name)
