@@ -899,21 +899,24 @@ def matching_section(pid: str, shown: dict[str, pd.DataFrame], settings: Setting
         return None  # the programme was not matched
     section: dict = {"charts": [], "balance": None, "sizes": None, "unmatched": None}
     if balance is not None and not balance.empty:
-        wide = balance.pivot_table(index="covariate", columns="stage", values=["smd", "variance_ratio"],
-                                   aggfunc="first", sort=False)
+        # Each covariate's first non-missing SMD and variance ratio per stage, and its "after" row.
+        first: dict[tuple[str, str, str], object] = {}
+        after: dict[str, dict] = {}
+        for row in balance.to_dict("records"):
+            for measure in ("smd", "variance_ratio"):
+                if not missing(row[measure]):
+                    first.setdefault((row["covariate"], row["stage"], measure), row[measure])
+            if row["stage"] == "after":
+                after.setdefault(row["covariate"], row)
         covariates = list(dict.fromkeys(balance["covariate"]))
-        after = balance[balance["stage"] == "after"].set_index("covariate")
         rows = []
         for covariate in covariates:
-            smd_before = wide.loc[covariate, ("smd", "before")] if ("smd", "before") in wide.columns else None
-            smd_after = wide.loc[covariate, ("smd", "after")] if ("smd", "after") in wide.columns else None
-            vr_after = (wide.loc[covariate, ("variance_ratio", "after")]
-                        if ("variance_ratio", "after") in wide.columns else None)
-            ok = after.loc[covariate] if covariate in after.index else None
+            ok = after.get(covariate)
             balanced = MISSING if ok is None else ("✓ yes" if bool(ok["smd_ok"]) and (
                 missing(ok["vr_ok"]) or bool(ok["vr_ok"])) else "✗ no")
-            rows.append([covariate_label(covariate), fmt(smd_before, "ratio"), fmt(smd_after, "ratio"), fmt(vr_after, "ratio"),
-                         balanced])
+            rows.append([covariate_label(covariate), fmt(first.get((covariate, "before", "smd")), "ratio"),
+                         fmt(first.get((covariate, "after", "smd")), "ratio"),
+                         fmt(first.get((covariate, "after", "variance_ratio")), "ratio"), balanced])
         table = Table(["Covariate", term("smd", "SMD before"), term("smd", "SMD after"),
                        term("variance-ratio", "Variance ratio after"), "Balanced after"], rows)
         n_unbalanced = sum(r[4] == "✗ no" for r in rows)

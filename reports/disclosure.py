@@ -26,6 +26,9 @@ group (denominator), the people with the outcome (numerator) or the people witho
 """
 from __future__ import annotations
 
+import bisect
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -91,9 +94,14 @@ def suppress(frame: pd.DataFrame, mask: pd.Series, columns: list[str] | tuple[st
     """A copy of `frame` with `columns` reading "suppressed" in the rows where `mask` is true."""
     out = frame.copy()
     mask = mask.fillna(False).astype(bool)
+    if not mask.index.equals(frame.index):  # aligned on the index; a row the mask lacks is suppressed
+        mask = mask.reindex(frame.index, fill_value=True)
+    hide = mask.to_numpy()
     for column in columns:
         if column in out.columns:
-            out[column] = out[column].astype(object).where(~mask, SUPPRESSED)
+            cells = out[column].to_numpy(dtype=object, copy=True)
+            cells[hide] = SUPPRESSED
+            out[column] = cells
     return out
 
 
@@ -127,17 +135,20 @@ def hide_differences(values: pd.Series, groups: pd.Series, min_count: int,
     keys = groups.astype(str).to_numpy()
     order = np.lexsort((-np.nan_to_num(number, nan=-1.0), rank, keys))
     hidden = np.zeros(len(number), dtype=bool)
-    kept: dict[str, list[float]] = {}
-    for position in order:
-        value = number[position]
-        if np.isnan(value):
+    kept: dict[str, list[float]] = {}  # each group's kept counts, sorted
+    numbers, names = number.tolist(), keys.tolist()
+    for position in order.tolist():
+        value = numbers[position]
+        if math.isnan(value):
             continue
-        shown = np.asarray(kept.setdefault(keys[position], []))
-        gaps = np.abs(shown - value)
-        if 0 < value < min_count or np.any((gaps > 0) & (gaps < min_count)):
+        shown = kept.setdefault(names[position], [])
+        # Only the nearest kept counts below and above can be closer than min_count (and not equal).
+        below, above = bisect.bisect_left(shown, value), bisect.bisect_right(shown, value)
+        if (0 < value < min_count or (below > 0 and value - shown[below - 1] < min_count)
+                or (above < len(shown) and shown[above] - value < min_count)):
             hidden[position] = True
         else:
-            kept[keys[position]].append(value)
+            shown.insert(above, value)
     return pd.Series(hidden, index=values.index)
 
 
@@ -179,25 +190,26 @@ def protect_together(frames: dict[str, pd.DataFrame], columns: dict[str, list[st
               if not frame.empty and any(c in frame.columns for c in columns.get(name, ()))}
     if not frames:
         return {}
-    cells = pd.concat([
-        frame[[c for c in columns[name] if c in frame.columns]].reset_index(drop=True)
-        .assign(group=frame[by].astype(str).to_numpy() if by in frame.columns else "",
-                rank=row_rank[name].reindex(frame.index).fillna(0).to_numpy() if name in row_rank else 0)
-        .melt(id_vars=["group", "rank"], var_name="column", value_name="value", ignore_index=False)
-        .assign(table=name)
-        for name, frame in frames.items()
-    ]).rename_axis("row").reset_index()
+    # One cell per count: each table's columns one after the other, tables in the order of `columns`.
+    cells = [(name, column, frame) for name, frame in frames.items() for column in columns[name]
+             if column in frame.columns]
+    groups = {name: frame[by].astype(str).to_numpy() if by in frame.columns else np.full(len(frame), "")
+              for name, frame in frames.items()}
     # Tables earlier in `columns` keep their counts first (the page's headline numbers before the rest).
-    priority = cells["table"].map({name: rank for rank, name in enumerate(columns)}) * 1000 + cells["rank"]
-    cells["hidden"] = hide_differences(cells["value"], cells["group"], min_count, priority)
-    out = {}
-    for name, frame in frames.items():
-        shown = frame.reset_index(drop=True)
-        for column in (c for c in columns[name] if c in frame.columns):
-            part = cells[(cells["table"] == name) & (cells["column"] == column)].sort_values("row")
-            if len(part):
-                shown = suppress(shown, pd.Series(part["hidden"].to_numpy(), index=shown.index), [column])
-        out[name] = shown
+    table_rank = {name: rank for rank, name in enumerate(columns)}
+    ranks = {name: table_rank[name] * 1000 + (row_rank[name].reindex(frame.index).fillna(0).to_numpy()
+                                              if name in row_rank else np.zeros(len(frame)))
+             for name, frame in frames.items()}
+    hidden = hide_differences(
+        pd.Series(np.concatenate([frame[column].to_numpy(dtype=object) for _, column, frame in cells])),
+        pd.Series(np.concatenate([groups[name] for name, _, _ in cells])), min_count,
+        pd.Series(np.concatenate([ranks[name] for name, _, _ in cells]))).to_numpy()
+    out = {name: frame.reset_index(drop=True) for name, frame in frames.items()}
+    start = 0
+    for name, column, frame in cells:
+        mask = hidden[start:start + len(frame)]
+        start += len(frame)
+        out[name] = suppress(out[name], pd.Series(mask, index=out[name].index), [column])
     return out
 
 

@@ -27,7 +27,7 @@ from reports.build import (
 )
 from reports.disclosure import (
     SUPPRESSED, coarsen_km_curves, disclose, disclose_attrition, disclose_effects, disclose_indicators,
-    disclose_unmatched,
+    disclose_unmatched, hide_differences, suppress,
 )
 
 HOSTILE = "<script>alert(1)</script>"
@@ -621,6 +621,50 @@ def test_km_curves_coarsened_to_steps_of_at_least_the_threshold():
     assert shown["time_days"].tolist() == [0, 9, 20, 31, 52]
     assert shown["cumulative_reoffending"].round(3).tolist() == [0, 0.10, 0.20, 0.314, 0.735]
     assert list(shown.columns) == ["programme_id", "grp", "time_days", "cumulative_reoffending", "lower", "upper"]
+
+
+def pairwise_hidden(values: list, groups: list, min_count: int, priority: list) -> list[bool]:
+    """The rule of hide_differences, cell by cell against every kept count: counts taken by priority,
+    then largest first; one is hidden when small or 1 to min_count - 1 away from a kept count of its group."""
+    hidden, kept = [False] * len(values), {}
+    numbers = [float("nan") if v in (None, SUPPRESSED) else round(float(v), 6) for v in values]
+    order = sorted(range(len(values)), key=lambda i: (groups[i], priority[i], -(-1.0 if np.isnan(numbers[i])
+                                                                                 else numbers[i]), i))
+    for i in order:
+        value = numbers[i]
+        if np.isnan(value):
+            continue
+        shown = kept.setdefault(groups[i], [])
+        if 0 < value < min_count or any(0 < abs(k - value) < min_count for k in shown):
+            hidden[i] = True
+        else:
+            shown.append(value)
+    return hidden
+
+
+def test_hide_differences_agrees_with_the_pairwise_rule():
+    rng = np.random.default_rng(11)
+    for trial in range(40):
+        n = int(rng.integers(1, 60))
+        values = [SUPPRESSED if r < 0.05 else None if r < 0.1 else v for r, v in
+                  zip(rng.random(n), rng.choice([0, 3, 9, 10, 11, 20, 25, 29.9999999, 30, 41, 57, 228, 240, 1200], n))]
+        groups = list(rng.choice(["P01", "P02", "P03"], n))
+        priority = list(rng.integers(0, 3, n).astype(float))
+        expected = pairwise_hidden(values, groups, 10, priority)
+        actual = hide_differences(pd.Series(values, dtype=object), pd.Series(groups), 10, pd.Series(priority))
+        assert actual.tolist() == expected, trial
+
+
+def test_suppress_writes_the_word_in_masked_rows_only_and_keeps_the_rest():
+    frame = pd.DataFrame({"n": [5, 12, 40], "rate": [0.2, None, 0.5], "when": pd.to_datetime(["2024-01-01"] * 3),
+                          "name": ["a", "b", "c"]}, index=[7, 8, 9])
+    out = suppress(frame, pd.Series([True, None, False], index=[7, 8, 9]), ["n", "rate", "absent"])
+    assert out["n"].tolist() == [SUPPRESSED, 12, 40] and out["n"].dtype == object
+    assert out["rate"].iloc[0] == SUPPRESSED and np.isnan(out["rate"].iloc[1]) and out["rate"].iloc[2] == 0.5
+    assert out["name"].tolist() == ["a", "b", "c"] and out.index.tolist() == [7, 8, 9]
+    assert frame["n"].tolist() == [5, 12, 40]  # the input is left as it was
+    # A row the mask does not cover is suppressed, as Series.where's alignment did.
+    assert suppress(frame, pd.Series([False, False], index=[7, 8]), ["n"])["n"].tolist() == [5, 12, SUPPRESSED]
 
 
 def test_attrition_funnel_hides_small_steps_and_small_differences():
