@@ -279,23 +279,20 @@ def display_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
 
 
 PROPENSITY_PERCENTILES = """
-    WITH people AS (
-        SELECT programme_id, CASE WHEN treated THEN 'treated' ELSE 'comparison' END AS grp, weight, propensity
+    WITH groups AS (  -- one pass: everyone analysed, and the matched sample (weight > 0) by FILTER
+        SELECT
+            programme_id,
+            CASE WHEN treated THEN 'treated' ELSE 'comparison' END AS grp,
+            quantile_cont(propensity, [0.05, 0.25, 0.5, 0.75, 0.95]) AS all_percentiles,
+            count(*) AS all_n,
+            quantile_cont(propensity, [0.05, 0.25, 0.5, 0.75, 0.95]) FILTER (WHERE weight > 0) AS matched_percentiles,
+            count(*) FILTER (WHERE weight > 0) AS matched_n
         FROM matched_sets
-    ),
-    samples AS (
-        SELECT 'all' AS sample, * FROM people
-        UNION ALL
-        SELECT 'matched', * FROM people WHERE weight > 0
+        GROUP BY ALL
     )
-    SELECT
-        programme_id,
-        grp,
-        quantile_cont(propensity, [0.05, 0.25, 0.5, 0.75, 0.95]) AS percentiles,
-        count(*) AS n,
-        sample
-    FROM samples
-    GROUP BY sample, programme_id, grp
+    SELECT programme_id, grp, all_percentiles AS percentiles, all_n AS n, 'all' AS sample FROM groups
+    UNION ALL
+    SELECT programme_id, grp, matched_percentiles, matched_n, 'matched' FROM groups WHERE matched_n > 0
     ORDER BY sample, programme_id, grp
 """
 
@@ -369,18 +366,19 @@ def fmt(value: object, kind: str) -> str:
         return SUPPRESSED
     if missing(value):
         return MISSING
-    number = float(value)
-    text = {
-        "count": lambda: f"{round(number):,}",
-        "percent": lambda: f"{number * 100:.1f}%",
-        "pp": lambda: f"{number * 100:+.1f} pp" if round(number * 100, 1) != 0 else "0.0 pp",
-        "points": lambda: f"{number * 100:.1f} pp",
-        "number2": lambda: f"{number:.2f}",
-        "days": lambda: f"{number:,.0f}",
-        "ratio": lambda: f"{number:.2f}",
-        "p": lambda: "<0.001" if number < 0.001 else f"{number:.3f}",
-    }[kind]()
-    return text.replace("-", MINUS)
+    return FORMATS[kind](float(value)).replace("-", MINUS)
+
+
+FORMATS = {  # fmt's kinds: a number as text
+    "count": lambda number: f"{round(number):,}",
+    "percent": lambda number: f"{number * 100:.1f}%",
+    "pp": lambda number: f"{number * 100:+.1f} pp" if round(number * 100, 1) != 0 else "0.0 pp",
+    "points": lambda number: f"{number * 100:.1f} pp",
+    "number2": lambda number: f"{number:.2f}",
+    "days": lambda number: f"{number:,.0f}",
+    "ratio": lambda number: f"{number:.2f}",
+    "p": lambda number: "<0.001" if number < 0.001 else f"{number:.3f}",
+}
 
 
 def p_text(value: object) -> str:

@@ -77,6 +77,10 @@ def numeric(values: pd.Series) -> pd.Series:
     """A column as floats, with suppressed and missing cells as NaN (what charts draw)."""
     if isinstance(values.dtype, np.dtype) and values.dtype.kind in "biuf":  # no text, so nothing suppressed
         return values.astype(float)
+    if values.dtype == object:  # the same as below, without Series.where's overhead (most columns here are short)
+        cells = values.to_numpy(dtype=object, copy=True)
+        cells[values.eq(SUPPRESSED).to_numpy(dtype=bool)] = None
+        return pd.Series(pd.to_numeric(cells, errors="coerce"), index=values.index, name=values.name).astype(float)
     return pd.to_numeric(values.where(values.ne(SUPPRESSED)), errors="coerce").astype(float)
 
 

@@ -27,7 +27,7 @@ from reports.build import (
 )
 from reports.disclosure import (
     SUPPRESSED, coarsen_km_curves, disclose, disclose_attrition, disclose_effects, disclose_indicators,
-    disclose_unmatched, hide_differences, suppress,
+    disclose_unmatched, hide_differences, numeric, suppress,
 )
 
 HOSTILE = "<script>alert(1)</script>"
@@ -653,6 +653,21 @@ def test_hide_differences_agrees_with_the_pairwise_rule():
         expected = pairwise_hidden(values, groups, 10, priority)
         actual = hide_differences(pd.Series(values, dtype=object), pd.Series(groups), 10, pd.Series(priority))
         assert actual.tolist() == expected, trial
+
+
+def test_numeric_reads_every_kind_of_column_as_the_plain_formula_does():
+    """numeric() against its definition: text "suppressed" and missing cells to NaN, the rest to_numeric, as floats."""
+    rng = np.random.default_rng(5)
+    pool = [0.1, SUPPRESSED, None, pd.NA, np.nan, 3, np.int64(7), 2.5, "1.5", "abc", True, 10**12, -0.0]
+    columns = [pd.Series([pool[i] for i in rng.integers(0, len(pool), int(rng.integers(0, 8)))], dtype=object)
+               for _ in range(200)]
+    columns += [pd.Series([1, 2, 3]), pd.Series([0.5, np.nan]), pd.Series([True, False]),
+                pd.Series([1, None], dtype="Int64"), pd.Series(["2", SUPPRESSED], dtype="string")]
+    for column in columns:
+        column.index = column.index + 3
+        column.name = "value"
+        expected = pd.to_numeric(column.where(column.ne(SUPPRESSED)), errors="coerce").astype(float)
+        pd.testing.assert_series_equal(numeric(column), expected)
 
 
 def test_suppress_writes_the_word_in_masked_rows_only_and_keeps_the_rest():
