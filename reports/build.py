@@ -217,13 +217,14 @@ def build_reports(data: ReportData, out_dir: Path, folders: Mapping[str, Path] |
     try:
         for name, page in pages.items():
             (staging / name).write_text(page, encoding="utf-8")
-        # Folders other steps write here (the validation check's Data Docs) survive the swap.
+        # Folders other steps write here (the validation check's Data Docs) survive the swap, unless
+        # a new copy of them is published now.
+        replaced = {name: Path(source) for name, source in (folders or {}).items() if Path(source).is_dir()}
         for folder in (p for p in out_dir.iterdir() if p.is_dir()) if out_dir.exists() else ():
-            shutil.copytree(folder, staging / folder.name)
-        for name, source in (folders or {}).items():
-            if Path(source).is_dir():
-                shutil.rmtree(staging / name, ignore_errors=True)
-                shutil.copytree(source, staging / name)
+            if folder.name not in replaced:
+                shutil.copytree(folder, staging / folder.name)
+        for name, source in replaced.items():
+            shutil.copytree(source, staging / name)
         replace_folder(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

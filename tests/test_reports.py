@@ -451,6 +451,25 @@ def test_rebuild_replaces_stale_pages(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == sorted(pages) == ["P01.html", "index.html"]
 
 
+def test_published_folders_replace_their_old_copy_and_other_folders_survive(tmp_path):
+    data = ReportData(settings=example_settings(tmp_path), tables=example_tables())
+    out = tmp_path / "reports"
+    for folder, page in (("data-quality", "old.html"), ("extra", "kept.html")):
+        (out / folder).mkdir(parents=True)
+        (out / folder / page).write_text(folder)
+    docs = tmp_path / "docs"
+    (docs / "static").mkdir(parents=True)
+    (docs / "index.html").write_text("new docs")
+    (docs / "static" / "style.css").write_text("css")
+    build_reports(data, out, folders={"data-quality": docs})
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.parent != out) == [
+        "data-quality/index.html", "data-quality/static/style.css", "extra/kept.html"]
+    assert (out / "data-quality" / "index.html").read_text() == "new docs"
+    # A folder whose source is missing keeps its published copy.
+    build_reports(data, out, folders={"data-quality": tmp_path / "absent"})
+    assert (out / "data-quality" / "index.html").read_text() == "new docs" and (out / "extra" / "kept.html").exists()
+
+
 def test_gated_estimates_carry_a_numbered_note(pages):
     page = without_plotlyjs(pages["P02.html"])
     assert cells(table_row(page, "Proven reoffending rate"))[0] == "6 months [1]"
