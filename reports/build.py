@@ -39,7 +39,7 @@ from desist.config import Settings
 from models.indicators import CRITERION_INDICATORS
 from reports import figures
 from reports.disclosure import (
-    PERCENTILE_COLUMNS, PROPORTION, SUPPRESSED, disclose, hide_differences, numeric,
+    PERCENTILE_COLUMNS, PROPORTION, SUPPRESSED, disclose, hide_differences, number, numeric,
 )
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -350,7 +350,10 @@ def rows_of(shown: dict[str, pd.DataFrame], name: str, programme_id: str) -> pd.
     frame = shown.get(name)
     if frame is None:
         return None
-    return frame[frame["programme_id"].astype(str) == programme_id].reset_index(drop=True)
+    ids = frame["programme_id"]
+    if pd.api.types.infer_dtype(ids, skipna=False) != "string":  # ids read as text, as the page names them
+        ids = ids.astype(str)
+    return frame.take(np.flatnonzero(ids.to_numpy() == programme_id)).reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -664,7 +667,7 @@ def scorecard(indicators: pd.DataFrame | None) -> dict | None:
         return None
     overall = indicators[indicators["period"] == "all"]
 
-    def cells(row: pd.Series) -> dict:
+    def cells(row: dict) -> dict:
         spec = CRITERION_INDICATORS.get(row["indicator"])
         return {
             "label": text(row["label"]),
@@ -680,20 +683,19 @@ def scorecard(indicators: pd.DataFrame | None) -> dict | None:
             "notes": text(row["notes"]) if "notes" in row else MISSING,
         }
 
-    criterion = overall["criterion_id"].fillna("").astype(str)
-    top = overall[(criterion != "") & ~criterion.str.contains(".", regex=False)]
+    rows = list(zip(overall["criterion_id"].fillna("").astype(str), overall.to_dict("records")))
     criteria = []
-    for _, row in top.iterrows():
-        breakdowns = overall[criterion.str.startswith(row["criterion_id"] + ".")]
-        criteria.append({**cells(row), "breakdowns": [
-            {**cells(part), "label": part["criterion_id"].split(".", 1)[1].replace("_", " ") + " responses"}
-            for _, part in breakdowns.iterrows()]})
+    for criterion, row in rows:
+        if criterion and "." not in criterion:
+            criteria.append({**cells(row), "breakdowns": [
+                {**cells(part), "label": part["criterion_id"].split(".", 1)[1].replace("_", " ") + " responses"}
+                for breakdown, part in rows if breakdown.startswith(criterion + ".")]})
     met = sum(row["status"] == "met" for row in criteria)
     return {
         "criteria": criteria,
         "met": met,
         "summary": f"{met} of {len(criteria)} criteria met" if criteria else "",
-        "descriptive": [cells(row) for _, row in overall[criterion == ""].iterrows()],
+        "descriptive": [cells(row) for criterion, row in rows if criterion == ""],
     }
 
 
@@ -1107,9 +1109,9 @@ def portfolio_context(programmes: pd.DataFrame, shown: dict[str, pd.DataFrame], 
         })
         forest.append({
             "label": programme.name,
-            "difference": numeric(pd.Series([row["difference"] if published else None])).iloc[0] * 100,
-            "ci_lower": numeric(pd.Series([row["ci_lower"] if published else None])).iloc[0] * 100,
-            "ci_upper": numeric(pd.Series([row["ci_upper"] if published else None])).iloc[0] * 100,
+            "difference": number(row["difference"] if published else None) * 100,
+            "ci_lower": number(row["ci_lower"] if published else None) * 100,
+            "ci_upper": number(row["ci_upper"] if published else None) * 100,
             "cell": rows[-1]["cells"][5],
         })
     forest_chart = None
