@@ -247,16 +247,29 @@ def replace_folder(new: Path, target: Path) -> None:
 
 
 def template_environment() -> jinja2.Environment:
+    """The pages' Jinja environment. Compiled templates are kept in Jinja's cache folder for this
+    user (keyed by each template's path and source), so a run after the first does not compile
+    them again (~50 ms)."""
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        bytecode_cache=bytecode_cache(),
     )
     environment.globals["STATUS"] = STATUS
     environment.globals["DIAGNOSTIC_STATUS"] = DIAGNOSTIC_STATUS
     return environment
+
+
+@functools.cache
+def bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Jinja's per-user cache folder in the system temp folder; none when it cannot be made safely."""
+    try:
+        return jinja2.FileSystemBytecodeCache()
+    except (RuntimeError, OSError):  # a temp folder Jinja does not own, or cannot create
+        return None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -470,6 +470,18 @@ def test_published_folders_replace_their_old_copy_and_other_folders_survive(tmp_
     assert (out / "data-quality" / "index.html").read_text() == "new docs" and (out / "extra" / "kept.html").exists()
 
 
+def test_pages_from_cached_templates_equal_pages_from_freshly_compiled_ones(tmp_path, pages, monkeypatch):
+    """The compiled templates kept in Jinja's cache folder give the same pages as compiling them anew."""
+    import reports.build
+
+    monkeypatch.setattr(reports.build, "bytecode_cache", lambda: None)
+    fresh = build_example(tmp_path)
+    built = re.compile(r"<dt>Page built</dt><dd>[^<]*</dd>")
+    assert sorted(fresh) == sorted(pages)
+    for name, page in pages.items():
+        assert built.sub("", fresh[name]) == built.sub("", page), name
+
+
 def test_gated_estimates_carry_a_numbered_note(pages):
     page = without_plotlyjs(pages["P02.html"])
     assert cells(table_row(page, "Proven reoffending rate"))[0] == "6 months [1]"
