@@ -379,6 +379,8 @@ def missing(value: object) -> bool:
 
 def fmt(value: object, kind: str) -> str:
     """A value as text: count | percent (share 0..1) | pp (share difference) | number2 | days | p | ratio."""
+    if isinstance(value, float):  # most cells (NumPy's float64 too): only NaN is missing
+        return MISSING if math.isnan(value) else FORMATS[kind](float(value)).replace("-", MINUS)
     if isinstance(value, str) and value == SUPPRESSED:
         return SUPPRESSED
     if missing(value):

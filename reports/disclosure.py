@@ -300,12 +300,12 @@ def coarsen_km_curves(curves: pd.DataFrame, min_count: int) -> pd.DataFrame:
     kept = []
     for (programme_id, grp), curve in curves.sort_values("time_days").groupby(["programme_id", "grp"], sort=True):
         curve = curve[curve["n_at_risk"] >= min_count]
-        events_so_far = curve["n_events"].cumsum().to_numpy()
+        events_so_far = curve["n_events"].cumsum().tolist()  # non-decreasing: searched with bisect
         rows = []
-        position = np.searchsorted(events_so_far, min_count, side="left")
+        position = bisect.bisect_left(events_so_far, min_count)
         while position < len(curve):
             rows.append(position)
-            position = np.searchsorted(events_so_far, events_so_far[position] + min_count, side="left")
+            position = bisect.bisect_left(events_so_far, events_so_far[position] + min_count)
         steps = curve.iloc[rows]
         kept.append(pd.DataFrame({
             "programme_id": programme_id,

@@ -22,7 +22,7 @@ from desist.config import Settings, load_settings, write_settings
 from pipelines.reports import html_reports
 from pipelines.resources import Warehouse
 from reports.build import (
-    PLOTLY_JS, TABLE_SOURCES, ReportData, build_reports, covariate_label, load_report_data, page_file_name,
+    PLOTLY_JS, TABLE_SOURCES, ReportData, build_reports, covariate_label, fmt, load_report_data, page_file_name,
     p_text, proportional_hazards_notes, verdict,
 )
 from reports.disclosure import (
@@ -494,6 +494,19 @@ def test_gate_wording_names_the_configured_minimum(tmp_path):
     assert '<p class="sentence">Fewer than 40 participants could be analysed' in page
     assert "An estimate needs at least 40 participants" in page
     assert "fewer than 60 participants" not in page.lower()
+
+
+def test_cells_read_the_same_from_python_and_numpy_numbers():
+    for value in (-0.0723, np.float64(-0.0723), np.float32(-0.0723)):
+        assert fmt(value, "pp") == "−7.2 pp" and fmt(value, "percent") == "−7.2%"
+    assert [fmt(v, "count") for v in (1234.4, np.float64(1234.6), 1234, np.int64(7), True)] == [
+        "1,234", "1,235", "1,234", "7", "1"]
+    assert [fmt(v, "p") for v in (0.0004, np.float64(0.0123), 0.5)] == ["<0.001", "0.012", "0.500"]
+    assert [fmt(v, "days") for v in (np.float64(1460.0), 3.5)] == ["1,460", "4"]
+    assert fmt(np.float64(0.0004), "pp") == "0.0 pp" and fmt(-0.0, "ratio") == "−0.00"
+    for value in (float("nan"), np.float64("nan"), None, pd.NA):
+        assert fmt(value, "percent") == "—"
+    assert fmt(SUPPRESSED, "count") == SUPPRESSED
 
 
 def test_balance_terms_in_words():
