@@ -482,6 +482,26 @@ def test_pages_from_cached_templates_equal_pages_from_freshly_compiled_ones(tmp_
         assert built.sub("", fresh[name]) == built.sub("", page), name
 
 
+def test_collection_is_paused_while_pages_are_built_and_restored_after(tmp_path, monkeypatch):
+    import gc
+
+    import reports.build
+
+    seen = []
+    render = reports.build.render_pages
+    monkeypatch.setattr(reports.build, "render_pages", lambda *args: (seen.append(gc.isenabled()), render(*args))[1])
+    assert gc.isenabled()
+    assert sorted(build_example(tmp_path / "on")) == ["P01.html", "P02.html", "index.html", "risk-model.html"]
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        with pytest.raises(ValueError, match="no disclosure rule for table 'mystery'"):  # a failed build
+            build_example(tmp_path / "off", tables={"mystery": pd.DataFrame({"n": [3]})})
+        assert not gc.isenabled()  # left as it found it
+    finally:
+        gc.enable()
+
+
 def test_gated_estimates_carry_a_numbered_note(pages):
     page = without_plotlyjs(pages["P02.html"])
     assert cells(table_row(page, "Proven reoffending rate"))[0] == "6 months [1]"
