@@ -41,7 +41,7 @@ from desist.config import Settings
 from models.indicators import CRITERION_INDICATORS
 from reports import figures
 from reports.disclosure import (
-    PERCENTILE_COLUMNS, PROPORTION, SUPPRESSED, disclose, hide_differences, number, numeric,
+    PERCENTILE_COLUMNS, PROPORTION, SUPPRESSED, disclose, hide_differences, numeric, numeric_cell,
 )
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -1148,9 +1148,9 @@ def portfolio_context(programmes: pd.DataFrame, shown: dict[str, pd.DataFrame], 
         })
         forest.append({
             "label": programme.name,
-            "difference": number(row["difference"] if published else None) * 100,
-            "ci_lower": number(row["ci_lower"] if published else None) * 100,
-            "ci_upper": number(row["ci_upper"] if published else None) * 100,
+            "difference": numeric_cell(row["difference"] if published else None) * 100,
+            "ci_lower": numeric_cell(row["ci_lower"] if published else None) * 100,
+            "ci_upper": numeric_cell(row["ci_upper"] if published else None) * 100,
             "cell": rows[-1]["cells"][5],
         })
     forest_chart = None

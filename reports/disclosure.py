@@ -84,7 +84,7 @@ def numeric(values: pd.Series) -> pd.Series:
     return pd.to_numeric(values.where(values.ne(SUPPRESSED)), errors="coerce").astype(float)
 
 
-def number(value: object) -> float:
+def numeric_cell(value: object) -> float:
     """One cell as :func:`numeric` reads a column: a float, NaN when suppressed or missing."""
     cell = None if isinstance(value, str) and value == SUPPRESSED else value
     return float(pd.to_numeric(np.array([cell], dtype=object), errors="coerce")[0])

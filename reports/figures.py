@@ -66,6 +66,9 @@ def wrap(words: str, width: int = WRAP_AT) -> str:
     return "<br>".join([*lines, line])
 
 
+AXIS = re.compile(r"[xy]axis\d*")  # layout keys of axes: xaxis, yaxis2, ...
+
+
 def standard_layout(fig: Figure, height: int, **layout) -> Figure:
     """The house layout: fonts, legend above the plot, fixed height, width of the page.
 
@@ -97,8 +100,6 @@ def standard_layout(fig: Figure, height: int, **layout) -> Figure:
     settings["margin"]["t"] = 40 + 18 * lines  # room above the top subplot for a wrapped title
     return fig
 
-
-AXIS = re.compile(r"[xy]axis\d*")
 
 
 # NumPy dtypes plotly.js reads as base64 typed arrays, by their plotly.js name; int64 is narrowed

@@ -11,7 +11,7 @@ import pandas as pd
 from models.effects import MIN_TREATED
 from reports import figures
 from reports.build import MISSING, SUPPRESSED, Table, chart, fmt, fmt_ci, missing, rows_of, text
-from reports.disclosure import number
+from reports.disclosure import numeric_cell
 
 MODEL_CARD_PAGE = "risk-model.html"
 VARIABLES = {"sex": "Sex", "age_band": "Age band", "index_type": "Index event", "risk_band": "Risk band"}
@@ -52,7 +52,7 @@ def subgroup_section(pid: str, shown: dict[str, pd.DataFrame], headline_months: 
                      fmt(row.treated_value, "percent"), fmt(row.comparison_value, "percent"), cell,
                      fmt(row.p_holm, "p") if published else MISSING])
         forest.append({"label": label, "cell": cell, **{
-            column: number(getattr(row, column) if published else None) * 100
+            column: numeric_cell(getattr(row, column) if published else None) * 100
             for column in ("difference", "ci_lower", "ci_upper")}})
     frame = pd.DataFrame(forest)
     drawn = frame.dropna(subset=["difference"])

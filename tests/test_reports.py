@@ -27,7 +27,7 @@ from reports.build import (
 )
 from reports.disclosure import (
     SUPPRESSED, coarsen_km_curves, disclose, disclose_attrition, disclose_effects, disclose_indicators,
-    disclose_unmatched, hide_differences, number, numeric, suppress,
+    disclose_unmatched, hide_differences, numeric, numeric_cell, suppress,
 )
 
 HOSTILE = "<script>alert(1)</script>"
@@ -734,7 +734,7 @@ def test_numeric_reads_every_kind_of_column_as_the_plain_formula_does():
         pd.testing.assert_series_equal(numeric(column), expected)
     for value in [*pool, np.float64(-7.2)]:  # one cell alone, as a column of one
         expected = numeric(pd.Series([value])).iloc[0]
-        assert number(value) == expected or (np.isnan(number(value)) and np.isnan(expected)), value
+        assert numeric_cell(value) == expected or (np.isnan(numeric_cell(value)) and np.isnan(expected)), value
 
 
 def test_suppress_writes_the_word_in_masked_rows_only_and_keeps_the_rest():
