@@ -757,7 +757,6 @@ def staging_sql(table: Table) -> str:
     malformed = _problem(None, "malformed_row", "NULL::VARCHAR", "row_error")
     staged = ",\n".join(f"    t_{c.name}::{c.duckdb_type} AS {c.name}" for c in table.columns)
     key_plain = ", ".join(table.key)
-    key_repeats = " AND ".join(f"s.{k} IS NOT DISTINCT FROM repeated.{k}" for k in table.key)
     key_ranked = ", ".join(f"s.{k}" for k in table.key)
     record = ", ".join(f"'{c.name}': {c.name}" for c in table.columns)
     return f"""\
@@ -775,13 +774,18 @@ WHERE row_error IS NULL
     AND {ok};
 
 -- A key loaded again keeps its first row (by source_file, then source_row); the later ones go
--- to quarantine below. Keys are counted first, so only the rows of repeated keys are ranked.
+-- to quarantine below. Repeats are found by sorting the keys' 64-bit hashes (grouping the keys
+-- themselves builds a hash table of millions of texts); only the rows whose hash repeats are
+-- then ranked by the key itself, so a hash collision ranks a few rows and changes nothing.
 DELETE FROM staging.{name} AS t
 USING (
     SELECT s.source_file, s.source_row
     FROM staging.{name} AS s
-    JOIN (SELECT {key_plain} FROM staging.{name} GROUP BY ALL HAVING count(*) > 1) AS repeated
-        ON {key_repeats}
+    SEMI JOIN (
+        SELECT key_hash
+        FROM (SELECT hash({key_plain}) AS key_hash FROM staging.{name})
+        QUALIFY key_hash = lag(key_hash) OVER (ORDER BY key_hash)
+    ) AS repeated ON hash({key_ranked}) = repeated.key_hash
     QUALIFY row_number() OVER (PARTITION BY {key_ranked} ORDER BY s.source_file, s.source_row) > 1
 ) AS repeats
 WHERE t.source_file = repeats.source_file AND t.source_row = repeats.source_row;

@@ -237,6 +237,24 @@ def test_a_row_that_cannot_be_typed_is_quarantined_with_its_reason(make_settings
     assert_nothing_lost(settings)
 
 
+def test_only_rows_repeating_a_whole_key_are_duplicates(make_settings):
+    """Composite keys whose parts run together the same ('P1' 'PG12' / 'P1P' 'G12') are different keys;
+    a key seen three times keeps its first row and quarantines the two later ones."""
+    settings = make_settings()
+    assessment = "{},2020-04-02,baseline,unemployed,settled,4,5"
+    write(settings.paths.landing, "assessments.csv", HEADERS["assessments"],
+          assessment.format("P1,PG12"), assessment.format("P1P,G12"), assessment.format("P1,PG1"),
+          assessment.format("P1,PG12"), assessment.format("P1,PG12"))
+    run(settings)
+    assert rows(settings, "SELECT person_id, programme_id, source_row FROM staging.assessments ORDER BY source_row") == [
+        ("P1", "PG12", 1), ("P1P", "G12", 2), ("P1", "PG1", 3)]
+    assert quarantined(settings) == [("assessments", "assessments.csv", 4, "duplicate_key",
+                                      "person_id,programme_id,stage", "P1,PG12,baseline"),
+                                     ("assessments", "assessments.csv", 5, "duplicate_key",
+                                      "person_id,programme_id,stage", "P1,PG12,baseline")]
+    assert_nothing_lost(settings)
+
+
 def test_detail_lists_every_problem_and_raw_record_keeps_the_whole_row(make_settings):
     settings = make_settings()
     write(settings.paths.landing, "people.csv", HEADERS["people"], "P1,alien,19x0,white,mars")

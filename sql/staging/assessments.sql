@@ -51,13 +51,18 @@ WHERE row_error IS NULL
     AND t_community_integration_score IS NOT NULL AND t_community_integration_score >= 1 AND t_community_integration_score <= 10;
 
 -- A key loaded again keeps its first row (by source_file, then source_row); the later ones go
--- to quarantine below. Keys are counted first, so only the rows of repeated keys are ranked.
+-- to quarantine below. Repeats are found by sorting the keys' 64-bit hashes (grouping the keys
+-- themselves builds a hash table of millions of texts); only the rows whose hash repeats are
+-- then ranked by the key itself, so a hash collision ranks a few rows and changes nothing.
 DELETE FROM staging.assessments AS t
 USING (
     SELECT s.source_file, s.source_row
     FROM staging.assessments AS s
-    JOIN (SELECT person_id, programme_id, stage FROM staging.assessments GROUP BY ALL HAVING count(*) > 1) AS repeated
-        ON s.person_id IS NOT DISTINCT FROM repeated.person_id AND s.programme_id IS NOT DISTINCT FROM repeated.programme_id AND s.stage IS NOT DISTINCT FROM repeated.stage
+    SEMI JOIN (
+        SELECT key_hash
+        FROM (SELECT hash(person_id, programme_id, stage) AS key_hash FROM staging.assessments)
+        QUALIFY key_hash = lag(key_hash) OVER (ORDER BY key_hash)
+    ) AS repeated ON hash(s.person_id, s.programme_id, s.stage) = repeated.key_hash
     QUALIFY row_number() OVER (PARTITION BY s.person_id, s.programme_id, s.stage ORDER BY s.source_file, s.source_row) > 1
 ) AS repeats
 WHERE t.source_file = repeats.source_file AND t.source_row = repeats.source_row;

@@ -43,13 +43,18 @@ WHERE row_error IS NULL
     AND (v_relationship_quality IS NULL OR (t_relationship_quality IS NOT NULL AND t_relationship_quality >= 1 AND t_relationship_quality <= 5));
 
 -- A key loaded again keeps its first row (by source_file, then source_row); the later ones go
--- to quarantine below. Keys are counted first, so only the rows of repeated keys are ranked.
+-- to quarantine below. Repeats are found by sorting the keys' 64-bit hashes (grouping the keys
+-- themselves builds a hash table of millions of texts); only the rows whose hash repeats are
+-- then ranked by the key itself, so a hash collision ranks a few rows and changes nothing.
 DELETE FROM staging.feedback AS t
 USING (
     SELECT s.source_file, s.source_row
     FROM staging.feedback AS s
-    JOIN (SELECT response_id FROM staging.feedback GROUP BY ALL HAVING count(*) > 1) AS repeated
-        ON s.response_id IS NOT DISTINCT FROM repeated.response_id
+    SEMI JOIN (
+        SELECT key_hash
+        FROM (SELECT hash(response_id) AS key_hash FROM staging.feedback)
+        QUALIFY key_hash = lag(key_hash) OVER (ORDER BY key_hash)
+    ) AS repeated ON hash(s.response_id) = repeated.key_hash
     QUALIFY row_number() OVER (PARTITION BY s.response_id ORDER BY s.source_file, s.source_row) > 1
 ) AS repeats
 WHERE t.source_file = repeats.source_file AND t.source_row = repeats.source_row;
