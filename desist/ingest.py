@@ -42,6 +42,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import itertools
 import json
 import re
 import tempfile
@@ -433,7 +434,10 @@ def load_raw(con: duckdb.DuckDBPyConnection, landing: Path, tables: Mapping[str,
 
     Each file is replaced in its own transaction (its old rows, its new rows and its raw.files
     row together), so a run that stops half-way leaves every file either done or as it was,
-    and the next run carries on from there.
+    and the next run carries on from there. The CSV reader runs on one thread (to keep row
+    numbers), so the files are read on two connections at once: the files of one table on the
+    same connection, one after another in name order, so every raw table holds its rows in the
+    order it did when files were read one by one.
     """
     create_tables(con, tables)
     loaded_at = dt.datetime.now(dt.timezone.utc)
@@ -444,31 +448,65 @@ def load_raw(con: duckdb.DuckDBPyConnection, landing: Path, tables: Mapping[str,
         ).fetchall()
     }
     held = _rows_held(con, tables)
-    outcomes = []
     current = discover(Path(landing))
     to_read = [file for file in current if not _unchanged(file, previous.get(file.name), held)]
-    # A CSV file's physical lines are counted (NumPy, on another core) while DuckDB reads the one before.
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="desist-lines")
+    queues = _queues(to_read, READERS)
+    loads: dict[str, FileLoad] = {}
+    # A CSV file's physical lines are counted (NumPy, on another core) while DuckDB reads the one before;
+    # they are counted in the order the readers need them.
+    lines_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="desist-lines")
+    readers = ThreadPoolExecutor(max_workers=len(queues) or 1, thread_name_prefix="desist-read")
     try:
-        line_plans = {file.name: pool.submit(_csv_lines, file.path) for file in to_read if _read_as_csv(file)}
-        for file in current:
-            before = previous.get(file.name)
-            if file not in to_read:
-                outcomes.append(FileOutcome(file.name, file.table, "unchanged", before.status, before.rows_read,
-                                            before.reason or ""))
-                continue
-            outcome = _replace_file(con, file, before, loaded_at, tables, line_plans.get(file.name))
-            known = before is not None and before.status != "removed"
-            action = "reloaded" if known and before.sha256 == file.sha256 else "changed" if known else "new"
-            outcomes.append(FileOutcome(file.name, file.table, action, outcome.status, outcome.rows_read,
-                                        outcome.reason))
+        in_need_order = [file for step in itertools.zip_longest(*queues) for file in step if file is not None]
+        line_plans = {file.name: lines_pool.submit(_csv_lines, file.path) for file in in_need_order
+                      if _read_as_csv(file)}
+
+        def read(queue: list[LandingFile]) -> None:
+            with con.cursor() as reader:
+                reader.execute("SET enable_progress_bar = false")  # a new connection starts with DuckDB's defaults
+                for file in queue:
+                    loads[file.name] = _replace_file(reader, file, previous.get(file.name), loaded_at, tables,
+                                                     line_plans.get(file.name))
+
+        for done in [readers.submit(read, queue) for queue in queues]:
+            done.result()
     finally:
-        pool.shutdown(cancel_futures=True)
+        readers.shutdown(cancel_futures=True)
+        lines_pool.shutdown(cancel_futures=True)
+    outcomes = []
+    for file in current:
+        before = previous.get(file.name)
+        if file.name not in loads:
+            outcomes.append(FileOutcome(file.name, file.table, "unchanged", before.status, before.rows_read,
+                                        before.reason or ""))
+            continue
+        outcome = loads[file.name]
+        known = before is not None and before.status != "removed"
+        action = "reloaded" if known and before.sha256 == file.sha256 else "changed" if known else "new"
+        outcomes.append(FileOutcome(file.name, file.table, action, outcome.status, outcome.rows_read, outcome.reason))
     present = {file.name for file in current}
     for name, before in previous.items():
         if name not in present and before.status != "removed":
             outcomes.append(_remove_file(con, name, before, loaded_at))
     return RawLoad(outcomes)
+
+
+READERS = 2  # connections reading landing files at once: the machine's two cores
+
+
+def _queues(files: list[LandingFile], readers: int) -> list[list[LandingFile]]:
+    """The files split between `readers` connections: each table's files on one, largest tables first to
+    the least loaded, so the largest table is read while the others are."""
+    by_table: dict[str | None, list[LandingFile]] = {}
+    for file in files:
+        by_table.setdefault(file.table, []).append(file)
+    queues: list[list[LandingFile]] = [[] for _ in range(min(readers, len(by_table)))]
+    sizes = [0] * len(queues)
+    for group in sorted(by_table.values(), key=lambda group: -sum(file.size_bytes for file in group)):
+        least = sizes.index(min(sizes))
+        queues[least].extend(group)
+        sizes[least] += sum(file.size_bytes for file in group)
+    return queues
 
 
 def _unchanged(file: LandingFile, before: _Recorded | None, held: Mapping[str, int]) -> bool:
