@@ -641,6 +641,7 @@ def ingest(con: duckdb.DuckDBPyConnection, landing: Path, tables: Mapping[str, T
 _GENERATED = "-- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.\n"
 _BAD_TYPE = {"date": "bad_date", "integer": "bad_integer", "number": "bad_number", "boolean": "bad_boolean"}
 _TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
+_DATE_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
 
 
 def _in_list(values) -> str:
@@ -685,10 +686,13 @@ def _typed(column: Column) -> str:
         whens = " ".join(f"WHEN {literal(value.lower())} THEN {literal(value)}" for value in column.domain)
         return f"coalesce(CASE lower({v}) {whens} END, {v})"
     if column.type == "date":
-        return f"CASE WHEN regexp_full_match({v}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') THEN TRY_CAST({v} AS DATE) END"
+        # yyyy-mm-dd in ASCII digits; GLOB's character classes test it for less than a regular expression
+        return f"CASE WHEN {v} GLOB '{_DATE_GLOB}' THEN TRY_CAST({v} AS DATE) END"
     if column.type == "integer":
-        # TRY_CAST alone would round '3.5' to 4; a whole number may be written 3 or 3.0.
-        return (f"CASE WHEN regexp_full_match({v}, '[+-]?[0-9]+(\\.0*)?') "
+        # TRY_CAST alone would round '3.5' to 4; a whole number may be written 3 or 3.0. Plain digits (nearly
+        # every value) are told apart by GLOB, for a quarter of what the regular expression costs.
+        return (f"CASE WHEN NOT {v} GLOB '*[!0-9]*' THEN TRY_CAST({v} AS BIGINT) "
+                f"WHEN regexp_full_match({v}, '[+-]?[0-9]+(\\.0*)?') "
                 f"THEN TRY_CAST(regexp_replace({v}, '\\.0*$', '') AS BIGINT) END")
     if column.type == "number":
         # TRY_CAST alone would accept '1_000' and 'nan'.

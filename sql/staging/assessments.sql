@@ -20,12 +20,12 @@ WITH trimmed AS (
         *,
         v_person_id AS t_person_id,
         v_programme_id AS t_programme_id,
-        CASE WHEN regexp_full_match(v_assessment_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_assessment_date AS DATE) END AS t_assessment_date,
+        CASE WHEN v_assessment_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_assessment_date AS DATE) END AS t_assessment_date,
         lower(v_stage) AS t_stage,
         lower(v_employment_status) AS t_employment_status,
         lower(v_accommodation_status) AS t_accommodation_status,
-        CASE WHEN regexp_full_match(v_life_skills_score, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_life_skills_score, '\.0*$', '') AS BIGINT) END AS t_life_skills_score,
-        CASE WHEN regexp_full_match(v_community_integration_score, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_community_integration_score, '\.0*$', '') AS BIGINT) END AS t_community_integration_score
+        CASE WHEN NOT v_life_skills_score GLOB '*[!0-9]*' THEN TRY_CAST(v_life_skills_score AS BIGINT) WHEN regexp_full_match(v_life_skills_score, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_life_skills_score, '\.0*$', '') AS BIGINT) END AS t_life_skills_score,
+        CASE WHEN NOT v_community_integration_score GLOB '*[!0-9]*' THEN TRY_CAST(v_community_integration_score AS BIGINT) WHEN regexp_full_match(v_community_integration_score, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_community_integration_score, '\.0*$', '') AS BIGINT) END AS t_community_integration_score
     FROM trimmed
 )
 SELECT
@@ -96,12 +96,12 @@ WITH counts AS (
         *,
         v_person_id AS t_person_id,
         v_programme_id AS t_programme_id,
-        CASE WHEN regexp_full_match(v_assessment_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_assessment_date AS DATE) END AS t_assessment_date,
+        CASE WHEN v_assessment_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_assessment_date AS DATE) END AS t_assessment_date,
         lower(v_stage) AS t_stage,
         lower(v_employment_status) AS t_employment_status,
         lower(v_accommodation_status) AS t_accommodation_status,
-        CASE WHEN regexp_full_match(v_life_skills_score, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_life_skills_score, '\.0*$', '') AS BIGINT) END AS t_life_skills_score,
-        CASE WHEN regexp_full_match(v_community_integration_score, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_community_integration_score, '\.0*$', '') AS BIGINT) END AS t_community_integration_score
+        CASE WHEN NOT v_life_skills_score GLOB '*[!0-9]*' THEN TRY_CAST(v_life_skills_score AS BIGINT) WHEN regexp_full_match(v_life_skills_score, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_life_skills_score, '\.0*$', '') AS BIGINT) END AS t_life_skills_score,
+        CASE WHEN NOT v_community_integration_score GLOB '*[!0-9]*' THEN TRY_CAST(v_community_integration_score AS BIGINT) WHEN regexp_full_match(v_community_integration_score, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_community_integration_score, '\.0*$', '') AS BIGINT) END AS t_community_integration_score
     FROM trimmed
 ), checked AS (
     SELECT

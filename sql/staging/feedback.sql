@@ -19,9 +19,9 @@ WITH trimmed AS (
         v_response_id AS t_response_id,
         v_programme_id AS t_programme_id,
         lower(v_respondent_type) AS t_respondent_type,
-        CASE WHEN regexp_full_match(v_response_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_response_date AS DATE) END AS t_response_date,
-        CASE WHEN regexp_full_match(v_satisfaction, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_satisfaction, '\.0*$', '') AS BIGINT) END AS t_satisfaction,
-        CASE WHEN regexp_full_match(v_relationship_quality, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_relationship_quality, '\.0*$', '') AS BIGINT) END AS t_relationship_quality
+        CASE WHEN v_response_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_response_date AS DATE) END AS t_response_date,
+        CASE WHEN NOT v_satisfaction GLOB '*[!0-9]*' THEN TRY_CAST(v_satisfaction AS BIGINT) WHEN regexp_full_match(v_satisfaction, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_satisfaction, '\.0*$', '') AS BIGINT) END AS t_satisfaction,
+        CASE WHEN NOT v_relationship_quality GLOB '*[!0-9]*' THEN TRY_CAST(v_relationship_quality AS BIGINT) WHEN regexp_full_match(v_relationship_quality, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_relationship_quality, '\.0*$', '') AS BIGINT) END AS t_relationship_quality
     FROM trimmed
 )
 SELECT
@@ -87,9 +87,9 @@ WITH counts AS (
         v_response_id AS t_response_id,
         v_programme_id AS t_programme_id,
         lower(v_respondent_type) AS t_respondent_type,
-        CASE WHEN regexp_full_match(v_response_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_response_date AS DATE) END AS t_response_date,
-        CASE WHEN regexp_full_match(v_satisfaction, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_satisfaction, '\.0*$', '') AS BIGINT) END AS t_satisfaction,
-        CASE WHEN regexp_full_match(v_relationship_quality, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_relationship_quality, '\.0*$', '') AS BIGINT) END AS t_relationship_quality
+        CASE WHEN v_response_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_response_date AS DATE) END AS t_response_date,
+        CASE WHEN NOT v_satisfaction GLOB '*[!0-9]*' THEN TRY_CAST(v_satisfaction AS BIGINT) WHEN regexp_full_match(v_satisfaction, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_satisfaction, '\.0*$', '') AS BIGINT) END AS t_satisfaction,
+        CASE WHEN NOT v_relationship_quality GLOB '*[!0-9]*' THEN TRY_CAST(v_relationship_quality AS BIGINT) WHEN regexp_full_match(v_relationship_quality, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_relationship_quality, '\.0*$', '') AS BIGINT) END AS t_relationship_quality
     FROM trimmed
 ), checked AS (
     SELECT

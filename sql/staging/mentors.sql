@@ -21,7 +21,7 @@ WITH trimmed AS (
         lower(v_age_band) AS t_age_band,
         lower(v_sex) AS t_sex,
         CASE WHEN lower(v_lived_experience) IN ('true', 'yes', '1') THEN true WHEN lower(v_lived_experience) IN ('false', 'no', '0') THEN false END AS t_lived_experience,
-        CASE WHEN regexp_full_match(v_trained_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_trained_date AS DATE) END AS t_trained_date
+        CASE WHEN v_trained_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_trained_date AS DATE) END AS t_trained_date
     FROM trimmed
 )
 SELECT
@@ -89,7 +89,7 @@ WITH counts AS (
         lower(v_age_band) AS t_age_band,
         lower(v_sex) AS t_sex,
         CASE WHEN lower(v_lived_experience) IN ('true', 'yes', '1') THEN true WHEN lower(v_lived_experience) IN ('false', 'no', '0') THEN false END AS t_lived_experience,
-        CASE WHEN regexp_full_match(v_trained_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_trained_date AS DATE) END AS t_trained_date
+        CASE WHEN v_trained_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_trained_date AS DATE) END AS t_trained_date
     FROM trimmed
 ), checked AS (
     SELECT

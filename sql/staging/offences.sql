@@ -19,10 +19,10 @@ WITH trimmed AS (
         *,
         v_offence_id AS t_offence_id,
         v_person_id AS t_person_id,
-        CASE WHEN regexp_full_match(v_offence_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_offence_date AS DATE) END AS t_offence_date,
-        CASE WHEN regexp_full_match(v_proven_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_proven_date AS DATE) END AS t_proven_date,
+        CASE WHEN v_offence_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_offence_date AS DATE) END AS t_offence_date,
+        CASE WHEN v_proven_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_proven_date AS DATE) END AS t_proven_date,
         lower(v_offence_group) AS t_offence_group,
-        CASE WHEN regexp_full_match(v_severity, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_severity, '\.0*$', '') AS BIGINT) END AS t_severity,
+        CASE WHEN NOT v_severity GLOB '*[!0-9]*' THEN TRY_CAST(v_severity AS BIGINT) WHEN regexp_full_match(v_severity, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_severity, '\.0*$', '') AS BIGINT) END AS t_severity,
         lower(v_disposal) AS t_disposal
     FROM trimmed
 )
@@ -91,10 +91,10 @@ WITH counts AS (
         *,
         v_offence_id AS t_offence_id,
         v_person_id AS t_person_id,
-        CASE WHEN regexp_full_match(v_offence_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_offence_date AS DATE) END AS t_offence_date,
-        CASE WHEN regexp_full_match(v_proven_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_proven_date AS DATE) END AS t_proven_date,
+        CASE WHEN v_offence_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_offence_date AS DATE) END AS t_offence_date,
+        CASE WHEN v_proven_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_proven_date AS DATE) END AS t_proven_date,
         lower(v_offence_group) AS t_offence_group,
-        CASE WHEN regexp_full_match(v_severity, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_severity, '\.0*$', '') AS BIGINT) END AS t_severity,
+        CASE WHEN NOT v_severity GLOB '*[!0-9]*' THEN TRY_CAST(v_severity AS BIGINT) WHEN regexp_full_match(v_severity, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_severity, '\.0*$', '') AS BIGINT) END AS t_severity,
         lower(v_disposal) AS t_disposal
     FROM trimmed
 ), checked AS (

@@ -20,11 +20,11 @@ WITH trimmed AS (
         *,
         v_person_id AS t_person_id,
         v_programme_id AS t_programme_id,
-        CASE WHEN regexp_full_match(v_start_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_start_date AS DATE) END AS t_start_date,
-        CASE WHEN regexp_full_match(v_end_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_end_date AS DATE) END AS t_end_date,
+        CASE WHEN v_start_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_start_date AS DATE) END AS t_start_date,
+        CASE WHEN v_end_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_end_date AS DATE) END AS t_end_date,
         lower(v_status) AS t_status,
-        CASE WHEN regexp_full_match(v_sessions_offered, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_sessions_offered, '\.0*$', '') AS BIGINT) END AS t_sessions_offered,
-        CASE WHEN regexp_full_match(v_sessions_attended, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_sessions_attended, '\.0*$', '') AS BIGINT) END AS t_sessions_attended,
+        CASE WHEN NOT v_sessions_offered GLOB '*[!0-9]*' THEN TRY_CAST(v_sessions_offered AS BIGINT) WHEN regexp_full_match(v_sessions_offered, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_sessions_offered, '\.0*$', '') AS BIGINT) END AS t_sessions_offered,
+        CASE WHEN NOT v_sessions_attended GLOB '*[!0-9]*' THEN TRY_CAST(v_sessions_attended AS BIGINT) WHEN regexp_full_match(v_sessions_attended, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_sessions_attended, '\.0*$', '') AS BIGINT) END AS t_sessions_attended,
         v_mentor_id AS t_mentor_id
     FROM trimmed
 )
@@ -96,11 +96,11 @@ WITH counts AS (
         *,
         v_person_id AS t_person_id,
         v_programme_id AS t_programme_id,
-        CASE WHEN regexp_full_match(v_start_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_start_date AS DATE) END AS t_start_date,
-        CASE WHEN regexp_full_match(v_end_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_end_date AS DATE) END AS t_end_date,
+        CASE WHEN v_start_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_start_date AS DATE) END AS t_start_date,
+        CASE WHEN v_end_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_end_date AS DATE) END AS t_end_date,
         lower(v_status) AS t_status,
-        CASE WHEN regexp_full_match(v_sessions_offered, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_sessions_offered, '\.0*$', '') AS BIGINT) END AS t_sessions_offered,
-        CASE WHEN regexp_full_match(v_sessions_attended, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_sessions_attended, '\.0*$', '') AS BIGINT) END AS t_sessions_attended,
+        CASE WHEN NOT v_sessions_offered GLOB '*[!0-9]*' THEN TRY_CAST(v_sessions_offered AS BIGINT) WHEN regexp_full_match(v_sessions_offered, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_sessions_offered, '\.0*$', '') AS BIGINT) END AS t_sessions_offered,
+        CASE WHEN NOT v_sessions_attended GLOB '*[!0-9]*' THEN TRY_CAST(v_sessions_attended AS BIGINT) WHEN regexp_full_match(v_sessions_attended, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_sessions_attended, '\.0*$', '') AS BIGINT) END AS t_sessions_attended,
         v_mentor_id AS t_mentor_id
     FROM trimmed
 ), checked AS (

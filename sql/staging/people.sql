@@ -17,7 +17,7 @@ WITH trimmed AS (
         *,
         v_person_id AS t_person_id,
         lower(v_sex) AS t_sex,
-        CASE WHEN regexp_full_match(v_birth_year, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_birth_year, '\.0*$', '') AS BIGINT) END AS t_birth_year,
+        CASE WHEN NOT v_birth_year GLOB '*[!0-9]*' THEN TRY_CAST(v_birth_year AS BIGINT) WHEN regexp_full_match(v_birth_year, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_birth_year, '\.0*$', '') AS BIGINT) END AS t_birth_year,
         lower(v_ethnic_group) AS t_ethnic_group,
         lower(v_region) AS t_region
     FROM trimmed
@@ -81,7 +81,7 @@ WITH counts AS (
         *,
         v_person_id AS t_person_id,
         lower(v_sex) AS t_sex,
-        CASE WHEN regexp_full_match(v_birth_year, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_birth_year, '\.0*$', '') AS BIGINT) END AS t_birth_year,
+        CASE WHEN NOT v_birth_year GLOB '*[!0-9]*' THEN TRY_CAST(v_birth_year AS BIGINT) WHEN regexp_full_match(v_birth_year, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_birth_year, '\.0*$', '') AS BIGINT) END AS t_birth_year,
         lower(v_ethnic_group) AS t_ethnic_group,
         lower(v_region) AS t_region
     FROM trimmed
