@@ -42,6 +42,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import itertools
 import json
 import re
 import tempfile
@@ -433,7 +434,10 @@ def load_raw(con: duckdb.DuckDBPyConnection, landing: Path, tables: Mapping[str,
 
     Each file is replaced in its own transaction (its old rows, its new rows and its raw.files
     row together), so a run that stops half-way leaves every file either done or as it was,
-    and the next run carries on from there.
+    and the next run carries on from there. The CSV reader runs on one thread (to keep row
+    numbers), so the files are read on two connections at once: the files of one table on the
+    same connection, one after another in name order, so every raw table holds its rows in the
+    order it did when files were read one by one.
     """
     create_tables(con, tables)
     loaded_at = dt.datetime.now(dt.timezone.utc)
@@ -444,31 +448,65 @@ def load_raw(con: duckdb.DuckDBPyConnection, landing: Path, tables: Mapping[str,
         ).fetchall()
     }
     held = _rows_held(con, tables)
-    outcomes = []
     current = discover(Path(landing))
     to_read = [file for file in current if not _unchanged(file, previous.get(file.name), held)]
-    # A CSV file's physical lines are counted (NumPy, on another core) while DuckDB reads the one before.
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="desist-lines")
+    queues = _queues(to_read, READERS)
+    loads: dict[str, FileLoad] = {}
+    # A CSV file's physical lines are counted (NumPy, on another core) while DuckDB reads the one before;
+    # they are counted in the order the readers need them.
+    lines_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="desist-lines")
+    readers = ThreadPoolExecutor(max_workers=len(queues) or 1, thread_name_prefix="desist-read")
     try:
-        line_plans = {file.name: pool.submit(_csv_lines, file.path) for file in to_read if _read_as_csv(file)}
-        for file in current:
-            before = previous.get(file.name)
-            if file not in to_read:
-                outcomes.append(FileOutcome(file.name, file.table, "unchanged", before.status, before.rows_read,
-                                            before.reason or ""))
-                continue
-            outcome = _replace_file(con, file, before, loaded_at, tables, line_plans.get(file.name))
-            known = before is not None and before.status != "removed"
-            action = "reloaded" if known and before.sha256 == file.sha256 else "changed" if known else "new"
-            outcomes.append(FileOutcome(file.name, file.table, action, outcome.status, outcome.rows_read,
-                                        outcome.reason))
+        in_need_order = [file for step in itertools.zip_longest(*queues) for file in step if file is not None]
+        line_plans = {file.name: lines_pool.submit(_csv_lines, file.path) for file in in_need_order
+                      if _read_as_csv(file)}
+
+        def read(queue: list[LandingFile]) -> None:
+            with con.cursor() as reader:
+                reader.execute("SET enable_progress_bar = false")  # a new connection starts with DuckDB's defaults
+                for file in queue:
+                    loads[file.name] = _replace_file(reader, file, previous.get(file.name), loaded_at, tables,
+                                                     line_plans.get(file.name))
+
+        for done in [readers.submit(read, queue) for queue in queues]:
+            done.result()
     finally:
-        pool.shutdown(cancel_futures=True)
+        readers.shutdown(cancel_futures=True)
+        lines_pool.shutdown(cancel_futures=True)
+    outcomes = []
+    for file in current:
+        before = previous.get(file.name)
+        if file.name not in loads:
+            outcomes.append(FileOutcome(file.name, file.table, "unchanged", before.status, before.rows_read,
+                                        before.reason or ""))
+            continue
+        outcome = loads[file.name]
+        known = before is not None and before.status != "removed"
+        action = "reloaded" if known and before.sha256 == file.sha256 else "changed" if known else "new"
+        outcomes.append(FileOutcome(file.name, file.table, action, outcome.status, outcome.rows_read, outcome.reason))
     present = {file.name for file in current}
     for name, before in previous.items():
         if name not in present and before.status != "removed":
             outcomes.append(_remove_file(con, name, before, loaded_at))
     return RawLoad(outcomes)
+
+
+READERS = 2  # connections reading landing files at once: the machine's two cores
+
+
+def _queues(files: list[LandingFile], readers: int) -> list[list[LandingFile]]:
+    """The files split between `readers` connections: each table's files on one, largest tables first to
+    the least loaded, so the largest table is read while the others are."""
+    by_table: dict[str | None, list[LandingFile]] = {}
+    for file in files:
+        by_table.setdefault(file.table, []).append(file)
+    queues: list[list[LandingFile]] = [[] for _ in range(min(readers, len(by_table)))]
+    sizes = [0] * len(queues)
+    for group in sorted(by_table.values(), key=lambda group: -sum(file.size_bytes for file in group)):
+        least = sizes.index(min(sizes))
+        queues[least].extend(group)
+        sizes[least] += sum(file.size_bytes for file in group)
+    return queues
 
 
 def _unchanged(file: LandingFile, before: _Recorded | None, held: Mapping[str, int]) -> bool:
@@ -603,6 +641,7 @@ def ingest(con: duckdb.DuckDBPyConnection, landing: Path, tables: Mapping[str, T
 _GENERATED = "-- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.\n"
 _BAD_TYPE = {"date": "bad_date", "integer": "bad_integer", "number": "bad_number", "boolean": "bad_boolean"}
 _TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
+_DATE_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
 
 
 def _in_list(values) -> str:
@@ -647,10 +686,13 @@ def _typed(column: Column) -> str:
         whens = " ".join(f"WHEN {literal(value.lower())} THEN {literal(value)}" for value in column.domain)
         return f"coalesce(CASE lower({v}) {whens} END, {v})"
     if column.type == "date":
-        return f"CASE WHEN regexp_full_match({v}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') THEN TRY_CAST({v} AS DATE) END"
+        # yyyy-mm-dd in ASCII digits; GLOB's character classes test it for less than a regular expression
+        return f"CASE WHEN {v} GLOB '{_DATE_GLOB}' THEN TRY_CAST({v} AS DATE) END"
     if column.type == "integer":
-        # TRY_CAST alone would round '3.5' to 4; a whole number may be written 3 or 3.0.
-        return (f"CASE WHEN regexp_full_match({v}, '[+-]?[0-9]+(\\.0*)?') "
+        # TRY_CAST alone would round '3.5' to 4; a whole number may be written 3 or 3.0. Plain digits (nearly
+        # every value) are told apart by GLOB, for a quarter of what the regular expression costs.
+        return (f"CASE WHEN NOT {v} GLOB '*[!0-9]*' THEN TRY_CAST({v} AS BIGINT) "
+                f"WHEN regexp_full_match({v}, '[+-]?[0-9]+(\\.0*)?') "
                 f"THEN TRY_CAST(regexp_replace({v}, '\\.0*$', '') AS BIGINT) END")
     if column.type == "number":
         # TRY_CAST alone would accept '1_000' and 'nan'.
@@ -757,7 +799,6 @@ def staging_sql(table: Table) -> str:
     malformed = _problem(None, "malformed_row", "NULL::VARCHAR", "row_error")
     staged = ",\n".join(f"    t_{c.name}::{c.duckdb_type} AS {c.name}" for c in table.columns)
     key_plain = ", ".join(table.key)
-    key_repeats = " AND ".join(f"s.{k} IS NOT DISTINCT FROM repeated.{k}" for k in table.key)
     key_ranked = ", ".join(f"s.{k}" for k in table.key)
     record = ", ".join(f"'{c.name}': {c.name}" for c in table.columns)
     return f"""\
@@ -775,13 +816,18 @@ WHERE row_error IS NULL
     AND {ok};
 
 -- A key loaded again keeps its first row (by source_file, then source_row); the later ones go
--- to quarantine below. Keys are counted first, so only the rows of repeated keys are ranked.
+-- to quarantine below. Repeats are found by sorting the keys' 64-bit hashes (grouping the keys
+-- themselves builds a hash table of millions of texts); only the rows whose hash repeats are
+-- then ranked by the key itself, so a hash collision ranks a few rows and changes nothing.
 DELETE FROM staging.{name} AS t
 USING (
     SELECT s.source_file, s.source_row
     FROM staging.{name} AS s
-    JOIN (SELECT {key_plain} FROM staging.{name} GROUP BY ALL HAVING count(*) > 1) AS repeated
-        ON {key_repeats}
+    SEMI JOIN (
+        SELECT key_hash
+        FROM (SELECT hash({key_plain}) AS key_hash FROM staging.{name})
+        QUALIFY key_hash = lag(key_hash) OVER (ORDER BY key_hash)
+    ) AS repeated ON hash({key_ranked}) = repeated.key_hash
     QUALIFY row_number() OVER (PARTITION BY {key_ranked} ORDER BY s.source_file, s.source_row) > 1
 ) AS repeats
 WHERE t.source_file = repeats.source_file AND t.source_row = repeats.source_row;

@@ -58,7 +58,7 @@ def scan(path: Path) -> LineScan:
         while block := handle.read(BLOCK):
             data = np.frombuffer(block, np.uint8)
             newlines = np.flatnonzero(data == result.newline) + offset
-            _lines_in_block(result, data, offset, newlines, line_base, last_end, last_byte)
+            _lines_in_block(result, block, data, offset, newlines, line_base, last_end, last_byte)
             line_base += len(newlines)
             if len(newlines):
                 last_end = int(newlines[-1])
@@ -71,19 +71,24 @@ def scan(path: Path) -> LineScan:
     return result
 
 
-def _lines_in_block(result: LineScan, data: np.ndarray, offset: int, ends: np.ndarray, line_base: int,
+def _lines_in_block(result: LineScan, block: bytes, data: np.ndarray, offset: int, ends: np.ndarray, line_base: int,
                     last_end: int, last_byte: int) -> None:
     if len(ends):
         starts = np.concatenate(([last_end + 1], ends[:-1] + 1))
         lengths = ends - starts
-        before = np.where(ends - 1 >= offset, data[np.maximum(ends - 1 - offset, 0)], last_byte)
-        content = lengths - ((before == CR) & (result.newline == NEWLINE))
-        numbers = line_base + 1 + np.arange(len(ends))
-        result.blank.extend(numbers[content == 0].tolist())
-        too_long = content > MAX_LINE_BYTES
-        result.long.update(zip(numbers[too_long].tolist(), content[too_long].tolist()))
-    quotes = np.flatnonzero(data == QUOTE) + offset if QUOTE in data else np.empty(0, np.int64)
-    if len(quotes):
+        # Only a line of at most one byte can be blank (a CR before the LF is not content) and only a
+        # long one too long: the rest (nearly all) need no closer look.
+        maybe = np.flatnonzero((lengths <= 1) | (lengths > MAX_LINE_BYTES))
+        if len(maybe):
+            maybe_ends = ends[maybe]
+            before = np.where(maybe_ends - 1 >= offset, data[np.maximum(maybe_ends - 1 - offset, 0)], last_byte)
+            content = lengths[maybe] - ((before == CR) & (result.newline == NEWLINE))
+            numbers = line_base + 1 + maybe
+            result.blank.extend(numbers[content == 0].tolist())
+            too_long = content > MAX_LINE_BYTES
+            result.long.update(zip(numbers[too_long].tolist(), content[too_long].tolist()))
+    if QUOTE in block:  # bytes search: no pass over an array for the files (nearly all) without quotes
+        quotes = np.flatnonzero(data == QUOTE) + offset
         # a quote after the block's last newline belongs to the line ending in a later block
         line_of = line_base + 1 + np.searchsorted(ends, quotes)
         numbers, counts = np.unique(line_of, return_counts=True)

@@ -237,6 +237,48 @@ def test_a_row_that_cannot_be_typed_is_quarantined_with_its_reason(make_settings
     assert_nothing_lost(settings)
 
 
+def test_only_rows_repeating_a_whole_key_are_duplicates(make_settings):
+    """Composite keys whose parts run together the same ('P1' 'PG12' / 'P1P' 'G12') are different keys;
+    a key seen three times keeps its first row and quarantines the two later ones."""
+    settings = make_settings()
+    assessment = "{},2020-04-02,baseline,unemployed,settled,4,5"
+    write(settings.paths.landing, "assessments.csv", HEADERS["assessments"],
+          assessment.format("P1,PG12"), assessment.format("P1P,G12"), assessment.format("P1,PG1"),
+          assessment.format("P1,PG12"), assessment.format("P1,PG12"))
+    run(settings)
+    assert rows(settings, "SELECT person_id, programme_id, source_row FROM staging.assessments ORDER BY source_row") == [
+        ("P1", "PG12", 1), ("P1P", "G12", 2), ("P1", "PG1", 3)]
+    assert quarantined(settings) == [("assessments", "assessments.csv", 4, "duplicate_key",
+                                      "person_id,programme_id,stage", "P1,PG12,baseline"),
+                                     ("assessments", "assessments.csv", 5, "duplicate_key",
+                                      "person_id,programme_id,stage", "P1,PG12,baseline")]
+    assert_nothing_lost(settings)
+
+
+def test_whole_numbers_and_dates_are_read_as_the_contract_writes_them(make_settings):
+    """A whole number is ASCII digits with an optional sign and '.0'; a date is yyyy-mm-dd in ASCII digits.
+    Digits of other scripts, separators, hexadecimal and fractions are quarantined."""
+    settings = make_settings()
+    years = {"P1": "1980", "P2": "+1981", "P3": "1982.0", "P4": "1983.", "P5": " 1984 ", "P6": "1985.5",
+             "P7": "1_986", "P8": "\u0661\u0669\u0668\u0667", "P9": "0x7C4", "P10": "1e3", "P11": "-"}
+    write(settings.paths.landing, "people.csv", HEADERS["people"],
+          *(f"{person},male,{year},white,wales" for person, year in years.items()))
+    dates = {"O1": "2020-05-01", "O2": "2020-5-01", "O3": "2020/05/01", "O4": "\uff12020-05-01",
+             "O5": "2020-05-01x", "O6": "2020-02-30", "O7": "12020-05-01"}
+    write(settings.paths.landing, "offences.csv", HEADERS["offences"],
+          *(f"{offence},P1,2020-01-01,{date},theft,2,fine" for offence, date in dates.items()))
+    run(settings)
+    assert rows(settings, "SELECT person_id, birth_year FROM staging.people ORDER BY source_row") == [
+        ("P1", 1980), ("P2", 1981), ("P3", 1982), ("P4", 1983), ("P5", 1984)]
+    assert rows(settings, "SELECT offence_id, proven_date FROM staging.offences") == [("O1", dt.date(2020, 5, 1))]
+    assert [(row[2], row[3], row[5]) for row in quarantined(settings)] == [
+        (2, "bad_date", "2020-5-01"), (3, "bad_date", "2020/05/01"), (4, "bad_date", "\uff12020-05-01"),
+        (5, "bad_date", "2020-05-01x"), (6, "bad_date", "2020-02-30"), (7, "bad_date", "12020-05-01"),
+        (6, "bad_integer", "1985.5"), (7, "bad_integer", "1_986"), (8, "bad_integer", "\u0661\u0669\u0668\u0667"),
+        (9, "bad_integer", "0x7C4"), (10, "bad_integer", "1e3"), (11, "bad_integer", "-")]
+    assert_nothing_lost(settings)
+
+
 def test_detail_lists_every_problem_and_raw_record_keeps_the_whole_row(make_settings):
     settings = make_settings()
     write(settings.paths.landing, "people.csv", HEADERS["people"], "P1,alien,19x0,white,mars")

@@ -152,3 +152,46 @@ def test_a_file_with_old_mac_line_endings_has_every_line_counted(make_settings):
         ("P1", "london"), ("P2", "wales")]
     s = summary(settings)["people.csv"]
     assert (s["status"], s["lines"], s["header_lines"], s["rows_read"]) == ("loaded", 3, 1, 2)
+
+
+def _lines_one_by_one(data: bytes, newline: int, longest: int) -> tuple[int, list[int], list[int], dict[int, int]]:
+    """(lines, blank, odd-quote and over-long lines) of a file's bytes, line by line in plain Python."""
+    parts = data.split(bytes([newline]))
+    if data.endswith(bytes([newline])) or not data:
+        parts = parts[:-1]
+    blank, odd, long = [], [], {}
+    for number, part in enumerate(parts, start=1):
+        content = part[:-1] if newline == lines.NEWLINE and part.endswith(b"\r") else part
+        if not content:
+            blank.append(number)
+        if len(content) > longest:
+            long[number] = len(content)
+        if part.count(b'"') % 2:
+            odd.append(number)
+    return len(parts), blank, odd, long
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_line_scan_counts_every_line_as_a_line_by_line_reading_does(tmp_path, monkeypatch, seed):
+    """Small blocks and a small line limit put blank (also CR-only), quoted and over-long lines on and across
+    block boundaries; the scan looks closer only at lines of at most one byte or over the limit."""
+    import random
+    monkeypatch.setattr(lines, "BLOCK", 64)
+    monkeypatch.setattr(lines, "MAX_LINE_BYTES", 16)
+    rng = random.Random(seed)
+    for case in range(150):
+        newline = rng.choice([b"\n", b"\r\n", b"\r"])
+        alphabet = rng.choice(["abc,", 'abc,"', "abc,\r"]) if newline == b"\n" else rng.choice(["abc,", 'abc,"'])
+        lengths = [0, 1, 2, 5, 9, 15, 16, 17, 40]
+        if case % 2:  # mostly plain lines, now and then a blank, quoted or over-long one
+            alphabet, lengths = "abc,", [*range(1, 7)] * 30 + lengths
+            alphabet += '"' * (rng.random() < 0.3)
+        text = newline.join("".join(rng.choice(alphabet) for _ in range(rng.choice(lengths))).encode()
+                            for _ in range(rng.randint(1, 60)))
+        if rng.random() < 0.5:
+            text += newline
+        path = tmp_path / f"case{case}.csv"
+        path.write_bytes(text)
+        found = lines.scan(path)
+        expected = _lines_one_by_one(text, found.newline, 16)
+        assert (found.lines, found.blank, lines.merge_odd_quotes(found.odd_quotes), found.long) == expected, text

@@ -20,12 +20,12 @@ WITH trimmed AS (
         *,
         v_person_id AS t_person_id,
         v_programme_id AS t_programme_id,
-        CASE WHEN regexp_full_match(v_assessment_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_assessment_date AS DATE) END AS t_assessment_date,
+        CASE WHEN v_assessment_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_assessment_date AS DATE) END AS t_assessment_date,
         lower(v_stage) AS t_stage,
         lower(v_employment_status) AS t_employment_status,
         lower(v_accommodation_status) AS t_accommodation_status,
-        CASE WHEN regexp_full_match(v_life_skills_score, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_life_skills_score, '\.0*$', '') AS BIGINT) END AS t_life_skills_score,
-        CASE WHEN regexp_full_match(v_community_integration_score, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_community_integration_score, '\.0*$', '') AS BIGINT) END AS t_community_integration_score
+        CASE WHEN NOT v_life_skills_score GLOB '*[!0-9]*' THEN TRY_CAST(v_life_skills_score AS BIGINT) WHEN regexp_full_match(v_life_skills_score, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_life_skills_score, '\.0*$', '') AS BIGINT) END AS t_life_skills_score,
+        CASE WHEN NOT v_community_integration_score GLOB '*[!0-9]*' THEN TRY_CAST(v_community_integration_score AS BIGINT) WHEN regexp_full_match(v_community_integration_score, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_community_integration_score, '\.0*$', '') AS BIGINT) END AS t_community_integration_score
     FROM trimmed
 )
 SELECT
@@ -51,13 +51,18 @@ WHERE row_error IS NULL
     AND t_community_integration_score IS NOT NULL AND t_community_integration_score >= 1 AND t_community_integration_score <= 10;
 
 -- A key loaded again keeps its first row (by source_file, then source_row); the later ones go
--- to quarantine below. Keys are counted first, so only the rows of repeated keys are ranked.
+-- to quarantine below. Repeats are found by sorting the keys' 64-bit hashes (grouping the keys
+-- themselves builds a hash table of millions of texts); only the rows whose hash repeats are
+-- then ranked by the key itself, so a hash collision ranks a few rows and changes nothing.
 DELETE FROM staging.assessments AS t
 USING (
     SELECT s.source_file, s.source_row
     FROM staging.assessments AS s
-    JOIN (SELECT person_id, programme_id, stage FROM staging.assessments GROUP BY ALL HAVING count(*) > 1) AS repeated
-        ON s.person_id IS NOT DISTINCT FROM repeated.person_id AND s.programme_id IS NOT DISTINCT FROM repeated.programme_id AND s.stage IS NOT DISTINCT FROM repeated.stage
+    SEMI JOIN (
+        SELECT key_hash
+        FROM (SELECT hash(person_id, programme_id, stage) AS key_hash FROM staging.assessments)
+        QUALIFY key_hash = lag(key_hash) OVER (ORDER BY key_hash)
+    ) AS repeated ON hash(s.person_id, s.programme_id, s.stage) = repeated.key_hash
     QUALIFY row_number() OVER (PARTITION BY s.person_id, s.programme_id, s.stage ORDER BY s.source_file, s.source_row) > 1
 ) AS repeats
 WHERE t.source_file = repeats.source_file AND t.source_row = repeats.source_row;
@@ -91,12 +96,12 @@ WITH counts AS (
         *,
         v_person_id AS t_person_id,
         v_programme_id AS t_programme_id,
-        CASE WHEN regexp_full_match(v_assessment_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_assessment_date AS DATE) END AS t_assessment_date,
+        CASE WHEN v_assessment_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_assessment_date AS DATE) END AS t_assessment_date,
         lower(v_stage) AS t_stage,
         lower(v_employment_status) AS t_employment_status,
         lower(v_accommodation_status) AS t_accommodation_status,
-        CASE WHEN regexp_full_match(v_life_skills_score, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_life_skills_score, '\.0*$', '') AS BIGINT) END AS t_life_skills_score,
-        CASE WHEN regexp_full_match(v_community_integration_score, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_community_integration_score, '\.0*$', '') AS BIGINT) END AS t_community_integration_score
+        CASE WHEN NOT v_life_skills_score GLOB '*[!0-9]*' THEN TRY_CAST(v_life_skills_score AS BIGINT) WHEN regexp_full_match(v_life_skills_score, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_life_skills_score, '\.0*$', '') AS BIGINT) END AS t_life_skills_score,
+        CASE WHEN NOT v_community_integration_score GLOB '*[!0-9]*' THEN TRY_CAST(v_community_integration_score AS BIGINT) WHEN regexp_full_match(v_community_integration_score, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_community_integration_score, '\.0*$', '') AS BIGINT) END AS t_community_integration_score
     FROM trimmed
 ), checked AS (
     SELECT

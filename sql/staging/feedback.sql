@@ -19,9 +19,9 @@ WITH trimmed AS (
         v_response_id AS t_response_id,
         v_programme_id AS t_programme_id,
         lower(v_respondent_type) AS t_respondent_type,
-        CASE WHEN regexp_full_match(v_response_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_response_date AS DATE) END AS t_response_date,
-        CASE WHEN regexp_full_match(v_satisfaction, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_satisfaction, '\.0*$', '') AS BIGINT) END AS t_satisfaction,
-        CASE WHEN regexp_full_match(v_relationship_quality, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_relationship_quality, '\.0*$', '') AS BIGINT) END AS t_relationship_quality
+        CASE WHEN v_response_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_response_date AS DATE) END AS t_response_date,
+        CASE WHEN NOT v_satisfaction GLOB '*[!0-9]*' THEN TRY_CAST(v_satisfaction AS BIGINT) WHEN regexp_full_match(v_satisfaction, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_satisfaction, '\.0*$', '') AS BIGINT) END AS t_satisfaction,
+        CASE WHEN NOT v_relationship_quality GLOB '*[!0-9]*' THEN TRY_CAST(v_relationship_quality AS BIGINT) WHEN regexp_full_match(v_relationship_quality, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_relationship_quality, '\.0*$', '') AS BIGINT) END AS t_relationship_quality
     FROM trimmed
 )
 SELECT
@@ -43,13 +43,18 @@ WHERE row_error IS NULL
     AND (v_relationship_quality IS NULL OR (t_relationship_quality IS NOT NULL AND t_relationship_quality >= 1 AND t_relationship_quality <= 5));
 
 -- A key loaded again keeps its first row (by source_file, then source_row); the later ones go
--- to quarantine below. Keys are counted first, so only the rows of repeated keys are ranked.
+-- to quarantine below. Repeats are found by sorting the keys' 64-bit hashes (grouping the keys
+-- themselves builds a hash table of millions of texts); only the rows whose hash repeats are
+-- then ranked by the key itself, so a hash collision ranks a few rows and changes nothing.
 DELETE FROM staging.feedback AS t
 USING (
     SELECT s.source_file, s.source_row
     FROM staging.feedback AS s
-    JOIN (SELECT response_id FROM staging.feedback GROUP BY ALL HAVING count(*) > 1) AS repeated
-        ON s.response_id IS NOT DISTINCT FROM repeated.response_id
+    SEMI JOIN (
+        SELECT key_hash
+        FROM (SELECT hash(response_id) AS key_hash FROM staging.feedback)
+        QUALIFY key_hash = lag(key_hash) OVER (ORDER BY key_hash)
+    ) AS repeated ON hash(s.response_id) = repeated.key_hash
     QUALIFY row_number() OVER (PARTITION BY s.response_id ORDER BY s.source_file, s.source_row) > 1
 ) AS repeats
 WHERE t.source_file = repeats.source_file AND t.source_row = repeats.source_row;
@@ -82,9 +87,9 @@ WITH counts AS (
         v_response_id AS t_response_id,
         v_programme_id AS t_programme_id,
         lower(v_respondent_type) AS t_respondent_type,
-        CASE WHEN regexp_full_match(v_response_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_response_date AS DATE) END AS t_response_date,
-        CASE WHEN regexp_full_match(v_satisfaction, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_satisfaction, '\.0*$', '') AS BIGINT) END AS t_satisfaction,
-        CASE WHEN regexp_full_match(v_relationship_quality, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_relationship_quality, '\.0*$', '') AS BIGINT) END AS t_relationship_quality
+        CASE WHEN v_response_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_response_date AS DATE) END AS t_response_date,
+        CASE WHEN NOT v_satisfaction GLOB '*[!0-9]*' THEN TRY_CAST(v_satisfaction AS BIGINT) WHEN regexp_full_match(v_satisfaction, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_satisfaction, '\.0*$', '') AS BIGINT) END AS t_satisfaction,
+        CASE WHEN NOT v_relationship_quality GLOB '*[!0-9]*' THEN TRY_CAST(v_relationship_quality AS BIGINT) WHEN regexp_full_match(v_relationship_quality, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_relationship_quality, '\.0*$', '') AS BIGINT) END AS t_relationship_quality
     FROM trimmed
 ), checked AS (
     SELECT

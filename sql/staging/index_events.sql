@@ -22,13 +22,13 @@ WITH trimmed AS (
     SELECT
         *,
         v_person_id AS t_person_id,
-        CASE WHEN regexp_full_match(v_index_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_index_date AS DATE) END AS t_index_date,
+        CASE WHEN v_index_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_index_date AS DATE) END AS t_index_date,
         lower(v_index_type) AS t_index_type,
         lower(v_index_offence_group) AS t_index_offence_group,
         CASE WHEN regexp_full_match(v_sentence_months, '[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?') AND isfinite(TRY_CAST(v_sentence_months AS DOUBLE)) THEN TRY_CAST(v_sentence_months AS DOUBLE) END AS t_sentence_months,
-        CASE WHEN regexp_full_match(v_prior_offences, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_prior_offences, '\.0*$', '') AS BIGINT) END AS t_prior_offences,
-        CASE WHEN regexp_full_match(v_prior_custody, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_prior_custody, '\.0*$', '') AS BIGINT) END AS t_prior_custody,
-        CASE WHEN regexp_full_match(v_age_first_offence, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_age_first_offence, '\.0*$', '') AS BIGINT) END AS t_age_first_offence,
+        CASE WHEN NOT v_prior_offences GLOB '*[!0-9]*' THEN TRY_CAST(v_prior_offences AS BIGINT) WHEN regexp_full_match(v_prior_offences, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_prior_offences, '\.0*$', '') AS BIGINT) END AS t_prior_offences,
+        CASE WHEN NOT v_prior_custody GLOB '*[!0-9]*' THEN TRY_CAST(v_prior_custody AS BIGINT) WHEN regexp_full_match(v_prior_custody, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_prior_custody, '\.0*$', '') AS BIGINT) END AS t_prior_custody,
+        CASE WHEN NOT v_age_first_offence GLOB '*[!0-9]*' THEN TRY_CAST(v_age_first_offence AS BIGINT) WHEN regexp_full_match(v_age_first_offence, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_age_first_offence, '\.0*$', '') AS BIGINT) END AS t_age_first_offence,
         CASE WHEN regexp_full_match(v_risk_score, '[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?') AND isfinite(TRY_CAST(v_risk_score AS DOUBLE)) THEN TRY_CAST(v_risk_score AS DOUBLE) END AS t_risk_score,
         CASE WHEN lower(v_employment_at_index) IN ('true', 'yes', '1') THEN true WHEN lower(v_employment_at_index) IN ('false', 'no', '0') THEN false END AS t_employment_at_index,
         CASE WHEN lower(v_accommodation_at_index) IN ('true', 'yes', '1') THEN true WHEN lower(v_accommodation_at_index) IN ('false', 'no', '0') THEN false END AS t_accommodation_at_index
@@ -63,13 +63,18 @@ WHERE row_error IS NULL
     AND (v_accommodation_at_index IS NULL OR (t_accommodation_at_index IS NOT NULL));
 
 -- A key loaded again keeps its first row (by source_file, then source_row); the later ones go
--- to quarantine below. Keys are counted first, so only the rows of repeated keys are ranked.
+-- to quarantine below. Repeats are found by sorting the keys' 64-bit hashes (grouping the keys
+-- themselves builds a hash table of millions of texts); only the rows whose hash repeats are
+-- then ranked by the key itself, so a hash collision ranks a few rows and changes nothing.
 DELETE FROM staging.index_events AS t
 USING (
     SELECT s.source_file, s.source_row
     FROM staging.index_events AS s
-    JOIN (SELECT person_id, index_date FROM staging.index_events GROUP BY ALL HAVING count(*) > 1) AS repeated
-        ON s.person_id IS NOT DISTINCT FROM repeated.person_id AND s.index_date IS NOT DISTINCT FROM repeated.index_date
+    SEMI JOIN (
+        SELECT key_hash
+        FROM (SELECT hash(person_id, index_date) AS key_hash FROM staging.index_events)
+        QUALIFY key_hash = lag(key_hash) OVER (ORDER BY key_hash)
+    ) AS repeated ON hash(s.person_id, s.index_date) = repeated.key_hash
     QUALIFY row_number() OVER (PARTITION BY s.person_id, s.index_date ORDER BY s.source_file, s.source_row) > 1
 ) AS repeats
 WHERE t.source_file = repeats.source_file AND t.source_row = repeats.source_row;
@@ -105,13 +110,13 @@ WITH counts AS (
     SELECT
         *,
         v_person_id AS t_person_id,
-        CASE WHEN regexp_full_match(v_index_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_index_date AS DATE) END AS t_index_date,
+        CASE WHEN v_index_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_index_date AS DATE) END AS t_index_date,
         lower(v_index_type) AS t_index_type,
         lower(v_index_offence_group) AS t_index_offence_group,
         CASE WHEN regexp_full_match(v_sentence_months, '[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?') AND isfinite(TRY_CAST(v_sentence_months AS DOUBLE)) THEN TRY_CAST(v_sentence_months AS DOUBLE) END AS t_sentence_months,
-        CASE WHEN regexp_full_match(v_prior_offences, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_prior_offences, '\.0*$', '') AS BIGINT) END AS t_prior_offences,
-        CASE WHEN regexp_full_match(v_prior_custody, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_prior_custody, '\.0*$', '') AS BIGINT) END AS t_prior_custody,
-        CASE WHEN regexp_full_match(v_age_first_offence, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_age_first_offence, '\.0*$', '') AS BIGINT) END AS t_age_first_offence,
+        CASE WHEN NOT v_prior_offences GLOB '*[!0-9]*' THEN TRY_CAST(v_prior_offences AS BIGINT) WHEN regexp_full_match(v_prior_offences, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_prior_offences, '\.0*$', '') AS BIGINT) END AS t_prior_offences,
+        CASE WHEN NOT v_prior_custody GLOB '*[!0-9]*' THEN TRY_CAST(v_prior_custody AS BIGINT) WHEN regexp_full_match(v_prior_custody, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_prior_custody, '\.0*$', '') AS BIGINT) END AS t_prior_custody,
+        CASE WHEN NOT v_age_first_offence GLOB '*[!0-9]*' THEN TRY_CAST(v_age_first_offence AS BIGINT) WHEN regexp_full_match(v_age_first_offence, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_age_first_offence, '\.0*$', '') AS BIGINT) END AS t_age_first_offence,
         CASE WHEN regexp_full_match(v_risk_score, '[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?') AND isfinite(TRY_CAST(v_risk_score AS DOUBLE)) THEN TRY_CAST(v_risk_score AS DOUBLE) END AS t_risk_score,
         CASE WHEN lower(v_employment_at_index) IN ('true', 'yes', '1') THEN true WHEN lower(v_employment_at_index) IN ('false', 'no', '0') THEN false END AS t_employment_at_index,
         CASE WHEN lower(v_accommodation_at_index) IN ('true', 'yes', '1') THEN true WHEN lower(v_accommodation_at_index) IN ('false', 'no', '0') THEN false END AS t_accommodation_at_index

@@ -21,7 +21,7 @@ WITH trimmed AS (
         lower(v_age_band) AS t_age_band,
         lower(v_sex) AS t_sex,
         CASE WHEN lower(v_lived_experience) IN ('true', 'yes', '1') THEN true WHEN lower(v_lived_experience) IN ('false', 'no', '0') THEN false END AS t_lived_experience,
-        CASE WHEN regexp_full_match(v_trained_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_trained_date AS DATE) END AS t_trained_date
+        CASE WHEN v_trained_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_trained_date AS DATE) END AS t_trained_date
     FROM trimmed
 )
 SELECT
@@ -43,13 +43,18 @@ WHERE row_error IS NULL
     AND (v_trained_date IS NULL OR (t_trained_date IS NOT NULL));
 
 -- A key loaded again keeps its first row (by source_file, then source_row); the later ones go
--- to quarantine below. Keys are counted first, so only the rows of repeated keys are ranked.
+-- to quarantine below. Repeats are found by sorting the keys' 64-bit hashes (grouping the keys
+-- themselves builds a hash table of millions of texts); only the rows whose hash repeats are
+-- then ranked by the key itself, so a hash collision ranks a few rows and changes nothing.
 DELETE FROM staging.mentors AS t
 USING (
     SELECT s.source_file, s.source_row
     FROM staging.mentors AS s
-    JOIN (SELECT mentor_id FROM staging.mentors GROUP BY ALL HAVING count(*) > 1) AS repeated
-        ON s.mentor_id IS NOT DISTINCT FROM repeated.mentor_id
+    SEMI JOIN (
+        SELECT key_hash
+        FROM (SELECT hash(mentor_id) AS key_hash FROM staging.mentors)
+        QUALIFY key_hash = lag(key_hash) OVER (ORDER BY key_hash)
+    ) AS repeated ON hash(s.mentor_id) = repeated.key_hash
     QUALIFY row_number() OVER (PARTITION BY s.mentor_id ORDER BY s.source_file, s.source_row) > 1
 ) AS repeats
 WHERE t.source_file = repeats.source_file AND t.source_row = repeats.source_row;
@@ -84,7 +89,7 @@ WITH counts AS (
         lower(v_age_band) AS t_age_band,
         lower(v_sex) AS t_sex,
         CASE WHEN lower(v_lived_experience) IN ('true', 'yes', '1') THEN true WHEN lower(v_lived_experience) IN ('false', 'no', '0') THEN false END AS t_lived_experience,
-        CASE WHEN regexp_full_match(v_trained_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_trained_date AS DATE) END AS t_trained_date
+        CASE WHEN v_trained_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_trained_date AS DATE) END AS t_trained_date
     FROM trimmed
 ), checked AS (
     SELECT

@@ -19,10 +19,10 @@ WITH trimmed AS (
         *,
         v_offence_id AS t_offence_id,
         v_person_id AS t_person_id,
-        CASE WHEN regexp_full_match(v_offence_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_offence_date AS DATE) END AS t_offence_date,
-        CASE WHEN regexp_full_match(v_proven_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_proven_date AS DATE) END AS t_proven_date,
+        CASE WHEN v_offence_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_offence_date AS DATE) END AS t_offence_date,
+        CASE WHEN v_proven_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_proven_date AS DATE) END AS t_proven_date,
         lower(v_offence_group) AS t_offence_group,
-        CASE WHEN regexp_full_match(v_severity, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_severity, '\.0*$', '') AS BIGINT) END AS t_severity,
+        CASE WHEN NOT v_severity GLOB '*[!0-9]*' THEN TRY_CAST(v_severity AS BIGINT) WHEN regexp_full_match(v_severity, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_severity, '\.0*$', '') AS BIGINT) END AS t_severity,
         lower(v_disposal) AS t_disposal
     FROM trimmed
 )
@@ -47,13 +47,18 @@ WHERE row_error IS NULL
     AND t_disposal IS NOT NULL AND list_position(['custody', 'community', 'fine', 'caution', 'other'], t_disposal) IS NOT NULL;
 
 -- A key loaded again keeps its first row (by source_file, then source_row); the later ones go
--- to quarantine below. Keys are counted first, so only the rows of repeated keys are ranked.
+-- to quarantine below. Repeats are found by sorting the keys' 64-bit hashes (grouping the keys
+-- themselves builds a hash table of millions of texts); only the rows whose hash repeats are
+-- then ranked by the key itself, so a hash collision ranks a few rows and changes nothing.
 DELETE FROM staging.offences AS t
 USING (
     SELECT s.source_file, s.source_row
     FROM staging.offences AS s
-    JOIN (SELECT offence_id FROM staging.offences GROUP BY ALL HAVING count(*) > 1) AS repeated
-        ON s.offence_id IS NOT DISTINCT FROM repeated.offence_id
+    SEMI JOIN (
+        SELECT key_hash
+        FROM (SELECT hash(offence_id) AS key_hash FROM staging.offences)
+        QUALIFY key_hash = lag(key_hash) OVER (ORDER BY key_hash)
+    ) AS repeated ON hash(s.offence_id) = repeated.key_hash
     QUALIFY row_number() OVER (PARTITION BY s.offence_id ORDER BY s.source_file, s.source_row) > 1
 ) AS repeats
 WHERE t.source_file = repeats.source_file AND t.source_row = repeats.source_row;
@@ -86,10 +91,10 @@ WITH counts AS (
         *,
         v_offence_id AS t_offence_id,
         v_person_id AS t_person_id,
-        CASE WHEN regexp_full_match(v_offence_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_offence_date AS DATE) END AS t_offence_date,
-        CASE WHEN regexp_full_match(v_proven_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_proven_date AS DATE) END AS t_proven_date,
+        CASE WHEN v_offence_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_offence_date AS DATE) END AS t_offence_date,
+        CASE WHEN v_proven_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_proven_date AS DATE) END AS t_proven_date,
         lower(v_offence_group) AS t_offence_group,
-        CASE WHEN regexp_full_match(v_severity, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_severity, '\.0*$', '') AS BIGINT) END AS t_severity,
+        CASE WHEN NOT v_severity GLOB '*[!0-9]*' THEN TRY_CAST(v_severity AS BIGINT) WHEN regexp_full_match(v_severity, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_severity, '\.0*$', '') AS BIGINT) END AS t_severity,
         lower(v_disposal) AS t_disposal
     FROM trimmed
 ), checked AS (

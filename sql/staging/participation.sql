@@ -20,11 +20,11 @@ WITH trimmed AS (
         *,
         v_person_id AS t_person_id,
         v_programme_id AS t_programme_id,
-        CASE WHEN regexp_full_match(v_start_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_start_date AS DATE) END AS t_start_date,
-        CASE WHEN regexp_full_match(v_end_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_end_date AS DATE) END AS t_end_date,
+        CASE WHEN v_start_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_start_date AS DATE) END AS t_start_date,
+        CASE WHEN v_end_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_end_date AS DATE) END AS t_end_date,
         lower(v_status) AS t_status,
-        CASE WHEN regexp_full_match(v_sessions_offered, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_sessions_offered, '\.0*$', '') AS BIGINT) END AS t_sessions_offered,
-        CASE WHEN regexp_full_match(v_sessions_attended, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_sessions_attended, '\.0*$', '') AS BIGINT) END AS t_sessions_attended,
+        CASE WHEN NOT v_sessions_offered GLOB '*[!0-9]*' THEN TRY_CAST(v_sessions_offered AS BIGINT) WHEN regexp_full_match(v_sessions_offered, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_sessions_offered, '\.0*$', '') AS BIGINT) END AS t_sessions_offered,
+        CASE WHEN NOT v_sessions_attended GLOB '*[!0-9]*' THEN TRY_CAST(v_sessions_attended AS BIGINT) WHEN regexp_full_match(v_sessions_attended, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_sessions_attended, '\.0*$', '') AS BIGINT) END AS t_sessions_attended,
         v_mentor_id AS t_mentor_id
     FROM trimmed
 )
@@ -51,13 +51,18 @@ WHERE row_error IS NULL
     AND (v_mentor_id IS NULL OR (t_mentor_id IS NOT NULL));
 
 -- A key loaded again keeps its first row (by source_file, then source_row); the later ones go
--- to quarantine below. Keys are counted first, so only the rows of repeated keys are ranked.
+-- to quarantine below. Repeats are found by sorting the keys' 64-bit hashes (grouping the keys
+-- themselves builds a hash table of millions of texts); only the rows whose hash repeats are
+-- then ranked by the key itself, so a hash collision ranks a few rows and changes nothing.
 DELETE FROM staging.participation AS t
 USING (
     SELECT s.source_file, s.source_row
     FROM staging.participation AS s
-    JOIN (SELECT person_id, programme_id, start_date FROM staging.participation GROUP BY ALL HAVING count(*) > 1) AS repeated
-        ON s.person_id IS NOT DISTINCT FROM repeated.person_id AND s.programme_id IS NOT DISTINCT FROM repeated.programme_id AND s.start_date IS NOT DISTINCT FROM repeated.start_date
+    SEMI JOIN (
+        SELECT key_hash
+        FROM (SELECT hash(person_id, programme_id, start_date) AS key_hash FROM staging.participation)
+        QUALIFY key_hash = lag(key_hash) OVER (ORDER BY key_hash)
+    ) AS repeated ON hash(s.person_id, s.programme_id, s.start_date) = repeated.key_hash
     QUALIFY row_number() OVER (PARTITION BY s.person_id, s.programme_id, s.start_date ORDER BY s.source_file, s.source_row) > 1
 ) AS repeats
 WHERE t.source_file = repeats.source_file AND t.source_row = repeats.source_row;
@@ -91,11 +96,11 @@ WITH counts AS (
         *,
         v_person_id AS t_person_id,
         v_programme_id AS t_programme_id,
-        CASE WHEN regexp_full_match(v_start_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_start_date AS DATE) END AS t_start_date,
-        CASE WHEN regexp_full_match(v_end_date, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(v_end_date AS DATE) END AS t_end_date,
+        CASE WHEN v_start_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_start_date AS DATE) END AS t_start_date,
+        CASE WHEN v_end_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN TRY_CAST(v_end_date AS DATE) END AS t_end_date,
         lower(v_status) AS t_status,
-        CASE WHEN regexp_full_match(v_sessions_offered, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_sessions_offered, '\.0*$', '') AS BIGINT) END AS t_sessions_offered,
-        CASE WHEN regexp_full_match(v_sessions_attended, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_sessions_attended, '\.0*$', '') AS BIGINT) END AS t_sessions_attended,
+        CASE WHEN NOT v_sessions_offered GLOB '*[!0-9]*' THEN TRY_CAST(v_sessions_offered AS BIGINT) WHEN regexp_full_match(v_sessions_offered, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_sessions_offered, '\.0*$', '') AS BIGINT) END AS t_sessions_offered,
+        CASE WHEN NOT v_sessions_attended GLOB '*[!0-9]*' THEN TRY_CAST(v_sessions_attended AS BIGINT) WHEN regexp_full_match(v_sessions_attended, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_sessions_attended, '\.0*$', '') AS BIGINT) END AS t_sessions_attended,
         v_mentor_id AS t_mentor_id
     FROM trimmed
 ), checked AS (

@@ -17,7 +17,7 @@ WITH trimmed AS (
         *,
         v_person_id AS t_person_id,
         lower(v_sex) AS t_sex,
-        CASE WHEN regexp_full_match(v_birth_year, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_birth_year, '\.0*$', '') AS BIGINT) END AS t_birth_year,
+        CASE WHEN NOT v_birth_year GLOB '*[!0-9]*' THEN TRY_CAST(v_birth_year AS BIGINT) WHEN regexp_full_match(v_birth_year, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_birth_year, '\.0*$', '') AS BIGINT) END AS t_birth_year,
         lower(v_ethnic_group) AS t_ethnic_group,
         lower(v_region) AS t_region
     FROM trimmed
@@ -39,13 +39,18 @@ WHERE row_error IS NULL
     AND t_region IS NOT NULL AND list_position(['north_east', 'north_west', 'yorkshire', 'east_midlands', 'west_midlands', 'east', 'london', 'south_east', 'south_west', 'wales'], t_region) IS NOT NULL;
 
 -- A key loaded again keeps its first row (by source_file, then source_row); the later ones go
--- to quarantine below. Keys are counted first, so only the rows of repeated keys are ranked.
+-- to quarantine below. Repeats are found by sorting the keys' 64-bit hashes (grouping the keys
+-- themselves builds a hash table of millions of texts); only the rows whose hash repeats are
+-- then ranked by the key itself, so a hash collision ranks a few rows and changes nothing.
 DELETE FROM staging.people AS t
 USING (
     SELECT s.source_file, s.source_row
     FROM staging.people AS s
-    JOIN (SELECT person_id FROM staging.people GROUP BY ALL HAVING count(*) > 1) AS repeated
-        ON s.person_id IS NOT DISTINCT FROM repeated.person_id
+    SEMI JOIN (
+        SELECT key_hash
+        FROM (SELECT hash(person_id) AS key_hash FROM staging.people)
+        QUALIFY key_hash = lag(key_hash) OVER (ORDER BY key_hash)
+    ) AS repeated ON hash(s.person_id) = repeated.key_hash
     QUALIFY row_number() OVER (PARTITION BY s.person_id ORDER BY s.source_file, s.source_row) > 1
 ) AS repeats
 WHERE t.source_file = repeats.source_file AND t.source_row = repeats.source_row;
@@ -76,7 +81,7 @@ WITH counts AS (
         *,
         v_person_id AS t_person_id,
         lower(v_sex) AS t_sex,
-        CASE WHEN regexp_full_match(v_birth_year, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_birth_year, '\.0*$', '') AS BIGINT) END AS t_birth_year,
+        CASE WHEN NOT v_birth_year GLOB '*[!0-9]*' THEN TRY_CAST(v_birth_year AS BIGINT) WHEN regexp_full_match(v_birth_year, '[+-]?[0-9]+(\.0*)?') THEN TRY_CAST(regexp_replace(v_birth_year, '\.0*$', '') AS BIGINT) END AS t_birth_year,
         lower(v_ethnic_group) AS t_ethnic_group,
         lower(v_region) AS t_region
     FROM trimmed

@@ -35,13 +35,18 @@ WHERE row_error IS NULL
     AND t_provider IS NOT NULL;
 
 -- A key loaded again keeps its first row (by source_file, then source_row); the later ones go
--- to quarantine below. Keys are counted first, so only the rows of repeated keys are ranked.
+-- to quarantine below. Repeats are found by sorting the keys' 64-bit hashes (grouping the keys
+-- themselves builds a hash table of millions of texts); only the rows whose hash repeats are
+-- then ranked by the key itself, so a hash collision ranks a few rows and changes nothing.
 DELETE FROM staging.programmes AS t
 USING (
     SELECT s.source_file, s.source_row
     FROM staging.programmes AS s
-    JOIN (SELECT programme_id FROM staging.programmes GROUP BY ALL HAVING count(*) > 1) AS repeated
-        ON s.programme_id IS NOT DISTINCT FROM repeated.programme_id
+    SEMI JOIN (
+        SELECT key_hash
+        FROM (SELECT hash(programme_id) AS key_hash FROM staging.programmes)
+        QUALIFY key_hash = lag(key_hash) OVER (ORDER BY key_hash)
+    ) AS repeated ON hash(s.programme_id) = repeated.key_hash
     QUALIFY row_number() OVER (PARTITION BY s.programme_id ORDER BY s.source_file, s.source_row) > 1
 ) AS repeats
 WHERE t.source_file = repeats.source_file AND t.source_row = repeats.source_row;
