@@ -32,6 +32,8 @@ from desist.config import Settings, load_settings
 from desist.runs import BATCH_TAG, EVALUATION_JOB_NAME, PUBLISH_JOB_NAME, failure_reason
 from pipelines.partitions import (FINGERPRINT_TAG, PLANNED_FINGERPRINTS_TAG, PROGRAMME_GROUP, PROGRAMMES,
                                   programme_fingerprints, remove_partition_files, stale_programmes, warehouse_state)
+from pipelines.publish import research_build_hooks
+from pipelines.reports import REPORTS
 from pipelines.resources import WORKER_CONTEXT, WORKERS, release_free_memory
 
 PROGRAMME_ASSETS = dg.AssetSelection.groups(PROGRAMME_GROUP)
@@ -47,7 +49,8 @@ PROGRAMME_JOB = dg.define_asset_job(
 PUBLISH_JOB = dg.define_asset_job(
     PUBLISH_JOB_NAME, selection=PROGRAMME_ASSETS.downstream() - PROGRAMME_ASSETS,
     description="Every programme's results assembled into the results tables in one transaction, then "
-                "indicators, reports and the researcher database.")
+                "indicators, and the reports while the researcher database is built.",
+    hooks=research_build_hooks(readers=[REPORTS]))
 JOBS = (EVALUATION_JOB, PROGRAMME_JOB, PUBLISH_JOB)
 UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
