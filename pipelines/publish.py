@@ -82,6 +82,9 @@ def research_build_hooks(readers: Collection[dg.AssetKey]) -> set[dg.HookDefinit
 
     @dg.success_hook(name="start_research_build", required_resource_keys={"warehouse"})
     def start_research_build(context: dg.HookContext) -> None:
+        if context.step_key == RESEARCH_STEP:  # published: nothing left to start
+            succeeded.pop(context.run_id, None)
+            return
         done = succeeded.setdefault(context.run_id, set())
         done.add(context.step_key)
         # The run's steps: a run may be a subset of the job.

@@ -2,7 +2,6 @@
 
 import ctypes
 import gc
-import multiprocessing
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -16,15 +15,6 @@ from desist.config import Settings, config_path, load_settings
 # Every asset that writes the warehouse runs in this pool; the instance limits it to one
 # slot because DuckDB allows a single writer process.
 WAREHOUSE_POOL = "warehouse"
-
-# The child processes of a run still running: the programme workers and the researcher database's build
-# (so `desist run` can stop them on a signal).
-WORKERS: set[multiprocessing.Process] = set()
-# Child processes are forked from a server process that imported the pipeline once (at the start of
-# `desist run`, while stage 1 runs; pipelines/stages.py): a fork from it starts in milliseconds, a fresh
-# interpreter takes seconds to import Dagster, pandas and the models. Each fork opens its own DuckDB and
-# Dagster connections; the server holds none, and no threads, so forking it is safe.
-WORKER_CONTEXT = multiprocessing.get_context("forkserver")
 
 
 @lru_cache(maxsize=8)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import json
+import multiprocessing
 import os
 import uuid
 from collections.abc import Callable
@@ -34,7 +35,7 @@ from pipelines.partitions import (FINGERPRINT_TAG, PLANNED_FINGERPRINTS_TAG, PRO
                                   programme_fingerprints, remove_partition_files, stale_programmes, warehouse_state)
 from pipelines.publish import research_build_hooks
 from pipelines.reports import REPORTS
-from pipelines.resources import WORKER_CONTEXT, WORKERS, release_free_memory
+from pipelines.resources import release_free_memory
 
 PROGRAMME_ASSETS = dg.AssetSelection.groups(PROGRAMME_GROUP)
 EVALUATION_JOB = dg.define_asset_job(
@@ -123,6 +124,13 @@ class EvaluationOutcome:
                 if event.event_type_value == "ASSET_CHECK_EVALUATION"]
 
 
+# The programme runs' worker processes still running (so `desist run` can stop them on a signal).
+WORKERS: set[multiprocessing.Process] = set()
+# Worker processes are forked from a server process that imported the pipeline once (at the start of
+# `desist run`, while stage 1 runs): a fork from it starts in milliseconds, a fresh interpreter takes
+# seconds to import Dagster, pandas and the models. Each fork opens its own DuckDB and Dagster
+# connections; the server holds none, and no threads, so forking it is safe.
+WORKER_CONTEXT = multiprocessing.get_context("forkserver")
 # What a worker imports (the pipeline; the modules Dagster imports when it opens an instance), besides the
 # modules of the instance's own storage classes (start_worker_server).
 WORKER_PRELOAD = ["pipelines.definitions", "dagster._core.instance.factory", "dagster._core.storage.migration",
