@@ -220,7 +220,7 @@ def run_evaluation(config_file: str, instance: dg.DagsterInstance, run_id: str |
         result = defs.resolve_job_def(job.name).execute_in_process(
             instance=instance, raise_on_error=False, run_config=run_config, **options)
         outcome.run_ids.append(result.run_id)
-        outcome.all_events += _events(instance, result.run_id)
+        outcome.all_events += result.all_events  # as the instance recorded them, without reading them back
         if not result.success:
             outcome.reason = failure_reason(result.all_events)
         return result.success
