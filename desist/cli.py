@@ -22,11 +22,22 @@ concurrency:
     default_limit: 1   # DuckDB allows one writer: warehouse assets run one at a time
 telemetry:
   enabled: false
-event_log_storage:   # Dagster's SQLite event log with its connections kept open (desist/event_log.py)
+# Dagster's SQLite storages in WAL mode with their connections kept open (desist/event_log.py)
+run_storage:
+  module: desist.event_log
+  class: OpenSqliteRunStorage
+  config:
+    base_dir: {home}/history
+event_log_storage:
   module: desist.event_log
   class: OpenSqliteEventLogStorage
   config:
     base_dir: {home}/history/runs
+schedule_storage:
+  module: desist.event_log
+  class: OpenSqliteScheduleStorage
+  config:
+    base_dir: {home}/schedules
 """
 
 

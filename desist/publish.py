@@ -87,7 +87,32 @@ def publish(
     person_level: bool = True,
     min_count: int = 10,
 ) -> dict[str, int]:
-    """Build the researcher database from the warehouse open on `con`, then swap it in.
+    """Build the researcher database from the warehouse open on `con`, then swap it in (``build``, ``swap_in``).
+
+    Returns the row count of every published table.
+    """
+    counts = build(con, research_path, parquet_dir, catalogue, extra_covariates, person_level, min_count)
+    swap_in(research_path, parquet_dir)
+    return counts
+
+
+def building_path(path: Path) -> Path:
+    """Where the next researcher database (or its Parquet folder) is built before it is swapped in."""
+    path = Path(path)
+    return path.with_name(path.name + ".building")
+
+
+def build(
+    con: duckdb.DuckDBPyConnection,
+    research_path: Path,
+    parquet_dir: Path | None = None,
+    catalogue: Path = CATALOGUE,
+    extra_covariates: dict[str, str] | None = None,
+    person_level: bool = True,
+    min_count: int = 10,
+) -> dict[str, int]:
+    """Build the researcher database beside the published one (``building_path``) from the warehouse open on
+    `con`, which may be read-only, and its Parquet copies beside `parquet_dir`. Nothing published changes.
 
     ``extra_covariates`` (column -> meaning) are the extract's own columns declared in
     evaluation.yaml: they are published and documented in ``covariates`` after its own columns.
@@ -96,13 +121,12 @@ def publish(
     """
     research_path = Path(research_path)
     research_path.parent.mkdir(parents=True, exist_ok=True)
-    building = research_path.with_name(research_path.name + ".building")
-    building.unlink(missing_ok=True)
+    discard_build(research_path, parquet_dir)
     objects = [with_extra_columns(obj, extra_covariates) if obj.name == "covariates" and extra_covariates else obj
                for obj in load_catalogue(catalogue) if person_level or not obj.person_level]
     tables = [obj for obj in objects if obj.kind == "table"]
     con.execute("SET VARIABLE publish_person_level = ?", [person_level])
-    con.execute(f"ATTACH {literal(str(building))} AS {BUILD_ALIAS}")
+    con.execute(f"ATTACH {literal(str(building_path(research_path)))} AS {BUILD_ALIAS} (READ_WRITE)")
     try:
         for obj in tables:
             con.execute(f"CREATE TABLE {BUILD_ALIAS}.main.{obj.name} AS {obj.sql}")
@@ -123,11 +147,32 @@ def publish(
         counts = dict(con.execute(" UNION ALL ".join(
             f"SELECT {literal(obj.name)}, count(*) FROM {BUILD_ALIAS}.main.{obj.name}" for obj in tables)).fetchall())
         if parquet_dir is not None:
-            _export_parquet(con, parquet_dir, [obj.name for obj in tables])
+            _export_parquet(con, building_path(parquet_dir), [obj.name for obj in tables])
     finally:
         con.execute(f"DETACH {BUILD_ALIAS}")
-    os.replace(building, research_path)
     return counts
+
+
+def swap_in(research_path: Path, parquet_dir: Path | None = None) -> None:
+    """Publish what ``build`` left beside the published database and Parquet folder: each is swapped in whole."""
+    if parquet_dir is not None:
+        parquet_dir = Path(parquet_dir)
+        old = parquet_dir.with_name(parquet_dir.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if parquet_dir.exists():
+            parquet_dir.rename(old)
+        building_path(parquet_dir).rename(parquet_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    os.replace(building_path(research_path), research_path)
+
+
+def discard_build(research_path: Path, parquet_dir: Path | None = None) -> None:
+    """Remove what an unfinished or unpublished build left; the published files stay as they are."""
+    building = building_path(research_path)
+    building.unlink(missing_ok=True)
+    building.with_name(building.name + ".wal").unlink(missing_ok=True)
+    if parquet_dir is not None:
+        shutil.rmtree(building_path(parquet_dir), ignore_errors=True)
 
 
 def _disclose_aggregates(con: duckdb.DuckDBPyConnection, names: list[str], min_count: int) -> None:
@@ -185,30 +230,23 @@ def _document(con: duckdb.DuckDBPyConnection, objects: list[PublishedObject]) ->
     con.commit()
 
 
-def _export_parquet(con: duckdb.DuckDBPyConnection, parquet_dir: Path, tables: list[str]) -> None:
-    """The published tables as Parquet, written to a fresh folder and swapped in whole."""
-    parquet_dir = Path(parquet_dir)
-    staging_dir = parquet_dir.with_name(parquet_dir.name + ".building")
-    shutil.rmtree(staging_dir, ignore_errors=True)
-    staging_dir.mkdir(parents=True)
-    # The copies hold the tables' rows, not their order: each file is written by every thread at once.
+def _export_parquet(con: duckdb.DuckDBPyConnection, folder: Path, tables: list[str]) -> None:
+    """The built tables as Parquet, one file per table, in a fresh `folder`."""
+    folder = Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    # The copies hold the tables' rows, not their order: each file is written by every thread at once
+    # (set for this connection only: others may be reading the warehouse meanwhile).
     # A column with more than a thousand distinct values in a row group (person ids, dates, scores) is
     # written plain early instead of after a large dictionary was built and dropped: a fifth less CPU
     # for the person-level tables, and files no larger.
-    con.execute("SET preserve_insertion_order = false")
+    con.execute("SET SESSION preserve_insertion_order = false")
     try:
         for table in tables:
-            target = staging_dir / f"{table}.parquet"
-            con.execute(f"COPY {BUILD_ALIAS}.main.{table} TO {literal(str(target))} "
+            con.execute(f"COPY {BUILD_ALIAS}.main.{table} TO {literal(str(folder / f'{table}.parquet'))} "
                         "(FORMAT parquet, DICTIONARY_SIZE_LIMIT 1000)")
     finally:
-        con.execute("RESET preserve_insertion_order")
-    old = parquet_dir.with_name(parquet_dir.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if parquet_dir.exists():
-        parquet_dir.rename(old)
-    staging_dir.rename(parquet_dir)
-    shutil.rmtree(old, ignore_errors=True)
+        con.execute("RESET SESSION preserve_insertion_order")
 
 
 def data_dictionary(research_path: Path, catalogue: Path = CATALOGUE) -> str:

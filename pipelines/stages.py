@@ -15,11 +15,12 @@ landing sensor starts stage 1 and the programme stages sensor starts stages 2 an
 """
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import os
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing import forkserver
 
@@ -32,6 +33,8 @@ from desist.config import Settings, load_settings
 from desist.runs import BATCH_TAG, EVALUATION_JOB_NAME, PUBLISH_JOB_NAME, failure_reason
 from pipelines.partitions import (FINGERPRINT_TAG, PLANNED_FINGERPRINTS_TAG, PROGRAMME_GROUP, PROGRAMMES,
                                   programme_fingerprints, remove_partition_files, stale_programmes, warehouse_state)
+from pipelines.publish import research_build_hooks
+from pipelines.reports import REPORTS
 from pipelines.resources import release_free_memory
 
 PROGRAMME_ASSETS = dg.AssetSelection.groups(PROGRAMME_GROUP)
@@ -47,7 +50,8 @@ PROGRAMME_JOB = dg.define_asset_job(
 PUBLISH_JOB = dg.define_asset_job(
     PUBLISH_JOB_NAME, selection=PROGRAMME_ASSETS.downstream() - PROGRAMME_ASSETS,
     description="Every programme's results assembled into the results tables in one transaction, then "
-                "indicators, reports and the researcher database.")
+                "indicators, and the reports while the researcher database is built.",
+    hooks=research_build_hooks(readers=[REPORTS]))
 JOBS = (EVALUATION_JOB, PROGRAMME_JOB, PUBLISH_JOB)
 UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
@@ -145,32 +149,55 @@ def start_worker_server(instance: dg.DagsterInstance) -> None:
     forkserver.ensure_running()
 
 
-def run_programmes(config_file: str, instance: dg.DagsterInstance, programme_tags: dict[str, dict],
-                   verbose: bool = False) -> dict[str, str]:
-    """Each programme's stage 2 run (programme -> its run's tags) in its own worker process, as many at once
-    as there are cores: {programme: run id}."""
-    start_worker_server(instance)
-    instance_ref = serialize_value(instance.get_ref())
-    programme_ids = list(programme_tags)
-    run_ids = {programme_id: str(uuid.uuid4()) for programme_id in programme_ids}
-    cores = os.cpu_count() or 1
-    workers = min(len(programme_ids), cores) or 1
+class ProgrammeWorkers:
+    """The worker processes of stage 2, started before the programmes to run are known.
 
-    def run_one(programme_id: str) -> None:
-        worker = WORKER_CONTEXT.Process(
-            target=run_programme, name=f"desist-{programme_id}",
-            args=(config_file, programme_id, run_ids[programme_id], instance_ref, programme_tags[programme_id],
-                  "DEBUG" if verbose else "CRITICAL", max(1, cores // workers)))
-        worker.start()
-        WORKERS.add(worker)
+    One worker per core; each loads the programme job and opens the instance once, while this process plans,
+    then runs programme after programme as they are handed out, so a second wave of programmes does not pay a
+    process start again."""
+
+    def __init__(self, config_file: str, instance: dg.DagsterInstance, verbose: bool = False):
+        start_worker_server(instance)
+        self.queue = WORKER_CONTEXT.SimpleQueue()
+        self.stopped = False
+        self.processes = [
+            WORKER_CONTEXT.Process(target=serve_programmes, name=f"desist-programmes-{number}",
+                                   args=(config_file, serialize_value(instance.get_ref()), self.queue,
+                                         "DEBUG" if verbose else "CRITICAL"))
+            for number in range(1, (os.cpu_count() or 1) + 1)]
+        for worker in self.processes:
+            worker.start()
+            WORKERS.add(worker)
+
+    def run(self, programme_tags: dict[str, dict], meanwhile: Callable[[], None] = lambda: None) -> dict[str, str]:
+        """Each programme's stage 2 run (programme -> its run's tags), then the workers stop: {programme: run id}.
+        ``meanwhile`` runs in this process once the programmes are handed out."""
+        run_ids = {programme_id: str(uuid.uuid4()) for programme_id in programme_tags}
+        blas_threads = max(1, len(self.processes) // max(1, min(len(programme_tags), len(self.processes))))
         try:
-            worker.join()
+            for programme_id, tags in programme_tags.items():
+                self.queue.put((programme_id, run_ids[programme_id], tags, blas_threads))
+            self.hand_out_stops()
+            meanwhile()
         finally:
-            WORKERS.discard(worker)
+            self.stop()
+        return run_ids
 
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(run_one, programme_ids))
-    return run_ids
+    def hand_out_stops(self) -> None:
+        """One stop per worker, after the programmes handed out: each worker exits when it takes one."""
+        if not self.stopped:
+            self.stopped = True
+            for _ in self.processes:
+                self.queue.put(None)
+
+    def stop(self) -> None:
+        """The workers finish the programmes handed out and exit."""
+        self.hand_out_stops()
+        for worker in self.processes:
+            try:
+                worker.join()
+            finally:
+                WORKERS.discard(worker)
 
 
 def _events(instance: dg.DagsterInstance, run_id: str) -> list:
@@ -193,20 +220,26 @@ def run_evaluation(config_file: str, instance: dg.DagsterInstance, run_id: str |
         result = defs.resolve_job_def(job.name).execute_in_process(
             instance=instance, raise_on_error=False, run_config=run_config, **options)
         outcome.run_ids.append(result.run_id)
-        outcome.all_events += _events(instance, result.run_id)
+        outcome.all_events += result.all_events  # as the instance recorded them, without reading them back
         if not result.success:
             outcome.reason = failure_reason(result.all_events)
         return result.success
 
     if not stage(EVALUATION_JOB, run_id=run_id, tags=tags):
         return outcome
-    release_free_memory()  # this process idles while the programme workers run
-    batch = {**tags, BATCH_TAG: outcome.run_ids[0]}
-    outcome.plan = plan = plan_programmes(instance, settings)
-    apply_plan(instance, settings, plan)
+    # The workers load the programme job while this process plans which programmes to run; this process
+    # gives back the memory stage 1 freed once they run (it idles meanwhile).
+    workers = ProgrammeWorkers(str(settings.source), instance, verbose)
+    try:
+        batch = {**tags, BATCH_TAG: outcome.run_ids[0]}
+        outcome.plan = plan = plan_programmes(instance, settings)
+        apply_plan(instance, settings, plan)
+    except BaseException:
+        workers.stop()
+        raise
     failed = []
     changed = {programme_id: plan.run_tags(programme_id, batch) for programme_id in plan.changed}
-    for programme_id, programme_run in run_programmes(str(settings.source), instance, changed, verbose).items():
+    for programme_id, programme_run in workers.run(changed, meanwhile=release_free_memory).items():
         outcome.programme_runs[programme_id] = programme_run
         outcome.run_ids.append(programme_run)
         events = _events(instance, programme_run)
@@ -285,18 +318,24 @@ def build_stages_sensor(settings: Settings) -> dg.SensorDefinition:
     return programme_stages_sensor
 
 
-def run_programme(config_file: str, programme_id: str, run_id: str, instance_ref: str, tags: dict,
-                  log_level: str, blas_threads: int) -> None:
-    """In a worker process: one programme's stage 2 run (its success or failure is in the instance).
+def serve_programmes(config_file: str, instance_ref: str, queue, log_level: str) -> None:
+    """In a worker process: the stage 2 run of each programme handed out on ``queue`` (programme, run id, tags,
+    BLAS threads) until it hands out None (each run's success or failure is in the instance).
 
-    The models' matrix products use ``blas_threads`` threads: the workers already fill the cores, and
+    The models' matrix products use the BLAS threads given: the workers already fill the cores, and
     BLAS threads of two workers competing for them wait on each other (at 1,000,000 people the
     effects models took 6.7 s of CPU with two threads each, 3.9 s with one)."""
     from pipelines.definitions import build_definitions
 
     job = build_definitions(config_file).resolve_job_def(PROGRAMME_JOB.name)
-    with (threadpool_limits(limits=blas_threads, user_api="blas"),
-          dg.DagsterInstance.from_ref(deserialize_value(instance_ref)) as instance):
-        job.execute_in_process(
-            instance=instance, partition_key=programme_id, run_id=run_id, tags=tags,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}}, raise_on_error=False)
+    with dg.DagsterInstance.from_ref(deserialize_value(instance_ref)) as instance:
+        # What was loaded stays for the worker's life: the collections before each programme skip it
+        # (a full collection of the imported modules' objects takes about 0.4 s).
+        gc.freeze()
+        while (programme := queue.get()) is not None:
+            release_free_memory()  # the programme starts on the heap the one before it gave back
+            programme_id, run_id, tags, blas_threads = programme
+            with threadpool_limits(limits=blas_threads, user_api="blas"):
+                job.execute_in_process(
+                    instance=instance, partition_key=programme_id, run_id=run_id, tags=tags,
+                    run_config={"loggers": {"console": {"config": {"log_level": log_level}}}}, raise_on_error=False)

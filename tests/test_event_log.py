@@ -1,11 +1,12 @@
-"""The local instance's event log (desist/event_log.py): the same events as Dagster's own SQLite storage,
-pool slots still claimed and freed, and a watcher (the UI's live run log) still told of each new event."""
+"""The local instance's storages (desist/event_log.py): the same runs and events as Dagster's own SQLite
+storages, pool slots still claimed and freed, and a watcher (the UI's live run log) still told of each new
+event."""
 
 import threading
 
 import dagster as dg
 
-from desist.event_log import OpenSqliteEventLogStorage
+from desist.event_log import OpenSqliteEventLogStorage, OpenSqliteRunStorage, OpenSqliteScheduleStorage
 
 
 @dg.asset(pool="warehouse")
@@ -21,8 +22,11 @@ def summarised(context: dg.AssetExecutionContext) -> None:
 def event_log(tmp_path, storage: str) -> dict:
     overrides = {"concurrency": {"pools": {"default_limit": 1}}}
     if storage == "open":
-        overrides["event_log_storage"] = {"module": "desist.event_log", "class": "OpenSqliteEventLogStorage",
-                                          "config": {"base_dir": str(tmp_path / storage / "history" / "runs")}}
+        home = tmp_path / storage
+        for key, name, folder in [("run_storage", "OpenSqliteRunStorage", home / "history"),
+                                  ("event_log_storage", "OpenSqliteEventLogStorage", home / "history" / "runs"),
+                                  ("schedule_storage", "OpenSqliteScheduleStorage", home / "schedules")]:
+            overrides[key] = {"module": "desist.event_log", "class": name, "config": {"base_dir": str(folder)}}
     return overrides
 
 
@@ -32,10 +36,20 @@ def test_a_run_records_the_same_events_and_frees_its_pool_slot(tmp_path):
         (tmp_path / storage).mkdir()
         with dg.instance_for_test(temp_dir=str(tmp_path / storage), overrides=event_log(tmp_path, storage)) as instance:
             assert isinstance(instance.event_log_storage, OpenSqliteEventLogStorage) == (storage == "open")
-            result = dg.materialize([counted, summarised], instance=instance)
+            assert isinstance(instance.run_storage, OpenSqliteRunStorage) == (storage == "open")
+            assert isinstance(instance.schedule_storage, OpenSqliteScheduleStorage) == (storage == "open")
+            instance.add_dynamic_partitions("programmes", ["P02", "P01"])
+            result = dg.materialize([counted, summarised], instance=instance, tags={"desist/pid": "7"})
             assert result.success
-            recorded[storage] = [(entry.dagster_event.event_type_value if entry.dagster_event else entry.user_message,
-                                  entry.step_key) for entry in instance.all_logs(result.run_id)]
+            run = instance.get_run_by_id(result.run_id)
+            recorded[storage] = [(run.status, run.tags["desist/pid"], instance.get_dynamic_partitions("programmes"))] + [
+                (entry.dagster_event.event_type_value if entry.dagster_event else entry.user_message, entry.step_key)
+                for entry in instance.all_logs(result.run_id)]
+            if storage == "open":  # every database in WAL mode, commits not waiting for the disk (1 = NORMAL)
+                for store in (instance.run_storage, instance.schedule_storage):
+                    with store.connect() as conn:
+                        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+                        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1
             materialization = instance.get_latest_materialization_event(dg.AssetKey("counted"))
             assert materialization.asset_materialization.metadata["rows"].value == 3
             pool = instance.event_log_storage.get_concurrency_info("warehouse")

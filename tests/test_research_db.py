@@ -11,12 +11,15 @@ import json
 import re
 import shutil
 
+import dagster as dg
 import duckdb
 import pytest
+from conftest import SAMPLE_DIR
 
 from desist import publish
-from desist.config import PROJECT_ROOT
+from desist.config import PROJECT_ROOT, load_settings, write_settings
 from desist.contract import DIRECT_IDENTIFIERS
+from desist.runs import failure_reason
 
 RESEARCH_MD = PROJECT_ROOT / "docs" / "research.md"
 PERSON_LEVEL = {"cohort", "covariates", "measures", "survival_times", "matched_sets", "unmatched", "matched_outcomes",
@@ -281,3 +284,75 @@ def test_the_settings_hash_follows_the_analysis_settings_not_the_paths(tmp_path)
     wider_caliper = settings_record(settings_in(tmp_path / "c", matching={"caliper": 0.25}))[1]
     assert here == elsewhere
     assert wider_caliper != here
+
+
+# ---- built while the reports are written, swapped in only when every step before succeeded ----------
+
+@pytest.fixture
+def published_copy(sample_run, tmp_path):
+    """A new evaluation folder holding a copy of the sample run's warehouse and published database."""
+    settings = load_settings(write_settings(tmp_path, SAMPLE_DIR))
+    shutil.copy(sample_run.paths.warehouse, settings.paths.warehouse)
+    shutil.copy(sample_run.paths.research, settings.paths.research)
+    return settings
+
+
+def publish_steps(settings):
+    """Indicators, reports and the researcher database (the end of evaluation_publish) on a throw-away instance."""
+    from pipelines.definitions import build_definitions
+
+    job = build_definitions(str(settings.source)).resolve_job_def("evaluation_publish")
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(
+            instance=instance, raise_on_error=False,
+            asset_selection=[dg.AssetKey(["results", "indicators"]), dg.AssetKey(["reports", "html"]),
+                             dg.AssetKey(["published", "research_db"])])
+        return result, [(entry.step_key, entry.dagster_event.event_type_value if entry.dagster_event else
+                         entry.user_message) for entry in instance.all_logs(result.run_id)]
+
+
+def file_digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def assert_nothing_left_building(settings):
+    research = settings.paths.research
+    assert sorted(p.name for p in research.parent.iterdir() if "building" in p.name) == []
+    # The build's read-only connection is closed: this process may open the warehouse for writing again.
+    duckdb.connect(str(settings.paths.warehouse)).close()
+
+
+def test_the_database_is_built_while_the_reports_are_written_and_a_failed_report_publishes_none_of_it(
+        published_copy):
+    settings = published_copy
+    before = file_digest(settings.paths.research)
+    settings.paths.reports.write_text("a file where the reports folder goes")
+
+    result, events = publish_steps(settings)
+
+    assert not result.success
+    started = events.index(("results__indicators", "the researcher database is being built while reports__html "
+                                                   "runs"))
+    assert events.index(("results__indicators", "STEP_SUCCESS")) < started < events.index(
+        ("reports__html", "STEP_START"))
+    assert ("reports__html", "STEP_FAILURE") in events
+    assert ("published__research_db", "STEP_START") not in events
+    assert file_digest(settings.paths.research) == before
+    assert not settings.paths.research.with_name("research_parquet").exists()
+    assert_nothing_left_building(settings)
+
+
+def test_a_failed_build_stops_the_run_naming_the_table_and_keeps_the_published_database(published_copy):
+    settings = published_copy
+    with duckdb.connect(str(settings.paths.warehouse)) as con:
+        con.execute("DROP TABLE results.rmst")
+    before = file_digest(settings.paths.research)
+
+    result, events = publish_steps(settings)
+
+    assert not result.success
+    assert ("reports__html", "STEP_SUCCESS") in events  # the pages say the RMST table is not available
+    assert failure_reason(result.all_events) == ("step 'published__research_db' failed: CatalogException: Catalog "
+                                                 "Error: Table with name rmst does not exist!")
+    assert file_digest(settings.paths.research) == before
+    assert_nothing_left_building(settings)
