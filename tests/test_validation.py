@@ -414,6 +414,23 @@ def test_failing_rows_move_to_quarantine_and_the_run_goes_on(warehouse, make_set
     assert per_run.fetchall() == [("q1", expectations), ("q2", expectations)]
 
 
+def test_duckdb_refusing_to_hand_back_memory_does_not_stop_the_run(warehouse, make_settings, monkeypatch):
+    """Between tables, DuckDB is asked to give memory back by lowering its limit; it refuses a limit
+    below what it must keep (at 1,000,000 people: the rows validation's transaction already moved to
+    quarantine). The refusal must neither stop the run nor abort the transaction holding the quarantine."""
+    monkeypatch.setattr(validation, "HAND_BACK_LIMIT", "1KB")  # refused whenever DuckDB holds anything
+    settings = make_settings(validation={"min_reference_rate": 0.9, "max_failing_row_share": 0.1})
+    tables = clean_tables()
+    tables["people"].loc[[20, 21], "person_id"] = "S021"
+    validation.stage_frames(warehouse, tables)
+    run = validation.validate_warehouse(warehouse, settings, run_id="refused")
+    assert not run.blocked
+    assert run.quarantined == {**dict.fromkeys(TABLES, 0), "people": 2, "index_events": 2, "offences": 2}
+    assert warehouse.sql("SELECT table_name, source_row FROM quarantine.rows ORDER BY ALL").fetchall() == [
+        ("index_events", 21), ("index_events", 22), ("offences", 21), ("offences", 22), ("people", 21), ("people", 22)]
+    assert warehouse.sql("SELECT current_setting('memory_limit')").fetchall()[0][0] == "953.6 MiB"  # set again
+
+
 def test_rows_back_in_staging_replace_their_old_quarantine_entry(warehouse, settings):
     tables = with_extra_people(clean_tables(), ["atlantis"])
     validation.stage_frames(warehouse, tables)
