@@ -475,6 +475,7 @@ class SuiteRunner:
             ValidationResultIdentifier,
         )
         from great_expectations.execution_engine import pandas_execution_engine  # noqa: PLC0415
+        from great_expectations.expectations.expectation import Expectation  # noqa: PLC0415
         from great_expectations.util import convert_to_json_serializable  # noqa: PLC0415
         from great_expectations.validator.v1_validator import Validator  # noqa: PLC0415
         from great_expectations.validator.validation_statistics import calc_validation_statistics  # noqa: PLC0415
@@ -504,6 +505,8 @@ class SuiteRunner:
         # its values, only to label the batch; on millions of rows that is most of the time.
         threshold = pandas_execution_engine.HASH_THRESHOLD
         pandas_execution_engine.HASH_THRESHOLD = 0
+        made_each_call = Expectation.configuration
+        Expectation.configuration = _configuration_made_once(made_each_call)
         try:
             for columns, configurations in groups:
                 unique = [c for c in configurations if distinct and c.type in UNIQUENESS
@@ -537,6 +540,7 @@ class SuiteRunner:
                 pa.default_memory_pool().release_unused()
         finally:
             pandas_execution_engine.HASH_THRESHOLD = threshold
+            Expectation.configuration = made_each_call
         # The result of one run of the whole suite, as Validator.validate_expectation_suite and
         # ValidationDefinition.run record it.
         statistics = calc_validation_statistics(gx_results)
@@ -776,6 +780,24 @@ def _frame_groups(configurations: list, data: pa.Table) -> list[tuple[tuple[str,
     if packed:
         frames.append((columns, packed))
     return frames
+
+
+def _configuration_made_once(made: property) -> property:
+    """Great Expectations' ``Expectation.configuration``, built once per expectation object.
+
+    The property builds a new configuration from the expectation's fields at every call, and
+    planning the metrics of one expectation calls it over a hundred times (about a third of
+    Great Expectations' time on 100,000 people). During a validation nothing changes the fields,
+    so the first configuration built serves every later call."""
+    built: dict[int, tuple[object, object]] = {}
+
+    def configuration(expectation):
+        found = built.get(id(expectation))
+        if found is None or found[0] is not expectation:
+            found = built[id(expectation)] = (expectation, made.fget(expectation))
+        return found[1]
+
+    return property(configuration)
 
 
 UNIQUENESS = ("expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique")
