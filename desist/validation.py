@@ -23,6 +23,7 @@ it on another thread while ingest reads the landing files (``import_in_backgroun
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import html
@@ -621,7 +622,8 @@ class SuiteRunner:
                               "base_directory": str(folder)},
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         })
-        self.context.build_data_docs(site_names=["desist"])
+        with _templates_compiled_once():
+            self.context.build_data_docs(site_names=["desist"])
         (folder / "static").mkdir(exist_ok=True)
         shutil.copyfile(DATA_DOCS_CSS, folder / "static" / "bootstrap.min.css")
         for page in folder.rglob("*.html"):
@@ -646,6 +648,41 @@ class SuiteRunner:
         contract = ("<h2>How this extract maps onto the data contract</h2><ul>"
                     + "".join(f"<li>{html.escape(note)}</li>" for note in notes) + "</ul>") if notes else ""
         return _INDEX_TEMPLATE.substitute(run=self.run_name, rows="\n".join(rows), contract=contract)
+
+
+@contextlib.contextmanager
+def _templates_compiled_once():
+    """Great Expectations' page views, while in this block, share compiled Jinja templates.
+
+    Every view makes a Jinja environment of its own, so each page compiled the same templates
+    again (a quarter of the Data Docs' time); a bytecode cache shared by the views compiles each
+    once. The pages are the same: Jinja keys its cache by template name and source."""
+    import jinja2  # noqa: PLC0415
+    from great_expectations.render.view.view import DefaultJinjaView  # noqa: PLC0415
+
+    class SharedBytecode(jinja2.BytecodeCache):
+        def __init__(self) -> None:
+            self.compiled: dict[str, bytes] = {}
+
+        def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            if bucket.key in self.compiled:
+                bucket.bytecode_from_string(self.compiled[bucket.key])
+
+        def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            self.compiled[bucket.key] = bucket.bytecode_to_string()
+
+    shared = SharedBytecode()
+    made = DefaultJinjaView.__init__
+
+    def with_shared_templates(view, *args, **kwargs) -> None:
+        made(view, *args, **kwargs)
+        view.env.bytecode_cache = shared
+
+    DefaultJinjaView.__init__ = with_shared_templates
+    try:
+        yield
+    finally:
+        DefaultJinjaView.__init__ = made
 
 
 _EXTERNAL_RESOURCE = re.compile(
