@@ -939,16 +939,19 @@ def read_frame(con: duckdb.DuckDBPyConnection, table: Table, suite: dict,
 
     Rows are in file and row order. Columns with a domain are dictionary-encoded (categoricals in
     pandas): few distinct values, so hashing and set checks on millions of rows stay cheap. The
-    file names are too. Rows arrive from DuckDB in batches that are encoded as they come, so the
-    text of those columns is never held whole, and are put in order by Arrow when they are not in
-    order already (staging is written by several threads, in blocks out of order): a sort in DuckDB
-    would carry every column through it. DuckDB hands back the memory of each query before the
-    next step (``settings``' memory limit is set again).
+    file names are too. DuckDB sends those columns coded (``frame_sql``), so their text is never
+    held whole, unless one holds more than ``CODED_VALUES`` distinct values (then each batch is
+    encoded as it comes). Rows are put in order by Arrow when they are not in order already
+    (staging is written by several threads, in blocks out of order): a sort in DuckDB would carry
+    every column through it. DuckDB hands back the memory of each query before the next step
+    (``settings``' memory limit is set again).
     """
     encoded = [*(column.name for column in table.columns if column.domain), "source_file"]
     found = con.execute("SELECT " + ", ".join(f"list(DISTINCT {name}) FILTER (WHERE {name} IS NOT NULL)"
                                               for name in encoded) + f" FROM staging.{table.name}").fetchall()[0]
-    reader = con.sql(frame_sql(table, dict(zip(encoded, found, strict=True)))).to_arrow_reader(READ_BATCH_ROWS)
+    codes = {name: values for name, values in zip(encoded, found, strict=True)
+             if values and len(values) <= CODED_VALUES}
+    reader = con.sql(frame_sql(table, codes)).to_arrow_reader(READ_BATCH_ROWS)
     coded = pa.dictionary(pa.int32(), pa.string())
     schema = reader.schema
     for name in encoded:
@@ -995,6 +998,8 @@ def read_frame(con: duckdb.DuckDBPyConnection, table: Table, suite: dict,
 
 
 READ_BATCH_ROWS = 262_144
+# Most distinct values of a column DuckDB sends coded (as an ENUM of them).
+CODED_VALUES = 10_000
 
 
 def _with_derived(con: duckdb.DuckDBPyConnection, arrow: pa.Table, sql: str | None) -> pa.Table:
@@ -1015,8 +1020,8 @@ def _with_derived(con: duckdb.DuckDBPyConnection, arrow: pa.Table, sql: str | No
     def positions(found: pa.Table) -> np.ndarray:
         """The frame position of each row id in ``found``."""
         wanted = found.column(ROW_ID).to_numpy()
-        at = np.searchsorted(row_ids, wanted, sorter=sorter)
-        at = at if sorter is None else sorter[np.minimum(at, len(sorter) - 1)]
+        at = np.minimum(np.searchsorted(row_ids, wanted, sorter=sorter), max(len(row_ids) - 1, 0))
+        at = at if sorter is None else sorter[at]
         if len(at) and not (row_ids[at] == wanted).all():
             raise RuntimeError("derived columns name rows that are not in the frame")
         return at

@@ -624,6 +624,46 @@ def test_keys_counted_distinct_give_great_expectations_the_same_results(tmp_path
     assert people[("expect_column_values_to_be_unique", "person_id")] == 2
 
 
+@pytest.mark.parametrize("coded_values", [validation.CODED_VALUES, 0])  # coded by DuckDB; encoded per batch
+def test_coded_and_true_false_helper_columns_keep_every_value(warehouse, settings, monkeypatch, coded_values):
+    """Coded columns come from DuckDB as ENUMs of the values they hold (any text, quotes too) and
+    true/false helper columns as the rows where they are not true: missing stays missing, false
+    stays false, on its own row."""
+    monkeypatch.setattr(validation, "CODED_VALUES", coded_values)
+    tables = clean_tables()
+    offences = tables["offences"]
+    offences["disposal"] = offences["disposal"].astype(object)
+    offences.loc[3, "disposal"] = "o'clock"  # outside the allowed values, with a quote
+    offences.loc[5, "disposal"] = None
+    offences.loc[7, "person_id"] = None  # reference unknown: missing, not failing
+    offences.loc[9, "person_id"] = "S999"  # not a person: fails the reference; no birth year: missing
+    offences.loc[10, "offence_date"] = pd.Timestamp("1979-06-01")  # S011 was born in 1980
+    checked = check_one(warehouse, settings, "offences", tables)
+    assert failing(checked) == {
+        ("expect_column_values_to_not_be_null", "person_id"): [8],
+        ("expect_column_values_to_not_be_null", "disposal"): [6],
+        ("expect_column_values_to_be_in_set", "person_id"): [10],
+        ("expect_column_values_to_be_in_set", "disposal"): [4],
+        ("expect_column_values_to_be_in_set", "offence_date"): [11],
+    }
+    domain = next(o for o in checked.outcomes if o.rule == "domain" and o.column_name == "disposal")
+    assert domain.sample == ["o'clock (offences.csv:4)"]
+    helpers = {o.column_name: (o.element_count, o.unexpected_count) for o in checked.outcomes if o.rule in ("reference", "order")}
+    assert helpers == {"person_id": (40, 1), "offence_date": (40, 1), "proven_date,offence_date": (40, 0)}
+    results = {r.expectation_config.kwargs.get("column"): r.result
+               for r in gx_results(warehouse, settings, tables, "offences")}
+    assert (results["person_id_is_known"]["missing_count"], results["person_id_is_known"]["unexpected_count"]) == (1, 1)
+    # The birth year is missing for the unknown person and the person with no id.
+    assert (results["offence_not_before_birth_year"]["missing_count"],
+            results["offence_not_before_birth_year"]["unexpected_count"]) == (2, 1)
+
+
+def gx_results(con, settings, tables, table: str) -> list:
+    runner = validation.SuiteRunner(validation.suite_parameters(settings))
+    validation.validate_table(con, runner, table, settings)
+    return runner._results[table].results
+
+
 def test_derived_columns_stay_with_their_rows_however_staging_stores_them(warehouse, settings):
     """Derived columns are read apart from the rows and matched to them by row id: an offence
     dated before its person's birth year must fail on its own row, with staging stored backwards."""
