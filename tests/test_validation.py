@@ -414,6 +414,23 @@ def test_failing_rows_move_to_quarantine_and_the_run_goes_on(warehouse, make_set
     assert per_run.fetchall() == [("q1", expectations), ("q2", expectations)]
 
 
+def test_duckdb_refusing_to_hand_back_memory_does_not_stop_the_run(warehouse, make_settings, monkeypatch):
+    """Between tables, DuckDB is asked to give memory back by lowering its limit; it refuses a limit
+    below what it must keep (at 1,000,000 people: the rows validation's transaction already moved to
+    quarantine). The refusal must neither stop the run nor abort the transaction holding the quarantine."""
+    monkeypatch.setattr(validation, "HAND_BACK_LIMIT", "1KB")  # refused whenever DuckDB holds anything
+    settings = make_settings(validation={"min_reference_rate": 0.9, "max_failing_row_share": 0.1})
+    tables = clean_tables()
+    tables["people"].loc[[20, 21], "person_id"] = "S021"
+    validation.stage_frames(warehouse, tables)
+    run = validation.validate_warehouse(warehouse, settings, run_id="refused")
+    assert not run.blocked
+    assert run.quarantined == {**dict.fromkeys(TABLES, 0), "people": 2, "index_events": 2, "offences": 2}
+    assert warehouse.sql("SELECT table_name, source_row FROM quarantine.rows ORDER BY ALL").fetchall() == [
+        ("index_events", 21), ("index_events", 22), ("offences", 21), ("offences", 22), ("people", 21), ("people", 22)]
+    assert warehouse.sql("SELECT current_setting('memory_limit')").fetchall()[0][0] == "953.6 MiB"  # set again
+
+
 def test_rows_back_in_staging_replace_their_old_quarantine_entry(warehouse, settings):
     tables = with_extra_people(clean_tables(), ["atlantis"])
     validation.stage_frames(warehouse, tables)
@@ -605,6 +622,46 @@ def test_keys_counted_distinct_give_great_expectations_the_same_results(tmp_path
     assert outcomes[("expect_column_values_to_be_unique", "offence_id")] == (40, 0)
     people = dict(((e, c), u) for e, c, _, _, u, _, _ in found[0]["people"][0])
     assert people[("expect_column_values_to_be_unique", "person_id")] == 2
+
+
+@pytest.mark.parametrize("coded_values", [validation.CODED_VALUES, 0])  # coded by DuckDB; encoded per batch
+def test_coded_and_true_false_helper_columns_keep_every_value(warehouse, settings, monkeypatch, coded_values):
+    """Coded columns come from DuckDB as ENUMs of the values they hold (any text, quotes too) and
+    true/false helper columns as the rows where they are not true: missing stays missing, false
+    stays false, on its own row."""
+    monkeypatch.setattr(validation, "CODED_VALUES", coded_values)
+    tables = clean_tables()
+    offences = tables["offences"]
+    offences["disposal"] = offences["disposal"].astype(object)
+    offences.loc[3, "disposal"] = "o'clock"  # outside the allowed values, with a quote
+    offences.loc[5, "disposal"] = None
+    offences.loc[7, "person_id"] = None  # reference unknown: missing, not failing
+    offences.loc[9, "person_id"] = "S999"  # not a person: fails the reference; no birth year: missing
+    offences.loc[10, "offence_date"] = pd.Timestamp("1979-06-01")  # S011 was born in 1980
+    checked = check_one(warehouse, settings, "offences", tables)
+    assert failing(checked) == {
+        ("expect_column_values_to_not_be_null", "person_id"): [8],
+        ("expect_column_values_to_not_be_null", "disposal"): [6],
+        ("expect_column_values_to_be_in_set", "person_id"): [10],
+        ("expect_column_values_to_be_in_set", "disposal"): [4],
+        ("expect_column_values_to_be_in_set", "offence_date"): [11],
+    }
+    domain = next(o for o in checked.outcomes if o.rule == "domain" and o.column_name == "disposal")
+    assert domain.sample == ["o'clock (offences.csv:4)"]
+    helpers = {o.column_name: (o.element_count, o.unexpected_count) for o in checked.outcomes if o.rule in ("reference", "order")}
+    assert helpers == {"person_id": (40, 1), "offence_date": (40, 1), "proven_date,offence_date": (40, 0)}
+    results = {r.expectation_config.kwargs.get("column"): r.result
+               for r in gx_results(warehouse, settings, tables, "offences")}
+    assert (results["person_id_is_known"]["missing_count"], results["person_id_is_known"]["unexpected_count"]) == (1, 1)
+    # The birth year is missing for the unknown person and the person with no id.
+    assert (results["offence_not_before_birth_year"]["missing_count"],
+            results["offence_not_before_birth_year"]["unexpected_count"]) == (2, 1)
+
+
+def gx_results(con, settings, tables, table: str) -> list:
+    runner = validation.SuiteRunner(validation.suite_parameters(settings))
+    validation.validate_table(con, runner, table, settings)
+    return runner._results[table].results
 
 
 def test_derived_columns_stay_with_their_rows_however_staging_stores_them(warehouse, settings):
