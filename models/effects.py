@@ -405,7 +405,9 @@ class CovariateAdjustment:
 
     def estimate_many(self, outcomes: Sequence, *, conf_level: float = 0.95) -> list[EffectEstimate]:
         """:meth:`estimate` of each outcome, those measured on the same rows fitted together."""
-        values = [np.asarray(outcome, dtype=float) for outcome in outcomes]
+        # Floats as they are (a large cohort's outcomes may be float32, each converted a block at a
+        # time); anything else as float64.
+        values = [_floats(outcome) for outcome in outcomes]
         for y in values:
             if y.shape != self.treated.shape:
                 raise ValueError(f"outcome has shape {y.shape} but the design has {self.treated.shape[0]} rows")
@@ -422,10 +424,15 @@ class CovariateAdjustment:
             n, n_treated = int(keep.sum()), int(kept_treated.sum())
             for i, difference, variance in zip(members, differences.tolist(), variances.tolist()):
                 se = float(np.sqrt(variance))
-                mean_treated = float(values[i][kept_treated].mean())
+                mean_treated = float(values[i][kept_treated].astype(float).mean())
                 estimates[i] = _normal_estimate("adjusted", "HC3 robust", mean_treated, mean_treated - difference,
                                                 difference, se, n, n_treated, n, conf_level)
         return estimates
+
+
+def _floats(values) -> np.ndarray:
+    array = np.asarray(values)
+    return array if array.dtype.kind == "f" else array.astype(float)
 
 
 def _outcome_block(outcomes: list[np.ndarray], rows: slice | np.ndarray, count: int,

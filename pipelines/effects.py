@@ -91,7 +91,9 @@ def read_cohort(con: duckdb.DuckDBPyConnection, settings: Settings, programme_id
     windows = list(settings.follow_up.windows_months)
     window_index = pd.Index(windows)
     names = [measure for measure, _ in MEASURES]
-    wide = np.full((len(person_ids), len(windows), len(names)), np.nan)
+    # float32: the measures are counts, days and 0/1 flags, exact in float32 below 2**24 (a value
+    # that is not stops the read); the models read each outcome as float64.
+    wide = np.full((len(person_ids), len(windows), len(names)), np.nan, dtype=np.float32)
     cells = wide.reshape(len(person_ids) * len(windows), len(names))  # a row per person and window
     # A person and window given twice fills fewer cells than rows came.
     filled, n_rows = np.zeros(len(cells), dtype=bool), 0
@@ -103,7 +105,11 @@ def read_cohort(con: duckdb.DuckDBPyConnection, settings: Settings, programme_id
             filled[cell] = True
             n_rows += len(cell)
             for j, name in enumerate(names):
-                cells[:, j][cell] = batch.column(name).to_numpy(zero_copy_only=False)
+                values = batch.column(name).to_numpy(zero_copy_only=False)
+                if np.nanmax(np.abs(values), initial=0) >= _FLOAT32_EXACT:
+                    raise dg.Failure(description=f"programme {programme_id}: analysis.measures.{name} holds a "
+                                                 f"value of {_FLOAT32_EXACT:,} or more, out of the measures' range")
+                cells[:, j][cell] = values
     finally:
         con.unregister("analysed")
     if n_rows > np.count_nonzero(filled):
@@ -115,6 +121,10 @@ def read_cohort(con: duckdb.DuckDBPyConnection, settings: Settings, programme_id
     for position, (name, values) in enumerate(people.items()):
         cohort.insert(position, name, values)
     return cohort
+
+
+# Integers up to this are exact in float32.
+_FLOAT32_EXACT = 2**24
 
 
 def pandas_columns(table: pa.Table) -> dict[str, np.ndarray | pd.api.extensions.ExtensionArray]:
