@@ -167,7 +167,6 @@ def programme_connection(warehouse: Warehouse) -> Iterator[duckdb.DuckDBPyConnec
     """A read-only warehouse connection for one programme step, with DuckDB's memory limited to its
     share (PROGRAMME_MEMORY_SHARE). Closing it gives DuckDB's memory back (and the memory Arrow kept
     from converting results), so a step holds one open while it queries and none while its models run."""
-    return_freed_arrays_promptly()
     amount, unit = re.fullmatch(r"\s*([\d.]+)\s*(\w+)\s*", warehouse.settings.warehouse.memory_limit).groups()
     limit = int(float(amount) * _BYTES_PER_UNIT[unit]) // PROGRAMME_MEMORY_SHARE
     try:
@@ -176,26 +175,19 @@ def programme_connection(warehouse: Warehouse) -> Iterator[duckdb.DuckDBPyConnec
             yield con
     finally:
         # Arrow's allocator keeps the pages of the query results converted (at 1,000,000 people about
-        # 90 MB after a programme's read) for reuse until told to give them back.
+        # 90 MB after a programme's read) for reuse until told to give them back, and glibc the freed
+        # pages inside its heap.
         pa.default_memory_pool().release_unused()
+        _trim_heap()
 
 
-# glibc's mallopt parameter for the size from which an allocation gets its own memory mapping.
-_M_MMAP_THRESHOLD = -3
-# From this size an array gets its own mapping: a programme's columns at 1,000,000 people (6 MB and
-# more), not the blocks its models reuse over and over (a fresh mapping costs a page fault per page).
-_OWN_MAPPING_BYTES = 4 * 2**20
-
-
-def return_freed_arrays_promptly() -> None:
-    """Large arrays each get their own memory mapping, handed back to the system when freed. By
-    default glibc raises that threshold to the size of the first large array freed (up to 32 MiB),
-    after which a programme's columns and query results come from its heap, which keeps freed
-    pages: at 1,000,000 people about 40 MB more at the survival step's peak. Process-wide and
-    idempotent (a programme's worker process runs only programme steps)."""
+def _trim_heap() -> None:
+    """Hand glibc's free heap pages back to the system (about 40 MB at the survival step's peak at
+    1,000,000 people). pipelines.resources.release_free_memory does this after a garbage
+    collection, which in a worker costs 0.13 s a call; the programme steps leave no cycles to collect."""
     try:
-        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, _OWN_MAPPING_BYTES)
-    except (OSError, AttributeError):  # not glibc: its own allocator's defaults stand
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to give back this way
         pass
 
 
