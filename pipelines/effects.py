@@ -71,7 +71,7 @@ ANALYSED_MEASURES = f"""
 
 
 def read_cohort(con: duckdb.DuckDBPyConnection, settings: Settings, programme_id: str) -> pd.DataFrame:
-    """One programme's people analysed with each measure of each follow-up window as a float column
+    """One programme's people analysed with each measure of each follow-up window as a float32 column
     ``<measure>_<window>`` (missing where the person has no row for the window), as
     models.evaluation._measures_wide lays them out.
 
