@@ -33,7 +33,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,8 +102,11 @@ class BalanceResult:
 
 def _balance_terms(
     data: pd.DataFrame, covariates: Sequence[str], categorical: Sequence[str] | None
-) -> tuple[list[str], list[str], list[np.ndarray]]:
-    """(term names, source variables, values) with every level of a categorical covariate."""
+) -> tuple[list[str], list[str], list[Callable[[], np.ndarray]]]:
+    """(term names, source variables, values) with every level of a categorical covariate.
+
+    Each term's values are made when asked for (a function per term): one float column of the
+    cohort at a time, where every term at once would double a large cohort's covariates."""
     categorical = set(categorical or ())
     absent = [name for name in [*covariates, *categorical] if name not in data.columns]
     if absent:
@@ -120,12 +123,12 @@ def _balance_terms(
         if name not in categorical and numeric:
             names.append(name)
             sources.append(name)
-            values.append(column.to_numpy(dtype=float))
+            values.append(lambda column=column: column.to_numpy(dtype=float))
             continue
         for level in column.astype("category").cat.categories:
             names.append(f"{name}[{level}]")
             sources.append(name)
-            values.append((column == level).to_numpy(dtype=float))
+            values.append(lambda column=column, level=level: (column == level).to_numpy(dtype=float))
     return names, sources, values
 
 
@@ -320,7 +323,7 @@ def assess_balance(
         distance = np.asarray(distance, dtype=float)
         if distance.shape != treated.shape:
             raise ValueError(f"distance has {len(distance)} values but data has {len(data)} rows")
-        names, sources, values = ["distance", *names], ["distance", *sources], [distance, *values]
+        names, sources, values = ["distance", *names], ["distance", *sources], [lambda: distance, *values]
     stages = [_Stage("all", np.ones(len(treated)), treated, all_rows=True)]
     if weights is not None:
         weights = np.asarray(weights, dtype=float)
@@ -334,8 +337,8 @@ def assess_balance(
 
     rows = [
         {"term": name, "variable": source, **statistics}
-        for name, source, x in zip(names, sources, values)
-        for statistics in _term_statistics(x, treated, stages)
+        for name, source, term in zip(names, sources, values)
+        for statistics in _term_statistics(term(), treated, stages)
     ]
     table = pd.DataFrame(rows)
     low, high = variance_ratio_bounds

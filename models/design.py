@@ -64,6 +64,70 @@ def numeric_design(
     Raises ValueError naming a covariate not in the data, a categorical covariate not among
     the covariates, or a covariate with missing values.
     """
+    columns = design_columns(data, covariates, categorical, leading)
+    return NumericDesign(columns.matrix(), columns.names, columns.source, columns.codes)
+
+
+@dataclass(frozen=True)
+class DesignColumns:
+    """The design of :func:`numeric_design` kept as its source columns (a float array per number,
+    the level codes per categorical covariate): any rows of it are filled when asked for, so a
+    model that reads the design a block of rows at a time never holds the whole (n, k) matrix.
+
+    Attributes:
+        names, source, codes: as :class:`NumericDesign`.
+        n_rows: rows of the design.
+    """
+
+    names: tuple[str, ...]
+    source: tuple[str, ...]
+    codes: dict[str, np.ndarray]
+    n_rows: int
+    # (design column, source values or a constant, level whose indicator the column is, or None)
+    fills: tuple[tuple[int, np.ndarray | float, int | None], ...]
+
+    def columns_of(self, covariate: str) -> np.ndarray:
+        return np.flatnonzero(np.asarray(self.source) == covariate)
+
+    def rows(self, rows: slice | np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The design's values in ``rows`` (a slice with step 1, or row numbers), the same values
+        as those rows of :meth:`matrix`; written into ``out`` (C-ordered, one row per row) if given."""
+        if isinstance(rows, slice):
+            start, stop, _ = rows.indices(self.n_rows)
+            count = max(stop - start, 0)
+        else:
+            count = len(rows)
+        block = np.empty((count, len(self.names))) if out is None else out[:count]
+        if isinstance(rows, slice):
+            # A block of a few cache-resident rows at a time: a column of it is a strided write.
+            for offset in range(0, count, _FILL_ROWS):
+                self._fill(slice(start + offset, start + min(offset + _FILL_ROWS, count)),
+                           block[offset:offset + _FILL_ROWS])
+        else:
+            self._fill(rows, block)
+        return block
+
+    def matrix(self) -> np.ndarray:
+        """Every row, as one (n, k) C-ordered float array."""
+        return self.rows(slice(0, self.n_rows))
+
+    def _fill(self, rows: slice | np.ndarray, block: np.ndarray) -> None:
+        for j, values, level in self.fills:
+            if level is not None:
+                np.equal(values[rows], level, out=block[:, j], casting="unsafe")
+            elif np.ndim(values):
+                block[:, j] = values[rows]
+            else:
+                block[:, j] = values
+
+
+def design_columns(
+    data: pd.DataFrame,
+    covariates: Sequence[str],
+    categorical: Sequence[str] | None = None,
+    leading: Mapping[str, np.ndarray | float] | None = None,
+) -> DesignColumns:
+    """The design of :func:`numeric_design` as its source columns, nothing filled yet."""
     categorical = set(categorical or ())
     absent = [name for name in [*covariates, *categorical] if name not in data.columns]
     if absent:
@@ -89,9 +153,7 @@ def numeric_design(
         extra = [name] if levels is None else [f"{name}[{level}]" for level in levels[1:]]
         names.extend(extra)
         source.extend([name] * len(extra))
-    # Every source column once, then the matrix filled a block of rows at a time: a column of a
-    # block is a strided write into a few cache-resident rows, where a whole column would touch
-    # every row of the matrix once per column.
+    # Every source column once; the design is filled from them a block of rows at a time.
     fills: list[tuple[int, np.ndarray | float, int | None]] = []  # (column, values, level or None)
     for j, values in enumerate(leading.values()):
         fills.append((j, values, None))
@@ -106,18 +168,7 @@ def numeric_design(
         for level in range(1, len(levels)):
             fills.append((j, level_codes, level))
             j += 1
-    matrix = np.empty((len(data), len(names)))
-    for start in range(0, len(data), _FILL_ROWS):
-        rows = slice(start, start + _FILL_ROWS)
-        block = matrix[rows]
-        for j, values, level in fills:
-            if level is not None:
-                np.equal(values[rows], level, out=block[:, j], casting="unsafe")
-            elif np.ndim(values):
-                block[:, j] = values[rows]
-            else:
-                block[:, j] = values
-    return NumericDesign(matrix, tuple(names), tuple(source), codes)
+    return DesignColumns(tuple(names), tuple(source), codes, len(data), tuple(fills))
 
 
 # Rows per block when the design is filled (a block of 30 columns is about 1 MB).

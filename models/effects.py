@@ -54,7 +54,7 @@ import pandas as pd
 import scipy.linalg.lapack
 from scipy import stats
 
-from models.design import numeric_design
+from models.design import design_columns
 from models.matching import MatchResult
 from models.propensity import Design, check_estimable
 
@@ -292,18 +292,23 @@ _CROSS_ROWS = 1 << 16
 # Rows per block in the pass for hat values and residuals: small, so the block and its products
 # stay in the fastest cache (measured fastest among 1024 to 65536 rows).
 _BLOCK_ROWS = 1 << 10
+# Blocks of that pass filled from the cohort's columns at once (a fill per block would cost more in
+# calls than in copying).
+_FILL_BLOCKS = 16
 
 
 class CovariateAdjustment:
     """The covariate-adjusted model ``outcome ~ treatment + covariates`` of one cohort, built once.
 
-    The design (intercept, treatment, covariates with categorical levels as indicators) is one
-    float array made once; every outcome reuses it. Outcomes measured on the same rows (e.g. the
-    measures of one follow-up window) are estimated together: two passes over the design serve
-    them all (cross-products with the design and the outcomes, then hat values and residuals on
-    the rows used). On a subset of rows a categorical covariate gets indicators for the levels
-    present there, against the first present level — exactly the design that would be built from
-    those rows alone — so estimates equal a model fitted on the subset from scratch.
+    The design (intercept, treatment, covariates with categorical levels as indicators) is kept
+    as its source columns and filled a block of rows at a time (models.design.DesignColumns):
+    the whole float matrix, larger than the cohort's own columns, is never held. Every outcome
+    reuses it. Outcomes measured on the same rows (e.g. the measures of one follow-up window) are
+    estimated together, and one pass over the design serves the cross-products of every set of
+    rows; a second pass, per set of rows, gives the hat values and residuals. On a subset of
+    rows a categorical covariate gets indicators for the levels present there, against the first
+    present level — exactly the design that would be built from those rows alone — so estimates
+    equal a model fitted on the subset from scratch.
     """
 
     def __init__(self, data: pd.DataFrame, treatment: str, covariates: Sequence[str],
@@ -311,7 +316,7 @@ class CovariateAdjustment:
         if treatment not in data.columns:
             raise ValueError(f"column {treatment!r} is not in the data")
         _, self.treated, _ = _as_vectors(np.zeros(len(data)), data[treatment].to_numpy())
-        self.design = numeric_design(data, covariates, categorical,
+        self.design = design_columns(data, covariates, categorical,
                                      leading={"(Intercept)": 1.0, treatment: self.treated})
 
     def _columns_present(self, keep: np.ndarray | None) -> np.ndarray:
@@ -346,30 +351,36 @@ class CovariateAdjustment:
             _, _, rank, _ = scipy.linalg.lapack.dpstrf(centred / np.outer(scale, scale), tol=_RANK_TOLERANCE)
             suspect = rank < len(covariate)
         if suspect:
-            rows = slice(None) if keep is None else keep
+            rows = slice(0, self.design.n_rows) if keep is None else np.flatnonzero(keep)
             names = [self.design.names[j] for j in covariate]
-            check_estimable(Design(pd.DataFrame(self.design.matrix[rows][:, covariate], columns=names),
+            check_estimable(Design(pd.DataFrame(self.design.rows(rows)[:, covariate], columns=names),
                                    {name: self.design.source[j] for name, j in zip(names, covariate)}))
 
-    def _fit(self, keep: np.ndarray, outcomes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Treatment coefficients and HC3 variances of the outcomes (columns of ``outcomes``,
-        0 in the rows left out), all measured on the rows ``keep``."""
-        x = self.design.matrix
+    def _cross_products(self, sets: list[tuple[np.ndarray, list[np.ndarray]]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per set of rows ``keep`` and the outcomes measured on them: X'WX and X'Wy with W the
+        rows kept, in one pass over the design."""
+        n, k = self.design.n_rows, len(self.design.names)
+        sums = [(np.zeros((k, k)), np.zeros((k, len(outcomes)))) for _, outcomes in sets]
+        weights = [None if keep.all() else keep.astype(float) for keep, _ in sets]
+        block = np.empty((min(_CROSS_ROWS, n), k))  # reused: no fresh pages per block
+        weighted_block = np.empty_like(block) if any(weight is not None for weight in weights) else None
+        for start in range(0, n, _CROSS_ROWS):
+            part = slice(start, start + _CROSS_ROWS)
+            x = self.design.rows(part, out=block)
+            for (keep, outcomes), weight, (cross, cross_outcomes) in zip(sets, weights, sums):
+                # rows left out weigh 0, so X'WX = (WX)'(WX): a product with its own transpose (BLAS syrk)
+                weighted = x if weight is None else np.multiply(x, weight[part, None], out=weighted_block[:len(x)])
+                cross += weighted.T @ weighted
+                cross_outcomes += weighted.T @ _outcome_block(outcomes, part, len(x), keep[part])
+        return sums
+
+    def _fit(self, keep: np.ndarray, outcomes: list[np.ndarray], cross: np.ndarray,
+             cross_outcomes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Treatment coefficients and HC3 variances of the outcomes, all measured on the rows
+        ``keep``, from their cross-products (:meth:`_cross_products`)."""
         every_row = bool(keep.all())
         columns = self._columns_present(None if every_row else keep)
-        k, m = x.shape[1], outcomes.shape[1]
-        cross, cross_outcomes = np.zeros((k, k)), np.zeros((k, m))
-        weight = None if every_row else keep.astype(float)
-        buffer = None if every_row else np.empty((min(_CROSS_ROWS, len(x)), k))  # reused: no fresh pages per block
-        for start in range(0, len(x), _CROSS_ROWS):
-            part = slice(start, start + _CROSS_ROWS)
-            # rows left out weigh 0, so X'WX = (WX)'(WX): a product with its own transpose (BLAS syrk)
-            if every_row:
-                weighted = x[part]
-            else:
-                weighted = np.multiply(x[part], weight[part, None], out=buffer[:len(weight[part])])
-            cross += weighted.T @ weighted
-            cross_outcomes += weighted.T @ outcomes[part]
+        k, m = len(self.design.names), len(outcomes)
         cross = cross[np.ix_(columns, columns)]
         self._check_estimable(None if every_row else keep, columns, cross)
         # Columns left out (levels absent from the rows) get zero rows and columns: coefficient 0.
@@ -380,13 +391,21 @@ class CovariateAdjustment:
         # h_i = x_i' B x_i, whose treatment entry is sum_i (e_i (x_i' B e_treatment) / (1 - h_i))^2.
         rows = None if every_row else np.flatnonzero(keep)
         variance = np.zeros(m)
-        for start in range(0, len(x) if every_row else len(rows), _BLOCK_ROWS):
-            part = slice(start, start + _BLOCK_ROWS) if every_row else rows[start:start + _BLOCK_ROWS]
-            block = x[part]
-            projected = block @ inverse  # x_i' B for every row of the block
-            leverage = np.einsum("ij,ij->i", projected, block)
-            scaled = (outcomes[part] - block @ beta) * (projected[:, 1] / (1 - leverage))[:, None]
-            variance += np.einsum("ij,ij->j", scaled, scaled)
+        # The design and outcomes are filled _FILL_BLOCKS blocks at a time (fewer, longer fills), the
+        # sums still made a block at a time.
+        buffer = np.empty((_BLOCK_ROWS * _FILL_BLOCKS, k))
+        for fill_start in range(0, self.design.n_rows if every_row else len(rows), len(buffer)):
+            part = (slice(fill_start, fill_start + len(buffer)) if every_row
+                    else rows[fill_start:fill_start + len(buffer)])
+            filled = self.design.rows(part, out=buffer)
+            filled_outcomes = _outcome_block(outcomes, part, len(filled))
+            for start in range(0, len(filled), _BLOCK_ROWS):
+                block = filled[start:start + _BLOCK_ROWS]
+                projected = block @ inverse  # x_i' B for every row of the block
+                leverage = np.einsum("ij,ij->i", projected, block)
+                scaled = ((filled_outcomes[start:start + _BLOCK_ROWS] - block @ beta)
+                          * (projected[:, 1] / (1 - leverage))[:, None])
+                variance += np.einsum("ij,ij->j", scaled, scaled)
         return beta[1], variance
 
     def estimate(self, outcome, *, conf_level: float = 0.95) -> EffectEstimate:
@@ -396,7 +415,9 @@ class CovariateAdjustment:
 
     def estimate_many(self, outcomes: Sequence, *, conf_level: float = 0.95) -> list[EffectEstimate]:
         """:meth:`estimate` of each outcome, those measured on the same rows fitted together."""
-        values = [np.asarray(outcome, dtype=float) for outcome in outcomes]
+        # Floats as they are (a large cohort's outcomes may be float32, each converted a block at a
+        # time); anything else as float64.
+        values = [_floats(outcome) for outcome in outcomes]
         for y in values:
             if y.shape != self.treated.shape:
                 raise ValueError(f"outcome has shape {y.shape} but the design has {self.treated.shape[0]} rows")
@@ -404,22 +425,38 @@ class CovariateAdjustment:
         groups: dict[bytes, list[int]] = {}  # outcomes by the rows they are measured on, in order
         for i, keep in enumerate(measured):
             groups.setdefault(np.packbits(keep).tobytes(), []).append(i)
+        sets = [(measured[members[0]], [values[i] for i in members]) for members in groups.values()]
         estimates: list[EffectEstimate | None] = [None] * len(values)
-        for members in groups.values():
-            keep = measured[members[0]]
-            # One row per outcome, 0 in the rows left out, used as a (rows, outcomes) block.
-            stacked = np.zeros((len(members), len(keep)))
-            for row, i in zip(stacked, members):
-                np.copyto(row, values[i], where=keep)
-            differences, variances = self._fit(keep, stacked.T)
+        for members, (keep, outcomes), (cross, cross_outcomes) in zip(groups.values(), sets,
+                                                                        self._cross_products(sets)):
+            differences, variances = self._fit(keep, outcomes, cross, cross_outcomes)
             kept_treated = keep & self.treated
             n, n_treated = int(keep.sum()), int(kept_treated.sum())
             for i, difference, variance in zip(members, differences.tolist(), variances.tolist()):
                 se = float(np.sqrt(variance))
-                mean_treated = float(values[i][kept_treated].mean())
+                mean_treated = float(values[i][kept_treated].astype(float).mean())
                 estimates[i] = _normal_estimate("adjusted", "HC3 robust", mean_treated, mean_treated - difference,
                                                 difference, se, n, n_treated, n, conf_level)
         return estimates
+
+
+def _floats(values) -> np.ndarray:
+    array = np.asarray(values)
+    return array if array.dtype.kind == "f" else array.astype(float)
+
+
+def _outcome_block(outcomes: list[np.ndarray], rows: slice | np.ndarray, count: int,
+                   kept: np.ndarray | None = None) -> np.ndarray:
+    """The outcomes' values in ``rows`` (``count`` of them) as a (rows, outcomes) block, laid out
+    as the transpose of one row per outcome; with ``kept``, 0 in the rows left out (whose outcome
+    is missing)."""
+    block = np.zeros((len(outcomes), count))
+    for row, outcome in zip(block, outcomes):
+        if kept is None:
+            row[:] = outcome[rows]
+        else:
+            np.copyto(row, outcome[rows], where=kept)
+    return block.T
 
 
 def adjusted_difference(

@@ -1,5 +1,6 @@
 """Matched comparison, effects and survival, one programme partition at a time: read the analysis
 tables (read-only), call models/, write the programme's result frames (see pipelines/partitions.py)."""
+import ctypes
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,7 +71,7 @@ ANALYSED_MEASURES = f"""
 
 
 def read_cohort(con: duckdb.DuckDBPyConnection, settings: Settings, programme_id: str) -> pd.DataFrame:
-    """One programme's people analysed with each measure of each follow-up window as a float column
+    """One programme's people analysed with each measure of each follow-up window as a float32 column
     ``<measure>_<window>`` (missing where the person has no row for the window), as
     models.evaluation._measures_wide lays them out.
 
@@ -90,7 +91,9 @@ def read_cohort(con: duckdb.DuckDBPyConnection, settings: Settings, programme_id
     windows = list(settings.follow_up.windows_months)
     window_index = pd.Index(windows)
     names = [measure for measure, _ in MEASURES]
-    wide = np.full((len(person_ids), len(windows), len(names)), np.nan)
+    # float32: the measures are counts, days and 0/1 flags, exact in float32 below 2**24 (a value
+    # that is not stops the read); the models read each outcome as float64.
+    wide = np.full((len(person_ids), len(windows), len(names)), np.nan, dtype=np.float32)
     cells = wide.reshape(len(person_ids) * len(windows), len(names))  # a row per person and window
     # A person and window given twice fills fewer cells than rows came.
     filled, n_rows = np.zeros(len(cells), dtype=bool), 0
@@ -102,7 +105,11 @@ def read_cohort(con: duckdb.DuckDBPyConnection, settings: Settings, programme_id
             filled[cell] = True
             n_rows += len(cell)
             for j, name in enumerate(names):
-                cells[:, j][cell] = batch.column(name).to_numpy(zero_copy_only=False)
+                values = batch.column(name).to_numpy(zero_copy_only=False)
+                if np.nanmax(np.abs(values), initial=0) >= _FLOAT32_EXACT:
+                    raise dg.Failure(description=f"programme {programme_id}: analysis.measures.{name} holds a "
+                                                 f"value of {_FLOAT32_EXACT:,} or more, out of the measures' range")
+                cells[:, j][cell] = values
     finally:
         con.unregister("analysed")
     if n_rows > np.count_nonzero(filled):
@@ -114,6 +121,10 @@ def read_cohort(con: duckdb.DuckDBPyConnection, settings: Settings, programme_id
     for position, (name, values) in enumerate(people.items()):
         cohort.insert(position, name, values)
     return cohort
+
+
+# Integers up to this are exact in float32.
+_FLOAT32_EXACT = 2**24
 
 
 def pandas_columns(table: pa.Table) -> dict[str, np.ndarray | pd.api.extensions.ExtensionArray]:
@@ -142,9 +153,11 @@ NULLABLE_TYPES = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype(), pa.i
 
 # Stage 2 runs one worker per core, each with its models beside its queries: a programme step's
 # DuckDB connection may use this share of evaluation.yaml warehouse.memory_limit, so the workers'
-# DuckDB memory together stays within the limit with room left for the models (at 1,000,000
-# people a step's largest query needs about 300 MB).
-PROGRAMME_MEMORY_SHARE = 3
+# DuckDB memory together stays within the limit with room left for the models. DuckDB fills its
+# share with the table blocks it scanned, so the share is what a step's read adds to its peak: at
+# 1,000,000 people a fifth (200 MB of 1 GB) reads the cohort in the same CPU time as a third, an
+# eighth costs a fifth more CPU.
+PROGRAMME_MEMORY_SHARE = 5
 _BYTES_PER_UNIT = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
                    "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
 
@@ -152,13 +165,30 @@ _BYTES_PER_UNIT = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
 @contextmanager
 def programme_connection(warehouse: Warehouse) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only warehouse connection for one programme step, with DuckDB's memory limited to its
-    share (PROGRAMME_MEMORY_SHARE). Closing it gives DuckDB's memory back, so a step holds one
-    open while it queries and none while its models run."""
+    share (PROGRAMME_MEMORY_SHARE). Closing it gives DuckDB's memory back (and the memory Arrow kept
+    from converting results), so a step holds one open while it queries and none while its models run."""
     amount, unit = re.fullmatch(r"\s*([\d.]+)\s*(\w+)\s*", warehouse.settings.warehouse.memory_limit).groups()
     limit = int(float(amount) * _BYTES_PER_UNIT[unit]) // PROGRAMME_MEMORY_SHARE
-    with warehouse.connect(read_only=True) as con:
-        con.execute(f"SET memory_limit = '{limit // 2**10}KiB'")
-        yield con
+    try:
+        with warehouse.connect(read_only=True) as con:
+            con.execute(f"SET memory_limit = '{limit // 2**10}KiB'")
+            yield con
+    finally:
+        # Arrow's allocator keeps the pages of the query results converted (at 1,000,000 people about
+        # 90 MB after a programme's read) for reuse until told to give them back, and glibc the freed
+        # pages inside its heap.
+        pa.default_memory_pool().release_unused()
+        _trim_heap()
+
+
+def _trim_heap() -> None:
+    """Hand glibc's free heap pages back to the system (about 40 MB at the survival step's peak at
+    1,000,000 people). pipelines.resources.release_free_memory does this after a garbage
+    collection, which in a worker costs 0.13 s a call; the programme steps leave no cycles to collect."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to give back this way
+        pass
 
 
 def matching_spec(settings: Settings) -> MatchingSpec:

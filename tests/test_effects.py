@@ -251,6 +251,34 @@ def test_outcomes_fitted_together_each_equal_statsmodels_hc3(mixed_cohort):
         assert estimate.mean_treated == pytest.approx(data.loc[data.treat == 1, outcome].mean(), rel=1e-12)
 
 
+def test_outcomes_as_float32_over_many_blocks_of_rows_equal_statsmodels_hc3():
+    # More rows than one block of the cross-products (65,536) and one of the hat values (1,024), so
+    # the design is filled block by block; outcomes stored as float32 (as the programme step reads
+    # them), on every row and on a subset where the first region is absent.
+    rng = np.random.default_rng(5)
+    n = 70_001
+    data = pd.DataFrame({
+        "age": rng.normal(35, 9, n),
+        "prior": rng.poisson(2, n),
+        "female": rng.binomial(1, 0.3, n).astype(bool),
+        "region": rng.choice(["East", "North", "South", "West"], n),
+        "treat": rng.binomial(1, 0.3, n),
+    })
+    reoffended = rng.binomial(1, 0.3 + 0.1 * data.treat).astype(np.float32)
+    days = rng.integers(1, 365, n).astype(np.float32)
+    data["reoffended"] = reoffended
+    data["days_outside_east"] = np.where(data.region == "East", np.nan, days).astype(np.float32)
+    covariates = ["age", "prior", "female", "region"]
+    outcomes = ["reoffended", "days_outside_east"]
+    estimates = CovariateAdjustment(data, "treat", covariates, ["region"]).estimate_many([data[o] for o in outcomes])
+    as_float64 = data.astype({outcome: float for outcome in outcomes})
+    for outcome, estimate in zip(outcomes, estimates):
+        want = _statsmodels_hc3(as_float64, outcome, covariates)
+        np.testing.assert_allclose([estimate.difference, estimate.se], want, rtol=1e-10, err_msg=outcome)
+        assert estimate.n == data[outcome].notna().sum()
+        assert estimate.mean_treated == pytest.approx(as_float64.loc[as_float64.treat == 1, outcome].mean(), rel=1e-12)
+
+
 def test_shared_adjustment_names_a_covariate_constant_on_the_outcomes_rows(mixed_cohort):
     # Among the women only, female takes one value: as if the model were built from those rows.
     data = mixed_cohort.assign(women_only=mixed_cohort.complete.where(mixed_cohort.female))

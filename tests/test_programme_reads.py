@@ -98,6 +98,26 @@ def test_a_duplicated_measure_row_stops_the_read_naming_the_programme(sample_war
         read_cohort(copy, settings, "P02")
 
 
+def test_a_measure_too_large_for_its_float32_column_stops_the_read(sample_warehouse):
+    # The cohort holds the measures as float32, exact for counts below 2**24: a larger value is not
+    # rounded but named.
+    settings, con = sample_warehouse
+    copy = duckdb.connect()
+    warehouse.set_variables(copy, settings)
+    copy.execute("CREATE SCHEMA analysis")
+    for table in ("covariates", "measures"):
+        copy.register("source", con.execute(f"SELECT * FROM analysis.{table} WHERE programme_id = 'P02'").df())
+        copy.execute(f"CREATE TABLE analysis.{table} AS SELECT * FROM source")
+    assert len(read_cohort(copy, settings, "P02")) > 100
+    copy.execute("""
+        UPDATE analysis.measures SET frequency = 16777216 WHERE window_months = 6 AND person_id = (
+            SELECT min(person_id) FROM analysis.covariates JOIN analysis.measures USING (person_id, index_date)
+            WHERE covariates_complete AND window_months = 12 AND complete)""")
+    with pytest.raises(dg.Failure, match="programme P02: analysis.measures.frequency holds a value of 16,777,216 "
+                                         "or more, out of the measures' range"):
+        read_cohort(copy, settings, "P02")
+
+
 def test_diagnostics_from_the_matched_sample_equal_those_from_everyone(sample_warehouse, tmp_path):
     settings, con = sample_warehouse
     people, measures = plain_read(con, settings, "P02")
