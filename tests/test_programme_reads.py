@@ -81,14 +81,21 @@ def test_read_cohort_gives_the_analysed_people_and_their_measures_as_the_plain_r
                                       getattr(plain, table), check_exact=True, obj=table)
 
 
-def test_a_duplicated_measure_row_stops_the_read_naming_the_programme(sample_warehouse, tmp_path):
-    settings, con = sample_warehouse
+def programme_copy(con, settings, programme_id: str) -> duckdb.DuckDBPyConnection:
+    """An in-memory warehouse holding one programme's analysis.covariates and analysis.measures."""
     copy = duckdb.connect()
     warehouse.set_variables(copy, settings)
     copy.execute("CREATE SCHEMA analysis")
     for table in ("covariates", "measures"):
-        copy.register("source", con.execute(f"SELECT * FROM analysis.{table} WHERE programme_id = 'P02'").df())
+        copy.register("source", con.execute(f"SELECT * FROM analysis.{table} WHERE programme_id = $programme_id",
+                                            {"programme_id": programme_id}).df())
         copy.execute(f"CREATE TABLE analysis.{table} AS SELECT * FROM source")
+    return copy
+
+
+def test_a_duplicated_measure_row_stops_the_read_naming_the_programme(sample_warehouse, tmp_path):
+    settings, con = sample_warehouse
+    copy = programme_copy(con, settings, "P02")
     copy.execute("""
         INSERT INTO analysis.measures SELECT * FROM analysis.measures WHERE window_months = 6 AND person_id = (
             SELECT min(person_id) FROM analysis.covariates JOIN analysis.measures USING (person_id, index_date)
@@ -102,12 +109,7 @@ def test_a_measure_too_large_for_its_float32_column_stops_the_read(sample_wareho
     # The cohort holds the measures as float32, exact for counts below 2**24: a larger value is not
     # rounded but named.
     settings, con = sample_warehouse
-    copy = duckdb.connect()
-    warehouse.set_variables(copy, settings)
-    copy.execute("CREATE SCHEMA analysis")
-    for table in ("covariates", "measures"):
-        copy.register("source", con.execute(f"SELECT * FROM analysis.{table} WHERE programme_id = 'P02'").df())
-        copy.execute(f"CREATE TABLE analysis.{table} AS SELECT * FROM source")
+    copy = programme_copy(con, settings, "P02")
     assert len(read_cohort(copy, settings, "P02")) > 100
     copy.execute("""
         UPDATE analysis.measures SET frequency = 16777216 WHERE window_months = 6 AND person_id = (
