@@ -1,6 +1,5 @@
 """Matched comparison, effects and survival, one programme partition at a time: read the analysis
 tables (read-only), call models/, write the programme's result frames (see pipelines/partitions.py)."""
-import ctypes
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +20,7 @@ from models.evaluation import MEASURES, MatchingSpec, evaluate_effects, evaluate
 from pipelines.partitions import (FINGERPRINT_TAG, PROGRAMME_EFFECTS, PROGRAMME_GROUP, PROGRAMME_SURVIVAL,
                                  PROGRAMMES, existing_partition_file, programme_fingerprints, read_partition,
                                  write_partition)
-from pipelines.resources import Warehouse
+from pipelines.resources import Warehouse, release_free_memory
 
 EFFECT_TABLES = ("programmes_analysed", "propensity_model", "matched_sets", "balance", "sample_sizes",
                  "unmatched", "effects")
@@ -178,17 +177,7 @@ def programme_connection(warehouse: Warehouse) -> Iterator[duckdb.DuckDBPyConnec
         # 90 MB after a programme's read) for reuse until told to give them back, and glibc the freed
         # pages inside its heap.
         pa.default_memory_pool().release_unused()
-        _trim_heap()
-
-
-def _trim_heap() -> None:
-    """Hand glibc's free heap pages back to the system (about 40 MB at the survival step's peak at
-    1,000,000 people). pipelines.resources.release_free_memory does this after a garbage
-    collection, which in a worker costs 0.13 s a call; the programme steps leave no cycles to collect."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to give back this way
-        pass
+        release_free_memory(collect=False)  # the programme steps leave no cycles to collect
 
 
 def matching_spec(settings: Settings) -> MatchingSpec:

@@ -40,9 +40,13 @@ class Warehouse(dg.ConfigurableResource):
             con.close()
 
 
-def release_free_memory() -> None:
-    """Give the memory this process has freed back to the system (glibc keeps freed heap pages otherwise)."""
-    gc.collect()
+def release_free_memory(collect: bool = True) -> None:
+    """Give the memory this process has freed back to the system (glibc keeps freed heap pages otherwise).
+
+    ``collect`` first frees what only reference cycles hold; a caller that leaves no cycles skips it
+    (in a programme worker a collection costs about 0.13 s)."""
+    if collect:
+        gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to give back this way
