@@ -196,17 +196,22 @@ def test_bad_input_is_explained(cohort):
 # --------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def mixed_cohort() -> pd.DataFrame:
-    rng = np.random.default_rng(11)
-    n = 900
-    data = pd.DataFrame({
+def _people(rng: np.random.Generator, n: int, treated_share: float) -> pd.DataFrame:
+    """Covariates of every kind (number, count, flag, four regions) and a treatment indicator."""
+    return pd.DataFrame({
         "age": rng.normal(35, 9, n),
         "prior": rng.poisson(2, n),
         "female": rng.binomial(1, 0.3, n).astype(bool),
         "region": rng.choice(["East", "North", "South", "West"], n),
-        "treat": rng.binomial(1, 0.4, n),
+        "treat": rng.binomial(1, treated_share, n),
     })
+
+
+@pytest.fixture(scope="module")
+def mixed_cohort() -> pd.DataFrame:
+    rng = np.random.default_rng(11)
+    n = 900
+    data = _people(rng, n, treated_share=0.4)
     y = rng.binomial(1, 0.3 + 0.1 * data.treat - 0.05 * (data.region == "North"))
     days = rng.integers(1, 365, n).astype(float)
     data["complete"] = y.astype(float)
@@ -257,13 +262,7 @@ def test_outcomes_as_float32_over_many_blocks_of_rows_equal_statsmodels_hc3():
     # them), on every row and on a subset where the first region is absent.
     rng = np.random.default_rng(5)
     n = 70_001
-    data = pd.DataFrame({
-        "age": rng.normal(35, 9, n),
-        "prior": rng.poisson(2, n),
-        "female": rng.binomial(1, 0.3, n).astype(bool),
-        "region": rng.choice(["East", "North", "South", "West"], n),
-        "treat": rng.binomial(1, 0.3, n),
-    })
+    data = _people(rng, n, treated_share=0.3)
     reoffended = rng.binomial(1, 0.3 + 0.1 * data.treat).astype(np.float32)
     days = rng.integers(1, 365, n).astype(np.float32)
     data["reoffended"] = reoffended
