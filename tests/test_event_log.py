@@ -6,6 +6,7 @@ import threading
 
 import dagster as dg
 
+from desist import event_log as storages
 from desist.event_log import OpenSqliteEventLogStorage, OpenSqliteRunStorage, OpenSqliteScheduleStorage
 
 
@@ -79,3 +80,44 @@ def test_a_watcher_of_a_run_is_told_of_each_event_as_it_is_written(tmp_path):
         storage.end_watch(run_id, watcher)
         storage.dispose()
     assert len(seen) == len(entries) and seen[-1] == "PIPELINE_SUCCESS"
+
+
+def schema(path) -> tuple:
+    """A SQLite database's tables and indexes (their SQL), migration stamp and data migrations marked done."""
+    import sqlite3
+
+    with sqlite3.connect(path) as connection:
+        tables = sorted(connection.execute("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"))
+        stamp = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+        marks = sorted(connection.execute("SELECT name FROM secondary_indexes").fetchall()) if any(
+            name == "secondary_indexes" for _, name, _ in tables) else []
+    connection.close()
+    return tables, stamp, marks
+
+
+def test_new_databases_are_copies_of_the_empty_ones_dagster_makes(tmp_path, monkeypatch):
+    monkeypatch.setattr(storages, "TEMPLATES", tmp_path / "cache" / "templates")
+    run_ids = {}
+    for storage in ("dagster", "open"):
+        (tmp_path / storage).mkdir()
+        with dg.instance_for_test(temp_dir=str(tmp_path / storage), overrides=event_log(tmp_path, storage)) as instance:
+            run_ids[storage] = dg.materialize([counted], instance=instance).run_id
+    assert sorted(path.name for path in storages.TEMPLATES.iterdir()) == ["index.db", "run.db", "runs.db",
+                                                                          "schedules.db"]
+    for ours, dagsters in [("history/runs.db", "history/runs.db"), ("schedules/schedules.db", "schedules/schedules.db"),
+                           ("history/runs/index.db", "history/runs/index.db"),
+                           (f"history/runs/{run_ids['open']}.db", f"history/runs/{run_ids['dagster']}.db")]:
+        tables, stamp, marks = schema(tmp_path / "open" / ours)
+        assert (tables, stamp, marks) == schema(tmp_path / "dagster" / dagsters), ours
+        assert len(tables) >= 3 and len(stamp) == 1
+    assert len(schema(tmp_path / "open" / "history/runs.db")[2]) == 7  # run storage's data migrations, marked done
+
+
+def test_without_a_writable_cache_dagster_creates_the_databases(tmp_path, monkeypatch):
+    (tmp_path / "cache").write_text("a file where the cache folder would be")
+    monkeypatch.setattr(storages, "TEMPLATES", tmp_path / "cache" / "templates")
+    (tmp_path / "open").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "open"), overrides=event_log(tmp_path, "open")) as instance:
+        assert dg.materialize([counted], instance=instance).success
+        assert [run.status for run in instance.get_runs()] == [dg.DagsterRunStatus.SUCCESS]
+    assert schema(tmp_path / "open" / "history/runs.db")[1] == schema(tmp_path / "open" / "history/runs/index.db")[1]
