@@ -36,8 +36,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy import stats
+from statsmodels.genmod import families
+from statsmodels.genmod.generalized_linear_model import GLM  # not statsmodels.api: 1 s more of imports
 
 from models.indicators import wilson_interval
 from models.design import numeric_design
@@ -129,8 +130,8 @@ def calibration(y, risk) -> Calibration:
     risk = np.clip(np.asarray(risk, dtype=float), 1e-12, 1 - 1e-12)
     logit = np.log(risk / (1 - risk))
     ones = np.ones((len(y), 1))
-    in_the_large = sm.GLM(y, ones, family=sm.families.Binomial(), offset=logit).fit()
-    slope = sm.GLM(y, np.column_stack([ones, logit]), family=sm.families.Binomial()).fit()
+    in_the_large = GLM(y, ones, family=families.Binomial(), offset=logit).fit()
+    slope = GLM(y, np.column_stack([ones, logit]), family=families.Binomial()).fit()
     return Calibration(float(in_the_large.params[0]), float(in_the_large.bse[0]),
                        float(slope.params[1]), float(slope.bse[1]))
 
