@@ -72,6 +72,9 @@ def run_pipeline(settings: Settings, verbose: bool = False) -> tuple[bool, str, 
     from pipelines.stages import WORKERS, run_evaluation
 
     dagster_home()
+    # Dagster then stores a new run's planned materialisations and checks as one batch (desist/event_log.py
+    # writes a batch in one transaction per database); the workers inherit it from their server.
+    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
     run_id = str(uuid.uuid4())
     log = log_path(settings, run_id)
     tags = runs.process_tags()

@@ -5,6 +5,7 @@ event."""
 import threading
 
 import dagster as dg
+import pytest
 
 from desist import event_log as storages
 from desist.event_log import OpenSqliteEventLogStorage, OpenSqliteRunStorage, OpenSqliteScheduleStorage
@@ -31,7 +32,14 @@ def event_log(tmp_path, storage: str) -> dict:
     return overrides
 
 
-def test_a_run_records_the_same_events_and_frees_its_pool_slot(tmp_path):
+@pytest.mark.parametrize("batch_size", ["0", "1000"])
+def test_a_run_records_the_same_events_and_frees_its_pool_slot(tmp_path, monkeypatch, batch_size):
+    # With a batch size, Dagster sends a run's planned materialisations as one batch (`desist run` sets it).
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", batch_size)
+    batches = []
+    store_event_batch = OpenSqliteEventLogStorage.store_event_batch
+    monkeypatch.setattr(OpenSqliteEventLogStorage, "store_event_batch",
+                        lambda self, events: (batches.append(len(events)), store_event_batch(self, events)))
     recorded = {}
     for storage in ("dagster", "open"):
         (tmp_path / storage).mkdir()
@@ -57,6 +65,7 @@ def test_a_run_records_the_same_events_and_frees_its_pool_slot(tmp_path):
             assert (pool.limit, pool.claimed_slots, pool.pending_steps) == (1, [], [])
     assert recorded["open"] == recorded["dagster"]
     assert len(recorded["open"]) > 15 and ("summarised 3 rows", "summarised") in recorded["open"]
+    assert batches == ([2] if batch_size == "1000" else [])  # the two assets' planned materialisations
 
 
 def test_a_watcher_of_a_run_is_told_of_each_event_as_it_is_written(tmp_path):
@@ -121,3 +130,27 @@ def test_without_a_writable_cache_dagster_creates_the_databases(tmp_path, monkey
         assert dg.materialize([counted], instance=instance).success
         assert [run.status for run in instance.get_runs()] == [dg.DagsterRunStatus.SUCCESS]
     assert schema(tmp_path / "open" / "history/runs.db")[1] == schema(tmp_path / "open" / "history/runs/index.db")[1]
+
+
+def test_a_batch_that_fails_part_way_writes_none_of_its_events(tmp_path, monkeypatch):
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as source:
+        run_id = dg.materialize([counted], instance=source).run_id
+        entries = source.all_logs(run_id)
+    storage = OpenSqliteEventLogStorage(str(tmp_path / "runs"))
+    store_event = OpenSqliteEventLogStorage.store_event
+
+    def fails_on_the_third(self, event):
+        if event is entries[2]:
+            raise RuntimeError("disk full")
+        store_event(self, event)
+
+    monkeypatch.setattr(OpenSqliteEventLogStorage, "store_event", fails_on_the_third)
+    with pytest.raises(RuntimeError, match="disk full"):
+        storage.store_event_batch(entries[:4])
+    assert storage.get_logs_for_run(run_id) == []
+    monkeypatch.setattr(OpenSqliteEventLogStorage, "store_event", store_event)
+    storage.store_event_batch(entries)
+    assert [e.dagster_event.event_type_value if e.dagster_event else e.user_message
+            for e in storage.get_logs_for_run(run_id)] == [
+        e.dagster_event.event_type_value if e.dagster_event else e.user_message for e in entries]
+    storage.dispose()
