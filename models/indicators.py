@@ -74,7 +74,6 @@ from typing import Protocol
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 DIRECTIONS = ("increase", "decrease", "at_least", "at_most")
 STATUSES = ("met", "not_met", "inconclusive", "not_enough_data")  # descriptive rows: NULL unless suppressed
@@ -201,6 +200,8 @@ class Criterion:
 def _z(conf_level: float) -> float:
     if not 0 < conf_level < 1:
         raise ValueError(f"conf_level must be between 0 and 1, got {conf_level}")
+    from scipy import stats  # here, not at the top: desist/config.py imports this module for its constants
+
     return float(stats.norm.ppf(0.5 + conf_level / 2))
 
 
@@ -226,6 +227,8 @@ def wilson_interval(successes, n, conf_level: float = 0.95) -> tuple[np.ndarray,
 
 def t_interval(mean, sd, n, conf_level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """t interval ``mean ± t(1 - alpha/2, n - 1) · sd / sqrt(n)``; NaN where ``n < 2``."""
+    from scipy import stats
+
     mean = np.asarray(mean, dtype=float)
     sd = np.asarray(sd, dtype=float)
     n = np.asarray(n, dtype=float)
@@ -262,6 +265,8 @@ def median_ranks(n, conf_level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     >>> median_ranks([6, 20, 100])
     (array([ 1,  6, 40]), array([ 6, 15, 61]))
     """
+    from scipy import stats
+
     n = np.asarray(n, dtype=int)
     alpha_half = (1 - conf_level) / 2
     _z(conf_level)
