@@ -66,15 +66,19 @@ def run_pipeline(settings: Settings, verbose: bool = False) -> tuple[bool, str, 
     at once: the warehouse is left as a crash would leave it, which the next run repairs, and the
     published outputs, swapped in whole, are untouched.
     """
+    from pipelines import worker_server
+
+    home = dagster_home()
+    # Dagster then stores a new run's planned materialisations and checks as one batch (desist/event_log.py
+    # writes a batch in one transaction per database); the workers inherit it from their server.
+    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
+    # First thing: the programme workers' server imports the pipeline on the other core while this process does.
+    worker_server.start(worker_server.configured_modules(home / "dagster.yaml"))
     import dagster as dg
 
     from desist import runs
     from pipelines.stages import WORKERS, run_evaluation
 
-    dagster_home()
-    # Dagster then stores a new run's planned materialisations and checks as one batch (desist/event_log.py
-    # writes a batch in one transaction per database); the workers inherit it from their server.
-    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
     run_id = str(uuid.uuid4())
     log = log_path(settings, run_id)
     tags = runs.process_tags()

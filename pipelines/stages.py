@@ -22,7 +22,6 @@ import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing import forkserver
 
 import dagster as dg
 from dagster_shared.serdes import deserialize_value, serialize_value
@@ -31,6 +30,7 @@ from threadpoolctl import threadpool_limits
 from desist import warehouse as wh
 from desist.config import Settings, load_settings
 from desist.runs import BATCH_TAG, EVALUATION_JOB_NAME, PUBLISH_JOB_NAME, failure_reason
+from pipelines import worker_server
 from pipelines.partitions import (FINGERPRINT_TAG, PLANNED_FINGERPRINTS_TAG, PROGRAMME_GROUP, PROGRAMMES,
                                   programme_fingerprints, remove_partition_files, stale_programmes, warehouse_state)
 from pipelines.publish import research_build_hooks
@@ -126,27 +126,17 @@ class EvaluationOutcome:
 
 # The programme runs' worker processes still running (so `desist run` can stop them on a signal).
 WORKERS: set[multiprocessing.Process] = set()
-# Worker processes are forked from a server process that imported the pipeline once (at the start of
-# `desist run`, while stage 1 runs): a fork from it starts in milliseconds, a fresh interpreter takes
-# seconds to import Dagster, pandas and the models. Each fork opens its own DuckDB and Dagster
-# connections; the server holds none, and no threads, so forking it is safe.
-WORKER_CONTEXT = multiprocessing.get_context("forkserver")
-# What a worker imports (the pipeline; the modules Dagster imports when it opens an instance), besides the
-# modules of the instance's own storage classes (start_worker_server).
-WORKER_PRELOAD = ["pipelines.definitions", "dagster._core.instance.factory", "dagster._core.storage.migration",
-                  "upath"]
 
 
 def start_worker_server(instance: dg.DagsterInstance) -> None:
-    """Start the server the programme workers are forked from, importing in the background the pipeline and
-    the instance's storage (SQLAlchemy, Alembic and Dagster's storage modules: about 1.5 s a worker otherwise)."""
+    """Start the server the programme workers are forked from (unless `desist run` already did), importing in
+    the background the pipeline and the instance's storage (SQLAlchemy, Alembic and Dagster's storage modules:
+    about 1.5 s a worker otherwise)."""
     ref = instance.get_ref()
-    storage = [data.module_name for data in (ref.local_artifact_storage_data, ref.storage_data,
-                                             ref.run_storage_data, ref.event_storage_data,
-                                             ref.schedule_storage_data, ref.compute_logs_data,
-                                             ref.run_coordinator_data, ref.run_launcher_data) if data]
-    WORKER_CONTEXT.set_forkserver_preload([*WORKER_PRELOAD, *storage])
-    forkserver.ensure_running()
+    worker_server.start([data.module_name for data in (ref.local_artifact_storage_data, ref.storage_data,
+                                                       ref.run_storage_data, ref.event_storage_data,
+                                                       ref.schedule_storage_data, ref.compute_logs_data,
+                                                       ref.run_coordinator_data, ref.run_launcher_data) if data])
 
 
 class ProgrammeWorkers:
@@ -158,10 +148,10 @@ class ProgrammeWorkers:
 
     def __init__(self, config_file: str, instance: dg.DagsterInstance, verbose: bool = False):
         start_worker_server(instance)
-        self.queue = WORKER_CONTEXT.SimpleQueue()
+        self.queue = worker_server.WORKER_CONTEXT.SimpleQueue()
         self.stopped = False
         self.processes = [
-            WORKER_CONTEXT.Process(target=serve_programmes, name=f"desist-programmes-{number}",
+            worker_server.WORKER_CONTEXT.Process(target=serve_programmes, name=f"desist-programmes-{number}",
                                    args=(config_file, serialize_value(instance.get_ref()), self.queue,
                                          "DEBUG" if verbose else "CRITICAL"))
             for number in range(1, (os.cpu_count() or 1) + 1)]
