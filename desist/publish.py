@@ -58,13 +58,17 @@ def load_catalogue(path: Path = CATALOGUE) -> list[PublishedObject]:
 
 
 def with_extra_columns(obj: PublishedObject, columns: dict[str, str]) -> PublishedObject:
-    """A published table of analysis.covariates with more of its columns, documented."""
-    extra = ", ".join(f"source.{name}" for name in columns)
+    """A published table of analysis.covariates with more of its columns, documented.
+
+    The extra columns are read in the same scan as the table's own (its query ends with ``FROM
+    analysis.covariates``): joining the table back to itself would hash every person a second time.
+    """
+    source = "FROM analysis.covariates"
+    if not obj.sql.endswith(source):
+        raise ValueError(f"published table '{obj.name}' must end with '{source}' to take the extract's own columns")
+    extra = ", ".join(columns)
     return dataclasses.replace(
-        obj, columns={**obj.columns, **columns},
-        sql=(f"SELECT published.*, {extra} FROM ({obj.sql}) AS published "
-             "JOIN analysis.covariates AS source USING (programme_id, person_id)"),
-    )
+        obj, columns={**obj.columns, **columns}, sql=f"{obj.sql.removesuffix(source)}, {extra}\n{source}")
 
 
 def extra_covariate_columns(tables) -> dict[str, str]:
