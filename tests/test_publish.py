@@ -1,6 +1,7 @@
 """The researcher database: documented, swapped in atomically, readable while a run republishes."""
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import textwrap
@@ -66,6 +67,49 @@ def test_published_objects_carry_their_comments(make_settings, single_table_cata
         assert reader.execute("SELECT run_id FROM run_ids").fetchall() == [("run-1",)]
     assert duckdb.sql(f"SELECT run_id FROM '{tmp_path / 'parquet' / 'run_info.parquet'}'").fetchall() == [("run-1",)]
     assert not settings.paths.research.with_name("research.duckdb.building").exists()
+
+
+def test_the_extracts_own_columns_follow_the_covariates_own_row_for_row(make_settings, tmp_path):
+    folder = tmp_path / "published"
+    (folder / "tables").mkdir(parents=True)
+    (folder / "views").mkdir()
+    (folder / "catalogue.yaml").write_text(textwrap.dedent("""\
+        covariates:
+          description: Covariates.
+          columns:
+            programme_id: Programme.
+            person_id: Person.
+            score: Score.
+    """))
+    # As in sql/published/tables/covariates.sql: a comment between the columns and FROM.
+    (folder / "tables" / "covariates.sql").write_text(
+        "SELECT programme_id, person_id, score\n-- notes is left out on purpose\nFROM analysis.covariates\n")
+    settings = make_settings()
+    with warehouse.connect(settings) as con:
+        con.execute("CREATE TABLE analysis.covariates AS SELECT * FROM (VALUES ('P2', 'B', 2.5, 'no', 7, 'b'), "
+                    "('P1', 'B', 1.5, 'yes', NULL, 'a'), ('P1', 'A', 0.5, NULL, 3, 'c')) "
+                    "AS t(programme_id, person_id, score, needs, visits, notes)")
+        counts = publish.publish(con, settings.paths.research, tmp_path / "parquet", folder / "catalogue.yaml",
+                                 extra_covariates={"needs": "Needs, as supplied.", "visits": "Visits."})
+    assert counts == {"covariates": 3}
+    expected = [("P2", "B", 2.5, "no", 7), ("P1", "B", 1.5, "yes", None), ("P1", "A", 0.5, None, 3)]
+    with duckdb.connect(str(settings.paths.research), read_only=True) as reader:
+        assert reader.execute("SELECT * FROM covariates").fetchall() == expected  # the warehouse's order
+        assert reader.execute("SELECT column_name, comment FROM duckdb_columns() WHERE table_name = 'covariates' "
+                              "ORDER BY column_index").fetchall() == [
+            ("programme_id", "Programme."), ("person_id", "Person."), ("score", "Score."),
+            ("needs", "Needs, as supplied."), ("visits", "Visits.")]
+    assert sorted(duckdb.sql(f"SELECT * FROM '{tmp_path / 'parquet' / 'covariates.parquet'}'").fetchall(),
+                  key=str) == sorted(expected, key=str)
+
+
+def test_the_extracts_own_columns_need_the_covariates_query_to_end_with_its_table():
+    covariates = next(obj for obj in load_catalogue() if obj.name == "covariates")
+    assert publish.with_extra_columns(covariates, {"needs": "Needs."}).sql.endswith(
+        "-- history instead).\n, needs\nFROM analysis.covariates")
+    joined = dataclasses.replace(covariates, sql=covariates.sql + " JOIN analysis.cohort USING (person_id)")
+    with pytest.raises(ValueError, match=r"'covariates' must end with 'FROM analysis.covariates'"):
+        publish.with_extra_columns(joined, {"needs": "Needs."})
 
 
 def test_an_undocumented_column_stops_publishing(make_settings, single_table_catalogue):
