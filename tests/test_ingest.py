@@ -120,6 +120,22 @@ def test_values_are_trimmed_and_booleans_and_categories_read_leniently(make_sett
         (" P1 ", "3.0"), ("P2", ""), ("P3", "")]
 
 
+def test_only_values_needing_it_are_trimmed_and_they_come_out_as_trim_makes_them():
+    """The staging SQL copies a value without trim() when it cannot change it; checked against trim() itself
+    for every Unicode character alone, before, after and around a word (space separators, tabs, NBSP, ...)."""
+    column = TABLES["people"].columns[0]
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE chars AS SELECT chr(i::INTEGER) AS c FROM range(1, {0x30000}) AS r(i) "
+                f"WHERE i NOT BETWEEN {0xD800} AND {0xDFFF}")
+    con.execute(f"CREATE TABLE values_ AS SELECT unnest([c, c || 'ab', 'ab' || c, c || 'a b' || c, "
+                f"c || c, 'a' || c || 'b']) AS {column.name} FROM chars "
+                f"UNION ALL SELECT unnest(['', ' ', 'ab', NULL, ' \u00a0 ', '\u3000x\u2007'])")
+    differ = con.execute(f"SELECT {column.name} FROM values_ WHERE NULLIF(trim({column.name}), '') "
+                         f"IS DISTINCT FROM {ingest._trimmed(column)}").fetchall()
+    assert con.execute("SELECT count(*) FROM values_").fetchone()[0] == 6 * (0x30000 - 1 - 0x800) + 6
+    assert differ == []
+
+
 def test_several_files_feed_one_table_and_names_match_the_longest_table_prefix(make_settings):
     settings = make_settings()
     write(settings.paths.landing, "people_2023.csv", HEADERS["people"], "P1,female,1980,white,london")

@@ -6,12 +6,12 @@ CREATE OR REPLACE TABLE staging.feedback AS
 WITH trimmed AS (
     SELECT
         *,
-        NULLIF(trim(response_id), '') AS v_response_id,
-        NULLIF(trim(programme_id), '') AS v_programme_id,
-        NULLIF(trim(respondent_type), '') AS v_respondent_type,
-        NULLIF(trim(response_date), '') AS v_response_date,
-        NULLIF(trim(satisfaction), '') AS v_satisfaction,
-        NULLIF(trim(relationship_quality), '') AS v_relationship_quality
+        CASE WHEN response_id LIKE ' %' OR response_id LIKE '% ' OR strlen(response_id) <> length(response_id) THEN NULLIF(trim(response_id), '') ELSE NULLIF(response_id, '') END AS v_response_id,
+        CASE WHEN programme_id LIKE ' %' OR programme_id LIKE '% ' OR strlen(programme_id) <> length(programme_id) THEN NULLIF(trim(programme_id), '') ELSE NULLIF(programme_id, '') END AS v_programme_id,
+        CASE WHEN respondent_type LIKE ' %' OR respondent_type LIKE '% ' OR strlen(respondent_type) <> length(respondent_type) THEN NULLIF(trim(respondent_type), '') ELSE NULLIF(respondent_type, '') END AS v_respondent_type,
+        CASE WHEN response_date LIKE ' %' OR response_date LIKE '% ' OR strlen(response_date) <> length(response_date) THEN NULLIF(trim(response_date), '') ELSE NULLIF(response_date, '') END AS v_response_date,
+        CASE WHEN satisfaction LIKE ' %' OR satisfaction LIKE '% ' OR strlen(satisfaction) <> length(satisfaction) THEN NULLIF(trim(satisfaction), '') ELSE NULLIF(satisfaction, '') END AS v_satisfaction,
+        CASE WHEN relationship_quality LIKE ' %' OR relationship_quality LIKE '% ' OR strlen(relationship_quality) <> length(relationship_quality) THEN NULLIF(trim(relationship_quality), '') ELSE NULLIF(relationship_quality, '') END AS v_relationship_quality
     FROM raw.feedback
 ), typed AS (
     SELECT
@@ -74,12 +74,12 @@ WITH counts AS (
 ), trimmed AS (
     SELECT
         *,
-        NULLIF(trim(response_id), '') AS v_response_id,
-        NULLIF(trim(programme_id), '') AS v_programme_id,
-        NULLIF(trim(respondent_type), '') AS v_respondent_type,
-        NULLIF(trim(response_date), '') AS v_response_date,
-        NULLIF(trim(satisfaction), '') AS v_satisfaction,
-        NULLIF(trim(relationship_quality), '') AS v_relationship_quality
+        CASE WHEN response_id LIKE ' %' OR response_id LIKE '% ' OR strlen(response_id) <> length(response_id) THEN NULLIF(trim(response_id), '') ELSE NULLIF(response_id, '') END AS v_response_id,
+        CASE WHEN programme_id LIKE ' %' OR programme_id LIKE '% ' OR strlen(programme_id) <> length(programme_id) THEN NULLIF(trim(programme_id), '') ELSE NULLIF(programme_id, '') END AS v_programme_id,
+        CASE WHEN respondent_type LIKE ' %' OR respondent_type LIKE '% ' OR strlen(respondent_type) <> length(respondent_type) THEN NULLIF(trim(respondent_type), '') ELSE NULLIF(respondent_type, '') END AS v_respondent_type,
+        CASE WHEN response_date LIKE ' %' OR response_date LIKE '% ' OR strlen(response_date) <> length(response_date) THEN NULLIF(trim(response_date), '') ELSE NULLIF(response_date, '') END AS v_response_date,
+        CASE WHEN satisfaction LIKE ' %' OR satisfaction LIKE '% ' OR strlen(satisfaction) <> length(satisfaction) THEN NULLIF(trim(satisfaction), '') ELSE NULLIF(satisfaction, '') END AS v_satisfaction,
+        CASE WHEN relationship_quality LIKE ' %' OR relationship_quality LIKE '% ' OR strlen(relationship_quality) <> length(relationship_quality) THEN NULLIF(trim(relationship_quality), '') ELSE NULLIF(relationship_quality, '') END AS v_relationship_quality
     FROM unstaged
 ), typed AS (
     SELECT
