@@ -2,7 +2,20 @@
 -- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
 -- instead, with its first problem as reason and column and every problem in detail.
 -- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
-CREATE OR REPLACE TABLE staging.assessments AS
+CREATE OR REPLACE TABLE staging.assessments (
+    person_id VARCHAR,
+    programme_id VARCHAR,
+    assessment_date DATE,
+    stage VARCHAR,
+    employment_status VARCHAR,
+    accommodation_status VARCHAR,
+    life_skills_score BIGINT,
+    community_integration_score BIGINT,
+    source_file VARCHAR,
+    source_row BIGINT
+);
+
+INSERT INTO staging.assessments
 WITH trimmed AS (
     SELECT
         *,

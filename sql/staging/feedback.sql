@@ -2,7 +2,18 @@
 -- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
 -- instead, with its first problem as reason and column and every problem in detail.
 -- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
-CREATE OR REPLACE TABLE staging.feedback AS
+CREATE OR REPLACE TABLE staging.feedback (
+    response_id VARCHAR USING COMPRESSION uncompressed,
+    programme_id VARCHAR,
+    respondent_type VARCHAR,
+    response_date DATE,
+    satisfaction BIGINT,
+    relationship_quality BIGINT,
+    source_file VARCHAR,
+    source_row BIGINT
+);
+
+INSERT INTO staging.feedback
 WITH trimmed AS (
     SELECT
         *,

@@ -2,7 +2,23 @@
 -- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
 -- instead, with its first problem as reason and column and every problem in detail.
 -- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
-CREATE OR REPLACE TABLE staging.index_events AS
+CREATE OR REPLACE TABLE staging.index_events (
+    person_id VARCHAR,
+    index_date DATE,
+    index_type VARCHAR,
+    index_offence_group VARCHAR,
+    sentence_months DOUBLE,
+    prior_offences BIGINT,
+    prior_custody BIGINT,
+    age_first_offence BIGINT,
+    risk_score DOUBLE,
+    employment_at_index BOOLEAN,
+    accommodation_at_index BOOLEAN,
+    source_file VARCHAR,
+    source_row BIGINT
+);
+
+INSERT INTO staging.index_events
 WITH trimmed AS (
     SELECT
         *,

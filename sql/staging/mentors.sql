@@ -2,7 +2,18 @@
 -- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
 -- instead, with its first problem as reason and column and every problem in detail.
 -- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
-CREATE OR REPLACE TABLE staging.mentors AS
+CREATE OR REPLACE TABLE staging.mentors (
+    mentor_id VARCHAR USING COMPRESSION uncompressed,
+    programme_id VARCHAR,
+    age_band VARCHAR,
+    sex VARCHAR,
+    lived_experience BOOLEAN,
+    trained_date DATE,
+    source_file VARCHAR,
+    source_row BIGINT
+);
+
+INSERT INTO staging.mentors
 WITH trimmed AS (
     SELECT
         *,

@@ -2,7 +2,19 @@
 -- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
 -- instead, with its first problem as reason and column and every problem in detail.
 -- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
-CREATE OR REPLACE TABLE staging.offences AS
+CREATE OR REPLACE TABLE staging.offences (
+    offence_id VARCHAR USING COMPRESSION uncompressed,
+    person_id VARCHAR,
+    offence_date DATE,
+    proven_date DATE,
+    offence_group VARCHAR,
+    severity BIGINT,
+    disposal VARCHAR,
+    source_file VARCHAR,
+    source_row BIGINT
+);
+
+INSERT INTO staging.offences
 WITH trimmed AS (
     SELECT
         *,

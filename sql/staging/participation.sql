@@ -2,7 +2,20 @@
 -- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
 -- instead, with its first problem as reason and column and every problem in detail.
 -- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
-CREATE OR REPLACE TABLE staging.participation AS
+CREATE OR REPLACE TABLE staging.participation (
+    person_id VARCHAR,
+    programme_id VARCHAR,
+    start_date DATE,
+    end_date DATE,
+    status VARCHAR,
+    sessions_offered BIGINT,
+    sessions_attended BIGINT,
+    mentor_id VARCHAR,
+    source_file VARCHAR,
+    source_row BIGINT
+);
+
+INSERT INTO staging.participation
 WITH trimmed AS (
     SELECT
         *,

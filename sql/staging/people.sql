@@ -2,7 +2,17 @@
 -- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
 -- instead, with its first problem as reason and column and every problem in detail.
 -- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
-CREATE OR REPLACE TABLE staging.people AS
+CREATE OR REPLACE TABLE staging.people (
+    person_id VARCHAR USING COMPRESSION uncompressed,
+    sex VARCHAR,
+    birth_year BIGINT,
+    ethnic_group VARCHAR,
+    region VARCHAR,
+    source_file VARCHAR,
+    source_row BIGINT
+);
+
+INSERT INTO staging.people
 WITH trimmed AS (
     SELECT
         *,

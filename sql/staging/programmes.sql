@@ -2,7 +2,16 @@
 -- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
 -- instead, with its first problem as reason and column and every problem in detail.
 -- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
-CREATE OR REPLACE TABLE staging.programmes AS
+CREATE OR REPLACE TABLE staging.programmes (
+    programme_id VARCHAR USING COMPRESSION uncompressed,
+    name VARCHAR,
+    programme_type VARCHAR,
+    provider VARCHAR,
+    source_file VARCHAR,
+    source_row BIGINT
+);
+
+INSERT INTO staging.programmes
 WITH trimmed AS (
     SELECT
         *,
