@@ -136,6 +136,17 @@ def test_only_values_needing_it_are_trimmed_and_they_come_out_as_trim_makes_them
     assert differ == []
 
 
+def test_a_table_s_own_key_is_stored_uncompressed_and_the_other_columns_compressed(make_settings):
+    settings = make_settings()
+    write(settings.paths.landing, "offences.csv", HEADERS["offences"],
+          *(f"O{i},P{i % 7},2020-05-01,2020-07-01,theft,2,fine" for i in range(3000)))
+    run(settings)
+    storage = "SELECT DISTINCT column_name, compression FROM pragma_storage_info(?) " \
+              "WHERE segment_type = 'VARCHAR' AND column_name IN ('offence_id', 'person_id') ORDER BY 1"
+    for table in ("raw.offences", "staging.offences"):
+        assert rows(settings, storage, [table]) == [("offence_id", "Uncompressed"), ("person_id", "DICT_FSST")]
+
+
 def test_several_files_feed_one_table_and_names_match_the_longest_table_prefix(make_settings):
     settings = make_settings()
     write(settings.paths.landing, "people_2023.csv", HEADERS["people"], "P1,female,1980,white,london")
