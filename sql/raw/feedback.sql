@@ -3,7 +3,7 @@
 -- row's field count differs from its header's (such rows are quarantined as malformed_row).
 -- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
 CREATE TABLE IF NOT EXISTS raw.feedback (
-    response_id VARCHAR,
+    response_id VARCHAR USING COMPRESSION uncompressed,
     programme_id VARCHAR,
     respondent_type VARCHAR,
     response_date VARCHAR,

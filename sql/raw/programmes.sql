@@ -3,7 +3,7 @@
 -- row's field count differs from its header's (such rows are quarantined as malformed_row).
 -- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
 CREATE TABLE IF NOT EXISTS raw.programmes (
-    programme_id VARCHAR,
+    programme_id VARCHAR USING COMPRESSION uncompressed,
     name VARCHAR,
     programme_type VARCHAR,
     provider VARCHAR,

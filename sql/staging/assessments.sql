@@ -2,18 +2,31 @@
 -- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
 -- instead, with its first problem as reason and column and every problem in detail.
 -- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
-CREATE OR REPLACE TABLE staging.assessments AS
+CREATE OR REPLACE TABLE staging.assessments (
+    person_id VARCHAR,
+    programme_id VARCHAR,
+    assessment_date DATE,
+    stage VARCHAR,
+    employment_status VARCHAR,
+    accommodation_status VARCHAR,
+    life_skills_score BIGINT,
+    community_integration_score BIGINT,
+    source_file VARCHAR,
+    source_row BIGINT
+);
+
+INSERT INTO staging.assessments
 WITH trimmed AS (
     SELECT
         *,
-        NULLIF(trim(person_id), '') AS v_person_id,
-        NULLIF(trim(programme_id), '') AS v_programme_id,
-        NULLIF(trim(assessment_date), '') AS v_assessment_date,
-        NULLIF(trim(stage), '') AS v_stage,
-        NULLIF(trim(employment_status), '') AS v_employment_status,
-        NULLIF(trim(accommodation_status), '') AS v_accommodation_status,
-        NULLIF(trim(life_skills_score), '') AS v_life_skills_score,
-        NULLIF(trim(community_integration_score), '') AS v_community_integration_score
+        CASE WHEN person_id LIKE ' %' OR person_id LIKE '% ' OR strlen(person_id) <> length(person_id) THEN NULLIF(trim(person_id), '') ELSE NULLIF(person_id, '') END AS v_person_id,
+        CASE WHEN programme_id LIKE ' %' OR programme_id LIKE '% ' OR strlen(programme_id) <> length(programme_id) THEN NULLIF(trim(programme_id), '') ELSE NULLIF(programme_id, '') END AS v_programme_id,
+        CASE WHEN assessment_date LIKE ' %' OR assessment_date LIKE '% ' OR strlen(assessment_date) <> length(assessment_date) THEN NULLIF(trim(assessment_date), '') ELSE NULLIF(assessment_date, '') END AS v_assessment_date,
+        CASE WHEN stage LIKE ' %' OR stage LIKE '% ' OR strlen(stage) <> length(stage) THEN NULLIF(trim(stage), '') ELSE NULLIF(stage, '') END AS v_stage,
+        CASE WHEN employment_status LIKE ' %' OR employment_status LIKE '% ' OR strlen(employment_status) <> length(employment_status) THEN NULLIF(trim(employment_status), '') ELSE NULLIF(employment_status, '') END AS v_employment_status,
+        CASE WHEN accommodation_status LIKE ' %' OR accommodation_status LIKE '% ' OR strlen(accommodation_status) <> length(accommodation_status) THEN NULLIF(trim(accommodation_status), '') ELSE NULLIF(accommodation_status, '') END AS v_accommodation_status,
+        CASE WHEN life_skills_score LIKE ' %' OR life_skills_score LIKE '% ' OR strlen(life_skills_score) <> length(life_skills_score) THEN NULLIF(trim(life_skills_score), '') ELSE NULLIF(life_skills_score, '') END AS v_life_skills_score,
+        CASE WHEN community_integration_score LIKE ' %' OR community_integration_score LIKE '% ' OR strlen(community_integration_score) <> length(community_integration_score) THEN NULLIF(trim(community_integration_score), '') ELSE NULLIF(community_integration_score, '') END AS v_community_integration_score
     FROM raw.assessments
 ), typed AS (
     SELECT
@@ -82,14 +95,14 @@ WITH counts AS (
 ), trimmed AS (
     SELECT
         *,
-        NULLIF(trim(person_id), '') AS v_person_id,
-        NULLIF(trim(programme_id), '') AS v_programme_id,
-        NULLIF(trim(assessment_date), '') AS v_assessment_date,
-        NULLIF(trim(stage), '') AS v_stage,
-        NULLIF(trim(employment_status), '') AS v_employment_status,
-        NULLIF(trim(accommodation_status), '') AS v_accommodation_status,
-        NULLIF(trim(life_skills_score), '') AS v_life_skills_score,
-        NULLIF(trim(community_integration_score), '') AS v_community_integration_score
+        CASE WHEN person_id LIKE ' %' OR person_id LIKE '% ' OR strlen(person_id) <> length(person_id) THEN NULLIF(trim(person_id), '') ELSE NULLIF(person_id, '') END AS v_person_id,
+        CASE WHEN programme_id LIKE ' %' OR programme_id LIKE '% ' OR strlen(programme_id) <> length(programme_id) THEN NULLIF(trim(programme_id), '') ELSE NULLIF(programme_id, '') END AS v_programme_id,
+        CASE WHEN assessment_date LIKE ' %' OR assessment_date LIKE '% ' OR strlen(assessment_date) <> length(assessment_date) THEN NULLIF(trim(assessment_date), '') ELSE NULLIF(assessment_date, '') END AS v_assessment_date,
+        CASE WHEN stage LIKE ' %' OR stage LIKE '% ' OR strlen(stage) <> length(stage) THEN NULLIF(trim(stage), '') ELSE NULLIF(stage, '') END AS v_stage,
+        CASE WHEN employment_status LIKE ' %' OR employment_status LIKE '% ' OR strlen(employment_status) <> length(employment_status) THEN NULLIF(trim(employment_status), '') ELSE NULLIF(employment_status, '') END AS v_employment_status,
+        CASE WHEN accommodation_status LIKE ' %' OR accommodation_status LIKE '% ' OR strlen(accommodation_status) <> length(accommodation_status) THEN NULLIF(trim(accommodation_status), '') ELSE NULLIF(accommodation_status, '') END AS v_accommodation_status,
+        CASE WHEN life_skills_score LIKE ' %' OR life_skills_score LIKE '% ' OR strlen(life_skills_score) <> length(life_skills_score) THEN NULLIF(trim(life_skills_score), '') ELSE NULLIF(life_skills_score, '') END AS v_life_skills_score,
+        CASE WHEN community_integration_score LIKE ' %' OR community_integration_score LIKE '% ' OR strlen(community_integration_score) <> length(community_integration_score) THEN NULLIF(trim(community_integration_score), '') ELSE NULLIF(community_integration_score, '') END AS v_community_integration_score
     FROM unstaged
 ), typed AS (
     SELECT

@@ -2,16 +2,27 @@
 -- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
 -- instead, with its first problem as reason and column and every problem in detail.
 -- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
-CREATE OR REPLACE TABLE staging.feedback AS
+CREATE OR REPLACE TABLE staging.feedback (
+    response_id VARCHAR USING COMPRESSION uncompressed,
+    programme_id VARCHAR,
+    respondent_type VARCHAR,
+    response_date DATE,
+    satisfaction BIGINT,
+    relationship_quality BIGINT,
+    source_file VARCHAR,
+    source_row BIGINT
+);
+
+INSERT INTO staging.feedback
 WITH trimmed AS (
     SELECT
         *,
-        NULLIF(trim(response_id), '') AS v_response_id,
-        NULLIF(trim(programme_id), '') AS v_programme_id,
-        NULLIF(trim(respondent_type), '') AS v_respondent_type,
-        NULLIF(trim(response_date), '') AS v_response_date,
-        NULLIF(trim(satisfaction), '') AS v_satisfaction,
-        NULLIF(trim(relationship_quality), '') AS v_relationship_quality
+        CASE WHEN response_id LIKE ' %' OR response_id LIKE '% ' OR strlen(response_id) <> length(response_id) THEN NULLIF(trim(response_id), '') ELSE NULLIF(response_id, '') END AS v_response_id,
+        CASE WHEN programme_id LIKE ' %' OR programme_id LIKE '% ' OR strlen(programme_id) <> length(programme_id) THEN NULLIF(trim(programme_id), '') ELSE NULLIF(programme_id, '') END AS v_programme_id,
+        CASE WHEN respondent_type LIKE ' %' OR respondent_type LIKE '% ' OR strlen(respondent_type) <> length(respondent_type) THEN NULLIF(trim(respondent_type), '') ELSE NULLIF(respondent_type, '') END AS v_respondent_type,
+        CASE WHEN response_date LIKE ' %' OR response_date LIKE '% ' OR strlen(response_date) <> length(response_date) THEN NULLIF(trim(response_date), '') ELSE NULLIF(response_date, '') END AS v_response_date,
+        CASE WHEN satisfaction LIKE ' %' OR satisfaction LIKE '% ' OR strlen(satisfaction) <> length(satisfaction) THEN NULLIF(trim(satisfaction), '') ELSE NULLIF(satisfaction, '') END AS v_satisfaction,
+        CASE WHEN relationship_quality LIKE ' %' OR relationship_quality LIKE '% ' OR strlen(relationship_quality) <> length(relationship_quality) THEN NULLIF(trim(relationship_quality), '') ELSE NULLIF(relationship_quality, '') END AS v_relationship_quality
     FROM raw.feedback
 ), typed AS (
     SELECT
@@ -74,12 +85,12 @@ WITH counts AS (
 ), trimmed AS (
     SELECT
         *,
-        NULLIF(trim(response_id), '') AS v_response_id,
-        NULLIF(trim(programme_id), '') AS v_programme_id,
-        NULLIF(trim(respondent_type), '') AS v_respondent_type,
-        NULLIF(trim(response_date), '') AS v_response_date,
-        NULLIF(trim(satisfaction), '') AS v_satisfaction,
-        NULLIF(trim(relationship_quality), '') AS v_relationship_quality
+        CASE WHEN response_id LIKE ' %' OR response_id LIKE '% ' OR strlen(response_id) <> length(response_id) THEN NULLIF(trim(response_id), '') ELSE NULLIF(response_id, '') END AS v_response_id,
+        CASE WHEN programme_id LIKE ' %' OR programme_id LIKE '% ' OR strlen(programme_id) <> length(programme_id) THEN NULLIF(trim(programme_id), '') ELSE NULLIF(programme_id, '') END AS v_programme_id,
+        CASE WHEN respondent_type LIKE ' %' OR respondent_type LIKE '% ' OR strlen(respondent_type) <> length(respondent_type) THEN NULLIF(trim(respondent_type), '') ELSE NULLIF(respondent_type, '') END AS v_respondent_type,
+        CASE WHEN response_date LIKE ' %' OR response_date LIKE '% ' OR strlen(response_date) <> length(response_date) THEN NULLIF(trim(response_date), '') ELSE NULLIF(response_date, '') END AS v_response_date,
+        CASE WHEN satisfaction LIKE ' %' OR satisfaction LIKE '% ' OR strlen(satisfaction) <> length(satisfaction) THEN NULLIF(trim(satisfaction), '') ELSE NULLIF(satisfaction, '') END AS v_satisfaction,
+        CASE WHEN relationship_quality LIKE ' %' OR relationship_quality LIKE '% ' OR strlen(relationship_quality) <> length(relationship_quality) THEN NULLIF(trim(relationship_quality), '') ELSE NULLIF(relationship_quality, '') END AS v_relationship_quality
     FROM unstaged
 ), typed AS (
     SELECT

@@ -2,21 +2,37 @@
 -- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
 -- instead, with its first problem as reason and column and every problem in detail.
 -- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
-CREATE OR REPLACE TABLE staging.index_events AS
+CREATE OR REPLACE TABLE staging.index_events (
+    person_id VARCHAR,
+    index_date DATE,
+    index_type VARCHAR,
+    index_offence_group VARCHAR,
+    sentence_months DOUBLE,
+    prior_offences BIGINT,
+    prior_custody BIGINT,
+    age_first_offence BIGINT,
+    risk_score DOUBLE,
+    employment_at_index BOOLEAN,
+    accommodation_at_index BOOLEAN,
+    source_file VARCHAR,
+    source_row BIGINT
+);
+
+INSERT INTO staging.index_events
 WITH trimmed AS (
     SELECT
         *,
-        NULLIF(trim(person_id), '') AS v_person_id,
-        NULLIF(trim(index_date), '') AS v_index_date,
-        NULLIF(trim(index_type), '') AS v_index_type,
-        NULLIF(trim(index_offence_group), '') AS v_index_offence_group,
-        NULLIF(trim(sentence_months), '') AS v_sentence_months,
-        NULLIF(trim(prior_offences), '') AS v_prior_offences,
-        NULLIF(trim(prior_custody), '') AS v_prior_custody,
-        NULLIF(trim(age_first_offence), '') AS v_age_first_offence,
-        NULLIF(trim(risk_score), '') AS v_risk_score,
-        NULLIF(trim(employment_at_index), '') AS v_employment_at_index,
-        NULLIF(trim(accommodation_at_index), '') AS v_accommodation_at_index
+        CASE WHEN person_id LIKE ' %' OR person_id LIKE '% ' OR strlen(person_id) <> length(person_id) THEN NULLIF(trim(person_id), '') ELSE NULLIF(person_id, '') END AS v_person_id,
+        CASE WHEN index_date LIKE ' %' OR index_date LIKE '% ' OR strlen(index_date) <> length(index_date) THEN NULLIF(trim(index_date), '') ELSE NULLIF(index_date, '') END AS v_index_date,
+        CASE WHEN index_type LIKE ' %' OR index_type LIKE '% ' OR strlen(index_type) <> length(index_type) THEN NULLIF(trim(index_type), '') ELSE NULLIF(index_type, '') END AS v_index_type,
+        CASE WHEN index_offence_group LIKE ' %' OR index_offence_group LIKE '% ' OR strlen(index_offence_group) <> length(index_offence_group) THEN NULLIF(trim(index_offence_group), '') ELSE NULLIF(index_offence_group, '') END AS v_index_offence_group,
+        CASE WHEN sentence_months LIKE ' %' OR sentence_months LIKE '% ' OR strlen(sentence_months) <> length(sentence_months) THEN NULLIF(trim(sentence_months), '') ELSE NULLIF(sentence_months, '') END AS v_sentence_months,
+        CASE WHEN prior_offences LIKE ' %' OR prior_offences LIKE '% ' OR strlen(prior_offences) <> length(prior_offences) THEN NULLIF(trim(prior_offences), '') ELSE NULLIF(prior_offences, '') END AS v_prior_offences,
+        CASE WHEN prior_custody LIKE ' %' OR prior_custody LIKE '% ' OR strlen(prior_custody) <> length(prior_custody) THEN NULLIF(trim(prior_custody), '') ELSE NULLIF(prior_custody, '') END AS v_prior_custody,
+        CASE WHEN age_first_offence LIKE ' %' OR age_first_offence LIKE '% ' OR strlen(age_first_offence) <> length(age_first_offence) THEN NULLIF(trim(age_first_offence), '') ELSE NULLIF(age_first_offence, '') END AS v_age_first_offence,
+        CASE WHEN risk_score LIKE ' %' OR risk_score LIKE '% ' OR strlen(risk_score) <> length(risk_score) THEN NULLIF(trim(risk_score), '') ELSE NULLIF(risk_score, '') END AS v_risk_score,
+        CASE WHEN employment_at_index LIKE ' %' OR employment_at_index LIKE '% ' OR strlen(employment_at_index) <> length(employment_at_index) THEN NULLIF(trim(employment_at_index), '') ELSE NULLIF(employment_at_index, '') END AS v_employment_at_index,
+        CASE WHEN accommodation_at_index LIKE ' %' OR accommodation_at_index LIKE '% ' OR strlen(accommodation_at_index) <> length(accommodation_at_index) THEN NULLIF(trim(accommodation_at_index), '') ELSE NULLIF(accommodation_at_index, '') END AS v_accommodation_at_index
     FROM raw.index_events
 ), typed AS (
     SELECT
@@ -94,17 +110,17 @@ WITH counts AS (
 ), trimmed AS (
     SELECT
         *,
-        NULLIF(trim(person_id), '') AS v_person_id,
-        NULLIF(trim(index_date), '') AS v_index_date,
-        NULLIF(trim(index_type), '') AS v_index_type,
-        NULLIF(trim(index_offence_group), '') AS v_index_offence_group,
-        NULLIF(trim(sentence_months), '') AS v_sentence_months,
-        NULLIF(trim(prior_offences), '') AS v_prior_offences,
-        NULLIF(trim(prior_custody), '') AS v_prior_custody,
-        NULLIF(trim(age_first_offence), '') AS v_age_first_offence,
-        NULLIF(trim(risk_score), '') AS v_risk_score,
-        NULLIF(trim(employment_at_index), '') AS v_employment_at_index,
-        NULLIF(trim(accommodation_at_index), '') AS v_accommodation_at_index
+        CASE WHEN person_id LIKE ' %' OR person_id LIKE '% ' OR strlen(person_id) <> length(person_id) THEN NULLIF(trim(person_id), '') ELSE NULLIF(person_id, '') END AS v_person_id,
+        CASE WHEN index_date LIKE ' %' OR index_date LIKE '% ' OR strlen(index_date) <> length(index_date) THEN NULLIF(trim(index_date), '') ELSE NULLIF(index_date, '') END AS v_index_date,
+        CASE WHEN index_type LIKE ' %' OR index_type LIKE '% ' OR strlen(index_type) <> length(index_type) THEN NULLIF(trim(index_type), '') ELSE NULLIF(index_type, '') END AS v_index_type,
+        CASE WHEN index_offence_group LIKE ' %' OR index_offence_group LIKE '% ' OR strlen(index_offence_group) <> length(index_offence_group) THEN NULLIF(trim(index_offence_group), '') ELSE NULLIF(index_offence_group, '') END AS v_index_offence_group,
+        CASE WHEN sentence_months LIKE ' %' OR sentence_months LIKE '% ' OR strlen(sentence_months) <> length(sentence_months) THEN NULLIF(trim(sentence_months), '') ELSE NULLIF(sentence_months, '') END AS v_sentence_months,
+        CASE WHEN prior_offences LIKE ' %' OR prior_offences LIKE '% ' OR strlen(prior_offences) <> length(prior_offences) THEN NULLIF(trim(prior_offences), '') ELSE NULLIF(prior_offences, '') END AS v_prior_offences,
+        CASE WHEN prior_custody LIKE ' %' OR prior_custody LIKE '% ' OR strlen(prior_custody) <> length(prior_custody) THEN NULLIF(trim(prior_custody), '') ELSE NULLIF(prior_custody, '') END AS v_prior_custody,
+        CASE WHEN age_first_offence LIKE ' %' OR age_first_offence LIKE '% ' OR strlen(age_first_offence) <> length(age_first_offence) THEN NULLIF(trim(age_first_offence), '') ELSE NULLIF(age_first_offence, '') END AS v_age_first_offence,
+        CASE WHEN risk_score LIKE ' %' OR risk_score LIKE '% ' OR strlen(risk_score) <> length(risk_score) THEN NULLIF(trim(risk_score), '') ELSE NULLIF(risk_score, '') END AS v_risk_score,
+        CASE WHEN employment_at_index LIKE ' %' OR employment_at_index LIKE '% ' OR strlen(employment_at_index) <> length(employment_at_index) THEN NULLIF(trim(employment_at_index), '') ELSE NULLIF(employment_at_index, '') END AS v_employment_at_index,
+        CASE WHEN accommodation_at_index LIKE ' %' OR accommodation_at_index LIKE '% ' OR strlen(accommodation_at_index) <> length(accommodation_at_index) THEN NULLIF(trim(accommodation_at_index), '') ELSE NULLIF(accommodation_at_index, '') END AS v_accommodation_at_index
     FROM unstaged
 ), typed AS (
     SELECT

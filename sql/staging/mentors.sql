@@ -2,16 +2,27 @@
 -- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
 -- instead, with its first problem as reason and column and every problem in detail.
 -- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
-CREATE OR REPLACE TABLE staging.mentors AS
+CREATE OR REPLACE TABLE staging.mentors (
+    mentor_id VARCHAR USING COMPRESSION uncompressed,
+    programme_id VARCHAR,
+    age_band VARCHAR,
+    sex VARCHAR,
+    lived_experience BOOLEAN,
+    trained_date DATE,
+    source_file VARCHAR,
+    source_row BIGINT
+);
+
+INSERT INTO staging.mentors
 WITH trimmed AS (
     SELECT
         *,
-        NULLIF(trim(mentor_id), '') AS v_mentor_id,
-        NULLIF(trim(programme_id), '') AS v_programme_id,
-        NULLIF(trim(age_band), '') AS v_age_band,
-        NULLIF(trim(sex), '') AS v_sex,
-        NULLIF(trim(lived_experience), '') AS v_lived_experience,
-        NULLIF(trim(trained_date), '') AS v_trained_date
+        CASE WHEN mentor_id LIKE ' %' OR mentor_id LIKE '% ' OR strlen(mentor_id) <> length(mentor_id) THEN NULLIF(trim(mentor_id), '') ELSE NULLIF(mentor_id, '') END AS v_mentor_id,
+        CASE WHEN programme_id LIKE ' %' OR programme_id LIKE '% ' OR strlen(programme_id) <> length(programme_id) THEN NULLIF(trim(programme_id), '') ELSE NULLIF(programme_id, '') END AS v_programme_id,
+        CASE WHEN age_band LIKE ' %' OR age_band LIKE '% ' OR strlen(age_band) <> length(age_band) THEN NULLIF(trim(age_band), '') ELSE NULLIF(age_band, '') END AS v_age_band,
+        CASE WHEN sex LIKE ' %' OR sex LIKE '% ' OR strlen(sex) <> length(sex) THEN NULLIF(trim(sex), '') ELSE NULLIF(sex, '') END AS v_sex,
+        CASE WHEN lived_experience LIKE ' %' OR lived_experience LIKE '% ' OR strlen(lived_experience) <> length(lived_experience) THEN NULLIF(trim(lived_experience), '') ELSE NULLIF(lived_experience, '') END AS v_lived_experience,
+        CASE WHEN trained_date LIKE ' %' OR trained_date LIKE '% ' OR strlen(trained_date) <> length(trained_date) THEN NULLIF(trim(trained_date), '') ELSE NULLIF(trained_date, '') END AS v_trained_date
     FROM raw.mentors
 ), typed AS (
     SELECT
@@ -74,12 +85,12 @@ WITH counts AS (
 ), trimmed AS (
     SELECT
         *,
-        NULLIF(trim(mentor_id), '') AS v_mentor_id,
-        NULLIF(trim(programme_id), '') AS v_programme_id,
-        NULLIF(trim(age_band), '') AS v_age_band,
-        NULLIF(trim(sex), '') AS v_sex,
-        NULLIF(trim(lived_experience), '') AS v_lived_experience,
-        NULLIF(trim(trained_date), '') AS v_trained_date
+        CASE WHEN mentor_id LIKE ' %' OR mentor_id LIKE '% ' OR strlen(mentor_id) <> length(mentor_id) THEN NULLIF(trim(mentor_id), '') ELSE NULLIF(mentor_id, '') END AS v_mentor_id,
+        CASE WHEN programme_id LIKE ' %' OR programme_id LIKE '% ' OR strlen(programme_id) <> length(programme_id) THEN NULLIF(trim(programme_id), '') ELSE NULLIF(programme_id, '') END AS v_programme_id,
+        CASE WHEN age_band LIKE ' %' OR age_band LIKE '% ' OR strlen(age_band) <> length(age_band) THEN NULLIF(trim(age_band), '') ELSE NULLIF(age_band, '') END AS v_age_band,
+        CASE WHEN sex LIKE ' %' OR sex LIKE '% ' OR strlen(sex) <> length(sex) THEN NULLIF(trim(sex), '') ELSE NULLIF(sex, '') END AS v_sex,
+        CASE WHEN lived_experience LIKE ' %' OR lived_experience LIKE '% ' OR strlen(lived_experience) <> length(lived_experience) THEN NULLIF(trim(lived_experience), '') ELSE NULLIF(lived_experience, '') END AS v_lived_experience,
+        CASE WHEN trained_date LIKE ' %' OR trained_date LIKE '% ' OR strlen(trained_date) <> length(trained_date) THEN NULLIF(trim(trained_date), '') ELSE NULLIF(trained_date, '') END AS v_trained_date
     FROM unstaged
 ), typed AS (
     SELECT

@@ -2,17 +2,29 @@
 -- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
 -- instead, with its first problem as reason and column and every problem in detail.
 -- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
-CREATE OR REPLACE TABLE staging.offences AS
+CREATE OR REPLACE TABLE staging.offences (
+    offence_id VARCHAR USING COMPRESSION uncompressed,
+    person_id VARCHAR,
+    offence_date DATE,
+    proven_date DATE,
+    offence_group VARCHAR,
+    severity BIGINT,
+    disposal VARCHAR,
+    source_file VARCHAR,
+    source_row BIGINT
+);
+
+INSERT INTO staging.offences
 WITH trimmed AS (
     SELECT
         *,
-        NULLIF(trim(offence_id), '') AS v_offence_id,
-        NULLIF(trim(person_id), '') AS v_person_id,
-        NULLIF(trim(offence_date), '') AS v_offence_date,
-        NULLIF(trim(proven_date), '') AS v_proven_date,
-        NULLIF(trim(offence_group), '') AS v_offence_group,
-        NULLIF(trim(severity), '') AS v_severity,
-        NULLIF(trim(disposal), '') AS v_disposal
+        CASE WHEN offence_id LIKE ' %' OR offence_id LIKE '% ' OR strlen(offence_id) <> length(offence_id) THEN NULLIF(trim(offence_id), '') ELSE NULLIF(offence_id, '') END AS v_offence_id,
+        CASE WHEN person_id LIKE ' %' OR person_id LIKE '% ' OR strlen(person_id) <> length(person_id) THEN NULLIF(trim(person_id), '') ELSE NULLIF(person_id, '') END AS v_person_id,
+        CASE WHEN offence_date LIKE ' %' OR offence_date LIKE '% ' OR strlen(offence_date) <> length(offence_date) THEN NULLIF(trim(offence_date), '') ELSE NULLIF(offence_date, '') END AS v_offence_date,
+        CASE WHEN proven_date LIKE ' %' OR proven_date LIKE '% ' OR strlen(proven_date) <> length(proven_date) THEN NULLIF(trim(proven_date), '') ELSE NULLIF(proven_date, '') END AS v_proven_date,
+        CASE WHEN offence_group LIKE ' %' OR offence_group LIKE '% ' OR strlen(offence_group) <> length(offence_group) THEN NULLIF(trim(offence_group), '') ELSE NULLIF(offence_group, '') END AS v_offence_group,
+        CASE WHEN severity LIKE ' %' OR severity LIKE '% ' OR strlen(severity) <> length(severity) THEN NULLIF(trim(severity), '') ELSE NULLIF(severity, '') END AS v_severity,
+        CASE WHEN disposal LIKE ' %' OR disposal LIKE '% ' OR strlen(disposal) <> length(disposal) THEN NULLIF(trim(disposal), '') ELSE NULLIF(disposal, '') END AS v_disposal
     FROM raw.offences
 ), typed AS (
     SELECT
@@ -78,13 +90,13 @@ WITH counts AS (
 ), trimmed AS (
     SELECT
         *,
-        NULLIF(trim(offence_id), '') AS v_offence_id,
-        NULLIF(trim(person_id), '') AS v_person_id,
-        NULLIF(trim(offence_date), '') AS v_offence_date,
-        NULLIF(trim(proven_date), '') AS v_proven_date,
-        NULLIF(trim(offence_group), '') AS v_offence_group,
-        NULLIF(trim(severity), '') AS v_severity,
-        NULLIF(trim(disposal), '') AS v_disposal
+        CASE WHEN offence_id LIKE ' %' OR offence_id LIKE '% ' OR strlen(offence_id) <> length(offence_id) THEN NULLIF(trim(offence_id), '') ELSE NULLIF(offence_id, '') END AS v_offence_id,
+        CASE WHEN person_id LIKE ' %' OR person_id LIKE '% ' OR strlen(person_id) <> length(person_id) THEN NULLIF(trim(person_id), '') ELSE NULLIF(person_id, '') END AS v_person_id,
+        CASE WHEN offence_date LIKE ' %' OR offence_date LIKE '% ' OR strlen(offence_date) <> length(offence_date) THEN NULLIF(trim(offence_date), '') ELSE NULLIF(offence_date, '') END AS v_offence_date,
+        CASE WHEN proven_date LIKE ' %' OR proven_date LIKE '% ' OR strlen(proven_date) <> length(proven_date) THEN NULLIF(trim(proven_date), '') ELSE NULLIF(proven_date, '') END AS v_proven_date,
+        CASE WHEN offence_group LIKE ' %' OR offence_group LIKE '% ' OR strlen(offence_group) <> length(offence_group) THEN NULLIF(trim(offence_group), '') ELSE NULLIF(offence_group, '') END AS v_offence_group,
+        CASE WHEN severity LIKE ' %' OR severity LIKE '% ' OR strlen(severity) <> length(severity) THEN NULLIF(trim(severity), '') ELSE NULLIF(severity, '') END AS v_severity,
+        CASE WHEN disposal LIKE ' %' OR disposal LIKE '% ' OR strlen(disposal) <> length(disposal) THEN NULLIF(trim(disposal), '') ELSE NULLIF(disposal, '') END AS v_disposal
     FROM unstaged
 ), typed AS (
     SELECT

@@ -2,18 +2,31 @@
 -- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
 -- instead, with its first problem as reason and column and every problem in detail.
 -- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
-CREATE OR REPLACE TABLE staging.participation AS
+CREATE OR REPLACE TABLE staging.participation (
+    person_id VARCHAR,
+    programme_id VARCHAR,
+    start_date DATE,
+    end_date DATE,
+    status VARCHAR,
+    sessions_offered BIGINT,
+    sessions_attended BIGINT,
+    mentor_id VARCHAR,
+    source_file VARCHAR,
+    source_row BIGINT
+);
+
+INSERT INTO staging.participation
 WITH trimmed AS (
     SELECT
         *,
-        NULLIF(trim(person_id), '') AS v_person_id,
-        NULLIF(trim(programme_id), '') AS v_programme_id,
-        NULLIF(trim(start_date), '') AS v_start_date,
-        NULLIF(trim(end_date), '') AS v_end_date,
-        NULLIF(trim(status), '') AS v_status,
-        NULLIF(trim(sessions_offered), '') AS v_sessions_offered,
-        NULLIF(trim(sessions_attended), '') AS v_sessions_attended,
-        NULLIF(trim(mentor_id), '') AS v_mentor_id
+        CASE WHEN person_id LIKE ' %' OR person_id LIKE '% ' OR strlen(person_id) <> length(person_id) THEN NULLIF(trim(person_id), '') ELSE NULLIF(person_id, '') END AS v_person_id,
+        CASE WHEN programme_id LIKE ' %' OR programme_id LIKE '% ' OR strlen(programme_id) <> length(programme_id) THEN NULLIF(trim(programme_id), '') ELSE NULLIF(programme_id, '') END AS v_programme_id,
+        CASE WHEN start_date LIKE ' %' OR start_date LIKE '% ' OR strlen(start_date) <> length(start_date) THEN NULLIF(trim(start_date), '') ELSE NULLIF(start_date, '') END AS v_start_date,
+        CASE WHEN end_date LIKE ' %' OR end_date LIKE '% ' OR strlen(end_date) <> length(end_date) THEN NULLIF(trim(end_date), '') ELSE NULLIF(end_date, '') END AS v_end_date,
+        CASE WHEN status LIKE ' %' OR status LIKE '% ' OR strlen(status) <> length(status) THEN NULLIF(trim(status), '') ELSE NULLIF(status, '') END AS v_status,
+        CASE WHEN sessions_offered LIKE ' %' OR sessions_offered LIKE '% ' OR strlen(sessions_offered) <> length(sessions_offered) THEN NULLIF(trim(sessions_offered), '') ELSE NULLIF(sessions_offered, '') END AS v_sessions_offered,
+        CASE WHEN sessions_attended LIKE ' %' OR sessions_attended LIKE '% ' OR strlen(sessions_attended) <> length(sessions_attended) THEN NULLIF(trim(sessions_attended), '') ELSE NULLIF(sessions_attended, '') END AS v_sessions_attended,
+        CASE WHEN mentor_id LIKE ' %' OR mentor_id LIKE '% ' OR strlen(mentor_id) <> length(mentor_id) THEN NULLIF(trim(mentor_id), '') ELSE NULLIF(mentor_id, '') END AS v_mentor_id
     FROM raw.participation
 ), typed AS (
     SELECT
@@ -82,14 +95,14 @@ WITH counts AS (
 ), trimmed AS (
     SELECT
         *,
-        NULLIF(trim(person_id), '') AS v_person_id,
-        NULLIF(trim(programme_id), '') AS v_programme_id,
-        NULLIF(trim(start_date), '') AS v_start_date,
-        NULLIF(trim(end_date), '') AS v_end_date,
-        NULLIF(trim(status), '') AS v_status,
-        NULLIF(trim(sessions_offered), '') AS v_sessions_offered,
-        NULLIF(trim(sessions_attended), '') AS v_sessions_attended,
-        NULLIF(trim(mentor_id), '') AS v_mentor_id
+        CASE WHEN person_id LIKE ' %' OR person_id LIKE '% ' OR strlen(person_id) <> length(person_id) THEN NULLIF(trim(person_id), '') ELSE NULLIF(person_id, '') END AS v_person_id,
+        CASE WHEN programme_id LIKE ' %' OR programme_id LIKE '% ' OR strlen(programme_id) <> length(programme_id) THEN NULLIF(trim(programme_id), '') ELSE NULLIF(programme_id, '') END AS v_programme_id,
+        CASE WHEN start_date LIKE ' %' OR start_date LIKE '% ' OR strlen(start_date) <> length(start_date) THEN NULLIF(trim(start_date), '') ELSE NULLIF(start_date, '') END AS v_start_date,
+        CASE WHEN end_date LIKE ' %' OR end_date LIKE '% ' OR strlen(end_date) <> length(end_date) THEN NULLIF(trim(end_date), '') ELSE NULLIF(end_date, '') END AS v_end_date,
+        CASE WHEN status LIKE ' %' OR status LIKE '% ' OR strlen(status) <> length(status) THEN NULLIF(trim(status), '') ELSE NULLIF(status, '') END AS v_status,
+        CASE WHEN sessions_offered LIKE ' %' OR sessions_offered LIKE '% ' OR strlen(sessions_offered) <> length(sessions_offered) THEN NULLIF(trim(sessions_offered), '') ELSE NULLIF(sessions_offered, '') END AS v_sessions_offered,
+        CASE WHEN sessions_attended LIKE ' %' OR sessions_attended LIKE '% ' OR strlen(sessions_attended) <> length(sessions_attended) THEN NULLIF(trim(sessions_attended), '') ELSE NULLIF(sessions_attended, '') END AS v_sessions_attended,
+        CASE WHEN mentor_id LIKE ' %' OR mentor_id LIKE '% ' OR strlen(mentor_id) <> length(mentor_id) THEN NULLIF(trim(mentor_id), '') ELSE NULLIF(mentor_id, '') END AS v_mentor_id
     FROM unstaged
 ), typed AS (
     SELECT

@@ -2,15 +2,25 @@
 -- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
 -- instead, with its first problem as reason and column and every problem in detail.
 -- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
-CREATE OR REPLACE TABLE staging.people AS
+CREATE OR REPLACE TABLE staging.people (
+    person_id VARCHAR USING COMPRESSION uncompressed,
+    sex VARCHAR,
+    birth_year BIGINT,
+    ethnic_group VARCHAR,
+    region VARCHAR,
+    source_file VARCHAR,
+    source_row BIGINT
+);
+
+INSERT INTO staging.people
 WITH trimmed AS (
     SELECT
         *,
-        NULLIF(trim(person_id), '') AS v_person_id,
-        NULLIF(trim(sex), '') AS v_sex,
-        NULLIF(trim(birth_year), '') AS v_birth_year,
-        NULLIF(trim(ethnic_group), '') AS v_ethnic_group,
-        NULLIF(trim(region), '') AS v_region
+        CASE WHEN person_id LIKE ' %' OR person_id LIKE '% ' OR strlen(person_id) <> length(person_id) THEN NULLIF(trim(person_id), '') ELSE NULLIF(person_id, '') END AS v_person_id,
+        CASE WHEN sex LIKE ' %' OR sex LIKE '% ' OR strlen(sex) <> length(sex) THEN NULLIF(trim(sex), '') ELSE NULLIF(sex, '') END AS v_sex,
+        CASE WHEN birth_year LIKE ' %' OR birth_year LIKE '% ' OR strlen(birth_year) <> length(birth_year) THEN NULLIF(trim(birth_year), '') ELSE NULLIF(birth_year, '') END AS v_birth_year,
+        CASE WHEN ethnic_group LIKE ' %' OR ethnic_group LIKE '% ' OR strlen(ethnic_group) <> length(ethnic_group) THEN NULLIF(trim(ethnic_group), '') ELSE NULLIF(ethnic_group, '') END AS v_ethnic_group,
+        CASE WHEN region LIKE ' %' OR region LIKE '% ' OR strlen(region) <> length(region) THEN NULLIF(trim(region), '') ELSE NULLIF(region, '') END AS v_region
     FROM raw.people
 ), typed AS (
     SELECT
@@ -70,11 +80,11 @@ WITH counts AS (
 ), trimmed AS (
     SELECT
         *,
-        NULLIF(trim(person_id), '') AS v_person_id,
-        NULLIF(trim(sex), '') AS v_sex,
-        NULLIF(trim(birth_year), '') AS v_birth_year,
-        NULLIF(trim(ethnic_group), '') AS v_ethnic_group,
-        NULLIF(trim(region), '') AS v_region
+        CASE WHEN person_id LIKE ' %' OR person_id LIKE '% ' OR strlen(person_id) <> length(person_id) THEN NULLIF(trim(person_id), '') ELSE NULLIF(person_id, '') END AS v_person_id,
+        CASE WHEN sex LIKE ' %' OR sex LIKE '% ' OR strlen(sex) <> length(sex) THEN NULLIF(trim(sex), '') ELSE NULLIF(sex, '') END AS v_sex,
+        CASE WHEN birth_year LIKE ' %' OR birth_year LIKE '% ' OR strlen(birth_year) <> length(birth_year) THEN NULLIF(trim(birth_year), '') ELSE NULLIF(birth_year, '') END AS v_birth_year,
+        CASE WHEN ethnic_group LIKE ' %' OR ethnic_group LIKE '% ' OR strlen(ethnic_group) <> length(ethnic_group) THEN NULLIF(trim(ethnic_group), '') ELSE NULLIF(ethnic_group, '') END AS v_ethnic_group,
+        CASE WHEN region LIKE ' %' OR region LIKE '% ' OR strlen(region) <> length(region) THEN NULLIF(trim(region), '') ELSE NULLIF(region, '') END AS v_region
     FROM unstaged
 ), typed AS (
     SELECT

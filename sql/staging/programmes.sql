@@ -2,14 +2,23 @@
 -- repeats a key already loaded (by source_file, then source_row), goes to quarantine.rows
 -- instead, with its first problem as reason and column and every problem in detail.
 -- Generated from desist/contract.py by `python -m desist.ingest`: edit the contract, not this file.
-CREATE OR REPLACE TABLE staging.programmes AS
+CREATE OR REPLACE TABLE staging.programmes (
+    programme_id VARCHAR USING COMPRESSION uncompressed,
+    name VARCHAR,
+    programme_type VARCHAR,
+    provider VARCHAR,
+    source_file VARCHAR,
+    source_row BIGINT
+);
+
+INSERT INTO staging.programmes
 WITH trimmed AS (
     SELECT
         *,
-        NULLIF(trim(programme_id), '') AS v_programme_id,
-        NULLIF(trim(name), '') AS v_name,
-        NULLIF(trim(programme_type), '') AS v_programme_type,
-        NULLIF(trim(provider), '') AS v_provider
+        CASE WHEN programme_id LIKE ' %' OR programme_id LIKE '% ' OR strlen(programme_id) <> length(programme_id) THEN NULLIF(trim(programme_id), '') ELSE NULLIF(programme_id, '') END AS v_programme_id,
+        CASE WHEN name LIKE ' %' OR name LIKE '% ' OR strlen(name) <> length(name) THEN NULLIF(trim(name), '') ELSE NULLIF(name, '') END AS v_name,
+        CASE WHEN programme_type LIKE ' %' OR programme_type LIKE '% ' OR strlen(programme_type) <> length(programme_type) THEN NULLIF(trim(programme_type), '') ELSE NULLIF(programme_type, '') END AS v_programme_type,
+        CASE WHEN provider LIKE ' %' OR provider LIKE '% ' OR strlen(provider) <> length(provider) THEN NULLIF(trim(provider), '') ELSE NULLIF(provider, '') END AS v_provider
     FROM raw.programmes
 ), typed AS (
     SELECT
@@ -66,10 +75,10 @@ WITH counts AS (
 ), trimmed AS (
     SELECT
         *,
-        NULLIF(trim(programme_id), '') AS v_programme_id,
-        NULLIF(trim(name), '') AS v_name,
-        NULLIF(trim(programme_type), '') AS v_programme_type,
-        NULLIF(trim(provider), '') AS v_provider
+        CASE WHEN programme_id LIKE ' %' OR programme_id LIKE '% ' OR strlen(programme_id) <> length(programme_id) THEN NULLIF(trim(programme_id), '') ELSE NULLIF(programme_id, '') END AS v_programme_id,
+        CASE WHEN name LIKE ' %' OR name LIKE '% ' OR strlen(name) <> length(name) THEN NULLIF(trim(name), '') ELSE NULLIF(name, '') END AS v_name,
+        CASE WHEN programme_type LIKE ' %' OR programme_type LIKE '% ' OR strlen(programme_type) <> length(programme_type) THEN NULLIF(trim(programme_type), '') ELSE NULLIF(programme_type, '') END AS v_programme_type,
+        CASE WHEN provider LIKE ' %' OR provider LIKE '% ' OR strlen(provider) <> length(provider) THEN NULLIF(trim(provider), '') ELSE NULLIF(provider, '') END AS v_provider
     FROM unstaged
 ), typed AS (
     SELECT
