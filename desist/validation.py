@@ -980,9 +980,7 @@ def read_frame(con: duckdb.DuckDBPyConnection, table: Table, suite: dict,
         # One chunk per column: pandas' Arrow-backed columns in many chunks are joined again by each
         # check that reads them (more CPU and memory in Great Expectations). Put in order one column
         # at a time, so only one column is ever held twice.
-        column = _one_chunk(arrow.column(position))
-        if order is not None:
-            column = column.take(order)
+        column = _one_chunk(arrow.column(position)) if order is None else order.column(arrow.column(position))
         if name in encoded:  # dictionaries in order of first appearance, as encoding the sorted column would give
             column = _first_seen_dictionary(column)
         arrow = arrow.set_column(position, name, column)
@@ -1052,27 +1050,63 @@ def _with_derived(con: duckdb.DuckDBPyConnection, arrow: pa.Table, sql: str | No
     return arrow
 
 
-def _file_order(file_rank: pa.ChunkedArray, source_row: pa.ChunkedArray) -> np.ndarray | None:
-    """The positions that put the rows by file, then row (None: they are in that order already).
+@dataclass
+class FileOrder:
+    """How the stored rows are put by file, then row.
 
-    Staging is written in blocks of rows by several threads, so rows come in runs already in
-    order: a stable sort (merging the runs) of one number per row finds the order quickly."""
+    Staging is written in blocks of consecutive rows by several threads, the blocks out of order.
+    When the rows come in few such blocks, the blocks are moved whole (``blocks``: (start, stop) of
+    each, in the order they go): a column is copied once, slice after slice. Otherwise a stable sort
+    (merging runs already in order) of one number per row gives every row's place (``positions``)."""
+
+    blocks: list[tuple[int, int]] | None = None
+    positions: np.ndarray | None = None
+
+    def column(self, column: pa.ChunkedArray) -> pa.Array:
+        """The column in file order, in one chunk."""
+        if self.blocks is None:
+            return _one_chunk(column).take(self.positions)
+        return pa.chunked_array(
+            [chunk for start, stop in self.blocks for chunk in column.slice(start, stop - start).chunks],
+            column.type).combine_chunks()
+
+    def values(self, values: np.ndarray) -> np.ndarray:
+        """A NumPy column in file order."""
+        if self.blocks is None:
+            return values[self.positions]
+        return np.concatenate([values[start:stop] for start, stop in self.blocks])
+
+
+# Most blocks of consecutive rows that are moved whole rather than sorted row by row.
+MOVED_BLOCKS = 10_000
+
+
+def _file_order(file_rank: pa.ChunkedArray, source_row: pa.ChunkedArray) -> FileOrder | None:
+    """How to put the rows by file, then row (None: they are in that order already)."""
     files, rows = file_rank.to_numpy(), source_row.to_numpy()
-    if _in_file_order(files, rows):
+    if len(files) < 2:
         return None
     if rows.dtype.kind != "i" or rows.min() < 0:  # not row numbers: Arrow sorts them as they are
-        return pc.sort_indices(pa.table({"file": file_rank, "row": source_row}),
-                               sort_keys=[("file", "ascending"), ("row", "ascending")]).to_numpy()
-    key = files.astype(np.int64) * (int(rows.max()) + 1) + rows
-    return np.argsort(key, kind="stable")
-
-
-def _in_file_order(files: np.ndarray, rows: np.ndarray) -> bool:
-    """True when rows already come by file, then row, so the sort (a copy of every column) is not needed."""
-    if len(files) < 2 or rows.dtype.kind != "i":
-        return len(files) < 2
-    next_file = np.diff(files)
-    return bool((next_file >= 0).all() and ((next_file > 0) | (np.diff(rows) >= 0)).all())
+        return FileOrder(positions=pc.sort_indices(pa.table({"file": file_rank, "row": source_row}),
+                                                   sort_keys=[("file", "ascending"), ("row", "ascending")]).to_numpy())
+    if files.min() == files.max():  # one file: the row numbers order the rows
+        key = rows
+    else:
+        key = files.astype(np.int64)
+        key *= int(rows.max()) + 1
+        key += rows
+    step = np.diff(key)
+    if (step >= 0).all():
+        return None
+    starts = np.flatnonzero(step != 1) + 1  # where a block of consecutive rows begins
+    del step
+    if len(starts) < MOVED_BLOCKS:
+        bounds = np.concatenate([[0], starts, [len(key)]])
+        by_first = np.argsort(key[bounds[:-1]], kind="stable")
+        firsts, lasts = key[bounds[:-1]][by_first], key[bounds[1:] - 1][by_first]
+        if (lasts[:-1] < firsts[1:]).all():  # every block ends before the next one starts
+            return FileOrder(blocks=[(int(bounds[i]), int(bounds[i + 1])) for i in by_first])
+    return FileOrder(positions=np.argsort(key, kind="stable"))
 
 
 def _one_chunk(column: pa.ChunkedArray) -> pa.Array:
@@ -1340,14 +1374,17 @@ def _distinct_key(con: duckdb.DuckDBPyConnection, table: Table) -> tuple[str, ..
     if con.execute(f"SELECT count(*) FROM staging.{table.name}").fetchall()[0][0] < DISTINCT_KEY_ROWS:
         return ()
     key = ", ".join(table.key)
-    # Equal keys have equal hashes: when no hash repeats, no key does (grouping 8-byte hashes is
-    # cheaper than grouping the key's text). A repeated hash is counted again on the keys themselves.
-    for grouped in (f"hash({key})", key):
-        repeated = con.execute(f"SELECT count(*) FROM (SELECT {grouped} FROM staging.{table.name} "
+    # Equal keys have equal hashes: when no hash repeats, no key does. Sorting the 8-byte hashes
+    # in NumPy costs less than grouping them in DuckDB (let alone the key's text). A repeated hash
+    # is counted again on the keys themselves.
+    hashes = con.execute(f"SELECT hash({key}) AS key_hash FROM staging.{table.name}").fetchnumpy()["key_hash"]
+    hashes.sort()
+    repeated = bool((hashes[1:] == hashes[:-1]).any())
+    del hashes
+    if repeated:
+        repeated = con.execute(f"SELECT count(*) FROM (SELECT {key} FROM staging.{table.name} "
                                "GROUP BY ALL HAVING count(*) > 1)").fetchall()[0][0]
-        if not repeated:
-            return table.key
-    return ()
+    return () if repeated else table.key
 
 
 def validate_warehouse(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str | None = None,
