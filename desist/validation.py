@@ -1435,6 +1435,8 @@ def _checked(runner: SuiteRunner, rows: StagedRows, data: pa.Table, failures: di
                            failures)
 
 
+# Rows of the tables read ahead, beyond the next one, while a table is checked.
+READ_AHEAD_ROWS = 600_000
 HAND_BACK_LIMIT = "64MB"
 
 
@@ -1506,16 +1508,28 @@ def validate_warehouse(con: duckdb.DuckDBPyConnection, settings: Settings, run_i
     rows_moved = threading.Event()  # set once a table's quarantine has moved rows
     con.begin()
     try:
+        counts = {name: con.execute(f"SELECT count(*) FROM staging.{name}").fetchall()[0][0] for name in names}
         with con.cursor() as reading, ThreadPoolExecutor(1, thread_name_prefix="validation-read") as ahead:
-            def read(name: str) -> Future:
-                return ahead.submit(read_rows, reading, name, settings, suites_dir, duckdb_turn,
-                                    derive=lambda: not rows_moved.is_set())
-            pending = read(names[0])
+            pending: dict[str, Future] = {}
+
+            def read_ahead(start: int) -> None:
+                """Start reading the table at ``start``, and the ones after it while their rows
+                together stay under READ_AHEAD_ROWS (small tables, read while a large one is checked)."""
+                waiting = 0
+                for name in names[start:]:
+                    waiting += counts[name]
+                    if name != names[start] and waiting > READ_AHEAD_ROWS:
+                        break
+                    if name not in pending:
+                        pending[name] = ahead.submit(read_rows, reading, name, settings, suites_dir, duckdb_turn,
+                                                     derive=lambda: not rows_moved.is_set())
+
+            read_ahead(0)
             for position, name in enumerate(names):
                 started = time.perf_counter()
-                rows = pending.result()
-                if position + 1 < len(names):  # read while this one is checked: two tables at most
-                    pending = read(names[position + 1])
+                rows = pending.pop(name).result()
+                if position + 1 < len(names):  # read while this one is checked
+                    read_ahead(position + 1)
                 with duckdb_turn:
                     data, failures = _completed(con, rows, settings, rows_moved.is_set())
                 tables[name] = _checked(runner, rows, data, failures, settings)

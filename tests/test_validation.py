@@ -720,3 +720,26 @@ def test_rows_put_in_file_order_as_a_stable_sort_puts_them(layout, monkeypatch):
     assert order.column(values).equals(values.combine_chunks().take(expected))
     assert order.values(stored).tolist() == stored[expected.to_numpy()].tolist()
     assert validation._file_order(pa.chunked_array([files]), pa.chunked_array([rows])) is None
+
+
+def test_tables_read_ahead_see_the_quarantine_of_the_tables_checked_before(warehouse, make_settings, monkeypatch):
+    """Small tables are read (derived columns too) while a larger one is checked, before the
+    tables they reference have moved their failing rows: a participation row naming a mentor
+    quarantined meanwhile must still fail its reference, as it would when read afterwards."""
+    read = []
+    read_rows = validation.read_rows
+    monkeypatch.setattr(validation, "read_rows", lambda con, name, *args, **kwargs: read.append(name)
+                        or read_rows(con, name, *args, **kwargs))
+    settings = make_settings(validation={"min_reference_rate": 0.4, "max_failing_row_share": 0.6})
+    tables = clean_tables()
+    tables["mentors"].loc[1, "age_band"] = "ageless"  # M2 fails its allowed values
+    validation.stage_frames(warehouse, tables)
+    run = validation.validate_warehouse(warehouse, settings, run_id="ahead")
+
+    assert read == validation.validation_order()
+    assert not run.blocked
+    assert run.quarantined == {**dict.fromkeys(TABLES, 0), "mentors": 1, "participation": N_ENROLLED // 2}
+    reasons = warehouse.sql("""SELECT table_name, column_name, reason, count(*) FROM quarantine.rows
+                               GROUP BY ALL ORDER BY ALL""").fetchall()
+    assert reasons == [("mentors", "age_band", "expect_column_values_to_be_in_set", 1),
+                       ("participation", "mentor_id", "expect_column_values_to_be_in_set", N_ENROLLED // 2)]
