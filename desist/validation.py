@@ -1524,23 +1524,27 @@ def validate_warehouse(con: duckdb.DuckDBPyConnection, settings: Settings, run_i
                         pending[name] = ahead.submit(read_rows, reading, name, settings, suites_dir, duckdb_turn,
                                                      derive=lambda: not rows_moved.is_set())
 
-            read_ahead(0)
-            for position, name in enumerate(names):
-                started = time.perf_counter()
-                rows = pending.pop(name).result()
-                if position + 1 < len(names):  # read while this one is checked
-                    read_ahead(position + 1)
-                with duckdb_turn:
-                    data, failures = _completed(con, rows, settings, rows_moved.is_set())
-                tables[name] = _checked(runner, rows, data, failures, settings)
-                sources, table = rows.sources, rows.table
-                del data, rows  # Great Expectations is done with them
-                with duckdb_turn:
-                    quarantined[name] = quarantine(con, tables[name], sources, checked_at, table)
-                if quarantined[name]:
-                    rows_moved.set()
-                seconds[name] = time.perf_counter() - started
-                del sources
+            try:
+                read_ahead(0)
+                for position, name in enumerate(names):
+                    started = time.perf_counter()
+                    rows = pending.pop(name).result()
+                    if position + 1 < len(names):  # read while this one is checked
+                        read_ahead(position + 1)
+                    with duckdb_turn:
+                        data, failures = _completed(con, rows, settings, rows_moved.is_set())
+                    tables[name] = _checked(runner, rows, data, failures, settings)
+                    sources, table = rows.sources, rows.table
+                    del data, rows  # Great Expectations is done with them
+                    with duckdb_turn:
+                        quarantined[name] = quarantine(con, tables[name], sources, checked_at, table)
+                    if quarantined[name]:
+                        rows_moved.set()
+                    seconds[name] = time.perf_counter() - started
+                    del sources
+            except BaseException:
+                ahead.shutdown(cancel_futures=True)  # no more reads for a validation that has stopped
+                raise
         blocked = any(v.blocked for v in tables.values())
         if blocked:
             con.rollback()
