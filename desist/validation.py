@@ -35,7 +35,8 @@ import threading
 import time
 import uuid
 from string import Template
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from graphlib import TopologicalSorter
 from pathlib import Path
@@ -883,15 +884,19 @@ def _as_text(value: object) -> str:
 # Validating the warehouse
 
 
-def frame_sql(table: Table, codes: Mapping[str, Iterable[str]] | None = None) -> str:
+def frame_sql(table: Table, codes: Mapping[str, Iterable[str]] | None = None,
+              names: Iterable[str] | None = None) -> str:
     """The staging rows of ``table`` shaped for pandas, in storage order, with their row ids.
 
     ``codes`` gives, for columns of few distinct values, every value they hold: DuckDB sends those
-    columns coded (an ENUM of the values, a dictionary in Arrow) rather than as text."""
+    columns coded (an ENUM of the values, a dictionary in Arrow) rather than as text. ``names``
+    chooses columns (all, with source_file and source_row, by default)."""
     codes = codes or {}
     low, high = PANDAS_DATE_RANGE
+    kinds = {**{c.name: c.type for c in table.columns}, "source_file": "text", "source_row": "integer"}
     columns = []
-    for name, kind in [*((c.name, c.type) for c in table.columns), ("source_file", "text")]:
+    for name in (list(kinds) if names is None else names):
+        kind = kinds[name]
         if kind == "date":
             columns.append(
                 f"CAST(CASE WHEN t.{name} < DATE '{low}' THEN DATE '{low}' "
@@ -902,7 +907,7 @@ def frame_sql(table: Table, codes: Mapping[str, Iterable[str]] | None = None) ->
             columns.append(f"CAST(t.{name} AS ENUM({values})) AS {name}")
         else:
             columns.append(f"t.{name}")
-    columns += ["t.source_row", f"t.rowid AS {ROW_ID}"]
+    columns.append(f"t.rowid AS {ROW_ID}")
     return f"SELECT {', '.join(columns)} FROM staging.{table.name} AS t"
 
 
@@ -933,8 +938,24 @@ def _pandas_type(arrow_type: pa.DataType) -> object:
     return None
 
 
-def read_frame(con: duckdb.DuckDBPyConnection, table: Table, suite: dict,
-               settings: Settings) -> tuple[pa.Table, pd.DataFrame]:
+@dataclass
+class StagedRows:
+    """A table's staging rows as validation reads them, before their derived columns are put beside them."""
+
+    table: Table
+    suite: dict
+    distinct: tuple[str, ...]  # key columns counted free of repeats (``_distinct_key``)
+    data: pa.Table  # the table's columns, rows in file and row order
+    sources: pd.DataFrame  # source_file and source_row of each row, in the same order
+    row_ids: np.ndarray  # the rows' staging row ids, in the order DuckDB stores them
+    order: FileOrder | None  # how stored rows are put in file order (None: they are in it already)
+    # ``data`` with the derived columns, as the connection that read the rows saw the other tables
+    with_derived: pa.Table | None = None
+
+
+def read_rows(con: duckdb.DuckDBPyConnection, name: str, settings: Settings,
+              suites_dir: Path = EXPECTATIONS_DIR, duckdb_turn: threading.Lock | None = None,
+              derive: Callable[[], bool] = lambda: False) -> StagedRows:
     """The rows Great Expectations validates (as Arrow) and, row for row, where each row came from.
 
     Rows are in file and row order. Columns with a domain are dictionary-encoded (categoricals in
@@ -945,56 +966,109 @@ def read_frame(con: duckdb.DuckDBPyConnection, table: Table, suite: dict,
     (staging is written by several threads, in blocks out of order): a sort in DuckDB would carry
     every column through it. DuckDB hands back the memory of each query before the next step
     (``settings``' memory limit is set again).
+
+    The committed suite serves the built-in contract; a contract adjusted in evaluation.yaml
+    gets its suite built the same way, from the adjusted table. ``duckdb_turn``, when given, is
+    held while DuckDB works (``validate_warehouse`` reads the next table on another thread):
+    handing memory back lowers the database's memory limit under every query running then. When
+    ``derive()`` is true once the rows are read, the derived columns are put beside them too.
     """
+    table = settings.tables[name]
+    suite = load_suite(name, suites_dir) if table == TABLES[name] else build_suite(table)
+    turn = duckdb_turn or contextlib.nullcontext()
     encoded = [*(column.name for column in table.columns if column.domain), "source_file"]
-    found = con.execute("SELECT " + ", ".join(f"list(DISTINCT {name}) FILTER (WHERE {name} IS NOT NULL)"
-                                              for name in encoded) + f" FROM staging.{table.name}").fetchall()[0]
+    with turn:
+        distinct = _distinct_key(con, table)  # before the rows take their memory
+        _hand_back_duckdb_memory(con, settings)
+        found = con.execute("SELECT " + ", ".join(f"list(DISTINCT {name}) FILTER (WHERE {name} IS NOT NULL)"
+                                                  for name in encoded) + f" FROM staging.{table.name}").fetchall()[0]
     codes = {name: values for name, values in zip(encoded, found, strict=True)
              if values and len(values) <= CODED_VALUES}
-    reader = con.sql(frame_sql(table, codes)).to_arrow_reader(READ_BATCH_ROWS)
-    coded = pa.dictionary(pa.int32(), pa.string())
-    schema = reader.schema
-    for name in encoded:
-        position = schema.get_field_index(name)
-        schema = schema.set(position, schema.field(position).with_type(coded))
-    batches = []
-    for batch in reader:
-        for name in encoded:
-            position = batch.schema.get_field_index(name)
-            column = batch.column(name)
-            column = column.cast(coded) if pa.types.is_dictionary(column.type) else column.dictionary_encode()
-            batch = batch.set_column(position, name, column)
-        batches.append(batch)
-    del reader
-    arrow = pa.Table.from_batches(batches, schema).unify_dictionaries()  # chunks share each column's dictionary
-    del batches
-    arrow = _with_derived(con, arrow, derived_sql(table, suite))
-    _hand_back_duckdb_memory(con, settings)  # what the joins of the derived columns took
-    files = arrow.column("source_file")
+    # Where each row comes from, which gives the file order; then the columns of a large table one
+    # at a time, each put in order as it arrives, so only one column is ever held twice (a batch
+    # DuckDB hands over is freed only when every column of it is).
+    read = _read(con, table, codes, list(SOURCE_COLUMNS), encoded, turn)
+    row_ids = read.column(ROW_ID).to_numpy()
+    files = read.column("source_file")
     dictionary = files.chunk(0).dictionary if files.num_chunks else pa.array([], pa.string())
     file_rank = pc.take(pc.rank(dictionary, sort_keys="ascending"),
                         pa.chunked_array([chunk.indices for chunk in files.chunks], pa.int32()))
-    order = _file_order(file_rank, arrow.column("source_row"))
+    order = _file_order(file_rank, read.column("source_row"))
     del files, dictionary, file_rank
-    for position, name in enumerate(arrow.column_names):
-        # One chunk per column: pandas' Arrow-backed columns in many chunks are joined again by each
-        # check that reads them (more CPU and memory in Great Expectations). Put in order one column
-        # at a time, so only one column is ever held twice.
-        column = _one_chunk(arrow.column(position))
-        if order is not None:
-            column = column.take(order)
+    pool = pa.default_memory_pool()
+
+    def in_order(read: pa.Table, name: str) -> pa.Array:
+        """One chunk: pandas' Arrow-backed columns in many chunks are joined again by each check
+        that reads them (more CPU and memory in Great Expectations)."""
+        column = read.column(name)
+        column = _one_chunk(column) if order is None else order.column(column)
         if name in encoded:  # dictionaries in order of first appearance, as encoding the sorted column would give
             column = _first_seen_dictionary(column)
-        arrow = arrow.set_column(position, name, column)
-        del column
-    sources = arrow.select(list(SOURCE_COLUMNS)).to_pandas()
-    data = arrow.drop_columns(list(SOURCE_COLUMNS))
-    del arrow, order
-    # Arrow's allocator keeps what the encoding and the sort freed unless asked to give it back,
-    # and DuckDB what its queries and their results (copied into Arrow's memory by now) took.
-    pa.default_memory_pool().release_unused()
-    _hand_back_duckdb_memory(con, settings)
-    return data, sources
+        return column
+
+    sources = pa.table({name: in_order(read, name) for name in SOURCE_COLUMNS}).to_pandas()
+    del read
+    pool.release_unused()
+    columns = {}
+    one_batch = len(row_ids) <= READ_BATCH_ROWS
+    for names in [table.column_names] if one_batch else [[name] for name in table.column_names]:
+        read = _read(con, table, codes, names, encoded, turn, row_ids)
+        columns.update((name, in_order(read, name)) for name in names)
+        del read
+        pool.release_unused()  # the column as it came, before the next one comes on top
+    staged = StagedRows(table, suite, distinct, pa.table(columns), sources, row_ids, order)
+    del columns
+    with turn:
+        _hand_back_duckdb_memory(con, settings)  # the table's pages
+        if derive():
+            staged.with_derived = with_derived(con, staged)
+            _hand_back_duckdb_memory(con, settings)  # what the joins of the derived columns took
+    return staged
+
+
+def _read(con: duckdb.DuckDBPyConnection, table: Table, codes: Mapping[str, Iterable[str]], names: list[str],
+          encoded: Iterable[str], duckdb_turn, row_ids: np.ndarray | None = None) -> pa.Table:
+    """Columns of the table's staging rows with their row ids, in storage order; coded columns as
+    dictionaries. ``row_ids``: the rows an earlier read gave, which these must be, in that order."""
+    coded = pa.dictionary(pa.int32(), pa.string())
+    with duckdb_turn:
+        reader = con.sql(frame_sql(table, codes, names)).to_arrow_reader(READ_BATCH_ROWS)
+    schema = reader.schema
+    for name in names:
+        if name in encoded:
+            position = schema.get_field_index(name)
+            schema = schema.set(position, schema.field(position).with_type(coded))
+    batches = []
+    seen = 0
+    while (batch := _next_batch(reader, duckdb_turn)) is not None:
+        for name in names:
+            if name in encoded:
+                column = batch.column(name)
+                column = column.cast(coded) if pa.types.is_dictionary(column.type) else column.dictionary_encode()
+                batch = batch.set_column(batch.schema.get_field_index(name), name, column)
+        if row_ids is not None:
+            if not np.array_equal(batch.column(ROW_ID).to_numpy(), row_ids[seen:seen + batch.num_rows]):
+                raise RuntimeError(f"staging.{table.name} gave its rows in another order when read again")
+            batch = batch.drop_columns([ROW_ID])
+        seen += batch.num_rows
+        batches.append(batch)
+    with duckdb_turn:
+        del reader
+    if row_ids is not None and seen != len(row_ids):
+        raise RuntimeError(f"staging.{table.name} gave {seen} rows when read again, not {len(row_ids)}")
+    if row_ids is not None:
+        schema = schema.remove(schema.get_field_index(ROW_ID))
+    return pa.Table.from_batches(batches, schema).unify_dictionaries()  # chunks share each column's dictionary
+
+
+def _next_batch(reader: pa.RecordBatchReader, duckdb_turn) -> pa.RecordBatch | None:
+    """The reader's next batch (None: there is none), read in DuckDB's turn: one batch at a time,
+    so statements of the other thread wait for a batch, not for the whole table."""
+    with duckdb_turn:
+        try:
+            return reader.read_next_batch()
+        except StopIteration:
+            return None
 
 
 READ_BATCH_ROWS = 262_144
@@ -1002,23 +1076,24 @@ READ_BATCH_ROWS = 262_144
 CODED_VALUES = 10_000
 
 
-def _with_derived(con: duckdb.DuckDBPyConnection, arrow: pa.Table, sql: str | None) -> pa.Table:
-    """The rows with the derived columns put beside them (matched by row id) before the source columns.
+def with_derived(con: duckdb.DuckDBPyConnection, rows: StagedRows) -> pa.Table:
+    """The rows with their suite's derived columns after the table's columns (matched by row id).
 
-    A true/false helper column is true on almost every row: DuckDB returns only the rows where
-    one is not true (false or missing), and every other row is true. Other helper columns come
-    whole."""
-    row_ids = arrow.column(ROW_ID).to_numpy()
-    arrow = arrow.drop_columns([ROW_ID])
+    The derived columns read other tables as ``con`` sees them: validation's own transaction, once
+    it has moved rows of the tables checked before to quarantine. A true/false helper column is
+    true on almost every row: DuckDB returns only the rows where one is not true (false or
+    missing), and every other row is true. Other helper columns come whole."""
+    sql = derived_sql(rows.table, rows.suite)
     if sql is None:
-        return arrow
+        return rows.data
+    row_ids, order = rows.row_ids, rows.order
     derived = con.sql(sql)
     flags = [name for name, kind in zip(derived.columns[1:], derived.types[1:], strict=True) if kind == "BOOLEAN"]
     values = [name for name in derived.columns[1:] if name not in flags]
     sorter = None if len(row_ids) < 2 or (np.diff(row_ids) > 0).all() else np.argsort(row_ids)
 
     def positions(found: pa.Table) -> np.ndarray:
-        """The frame position of each row id in ``found``."""
+        """The stored position of each row id in ``found``."""
         wanted = found.column(ROW_ID).to_numpy()
         at = np.minimum(np.searchsorted(row_ids, wanted, sorter=sorter), max(len(row_ids) - 1, 0))
         at = at if sorter is None else sorter[at]
@@ -1036,43 +1111,82 @@ def _with_derived(con: duckdb.DuckDBPyConnection, arrow: pa.Table, sql: str | No
             missing = np.zeros(len(row_ids), dtype=bool)
             flag[at] = found.column(name).fill_null(False).to_numpy(zero_copy_only=False)
             missing[at] = found.column(name).is_null().to_numpy(zero_copy_only=False)
+            if order is not None:
+                flag, missing = order.values(flag), order.values(missing)
             columns[name] = pa.array(flag, mask=missing if missing.any() else None)
     if values:
         found = con.sql(f"SELECT {ROW_ID}, {', '.join(values)} FROM ({sql})").to_arrow_table()
         if found.num_rows != len(row_ids):
             raise RuntimeError(f"{found.num_rows} rows of derived columns for {len(row_ids)} rows")
         take = np.empty(len(row_ids), dtype=np.int64)
-        take[positions(found)] = np.arange(len(row_ids))  # the derived row of each row
+        take[positions(found)] = np.arange(len(row_ids))  # the derived row of each stored row
+        if order is not None:
+            take = order.values(take)
         for name in values:
             columns[name] = _one_chunk(found.column(name)).take(take)
-    at = arrow.schema.get_field_index(SOURCE_COLUMNS[0])
+    data = rows.data
     for name in derived.columns[1:]:  # in the suite's order
-        arrow = arrow.add_column(at, name, columns.pop(name))
-        at += 1
-    return arrow
+        data = data.append_column(name, columns.pop(name))
+    return data
 
 
-def _file_order(file_rank: pa.ChunkedArray, source_row: pa.ChunkedArray) -> np.ndarray | None:
-    """The positions that put the rows by file, then row (None: they are in that order already).
+@dataclass
+class FileOrder:
+    """How the stored rows are put by file, then row.
 
-    Staging is written in blocks of rows by several threads, so rows come in runs already in
-    order: a stable sort (merging the runs) of one number per row finds the order quickly."""
+    Staging is written in blocks of consecutive rows by several threads, the blocks out of order.
+    When the rows come in few such blocks, the blocks are moved whole (``blocks``: (start, stop) of
+    each, in the order they go): a column is copied once, slice after slice. Otherwise a stable sort
+    (merging runs already in order) of one number per row gives every row's place (``positions``)."""
+
+    blocks: list[tuple[int, int]] | None = None
+    positions: np.ndarray | None = None
+
+    def column(self, column: pa.ChunkedArray) -> pa.Array:
+        """The column in file order, in one chunk."""
+        if self.blocks is None:
+            return _one_chunk(column).take(self.positions)
+        return pa.chunked_array(
+            [chunk for start, stop in self.blocks for chunk in column.slice(start, stop - start).chunks],
+            column.type).combine_chunks()
+
+    def values(self, values: np.ndarray) -> np.ndarray:
+        """A NumPy column in file order."""
+        if self.blocks is None:
+            return values[self.positions]
+        return np.concatenate([values[start:stop] for start, stop in self.blocks])
+
+
+# Most blocks of consecutive rows that are moved whole rather than sorted row by row.
+MOVED_BLOCKS = 10_000
+
+
+def _file_order(file_rank: pa.ChunkedArray, source_row: pa.ChunkedArray) -> FileOrder | None:
+    """How to put the rows by file, then row (None: they are in that order already)."""
     files, rows = file_rank.to_numpy(), source_row.to_numpy()
-    if _in_file_order(files, rows):
+    if len(files) < 2:
         return None
     if rows.dtype.kind != "i" or rows.min() < 0:  # not row numbers: Arrow sorts them as they are
-        return pc.sort_indices(pa.table({"file": file_rank, "row": source_row}),
-                               sort_keys=[("file", "ascending"), ("row", "ascending")]).to_numpy()
-    key = files.astype(np.int64) * (int(rows.max()) + 1) + rows
-    return np.argsort(key, kind="stable")
-
-
-def _in_file_order(files: np.ndarray, rows: np.ndarray) -> bool:
-    """True when rows already come by file, then row, so the sort (a copy of every column) is not needed."""
-    if len(files) < 2 or rows.dtype.kind != "i":
-        return len(files) < 2
-    next_file = np.diff(files)
-    return bool((next_file >= 0).all() and ((next_file > 0) | (np.diff(rows) >= 0)).all())
+        return FileOrder(positions=pc.sort_indices(pa.table({"file": file_rank, "row": source_row}),
+                                                   sort_keys=[("file", "ascending"), ("row", "ascending")]).to_numpy())
+    if files.min() == files.max():  # one file: the row numbers order the rows
+        key = rows
+    else:
+        key = files.astype(np.int64)
+        key *= int(rows.max()) + 1
+        key += rows
+    step = np.diff(key)
+    if (step >= 0).all():
+        return None
+    starts = np.flatnonzero(step != 1) + 1  # where a block of consecutive rows begins
+    del step
+    if len(starts) < MOVED_BLOCKS:
+        bounds = np.concatenate([[0], starts, [len(key)]])
+        by_first = np.argsort(key[bounds[:-1]], kind="stable")
+        firsts, lasts = key[bounds[:-1]][by_first], key[bounds[1:] - 1][by_first]
+        if (lasts[:-1] < firsts[1:]).all():  # every block ends before the next one starts
+            return FileOrder(blocks=[(int(bounds[i]), int(bounds[i + 1])) for i in by_first])
+    return FileOrder(positions=np.argsort(key, kind="stable"))
 
 
 def _one_chunk(column: pa.ChunkedArray) -> pa.Array:
@@ -1293,23 +1407,36 @@ def ingest_failures(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, int]
 
 def validate_table(con: duckdb.DuckDBPyConnection, runner: SuiteRunner, name: str, settings: Settings,
                    suites_dir: Path = EXPECTATIONS_DIR) -> tuple[TableValidation, pd.DataFrame]:
-    """Run one table's suite on its staging rows; returns the outcomes and the rows' sources.
-
-    The committed suite serves the built-in contract; a contract adjusted in evaluation.yaml
-    gets its suite built the same way, from the adjusted table. The share of failing rows counts
-    every stage: rows quarantined at ingest and rows of rejected files fail as surely as rows
-    failing an expectation.
-    """
-    table = settings.tables[name]
-    suite = load_suite(name, suites_dir) if table == TABLES[name] else build_suite(table)
-    distinct = _distinct_key(con, table)  # before the rows take their memory
-    _hand_back_duckdb_memory(con, settings)
-    data, sources = read_frame(con, table, suite, settings)
-    outcomes = runner.validate(suite, data, sources, distinct=distinct)
-    return TableValidation(name, data.num_rows, outcomes, settings.validation.max_failing_row_share,
-                           ingest_failures(con, name)), sources
+    """Run one table's suite on its staging rows; returns the outcomes and the rows' sources."""
+    rows = read_rows(con, name, settings, suites_dir)
+    data, failures = _completed(con, rows, settings)
+    return _checked(runner, rows, data, failures, settings), rows.sources
 
 
+def _completed(con: duckdb.DuckDBPyConnection, rows: StagedRows, settings: Settings,
+               rows_moved: bool = False) -> tuple[pa.Table, dict[str, int]]:
+    """The rows with their derived columns, and the table's rows that ingest kept out of staging.
+
+    Derived columns that came with the rows were computed on another connection, which sees staging
+    without this transaction's quarantine moves: they serve only while no rows have been moved."""
+    data = rows.with_derived
+    if data is None or rows_moved:
+        data = with_derived(con, rows)
+        _hand_back_duckdb_memory(con, settings)  # what the joins of the derived columns took
+    return data, ingest_failures(con, rows.table.name)
+
+
+def _checked(runner: SuiteRunner, rows: StagedRows, data: pa.Table, failures: dict[str, int],
+             settings: Settings) -> TableValidation:
+    """The suite's outcomes on the rows. The share of failing rows counts every stage: rows
+    quarantined at ingest and rows of rejected files fail as surely as rows failing an expectation."""
+    outcomes = runner.validate(rows.suite, data, rows.sources, distinct=rows.distinct)
+    return TableValidation(rows.table.name, data.num_rows, outcomes, settings.validation.max_failing_row_share,
+                           failures)
+
+
+# Rows of the tables read ahead, beyond the next one, while a table is checked.
+READ_AHEAD_ROWS = 600_000
 HAND_BACK_LIMIT = "64MB"
 
 
@@ -1340,14 +1467,17 @@ def _distinct_key(con: duckdb.DuckDBPyConnection, table: Table) -> tuple[str, ..
     if con.execute(f"SELECT count(*) FROM staging.{table.name}").fetchall()[0][0] < DISTINCT_KEY_ROWS:
         return ()
     key = ", ".join(table.key)
-    # Equal keys have equal hashes: when no hash repeats, no key does (grouping 8-byte hashes is
-    # cheaper than grouping the key's text). A repeated hash is counted again on the keys themselves.
-    for grouped in (f"hash({key})", key):
-        repeated = con.execute(f"SELECT count(*) FROM (SELECT {grouped} FROM staging.{table.name} "
+    # Equal keys have equal hashes: when no hash repeats, no key does. Sorting the 8-byte hashes
+    # in NumPy costs less than grouping them in DuckDB (let alone the key's text). A repeated hash
+    # is counted again on the keys themselves.
+    hashes = con.execute(f"SELECT hash({key}) AS key_hash FROM staging.{table.name}").fetchnumpy()["key_hash"]
+    hashes.sort()
+    repeated = bool((hashes[1:] == hashes[:-1]).any())
+    del hashes
+    if repeated:
+        repeated = con.execute(f"SELECT count(*) FROM (SELECT {key} FROM staging.{table.name} "
                                "GROUP BY ALL HAVING count(*) > 1)").fetchall()[0][0]
-        if not repeated:
-            return table.key
-    return ()
+    return () if repeated else table.key
 
 
 def validate_warehouse(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str | None = None,
@@ -1367,14 +1497,54 @@ def validate_warehouse(con: duckdb.DuckDBPyConnection, settings: Settings, run_i
     tables: dict[str, TableValidation] = {}
     quarantined: dict[str, int] = {}
     seconds: dict[str, float] = {}
+    names = validation_order()
+    # DuckDB reads the next table on another thread while Great Expectations (Python, one core)
+    # checks the current one. One DuckDB statement runs at a time (``duckdb_turn``): handing memory
+    # back lowers the database's memory limit under any query running then. The reading cursor
+    # sees staging as committed, without this transaction's quarantine moves: the same rows for
+    # the table it reads, as only tables already checked lose rows. Derived columns read other
+    # tables, so those it computes serve only while no rows have moved (``_completed``).
+    duckdb_turn = threading.Lock()
+    rows_moved = threading.Event()  # set once a table's quarantine has moved rows
     con.begin()
     try:
-        for name in validation_order():
-            started = time.perf_counter()
-            validation, sources = validate_table(con, runner, name, settings, suites_dir)
-            tables[name] = validation
-            quarantined[name] = quarantine(con, validation, sources, checked_at, settings.tables[name])
-            seconds[name] = time.perf_counter() - started
+        counts = {name: con.execute(f"SELECT count(*) FROM staging.{name}").fetchall()[0][0] for name in names}
+        with con.cursor() as reading, ThreadPoolExecutor(1, thread_name_prefix="validation-read") as ahead:
+            pending: dict[str, Future] = {}
+
+            def read_ahead(start: int) -> None:
+                """Start reading the table at ``start``, and the ones after it while their rows
+                together stay under READ_AHEAD_ROWS (small tables, read while a large one is checked)."""
+                waiting = 0
+                for name in names[start:]:
+                    waiting += counts[name]
+                    if name != names[start] and waiting > READ_AHEAD_ROWS:
+                        break
+                    if name not in pending:
+                        pending[name] = ahead.submit(read_rows, reading, name, settings, suites_dir, duckdb_turn,
+                                                     derive=lambda: not rows_moved.is_set())
+
+            try:
+                read_ahead(0)
+                for position, name in enumerate(names):
+                    started = time.perf_counter()
+                    rows = pending.pop(name).result()
+                    if position + 1 < len(names):  # read while this one is checked
+                        read_ahead(position + 1)
+                    with duckdb_turn:
+                        data, failures = _completed(con, rows, settings, rows_moved.is_set())
+                    tables[name] = _checked(runner, rows, data, failures, settings)
+                    sources, table = rows.sources, rows.table
+                    del data, rows  # Great Expectations is done with them
+                    with duckdb_turn:
+                        quarantined[name] = quarantine(con, tables[name], sources, checked_at, table)
+                    if quarantined[name]:
+                        rows_moved.set()
+                    seconds[name] = time.perf_counter() - started
+                    del sources
+            except BaseException:
+                ahead.shutdown(cancel_futures=True)  # no more reads for a validation that has stopped
+                raise
         blocked = any(v.blocked for v in tables.values())
         if blocked:
             con.rollback()
