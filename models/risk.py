@@ -110,6 +110,8 @@ def auc_delong(y, risk, conf_level: float = 0.95) -> AUCResult:
     below = np.empty(len(y))
     below[order] = _midranks(ordered) - np.where(positive, _scatter_midranks(ordered, positive),
                                                  _scatter_midranks(ordered, ~positive))
+    if np.isnan(ordered[-1]):  # a missing risk (sorted last) leaves no ranks, as in scipy's rankdata
+        below[:] = np.nan
     v10 = below[y] / n
     v01 = 1 - below[~y] / m
     auc = float(v10.mean())
