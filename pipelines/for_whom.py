@@ -94,10 +94,7 @@ def risk_people(con, settings: Settings) -> pd.DataFrame:
     columns = dict.fromkeys([*settings.covariates.all, "sex", "ethnic_group", "age_at_index"])
     con.execute(RISK_PEOPLE.format(columns=", ".join(f'"{name}"' for name in columns)))
     # Text columns as categoricals: no string object per person, no text compared in the design.
-    # Read through Arrow straight from the temporary table (no second copy of it, as
-    # wh.frame_with_categories would make).
-    people = pd.DataFrame(pandas_columns(con.sql("SELECT * EXCLUDE (person_id, index_date) FROM risk_people")
-                                         .to_arrow_table()), copy=False)
+    people = wh.frame_with_categories(con, "SELECT * EXCLUDE (person_id, index_date) FROM risk_people")
     # Quarters stay text: the model card names the first and last of them.
     return with_age_band(people.assign(index_quarter=people["index_quarter"].astype(object)), settings)
 
