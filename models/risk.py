@@ -95,22 +95,45 @@ def auc_delong(y, risk, conf_level: float = 0.95) -> AUCResult:
     Placement values: ``V10_i`` is the share of people without the outcome that positive i
     outranks, ``V01_j`` the share of positives that outrank negative j; Var(AUC) =
     var(V10)/m + var(V01)/n for m positives and n negatives. Computed from mid-ranks
-    (Sun & Xu 2014), without pairwise loops. The interval is AUC ± z SE, held to [0, 1].
+    (Sun & Xu 2014), without pairwise loops, from one sort of everyone: the positives' and the
+    negatives' own orders are that order's subsequences. The interval is AUC ± z SE, held to [0, 1].
     """
     y = _binary(y).astype(bool)
     risk = np.asarray(risk, dtype=float)
-    positives, negatives = risk[y], risk[~y]
-    m, n = len(positives), len(negatives)
+    m = int(np.count_nonzero(y))
+    n = len(y) - m
     if m == 0 or n == 0:
         return AUCResult(np.nan, np.nan, np.nan, np.nan)
-    combined = stats.rankdata(np.r_[positives, negatives])
-    v10 = (combined[:m] - stats.rankdata(positives)) / n
-    v01 = 1 - (combined[m:] - stats.rankdata(negatives)) / m
+    order = np.argsort(risk, kind="stable")
+    ordered, positive = risk[order], y[order]
+    # Mid-rank among everyone minus mid-rank among their own group: how many of the other group
+    # rank below (ties a half), put back in the people's order.
+    below = np.empty(len(y))
+    below[order] = _midranks(ordered) - np.where(positive, _scatter_midranks(ordered, positive),
+                                                 _scatter_midranks(ordered, ~positive))
+    if np.isnan(ordered[-1]):  # a missing risk (sorted last) leaves no ranks, as in scipy's rankdata
+        below[:] = np.nan
+    v10 = below[y] / n
+    v01 = 1 - below[~y] / m
     auc = float(v10.mean())
     variance = (v10.var(ddof=1) / m if m > 1 else 0.0) + (v01.var(ddof=1) / n if n > 1 else 0.0)
     se = float(np.sqrt(variance))
     z = _z(conf_level)
     return AUCResult(auc, se, max(0.0, auc - z * se), min(1.0, auc + z * se))
+
+
+def _midranks(ordered: np.ndarray) -> np.ndarray:
+    """Mid-ranks (1-based, ties averaged) of values already in ascending order, as scipy's rankdata."""
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], len(ordered)]
+    return np.repeat((starts + ends + 1) / 2, ends - starts)
+
+
+def _scatter_midranks(ordered: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """The mid-ranks of the ``members`` among themselves, at their places in ``ordered`` (0 elsewhere)."""
+    ranks = np.zeros(len(ordered))
+    ranks[members] = _midranks(ordered[members])
+    return ranks
 
 
 @dataclass(frozen=True)

@@ -220,6 +220,27 @@ def test_index_quarter_labels_the_cohort_period(con):
     ]
 
 
+def test_comparison_index_event_keeps_the_type_and_quarter_of_the_earliest_eligible_event(make_settings):
+    # Q's events, inserted latest first: 2018-12-31 (before the cohort period), 2019-02-01 with no
+    # index type, 2020-05-01 (community_sentence). The pool row is the 2019-02-01 event with its
+    # own (missing) type, not a later event's type.
+    connection = warehouse.connect(make_settings())
+    create_staging_tables(connection)
+    insert(connection, "programmes", [
+        {"programme_id": "P1", "name": "One", "programme_type": "peer_mentoring", "provider": "X"}])
+    insert(connection, "people", [person("Q")])
+    insert(connection, "index_events", [
+        index_event("Q", "2020-05-01", index_type="community_sentence"),
+        index_event("Q", "2019-02-01", index_type=None),
+        index_event("Q", "2018-12-31", index_type="custody_release"),
+    ])
+    analysis.build_table(connection, "enrolment_links")
+    analysis.build_table(connection, "cohort")
+    assert rows(connection, "SELECT person_id, treated, index_date, index_type, index_quarter FROM analysis.cohort") \
+        == [("Q", False, D("2019-02-01"), None, "2019Q1")]
+    connection.close()
+
+
 # --- fixed-window measures ----------------------------------------------------------------
 
 def test_offence_on_index_date_counts_and_offence_before_does_not(con):

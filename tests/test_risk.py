@@ -40,6 +40,23 @@ def test_delong_by_hand():
     assert np.isnan(auc_delong([0, 0], [0.1, 0.2]).auc)
 
 
+def test_delong_matches_the_pairwise_placements_with_ties():
+    # Every positive against every negative (ties a half), in the people's order: the definition
+    # the mid-rank computation shortcuts. Risks rounded to one decimal, so most values are tied.
+    rng = np.random.default_rng(3)
+    y = rng.random(400) < 0.35
+    risk = np.round(rng.random(400), 1)
+    positives, negatives = risk[y], risk[~y]
+    wins = (positives[:, None] > negatives[None, :]) + 0.5 * (positives[:, None] == negatives[None, :])
+    v10, v01 = wins.mean(axis=1), wins.mean(axis=0)
+    auc = auc_delong(y, risk)
+    assert auc.auc == pytest.approx(v10.mean(), rel=1e-12)
+    assert auc.se == pytest.approx(np.sqrt(v10.var(ddof=1) / len(positives) + v01.var(ddof=1) / len(negatives)),
+                                   rel=1e-12)
+    # A missing risk gives no AUC.
+    assert np.isnan(auc_delong([1, 0, 1, 0], [0.2, np.nan, 0.5, 0.1]).auc)
+
+
 def test_brier_bands_and_split():
     assert brier_score([1, 0, 1], [0.8, 0.3, 0.5]) == pytest.approx((0.04 + 0.09 + 0.25) / 3)
     assert [None if pd.isna(b) else b for b in risk_bands([0.0, 0.19, 0.2, 0.39, 0.4, np.nan], [0.2, 0.4])] == [

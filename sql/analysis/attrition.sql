@@ -27,21 +27,44 @@ with_eligible_event AS (
     FROM staging.index_events
     WHERE index_date BETWEEN getvariable('index_from') AND getvariable('index_to')
 ),
+-- Complete follow-up is read from the headline measures alone; the few complete rows missing a
+-- complete-case covariate are counted apart (incomplete_covariates), so the analysed count needs no
+-- join of every measure row with its covariates row.
 followed AS (
     SELECT
+        programme_id,
+        count(*) FILTER (WHERE treated) AS treated_in_cohort,
+        count(*) FILTER (WHERE treated AND complete) AS treated_complete,
+        count(*) FILTER (WHERE NOT treated) AS pool_in_cohort,
+        count(*) FILTER (WHERE NOT treated AND complete) AS pool_complete
+    FROM analysis.measures
+    WHERE window_months = getvariable('headline_months')
+    GROUP BY programme_id
+),
+-- People with complete follow-up but a complete-case covariate missing, by the first one missing.
+incomplete_covariates AS (
+    SELECT
         measure.programme_id,
-        count(*) FILTER (WHERE measure.treated) AS treated_in_cohort,
-        count(*) FILTER (WHERE measure.treated AND measure.complete) AS treated_complete,
-        count(*) FILTER (WHERE measure.treated AND measure.complete AND covariate.covariates_complete)
-            AS treated_analysed,
-        count(*) FILTER (WHERE NOT measure.treated) AS pool_in_cohort,
-        count(*) FILTER (WHERE NOT measure.treated AND measure.complete) AS pool_complete,
-        count(*) FILTER (WHERE NOT measure.treated AND measure.complete AND covariate.covariates_complete)
-            AS pool_analysed
+        measure.treated,
+        covariate.missing_covariate,
+        count(*) AS lost
     FROM analysis.measures AS measure
     JOIN analysis.covariates AS covariate USING (programme_id, person_id)
     WHERE measure.window_months = getvariable('headline_months')
-    GROUP BY measure.programme_id
+      AND measure.complete
+      AND NOT covariate.covariates_complete
+    GROUP BY ALL
+),
+analysed AS (
+    SELECT
+        followed.programme_id,
+        followed.treated_complete
+            - coalesce(sum(losses.lost) FILTER (WHERE losses.treated), 0) AS treated_analysed,
+        followed.pool_complete
+            - coalesce(sum(losses.lost) FILTER (WHERE NOT losses.treated), 0) AS pool_analysed
+    FROM followed
+    LEFT JOIN incomplete_covariates AS losses USING (programme_id)
+    GROUP BY followed.programme_id, followed.treated_complete, followed.pool_complete
 ),
 counts AS (
     SELECT
@@ -50,16 +73,17 @@ counts AS (
         coalesce(linked.people, 0) AS linked,
         coalesce(followed.treated_in_cohort, 0) AS treated_in_cohort,
         coalesce(followed.treated_complete, 0) AS treated_complete,
-        coalesce(followed.treated_analysed, 0) AS treated_analysed,
+        coalesce(analysed.treated_analysed, 0) AS treated_analysed,
         with_eligible_event.people AS with_eligible_event,
         coalesce(followed.pool_in_cohort, 0) AS pool_in_cohort,
         coalesce(followed.pool_complete, 0) AS pool_complete,
-        coalesce(followed.pool_analysed, 0) AS pool_analysed
+        coalesce(analysed.pool_analysed, 0) AS pool_analysed
     FROM staging.programmes AS programme
     CROSS JOIN with_eligible_event
     LEFT JOIN enrolled USING (programme_id)
     LEFT JOIN linked USING (programme_id)
     LEFT JOIN followed USING (programme_id)
+    LEFT JOIN analysed USING (programme_id)
 ),
 reasons AS (
     SELECT
@@ -96,17 +120,12 @@ steps AS (
 ),
 covariate_losses AS (
     SELECT
-        measure.programme_id,
-        CASE WHEN measure.treated THEN 'participants' ELSE 'comparison' END AS cohort_group,
-        covariate.missing_covariate AS covariate,
-        list_position(getvariable('complete_case_covariates'), covariate.missing_covariate) AS position,
-        count(*) AS lost
-    FROM analysis.measures AS measure
-    JOIN analysis.covariates AS covariate USING (programme_id, person_id)
-    WHERE measure.window_months = getvariable('headline_months')
-      AND measure.complete
-      AND covariate.missing_covariate IS NOT NULL
-    GROUP BY ALL
+        programme_id,
+        CASE WHEN treated THEN 'participants' ELSE 'comparison' END AS cohort_group,
+        missing_covariate AS covariate,
+        list_position(getvariable('complete_case_covariates'), missing_covariate) AS position,
+        lost
+    FROM incomplete_covariates
 ),
 covariate_steps AS (
     SELECT

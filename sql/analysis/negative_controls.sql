@@ -9,19 +9,26 @@
 -- matching the groups should differ on them only by chance; a difference signals a bias the
 -- covariates missed.
 CREATE OR REPLACE TABLE analysis.negative_controls AS
+-- Each index point's window bounds as dates, worked out once per point (a date minus an interval
+-- is a timestamp: compared with each offence date it would cast every offence date).
 WITH index_points AS (
-    SELECT DISTINCT person_id, index_date FROM analysis.cohort
+    SELECT
+        person_id,
+        index_date,
+        (index_date - INTERVAL 24 MONTH)::DATE AS from_24_months,
+        (index_date - INTERVAL 12 MONTH)::DATE AS from_12_months
+    FROM (SELECT DISTINCT person_id, index_date FROM analysis.cohort)
 ),
 before_index AS (
     SELECT
         point.person_id,
         point.index_date,
-        count(*) FILTER (WHERE offence.offence_date >= point.index_date - INTERVAL 12 MONTH) AS pre_offences_12,
-        bool_or(offence.offence_date < point.index_date - INTERVAL 12 MONTH) AS offended_24_12
+        count(*) FILTER (WHERE offence.offence_date >= point.from_12_months) AS pre_offences_12,
+        bool_or(offence.offence_date < point.from_12_months) AS offended_24_12
     FROM index_points AS point
     JOIN staging.offences AS offence
       ON offence.person_id = point.person_id
-     AND offence.offence_date >= point.index_date - INTERVAL 24 MONTH
+     AND offence.offence_date >= point.from_24_months
      AND offence.offence_date < point.index_date
      AND offence.proven_date < point.index_date
     GROUP BY point.person_id, point.index_date
