@@ -271,12 +271,13 @@ def fingerprint(context: dg.AssetExecutionContext, con: duckdb.DuckDBPyConnectio
 def programme_effects(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     settings = warehouse.settings
     programme_id = context.partition_key
-    # Each query in its own connection, closed after it: DuckDB gives its memory back when its
-    # database closes, so the worker's peak is that of one query, or of the models, not their sum.
+    # The reads in one connection, closed before the models run and the writes open another: DuckDB
+    # gives its memory back when its database closes, so the worker's peak is that of the reads, or of
+    # the models, not their sum (the name and fingerprint are small beside the cohort, and a
+    # connection of its own costs a database opening).
     with programme_connection(warehouse) as con:
         name = programme_name(con, programme_id)
         inputs = fingerprint(context, con, settings)
-    with programme_connection(warehouse) as con:
         people = read_cohort(con, settings, programme_id)
     result = evaluate_effects(
         programme_id, people, None, matching_spec(settings),
