@@ -13,7 +13,7 @@ from models.diagnostics import FAIL, WARNING, DesignDiagnostics, Thresholds, too
 from models.evaluation import STATUS_TOO_FEW_PARTICIPANTS, evaluate_diagnostics
 from pipelines.effects import fingerprint, matching_spec, programme_connection, with_programme
 from pipelines.partitions import (PROGRAMME_DIAGNOSTICS, PROGRAMME_EFFECTS, PROGRAMME_GROUP, PROGRAMMES,
-                                 existing_partition_file, partition_file, read_partition, write_partition)
+                                 analysed_people_file, existing_partition_file, read_partition, write_partition)
 from pipelines.resources import Warehouse
 
 DIAGNOSTICS = dg.AssetKey(["results", "diagnostics"])
@@ -24,19 +24,16 @@ CHECKS = {
     "diagnostics_status": "No study diagnostic failed, so every programme's headline effect is shown.",
 }
 
-# The people of the matched sample (weight above zero), with the headline measure and the negative
-# controls: no diagnostic reads the covariates or outcomes of the people left out of the matched
-# sample, whose participation and propensity scores come from the matched sets. In no order (the
-# diagnostics find each person by id); each table's programme is picked before the joins, so only
-# the people's ids and dates are matched.
+# The people of the matched sample (weight above zero) from the effects step's analysed_people file,
+# with their covariates, the headline measure and the negative controls: no diagnostic reads the
+# covariates or outcomes of the people left out of the matched sample, whose participation and
+# propensity scores come from the matched sets. In no order (the diagnostics find each person by
+# id); the controls' programme is picked before the join, so only the people's ids and dates are matched.
 MATCHED_SAMPLE = """
-    SELECT people.*, headline.reoffended, controls.pre_offences_12, controls.pre_offended_24_12
-    FROM (SELECT person_id FROM read_parquet($matched_sets) WHERE weight > 0) AS sets
-    JOIN (SELECT programme_id, person_id, index_date, COLUMNS(lambda c: list_contains(getvariable('covariates'), c))
-          FROM analysis.covariates WHERE programme_id = $programme_id) AS people USING (person_id)
-    JOIN (SELECT person_id, index_date, reoffended FROM analysis.measures
-          WHERE programme_id = $programme_id AND window_months = getvariable('headline_months')) AS headline
-      USING (person_id, index_date)
+    SELECT people.*, controls.pre_offences_12, controls.pre_offended_24_12
+    FROM (SELECT person_id, index_date::DATE AS index_date,
+                 COLUMNS(lambda c: list_contains(getvariable('covariates'), c)), reoffended
+          FROM read_parquet($people) WHERE weight > 0) AS people
     JOIN (SELECT person_id, index_date, pre_offences_12, pre_offended_24_12 FROM analysis.negative_controls
           WHERE programme_id = $programme_id) AS controls
       USING (person_id, index_date)
@@ -51,11 +48,12 @@ def read_matched_sets(con, settings, programme_id: str) -> pd.DataFrame:
     return table.to_pandas(types_mapper={pa.string(): pd.ArrowDtype(pa.string())}.get)
 
 
-def read_diagnostic_inputs(con, settings, programme_id: str) -> dict[str, pd.DataFrame]:
+def read_diagnostic_inputs(con, settings, programme_id: str, inputs: str) -> dict[str, pd.DataFrame]:
     """What the diagnostics of an estimated programme read: its matched sets, the matched sample
-    (MATCHED_SAMPLE) and its partition's balance and effects."""
-    sample = con.execute(MATCHED_SAMPLE, {"programme_id": programme_id, "matched_sets": str(
-        partition_file(settings, "matched_sets", programme_id))}).df()
+    (MATCHED_SAMPLE) and its partition's balance and effects; stops if the effects step's analysed_people
+    file is missing or not from ``inputs`` (analysed_people_file)."""
+    sample = con.execute(MATCHED_SAMPLE, {"programme_id": programme_id, "people": str(
+        analysed_people_file(settings, programme_id, inputs))}).df()
     return {"matched_sets": read_matched_sets(con, settings, programme_id), "sample": sample,
             **{table: read_partition(con, settings, table, programme_id) for table in ("balance", "effects")}}
 
@@ -120,8 +118,9 @@ def programme_study_diagnostics(context: dg.AssetExecutionContext, warehouse: Wa
     thresholds = Thresholds(**settings.diagnostics.model_dump())
     # The reads' connection is closed before the models run, so DuckDB's memory is given back first.
     with programme_connection(warehouse) as con:
+        inputs = fingerprint(context, con, settings)
         analysed = read_partition(con, settings, "programmes_analysed", programme_id).iloc[0]
-        read = read_diagnostic_inputs(con, settings, programme_id) if analysed["status"] == "ok" else None
+        read = read_diagnostic_inputs(con, settings, programme_id, inputs) if analysed["status"] == "ok" else None
     result = programme_diagnostics(programme_id, analysed["status"], analysed["message"],
                                    int(analysed["n_treated_analysed"]), read, settings, thresholds)
     del read
@@ -132,6 +131,5 @@ def programme_study_diagnostics(context: dg.AssetExecutionContext, warehouse: Wa
               if not frame.empty}
     with programme_connection(warehouse) as con:
         write_partition(con, settings, programme_id, TABLES, frames)
-        inputs = fingerprint(context, con, settings)
     return dg.MaterializeResult(metadata={"headline": "withheld" if result.withheld else "shown",
                                           "input_fingerprint": inputs})

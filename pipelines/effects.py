@@ -1,7 +1,7 @@
 """Matched comparison, effects and survival, one programme partition at a time: read the analysis
 tables (read-only), call models/, write the programme's result frames (see pipelines/partitions.py)."""
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,38 +17,36 @@ from desist import warehouse as wh
 from desist.analysis import ANALYSED_PEOPLE, unanalysed_reason
 from desist.config import Settings
 from models.evaluation import MEASURES, MatchingSpec, evaluate_effects, evaluate_survival
-from pipelines.partitions import (FINGERPRINT_TAG, PROGRAMME_EFFECTS, PROGRAMME_GROUP, PROGRAMME_SURVIVAL,
-                                 PROGRAMMES, existing_partition_file, programme_fingerprints, read_partition,
-                                 write_partition)
+from pipelines.partitions import (ANALYSED_PEOPLE_FILE, FINGERPRINT_TAG, PROGRAMME_EFFECTS, PROGRAMME_GROUP,
+                                 PROGRAMME_SURVIVAL, PROGRAMMES, analysed_people_file, programme_fingerprints,
+                                 read_partition, write_partition)
 from pipelines.resources import Warehouse, release_free_memory
 
 EFFECT_TABLES = ("programmes_analysed", "propensity_model", "matched_sets", "balance", "sample_sizes",
                  "unmatched", "effects")
 SURVIVAL_TABLES = ("km_curves", "km_horizons", "logrank", "cox", "ph_tests", "rmst")
-# The survival analysis takes its people from the effects step's matched_sets file, which holds
-# everyone analysed (weight 0 where unmatched), in one read: everyone with the treatment, weight,
-# matched set, the configured covariates (for the adjusted model on the whole cohort) and the
-# survival pair, numbered by their row in the file (`row`), with the person id only where the
+# The survival analysis takes its people from the effects step's file of everyone it analysed
+# (:func:`analysed_people`: weight 0 where unmatched), in one read: everyone with the treatment,
+# weight, matched set, the configured covariates (for the adjusted model on the whole cohort) and
+# the survival pair, numbered by their row in the file (`row`), with the person id only where the
 # person is in the matched sample (the matched analyses' clusters after matching with
 # replacement). Unordered: :func:`read_survival_cohort` orders the rows in NumPy by time and
 # row number, far cheaper than sorting in DuckDB.
-MATCHED_SURVIVAL = """
-    SELECT sets.file_row_number AS row, CASE WHEN sets.weight > 0 THEN sets.person_id END AS person_id,
-           sets.treated, sets.weight, sets.subclass, COLUMNS(lambda c: list_contains(getvariable('covariates'), c)),
-           survival.time_days, survival.event
-    FROM read_parquet($matched_sets, file_row_number = true) AS sets
-    JOIN (SELECT * EXCLUDE (treated) FROM analysis.covariates WHERE programme_id = $programme_id) AS covariates
-      USING (person_id)
+ANALYSED_SURVIVAL = """
+    SELECT people.file_row_number AS row, CASE WHEN people.weight > 0 THEN people.person_id END AS person_id,
+           people.treated, people.weight, people.subclass,
+           COLUMNS(lambda c: list_contains(getvariable('covariates'), c)), survival.time_days, survival.event
+    FROM read_parquet($people, file_row_number = true) AS people
     JOIN (SELECT person_id, time_days, event FROM analysis.survival WHERE programme_id = $programme_id) AS survival
       USING (person_id)
 """
 
 
 # The people analysed (desist.analysis.ANALYSED_PEOPLE, in its order) with only the columns the
-# models read: person_id, treated and the configured covariates.
+# models read: person_id, treated and the configured covariates (and the `{extra}` columns asked for).
 ANALYSED_COVARIATES = """
     SELECT covariates.person_id, covariates.treated,
-           COLUMNS(lambda c: list_contains(getvariable('covariates'), c))
+           COLUMNS(lambda c: list_contains(getvariable('covariates'), c)){extra}
     FROM analysis.covariates AS covariates
     SEMI JOIN (SELECT programme_id, person_id, index_date FROM analysis.measures
                WHERE programme_id = $programme_id AND window_months = getvariable('headline_months')
@@ -69,10 +67,12 @@ ANALYSED_MEASURES = f"""
 """
 
 
-def read_cohort(con: duckdb.DuckDBPyConnection, settings: Settings, programme_id: str) -> pd.DataFrame:
+def read_cohort(con: duckdb.DuckDBPyConnection, settings: Settings, programme_id: str,
+                extra: Sequence[str] = ()) -> pd.DataFrame:
     """One programme's people analysed with each measure of each follow-up window as a float32 column
     ``<measure>_<window>`` (missing where the person has no row for the window), as
-    models.evaluation._measures_wide lays them out.
+    models.evaluation._measures_wide lays them out; ``extra``: columns of analysis.covariates read
+    besides the configured covariates (after them).
 
     Read through Arrow so no Python object is made per person and value: text covariates arrive
     as pandas categoricals (levels sorted, as pandas orders text), person ids as Arrow strings,
@@ -80,7 +80,8 @@ def read_cohort(con: duckdb.DuckDBPyConnection, settings: Settings, programme_id
     DuckDB's ``.df()`` gives them). The measures are streamed into their columns by row number,
     so the long measure rows are never held whole."""
     where = {"programme_id": programme_id}
-    table = con.sql(ANALYSED_COVARIATES, params=where).to_arrow_table()
+    table = con.sql(ANALYSED_COVARIATES.format(extra="".join(f", covariates.{wh.quoted(name)}" for name in extra)),
+                    params=where).to_arrow_table()
     person_ids = table.column("person_id")
     if len(person_ids) > 1 and pc.any(pc.equal(person_ids[1:], person_ids[:-1])).as_py():
         raise dg.Failure(description=f"programme {programme_id}: analysis.covariates holds more than one "
@@ -193,14 +194,15 @@ def matching_spec(settings: Settings) -> MatchingSpec:
     )
 
 
-def read_everyone_analysed(con: duckdb.DuckDBPyConnection, query: str, programme_id: str, matched_sets: Path,
+def read_everyone_analysed(con: duckdb.DuckDBPyConnection, query: str, programme_id: str, people: Path,
                            tables: str) -> tuple[pa.Table, np.ndarray]:
-    """The rows of ``query``, which gives everyone of the programme's matched_sets file numbered by
-    their row in the file (``row``), and those row numbers, read through Arrow (no sorting of text
-    in DuckDB, no Python object per person). Stops, naming the programme and ``tables``, unless
-    every person of the file has exactly one row."""
-    table = con.sql(query, params={"programme_id": programme_id, "matched_sets": str(matched_sets)}).to_arrow_table()
-    n_analysed = pq.ParquetFile(matched_sets).metadata.num_rows
+    """The rows of ``query``, which gives everyone of the programme's analysed_people file (``$people``:
+    :func:`analysed_people`) numbered by their row in the file (``row``), and those row numbers, read
+    through Arrow (no sorting of text in DuckDB, no Python object per person). Stops, naming the
+    programme and ``tables``, unless every person of the file has exactly one row."""
+    params = {"people": str(people)} | ({"programme_id": programme_id} if "$programme_id" in query else {})
+    table = con.sql(query, params=params).to_arrow_table()
+    n_analysed = pq.ParquetFile(people).metadata.num_rows
     rows = table.column("row").to_numpy()
     per_row = np.bincount(rows, minlength=n_analysed)
     missing, doubled = int((per_row == 0).sum()), int((per_row > 1).sum())
@@ -212,11 +214,10 @@ def read_everyone_analysed(con: duckdb.DuckDBPyConnection, query: str, programme
     return table.drop_columns("row"), rows
 
 
-def read_survival_cohort(con: duckdb.DuckDBPyConnection, programme_id: str, matched_sets: Path) -> pd.DataFrame:
-    """Everyone analysed (MATCHED_SURVIVAL) in time order, text covariates as categoricals (see
+def read_survival_cohort(con: duckdb.DuckDBPyConnection, programme_id: str, people: Path) -> pd.DataFrame:
+    """Everyone analysed (ANALYSED_SURVIVAL) in time order, text covariates as categoricals (see
     :func:`read_cohort`)."""
-    table, rows = read_everyone_analysed(con, MATCHED_SURVIVAL, programme_id, matched_sets,
-                                         "analysis.survival or analysis.covariates")
+    table, rows = read_everyone_analysed(con, ANALYSED_SURVIVAL, programme_id, people, "analysis.survival")
     # In time order, ties in file order: the Cox fits sum over risk sets in time order (their design
     # needs no reordering copy), and the order does not depend on how DuckDB's threads met.
     in_time_order = np.lexsort((rows, table.column("time_days").to_numpy()))
@@ -224,6 +225,34 @@ def read_survival_cohort(con: duckdb.DuckDBPyConnection, programme_id: str, matc
     # would cost more than the models read of them).
     return pd.DataFrame({name: values[in_time_order] for name, values in pandas_columns(table).items()},
                         copy=False)
+
+
+def analysed_people_extra(settings: Settings) -> list[str]:
+    """The columns of analysis.covariates the programme's later steps read besides the covariates: the
+    index date (their other tables' rows are found by it), the age and the subgroups' and exact
+    matching's other columns."""
+    names = ["index_date", "age_at_index", *settings.subgroups.variables, *settings.matching.exact]
+    return [name for name in dict.fromkeys(names)
+            if name not in ("age_band", "risk_band") and name not in settings.covariates.all]
+
+
+def analysed_people(programme_id: str, people: pd.DataFrame, extra: dict[str, pd.Series],
+                    matched_sets: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """Everyone analysed, as the programme's later steps read them (ANALYSED_PEOPLE_FILE), in the order
+    of the matched_sets file: its columns, the covariates, :func:`analysed_people_extra` (from
+    ``people`` or ``extra``, the columns read besides the models') and the headline measure as
+    ``reoffended``. Stops unless ``people`` (read_cohort's frame) holds the matched sets' people in
+    their order."""
+    person_ids = pa.array(matched_sets["person_id"].array)
+    if len(person_ids) != len(people) or not pc.all(pc.equal(person_ids, pa.array(people["person_id"].array))).as_py():
+        raise dg.Failure(description=f"programme {programme_id}: the matched sets do not hold the people "
+                                     "analysed in their order")
+    columns = {name: people[name] for name in settings.covariates.all} | extra
+    return pd.DataFrame(
+        {**{name: matched_sets[name].array for name in matched_sets.columns},
+         **{name: values.array for name, values in columns.items()},
+         "reoffended": people[f"reoffended_{settings.follow_up.headline_months}"].to_numpy().astype(np.int32)},
+        copy=False)
 
 
 def write_results(con: duckdb.DuckDBPyConnection, schema_sql: str, frames: dict[str, list[pd.DataFrame]]) -> None:
@@ -271,20 +300,26 @@ def fingerprint(context: dg.AssetExecutionContext, con: duckdb.DuckDBPyConnectio
 def programme_effects(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     settings = warehouse.settings
     programme_id = context.partition_key
-    # Each query in its own connection, closed after it: DuckDB gives its memory back when its
-    # database closes, so the worker's peak is that of one query, or of the models, not their sum.
+    # The reads in one connection, closed before the models run and the writes open another: DuckDB
+    # gives its memory back when its database closes, so the worker's peak is that of the reads, or of
+    # the models, not their sum (the name and fingerprint are small beside the cohort, and a
+    # connection of its own costs a database opening).
     with programme_connection(warehouse) as con:
         name = programme_name(con, programme_id)
         inputs = fingerprint(context, con, settings)
-    with programme_connection(warehouse) as con:
-        people = read_cohort(con, settings, programme_id)
+        people = read_cohort(con, settings, programme_id, extra=analysed_people_extra(settings))
+    # The later steps' columns are kept aside: the models get the frame they always did.
+    extra = {name: people.pop(name) for name in analysed_people_extra(settings)}
     result = evaluate_effects(
         programme_id, people, None, matching_spec(settings),
         windows=settings.follow_up.windows_months, headline_window=settings.follow_up.headline_months,
         min_treated=settings.diagnostics.min_participants,
     )
     n_treated, n_people = int(people["treated"].sum()), len(people)
-    del people
+    # The people's columns the later steps read, framed without copying; the rest (the outcomes) let go.
+    shared = (analysed_people(programme_id, people, extra, result.matched_sets, settings)
+              if result.status == "ok" else None)
+    del people, extra
     context.log.info(f"{programme_id}: {result.status}; {n_treated} participants analysed of {n_people}")
     with programme_connection(warehouse) as con:
         if result.status == "not_estimated":
@@ -296,6 +331,9 @@ def programme_effects(context: dg.AssetExecutionContext, warehouse: Warehouse) -
         })}
         frames |= {table: with_programme(getattr(result, table), programme_id) for table in EFFECT_TABLES[1:]}
         write_partition(con, settings, programme_id, EFFECT_TABLES, frames)
+        # Written last and tied to the inputs: a later step finding it missing or from other inputs stops.
+        write_partition(con, settings, programme_id, (ANALYSED_PEOPLE_FILE,), {ANALYSED_PEOPLE_FILE: shared}, inputs)
+    del shared
     balance = frames["balance"]
     after = balance.loc[balance["stage"] == "after", "smd"].abs() if not balance.empty else pd.Series(dtype=float)
     return dg.MaterializeResult(metadata={
@@ -319,11 +357,11 @@ def programme_survival(context: dg.AssetExecutionContext, warehouse: Warehouse) 
     programme_id = context.partition_key
     # The read's connection is closed before the models run, so DuckDB's memory is given back first.
     with programme_connection(warehouse) as con:
+        inputs = fingerprint(context, con, settings)
         analysed = read_partition(con, settings, "programmes_analysed", programme_id)
         estimated = bool((analysed["status"] == "ok").all())
         if estimated:
-            cohort = read_survival_cohort(con, programme_id,
-                                          existing_partition_file(settings, "matched_sets", programme_id))
+            cohort = read_survival_cohort(con, programme_id, analysed_people_file(settings, programme_id, inputs))
     frames = {}
     if estimated:
         result = evaluate_survival(
@@ -337,5 +375,4 @@ def programme_survival(context: dg.AssetExecutionContext, warehouse: Warehouse) 
         context.log.info(f"{programme_id}: not estimated, so no survival analysis")
     with programme_connection(warehouse) as con:
         write_partition(con, settings, programme_id, SURVIVAL_TABLES, frames)
-        inputs = fingerprint(context, con, settings)
     return dg.MaterializeResult(metadata={"estimated": estimated, "input_fingerprint": inputs})

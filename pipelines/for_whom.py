@@ -10,7 +10,7 @@ from models.subgroups import age_bands, subgroup_effects
 from pipelines.effects import (fingerprint, matching_spec, pandas_columns, programme_connection,
                                read_everyone_analysed, with_programme, write_results)
 from pipelines.partitions import (PROGRAMME_EFFECTS, PROGRAMME_GROUP, PROGRAMME_SUBGROUP_EFFECTS, PROGRAMMES,
-                                 existing_partition_file, read_partition, write_partition)
+                                 analysed_people_file, read_partition, write_partition)
 from pipelines.resources import WAREHOUSE_POOL, Warehouse
 
 RISK_TABLES = ("risk_model_status", "risk_coefficients", "risk_performance", "risk_calibration", "risk_fairness",
@@ -58,30 +58,28 @@ RISK_PEOPLE = """
 
 
 def subgroup_people(settings: Settings) -> str:
-    """Everyone the effects step analysed (its matched_sets file), numbered by their row there (as they
-    were matched: :func:`read_subgroup_people` puts them back in that order): the treatment, the
+    """Everyone the effects step analysed (its analysed_people file), numbered by their row there (as
+    they were matched: :func:`read_subgroup_people` puts them back in that order): the treatment, the
     matching distance, the headline outcome, the age (for the age band), the risk band and only the
     other columns the subgroups and the exact matching need."""
     others = [name for name in [*settings.subgroups.variables, *settings.matching.exact]
               if name not in ("age_band", "risk_band", "age_at_index")]
-    columns = "".join(f", covariates.{wh.quoted(name)}" for name in dict.fromkeys(others))
+    columns = "".join(f", people.{wh.quoted(name)}" for name in dict.fromkeys(others))
     return f"""
-        SELECT sets.file_row_number AS row, sets.treated, sets.logit_score, headline.reoffended::DOUBLE AS outcome,
-               covariates.age_at_index, scores.risk_band{columns}
-        FROM read_parquet($matched_sets, file_row_number = true) AS sets
-        JOIN (SELECT * FROM analysis.covariates WHERE programme_id = $programme_id) AS covariates USING (person_id)
-        JOIN (SELECT person_id, index_date, reoffended FROM analysis.measures
-              WHERE programme_id = $programme_id AND window_months = getvariable('headline_months')) AS headline
-          USING (person_id, index_date)
+        SELECT people.file_row_number AS row, people.treated, people.logit_score,
+               people.reoffended::DOUBLE AS outcome, people.age_at_index, scores.risk_band{columns}
+        FROM (SELECT * REPLACE (index_date::DATE AS index_date)
+              FROM read_parquet($people, file_row_number = true)) AS people
         LEFT JOIN results.risk_scores AS scores USING (person_id, index_date)
     """
 
 
-def read_subgroup_people(con, settings: Settings, programme_id: str) -> pd.DataFrame:
-    """:func:`subgroup_people` in the order of the matched_sets file, text columns as categoricals."""
-    path = existing_partition_file(settings, "matched_sets", programme_id)
+def read_subgroup_people(con, settings: Settings, programme_id: str, inputs: str) -> pd.DataFrame:
+    """:func:`subgroup_people` in the order of the matched_sets file, text columns as categoricals; stops
+    if the effects step's analysed_people file is missing or not from ``inputs`` (analysed_people_file)."""
+    path = analysed_people_file(settings, programme_id, inputs)
     table, rows = read_everyone_analysed(con, subgroup_people(settings), programme_id, path,
-                                         "analysis.covariates or the headline rows of analysis.measures")
+                                         "results.risk_scores")
     in_file_order = np.empty(len(rows), dtype=np.int64)
     in_file_order[rows] = np.arange(len(rows))
     return pd.DataFrame({name: values[in_file_order] for name, values in pandas_columns(table).items()},
@@ -174,10 +172,11 @@ def programme_subgroup_effects(context: dg.AssetExecutionContext, warehouse: War
     frames: dict[str, pd.DataFrame] = {}
     # The read's connection is closed before the matching runs, so DuckDB's memory is given back first.
     with programme_connection(warehouse) as con:
+        inputs = fingerprint(context, con, settings)
         analysed = read_partition(con, settings, "programmes_analysed", programme_id)
         estimated = bool((analysed["status"] == "ok").all())
         if estimated:
-            people = read_subgroup_people(con, settings, programme_id)
+            people = read_subgroup_people(con, settings, programme_id, inputs)
     if estimated:
         people = with_age_band(people, settings).assign(
             risk_band=lambda f: pd.Categorical(f["risk_band"], categories=BANDS))
@@ -195,7 +194,6 @@ def programme_subgroup_effects(context: dg.AssetExecutionContext, warehouse: War
                   for table, frame in zip(SUBGROUP_TABLES, (result.effects, result.heterogeneity))}
     with programme_connection(warehouse) as con:
         write_partition(con, settings, programme_id, SUBGROUP_TABLES, frames)
-        inputs = fingerprint(context, con, settings)
     return dg.MaterializeResult(metadata={"estimated": estimated, "input_fingerprint": inputs})
 
 

@@ -17,6 +17,7 @@ from urllib.parse import quote
 import dagster as dg
 import duckdb
 import pandas as pd
+import pyarrow.parquet as pq
 
 from desist import provenance
 from desist import warehouse as wh
@@ -34,10 +35,16 @@ FINGERPRINT_TAG = "desist/input_fingerprint"
 # The tag of the publish run `desist run` starts after its plan: every programme's fingerprint and the state of
 # the warehouse files they were hashed from (planned_fingerprints).
 PLANNED_FINGERPRINTS_TAG = "desist/planned_fingerprints"
+# The effects step's private file of everyone it analysed (in its matched_sets file's order), which the
+# programme's later steps read instead of the analysis tables it was read from; not a results table.
+ANALYSED_PEOPLE_FILE = "analysed_people"
+# The Parquet key holding the input fingerprint the file was written from.
+FINGERPRINT_KEY = b"desist_input_fingerprint"
 
 
 def partitions_folder(settings: Settings) -> Path:
-    """data/warehouse_partitions beside data/warehouse.duckdb: one folder per results table."""
+    """data/warehouse_partitions beside data/warehouse.duckdb: one folder per results table (and
+    ANALYSED_PEOPLE_FILE)."""
     warehouse = Path(settings.paths.warehouse)
     return warehouse.with_name(f"{warehouse.stem}_partitions")
 
@@ -47,9 +54,11 @@ def partition_file(settings: Settings, table: str, programme_id: str) -> Path:
 
 
 def write_partition(con: duckdb.DuckDBPyConnection, settings: Settings, programme_id: str,
-                    tables: tuple[str, ...], frames: dict[str, pd.DataFrame]) -> None:
+                    tables: tuple[str, ...], frames: dict[str, pd.DataFrame], inputs: str | None = None) -> None:
     """The programme's Parquet file of each of a step's tables: written under a temporary name and
-    renamed, so a reader never sees half a file; a table with no rows this time loses its old file."""
+    renamed, so a reader never sees half a file; a table with no rows this time loses its old file.
+    ``inputs``, an input fingerprint, is kept in each file's metadata (FINGERPRINT_KEY)."""
+    metadata = "" if inputs is None else f", KV_METADATA {{{FINGERPRINT_KEY.decode()}: '{inputs}'}}"
     for table in tables:
         path = partition_file(settings, table, programme_id)
         frame = frames.get(table)
@@ -60,7 +69,7 @@ def write_partition(con: duckdb.DuckDBPyConnection, settings: Settings, programm
         partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
         with con.cursor() as writer:  # its own statement state: the caller may hold an unfinished result
             writer.register("partition_frame", frame)
-            writer.execute(f"COPY (SELECT * FROM partition_frame) TO '{partial}' (FORMAT parquet)")
+            writer.execute(f"COPY (SELECT * FROM partition_frame) TO '{partial}' (FORMAT parquet{metadata})")
         try:
             os.replace(partial, path)
         finally:
@@ -73,6 +82,18 @@ def existing_partition_file(settings: Settings, table: str, programme_id: str) -
     if not path.exists():
         raise dg.Failure(description=f"programme {programme_id}: {path} is missing (the step that writes "
                                      f"{table} has not run for it)")
+    return path
+
+
+def analysed_people_file(settings: Settings, programme_id: str, inputs: str) -> Path:
+    """The effects step's file of the people it analysed (ANALYSED_PEOPLE_FILE); stops, naming the
+    programme, if it is missing or was written from inputs other than ``inputs`` (this run's fingerprint)."""
+    path = existing_partition_file(settings, ANALYSED_PEOPLE_FILE, programme_id)
+    written_from = (pq.read_metadata(path).metadata or {}).get(FINGERPRINT_KEY, b"").decode()
+    if written_from != inputs:
+        raise dg.Failure(description=f"programme {programme_id}: {path} was written from other inputs "
+                                     f"(fingerprint {written_from or 'none'}, this run's {inputs}): "
+                                     "run the programme's effects step again")
     return path
 
 

@@ -18,7 +18,7 @@ from desist.config import load_settings, write_settings
 from models.diagnostics import Thresholds
 from models.evaluation import _measures_wide, evaluate_diagnostics, evaluate_effects
 from pipelines.diagnostics import MATCHED_SAMPLE
-from pipelines.effects import ANALYSED_PEOPLE, matching_spec, read_cohort
+from pipelines.effects import ANALYSED_PEOPLE, analysed_people, analysed_people_extra, matching_spec, read_cohort
 
 MEASURES = ("SELECT person_id, window_months, reoffended, frequency, days_to_first, custodial_reoffence "
             "FROM analysis.measures WHERE programme_id = $programme_id")
@@ -122,16 +122,18 @@ def test_a_measure_too_large_for_its_float32_column_stops_the_read(sample_wareho
 
 def test_diagnostics_from_the_matched_sample_equal_those_from_everyone(sample_warehouse, tmp_path):
     settings, con = sample_warehouse
-    people, measures = plain_read(con, settings, "P02")
     # Without the covariate with gaps: the doubly robust model takes the covariates as they are.
     spec = replace(matching_spec(settings), missing_indicator=(),
                    covariates=[name for name in settings.covariates.all if name != "risk_score"])
-    effects = evaluate_effects("P02", people, measures, spec, windows=settings.follow_up.windows_months,
+    # The matched sample as the effects step leaves it: its analysed_people file.
+    cohort = read_cohort(con, settings, "P02", extra=analysed_people_extra(settings))
+    extra = {name: cohort.pop(name) for name in analysed_people_extra(settings)}
+    effects = evaluate_effects("P02", cohort, None, spec, windows=settings.follow_up.windows_months,
                                headline_window=settings.follow_up.headline_months)
-    path = tmp_path / "matched_sets.parquet"
-    con.register("sets", effects.matched_sets)
-    con.execute(f"COPY (SELECT * FROM sets) TO '{path}' (FORMAT parquet)")
-    con.unregister("sets")
+    path = tmp_path / "analysed_people.parquet"
+    con.register("people", analysed_people("P02", cohort, extra, effects.matched_sets, settings))
+    con.execute(f"COPY (SELECT * FROM people) TO '{path}' (FORMAT parquet)")
+    con.unregister("people")
     everyone = con.execute(
         f"SELECT people.*, headline.reoffended, controls.pre_offences_12, controls.pre_offended_24_12 "
         f"FROM ({ANALYSED_PEOPLE}) AS people "
@@ -139,7 +141,7 @@ def test_diagnostics_from_the_matched_sample_equal_those_from_everyone(sample_wa
         "JOIN analysis.negative_controls AS controls USING (programme_id, person_id, index_date) "
         "WHERE headline.window_months = getvariable('headline_months') ORDER BY people.person_id",
         {"programme_id": "P02"}).df()
-    sample = con.execute(MATCHED_SAMPLE, {"programme_id": "P02", "matched_sets": str(path)}).df()
+    sample = con.execute(MATCHED_SAMPLE, {"programme_id": "P02", "people": str(path)}).df()
     assert len(sample) == int((effects.matched_sets["weight"] > 0).sum()) < len(everyone)
 
     arguments = (effects.matched_sets, effects.balance, effects.effects, spec, settings.follow_up.headline_months,
