@@ -2,15 +2,16 @@
 
 For each size: generates the extract once (`desist generate`, in a child process, cached in
 --work), measures the scan floor - one DuckDB pass reading every column of every landing file,
-as CSV and as Parquet copies - then runs the pipeline exactly as `desist run` does
-(``desist.cli.run_pipeline``, in a fresh warehouse and a fresh Dagster instance) while a sampler
-thread reads, every 50 ms, the memory (proportional set size, so pages shared by forked
-processes count once; see Sampler) and CPU time of this process and its children from /proc. Every step of every run the instance recorded (STEP_START to STEP_SUCCESS/FAILURE
+as CSV and as Parquet copies - then runs `desist run` in a new process, as a user does (a fresh
+interpreter, warehouse and Dagster instance for every run, so a repeated run pays its imports and
+start-up again), while a sampler thread reads, every 50 ms, the memory (proportional set size, so
+pages shared by forked processes count once; see Sampler) and CPU time of that process and its
+children from /proc. Every step of every run the instance recorded (STEP_START to STEP_SUCCESS/FAILURE
 in the event log) gets its wall time, CPU time, peak memory and its ratio to the CSV scan floor.
 Steps that run at the same time (programme partitions, one per programme) share the samples of
 their windows, so their CPU and peak memory are those of every process running then. The time
 outside every step is printed too, and the part of it before the first run was created (imports,
-the Dagster instance, the definitions).
+the interpreter, the Dagster instance, the definitions).
 
 Ends with the targets, each PASS or FAIL: 1,000,000 people end to end under 60 s with peak
 memory under 2 GB, 100,000 people under 15 s, and CPU time above wall time (both cores used).
@@ -33,9 +34,10 @@ from pathlib import Path
 
 import duckdb
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT))
 
-from desist.config import load_settings, write_settings  # noqa: E402
+from desist.config import write_settings  # noqa: E402
 from desist.warehouse import quoted  # noqa: E402
 
 SAMPLE_SECONDS = 0.05
@@ -93,7 +95,7 @@ def _proportional_mb(pid: int) -> float | None:
 
 
 class Sampler(threading.Thread):
-    """Samples (time, memory MB (PSS), CPU seconds) of this process and its live children.
+    """Samples (time, memory MB (PSS), CPU seconds) of this process's live children (the run and its workers).
 
     Memory is the proportional set size (PSS), not RSS: the programme workers are forked from one
     server process and share its pages (the imported libraries), which RSS would count once per
@@ -115,18 +117,15 @@ class Sampler(threading.Thread):
         read_shared = now - self._shared_read_at >= PSS_SECONDS
         if read_shared:
             self._shared_read_at = now
-        memory = cpu = 0.0
-        for pid in [os.getpid(), *_descendants(os.getpid())]:
+        memory = 0.0
+        for pid in _descendants(os.getpid()):
             resident, pid_cpu = _usage(pid)
             if read_shared and (proportional := _proportional_mb(pid)) is not None:
                 self._shared_mb[pid] = max(0.0, resident - proportional)
             memory += max(0.0, resident - self._shared_mb.get(pid, 0.0))
-            if pid == os.getpid():
-                cpu += pid_cpu
-            else:
-                # CPU of children that have exited still counts: keep the last value seen of each.
-                self._finished_children_cpu[pid] = max(pid_cpu, self._finished_children_cpu.get(pid, 0.0))
-        self.samples.append((now, memory, cpu + sum(self._finished_children_cpu.values())))
+            # CPU of children that have exited still counts: keep the last value seen of each.
+            self._finished_children_cpu[pid] = max(pid_cpu, self._finished_children_cpu.get(pid, 0.0))
+        self.samples.append((now, memory, sum(self._finished_children_cpu.values())))
 
     def run(self) -> None:
         while not self._stopping.is_set():
@@ -240,27 +239,30 @@ def covered_seconds(windows: list[tuple[float, float]]) -> float:
 
 
 def run_once(work: Path, extract: Path, people: int, attempt: int) -> Measured:
-    """`desist run` on the extract in a fresh warehouse and Dagster instance, with every step measured."""
+    """`desist run` on the extract, in a new process with a fresh warehouse and Dagster instance, with
+    every step measured."""
     import dagster as dg
-
-    from desist.cli import run_pipeline
 
     folder = work / f"run-{people}-{attempt}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    settings = load_settings(write_settings(folder, extract))
+    config = write_settings(folder, extract)
     previous_home = os.environ.get("DAGSTER_HOME")
     os.environ["DAGSTER_HOME"] = str(folder / "dagster_home")
     sampler = Sampler()
     sampler.start()
     started = time.time()
     try:
-        ok, _run_id, reason = run_pipeline(settings)
+        with open(folder / "desist-run.out", "w") as out:
+            finished = subprocess.run([sys.executable, "-m", "desist.cli", "run", "--config", str(config)],
+                                      cwd=PROJECT, stdout=out, stderr=subprocess.PIPE, text=True)
     finally:
         ended = time.time()
         sampler.stop()
+    errors = finished.stderr.strip().splitlines()
+    reason = ([line for line in errors if line.startswith("desist: run failed")] or errors[-1:] or [""])[0]
     cpu, peak = sampler.window(started, ended)
-    measured = Measured(ok, reason, ended - started, cpu, peak)
+    measured = Measured(finished.returncode == 0, reason, ended - started, cpu, peak)
     with dg.DagsterInstance.get() as instance:
         windows = step_windows(instance)
         created = [record.create_timestamp.timestamp() for record in instance.get_run_records()]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import signal
 import sys
@@ -267,5 +268,18 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The `desist` command: ``main``, then exit.
+
+    Before exiting, every object is moved out of the garbage collector's reach (``gc.freeze``): the
+    interpreter's exit otherwise collects across every module a run imported (Dagster, Great
+    Expectations, pandas), 1.3 s after a 100,000-person run. The exit handlers still run (logs are
+    flushed) and the commands close their own files and databases, so nothing waits on a finaliser.
+    """
+    code = main()
+    gc.freeze()
+    raise SystemExit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()

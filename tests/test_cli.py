@@ -122,6 +122,20 @@ def test_a_missing_settings_file_is_one_line_and_exit_code_2(tmp_path):
     assert run.stderr.startswith("desist: ") and str(missing) in run.stderr
 
 
+def test_the_command_exits_with_mains_code_after_freezing_the_collector(tmp_path):
+    # What the exit handlers see: every object frozen (the interpreter's exit then has nothing to
+    # collect), and the exit code main returned.
+    script = ("import atexit, gc, sys\n"
+              "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
+              "from desist import cli\n"
+              f"sys.argv = ['desist', 'status', '--config', {str(tmp_path / 'absent.yaml')!r}]\n"
+              "cli.entry()\n")
+    finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert finished.returncode == 2
+    assert finished.stdout.strip() == "frozen True"
+    assert finished.stderr.startswith("desist: ")
+
+
 def test_the_ui_code_location_loads(make_settings, tmp_path):
     """What `desist ui` hands to `dagster dev`: the workspace naming the code location `desist`, with the
     settings file from DESIST_CONFIG."""
