@@ -156,6 +156,7 @@ def _from_template(path: Path, template: str) -> bool:
 class _OpenEngine:
     """One engine per storage, kept open, its connections in WAL mode committing without waiting for the disk."""
 
+    DATABASE: str  # the database file in the instance folder, without ".db"
     _conn_string: str
     _open_engine: db.Engine | None = None
 
@@ -174,30 +175,27 @@ class _OpenEngine:
             self._open_engine.dispose()
             self._open_engine = None
 
+    @classmethod
+    def from_config_value(cls, inst_data, config_value):
+        """The storage on ``<base_dir>/<DATABASE>.db``: copied from its template when new, else created by Dagster."""
+        base_dir = config_value["base_dir"]
+        if _from_template(Path(base_dir) / f"{cls.DATABASE}.db", f"{cls.DATABASE}.db"):
+            return cls(create_db_conn_string(base_dir, cls.DATABASE), inst_data)
+        with _write_ahead_while_creating(base_dir):
+            return cls.from_local(inst_data=inst_data, **config_value)
+
 
 class OpenSqliteRunStorage(_OpenEngine, SqliteRunStorage):
     """`SqliteRunStorage` created and used in WAL mode with one engine kept open (dagster.yaml: run_storage)."""
 
-    @classmethod
-    def from_config_value(cls, inst_data, config_value) -> OpenSqliteRunStorage:
-        base_dir = config_value["base_dir"]
-        if _from_template(Path(base_dir) / "runs.db", "runs.db"):
-            return cls(create_db_conn_string(base_dir, "runs"), inst_data)
-        with _write_ahead_while_creating(base_dir):
-            return cls.from_local(inst_data=inst_data, **config_value)
+    DATABASE = "runs"
 
 
 class OpenSqliteScheduleStorage(_OpenEngine, SqliteScheduleStorage):
     """`SqliteScheduleStorage` created and used in WAL mode with one engine kept open (dagster.yaml:
     schedule_storage)."""
 
-    @classmethod
-    def from_config_value(cls, inst_data, config_value) -> OpenSqliteScheduleStorage:
-        base_dir = config_value["base_dir"]
-        if _from_template(Path(base_dir) / "schedules.db", "schedules.db"):
-            return cls(create_db_conn_string(base_dir, "schedules"), inst_data)
-        with _write_ahead_while_creating(base_dir):
-            return cls.from_local(inst_data=inst_data, **config_value)
+    DATABASE = "schedules"
 
 
 class OpenSqliteEventLogStorage(SqliteEventLogStorage):
