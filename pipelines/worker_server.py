@@ -35,6 +35,7 @@ def configured_modules(dagster_yaml: Path) -> list[str]:
 
 
 def start(modules: list[str]) -> None:
-    """Start the server (once per process), importing WORKER_PRELOAD and ``modules`` in it."""
-    WORKER_CONTEXT.set_forkserver_preload([*WORKER_PRELOAD, *modules])
+    """Start the server (once per process), importing WORKER_PRELOAD and ``modules`` in it, then
+    pipelines.worker_preloaded."""
+    WORKER_CONTEXT.set_forkserver_preload([*WORKER_PRELOAD, *modules, "pipelines.worker_preloaded"])
     forkserver.ensure_running()

@@ -136,6 +136,20 @@ def test_the_command_exits_with_mains_code_after_freezing_the_collector(tmp_path
     assert finished.stderr.startswith("desist: ")
 
 
+def test_the_programme_workers_server_freezes_what_it_imported():
+    # Its exit, when `desist run` ends, then collects nothing: it holds the command's stdout and stderr
+    # until it is gone. The workers forked from it inherit the frozen objects.
+    script = ("import gc\n"
+              "from pipelines import worker_server\n"
+              "worker_server.start([])\n"
+              "with worker_server.WORKER_CONTEXT.Pool(1) as pool:\n"
+              "    print(pool.apply(gc.get_freeze_count))\n")
+    finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT,
+                              timeout=120)
+    # What the server imported (Dagster, pandas, the pipeline): a few hundred thousand objects.
+    assert int(finished.stdout) > 100_000, finished.stderr
+
+
 def test_the_ui_code_location_loads(make_settings, tmp_path):
     """What `desist ui` hands to `dagster dev`: the workspace naming the code location `desist`, with the
     settings file from DESIST_CONFIG."""
