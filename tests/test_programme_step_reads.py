@@ -131,6 +131,29 @@ def test_a_person_missing_or_doubled_in_the_survival_table_stops_the_read(analys
     assert len(read_survival_cohort(con, PROGRAMME, people)) == n
 
 
+def test_a_person_doubled_in_the_risk_scores_stops_the_subgroup_read(analysed):
+    # The scores are joined on (person_id, index_date): a second row would count the person twice.
+    settings, con, path, inputs = analysed
+    n = len(pd.read_parquet(path))
+    con.execute("BEGIN")
+    try:
+        doubled = con.execute("""
+            INSERT INTO results.risk_scores SELECT scores.* FROM results.risk_scores AS scores
+            WHERE (scores.person_id, scores.index_date) IN (
+                SELECT (scores.person_id, scores.index_date)
+                FROM read_parquet($path) AS sets
+                JOIN analysis.covariates AS covariates USING (programme_id, person_id)
+                JOIN results.risk_scores AS scores USING (person_id, index_date)
+                ORDER BY scores.person_id LIMIT 1)""", {"path": str(path)}).fetchone()[0]
+        assert doubled == 1
+        with pytest.raises(dg.Failure, match=f"^programme P02: results.risk_scores holds more than one row for 1 of "
+                                             f"the {n} people analysed for its effects$"):
+            read_subgroup_people(con, settings, PROGRAMME, inputs)
+    finally:
+        con.execute("ROLLBACK")
+    assert len(read_subgroup_people(con, settings, PROGRAMME, inputs)) == n
+
+
 def test_the_analysed_people_file_holds_each_person_s_headline_measure_and_index_date(analysed):
     settings, con, path, _ = analysed
     plain = con.execute("""
