@@ -4,24 +4,26 @@ Run:  .venv/bin/python benchmarks/effects.py --config path/to/evaluation.yaml [-
           [--save results.pkl | --compare results.pkl]
 
 Reads, from a warehouse a full run has built (``desist run --config ...`` on a generated
-extract, e.g. ``desist generate --people 200000 --seed 7 --out ...``), the same rows the
-``results/effects`` and ``results/survival`` assets read for one programme (the largest by
-default), then times ``evaluate_effects`` and ``evaluate_survival`` (wall and CPU time, best of
-``--repeats``) and reports each call's peak Python-heap memory (tracemalloc, NumPy buffers
-included). ``--save`` keeps the result tables; ``--compare`` checks that a later run's tables
-have the same columns, types and text, and prints each table's largest relative difference in
-any number, so a faster implementation can be shown to give the same results.
+extract, e.g. ``desist generate --people 200000 --seed 7 --out ...``), one programme's people
+(the largest by default) as the ``programmes/effects`` step does (``read_cohort``), times
+``evaluate_effects``, writes everyone analysed to a Parquet file as that step does and reads it
+back as the ``programmes/survival`` step does (``read_survival_cohort``), then times
+``evaluate_survival``. Each line is the best of ``--repeats`` (wall and CPU time) with the call's
+peak Python-heap memory (tracemalloc, NumPy buffers included; DuckDB's own memory is not seen).
+``--save`` keeps the result tables; ``--compare`` checks that a later run's tables have the same
+columns, types and text, and prints each table's largest relative difference in any number, so a
+faster implementation can be shown to give the same results.
 
-Measured on a 2-core machine shared with other work (load 5-7), programme P03 of a
-1,000,000-person extract (seed 7; 799,163 people analysed): evaluate_effects 26.7 s CPU and
-1,098 MiB peak before the shared design, 12.2 s CPU and 409 MiB after; evaluate_survival
-9.5 s CPU and 1,171 MiB before the Efron fit replaced lifelines, 3.1 s CPU and 309 MiB after.
+Measured on an idle 2-core machine, programme P03 of a 1,000,000-person extract (seed 2026;
+799,045 people analysed): read_cohort 1.29 s wall (2.08 s CPU), evaluate_effects 2.59 s (4.06 s),
+read_survival_cohort 0.50 s (0.56 s), evaluate_survival 1.39 s (2.32 s).
 """
 from __future__ import annotations
 
 import argparse
 import pickle
 import sys
+import tempfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -29,14 +31,21 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from desist.analysis import ANALYSED_PEOPLE  # noqa: E402
 from desist.config import load_settings  # noqa: E402
 from desist.warehouse import set_variables  # noqa: E402
 from models.evaluation import evaluate_effects, evaluate_survival  # noqa: E402
-from pipelines.effects import matching_spec  # noqa: E402
+from pipelines.effects import (  # noqa: E402
+    analysed_people,
+    analysed_people_extra,
+    matching_spec,
+    read_cohort,
+    read_survival_cohort,
+)
 
 
 def measure(label: str, function, repeats: int):
@@ -90,35 +99,33 @@ def main() -> None:
     args = parser.parse_args()
     settings = load_settings(args.config)
     spec = matching_spec(settings)
+    extra_columns = analysed_people_extra(settings)
     with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:
         set_variables(con, settings)
         programme = args.programme or con.execute(
-            "SELECT programme_id FROM analysis.covariates GROUP BY ALL ORDER BY count(*) DESC, programme_id LIMIT 1").fetchone()[0]
-        start = time.perf_counter()
-        people = con.execute(ANALYSED_PEOPLE, {"programme_id": programme}).df()
-        measures = con.execute(
-            "SELECT person_id, window_months, reoffended, frequency, days_to_first, custodial_reoffence "
-            "FROM analysis.measures WHERE programme_id = $programme_id", {"programme_id": programme}).df()
-        cohort = con.execute(
-            f"SELECT people.*, s.time_days, s.event FROM ({ANALYSED_PEOPLE}) AS people "
-            "JOIN analysis.survival AS s USING (programme_id, person_id)", {"programme_id": programme}).df()
-        survival_rows = con.execute(
-            "SELECT person_id, time_days, event FROM analysis.survival WHERE programme_id = $programme_id",
-            {"programme_id": programme}).df()
-        print(f"{programme}: {len(people):,} people analysed, {int(people['treated'].sum()):,} participants "
-              f"(queries {time.perf_counter() - start:.2f} s)")
+            "SELECT programme_id FROM analysis.covariates GROUP BY ALL ORDER BY count(*) DESC, programme_id LIMIT 1").fetchall()[0][0]
+        people = measure("read_cohort", lambda: read_cohort(con, settings, programme, extra=extra_columns),
+                         args.repeats)
+    print(f"{programme}: {len(people):,} people analysed, {int(people['treated'].sum()):,} participants")
+    extra = {name: people.pop(name) for name in extra_columns}
 
     def effects():
-        return evaluate_effects(programme, people, measures, spec, windows=settings.follow_up.windows_months,
+        return evaluate_effects(programme, people, None, spec, windows=settings.follow_up.windows_months,
                                 headline_window=settings.follow_up.headline_months,
                                 min_treated=settings.diagnostics.min_participants)
 
     effects_result = measure("evaluate_effects", effects, args.repeats)
-    sets = effects_result.matched_sets
-    matched = sets[sets["weight"] > 0].merge(survival_rows, on="person_id")
+    # The survival step reads everyone analysed from the file the effects step writes.
+    with tempfile.TemporaryDirectory(prefix="desist-benchmark-") as folder:
+        path = Path(folder) / "analysed_people.parquet"
+        shared = analysed_people(programme, people, extra, effects_result.matched_sets, settings)
+        pq.write_table(pa.Table.from_pandas(shared, preserve_index=False), path)
+        with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:
+            set_variables(con, settings)
+            cohort = measure("read_survival_cohort", lambda: read_survival_cohort(con, programme, path), args.repeats)
 
     def survival():
-        return evaluate_survival(programme, matched, cohort, spec,
+        return evaluate_survival(programme, cohort[cohort["weight"] > 0], cohort, spec,
                                  horizon_days=settings.survival.rmst_horizon_days,
                                  horizons=settings.survival.horizons_days)
 
