@@ -73,6 +73,13 @@ class ResearchBuild:
 BUILDS: dict[str, ResearchBuild] = {}
 
 
+def _steps_to_execute(context: dg.HookContext) -> set[str]:
+    """The steps of the hook's run, as its execution plan stored in the instance lists them (a run may be
+    a subset of the job)."""
+    run = context.instance.get_run_by_id(context.run_id)
+    return set(context.instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id).step_keys_to_execute)
+
+
 def research_build_hooks(readers: Collection[dg.AssetKey]) -> set[dg.HookDefinition]:
     """Hooks for a job that publishes the researcher database: once the steps of a run left to run are all
     `readers` (assets that only read the warehouse, the research database among them), the build starts while
@@ -87,9 +94,7 @@ def research_build_hooks(readers: Collection[dg.AssetKey]) -> set[dg.HookDefinit
             return
         done = succeeded.setdefault(context.run_id, set())
         done.add(context.step_key)
-        # The run's steps: a run may be a subset of the job.
-        steps = set(context._step_execution_context.execution_plan.step_keys_to_execute)  # noqa: SLF001
-        left = steps - done
+        left = _steps_to_execute(context) - done
         if RESEARCH_STEP in left and left <= reader_steps and context.run_id not in BUILDS:
             BUILDS[context.run_id] = ResearchBuild(context.resources.warehouse)
             context.log.info("the researcher database is being built while "
