@@ -10,6 +10,7 @@ import threading
 import uuid
 from pathlib import Path
 
+from desist.collector import imports_uncollected
 from desist.config import PROJECT_ROOT, Settings, load_settings
 from desist.serve import WORKSPACE
 
@@ -75,15 +76,19 @@ def run_pipeline(settings: Settings, verbose: bool = False) -> tuple[bool, str, 
     os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
     # First thing: the programme workers' server imports the pipeline on the other core while this process does.
     worker_server.start(worker_server.configured_modules(home / "dagster.yaml"))
-    import dagster as dg
+    with imports_uncollected():
+        import dagster as dg
 
-    from desist import runs
-    from pipelines.stages import WORKERS, run_evaluation
+        from desist import runs
+        from pipelines import definitions  # noqa: F401 - imported here, with the collector off
+        from pipelines.stages import WORKERS, run_evaluation
+
+        instance = dg.DagsterInstance.get()  # imports the storages' modules
 
     run_id = str(uuid.uuid4())
     log = log_path(settings, run_id)
     tags = runs.process_tags()
-    with dg.DagsterInstance.get() as instance:
+    with instance:
         for note in runs.recover_stale_runs(instance):
             print(f"desist: {note}", flush=True)
         print(f"desist: run {run_id}; full log: {log}", flush=True)

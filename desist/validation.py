@@ -47,6 +47,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from desist.collector import imports_uncollected
 from desist.config import PROJECT_ROOT, Settings
 from desist.contract import ASSESSMENT_STAGES, TABLES, Table
 from desist.warehouse import limit_resources, table_exists
@@ -417,7 +418,8 @@ def import_in_background() -> None:
 
 def _import_great_expectations() -> None:
     try:
-        import great_expectations  # noqa: F401, PLC0415
+        with imports_uncollected():
+            import great_expectations  # noqa: F401, PLC0415
     except Exception:  # noqa: BLE001 - SuiteRunner imports it again and the error surfaces there
         pass
 

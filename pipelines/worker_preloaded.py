@@ -1,11 +1,12 @@
 """Imported last by the programme workers' server (pipelines/worker_server.py), once it has imported the rest.
 
-Everything the server imported is moved out of the garbage collector's reach (``gc.freeze``), as the
-`desist` command does before it exits (desist.cli.entry): the server's own exit, when `desist run` ends,
-otherwise collects across Dagster, pandas and the models, about 0.9 s in which it still holds the
-command's stdout and stderr open, so whoever reads the command's output waits for it. The workers forked
-from the server inherit the frozen objects and never scan them either.
+Everything the server imported is moved out of the garbage collector's reach (``gc.freeze``), then the
+collector, off since pipelines.worker_preloading, is turned on again. The server's own exit, when
+`desist run` ends, otherwise collects across Dagster, pandas and the models, about 0.9 s in which it still
+holds the command's stdout and stderr open, so whoever reads the command's output waits for it. The
+workers forked from the server inherit the frozen objects and never walk them either.
 """
 import gc
 
 gc.freeze()
+gc.enable()

@@ -35,7 +35,9 @@ def configured_modules(dagster_yaml: Path) -> list[str]:
 
 
 def start(modules: list[str]) -> None:
-    """Start the server (once per process), importing WORKER_PRELOAD and ``modules`` in it, then
-    pipelines.worker_preloaded."""
-    WORKER_CONTEXT.set_forkserver_preload([*WORKER_PRELOAD, *modules, "pipelines.worker_preloaded"])
+    """Start the server (once per process), importing WORKER_PRELOAD and ``modules`` in it between
+    pipelines.worker_preloading and pipelines.worker_preloaded (the garbage collector off, then what
+    was imported frozen)."""
+    WORKER_CONTEXT.set_forkserver_preload(
+        ["pipelines.worker_preloading", *WORKER_PRELOAD, *modules, "pipelines.worker_preloaded"])
     forkserver.ensure_running()

@@ -136,18 +136,39 @@ def test_the_command_exits_with_mains_code_after_freezing_the_collector(tmp_path
     assert finished.stderr.startswith("desist: ")
 
 
-def test_the_programme_workers_server_freezes_what_it_imported():
+def test_imports_uncollected_turns_the_collector_off_then_freezes_what_was_imported():
+    # In a process of its own: freezing is for the life of the process.
+    script = ("import gc\n"
+              "from desist.collector import imports_uncollected\n"
+              "with imports_uncollected():\n"
+              "    off = not gc.isenabled()\n"
+              "    import fractions\n"
+              "walked = {id(o) for o in gc.get_objects()}\n"
+              "print(off, gc.isenabled(), id(fractions.Fraction) in walked)\n"
+              "gc.disable()\n"
+              "with imports_uncollected():\n"
+              "    import decimal\n"
+              "print(gc.isenabled())\n")
+    finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    # Off inside, on after, the imported class out of the collector's walk; a collector off before stays off.
+    assert finished.stdout.split() == ["True", "True", "False", "False"], finished.stderr
+
+
+def test_the_programme_workers_server_imports_uncollected_and_freezes_what_it_imported():
     # Its exit, when `desist run` ends, then collects nothing: it holds the command's stdout and stderr
     # until it is gone. The workers forked from it inherit the frozen objects.
     script = ("import gc\n"
               "from pipelines import worker_server\n"
               "worker_server.start([])\n"
               "with worker_server.WORKER_CONTEXT.Pool(1) as pool:\n"
-              "    print(pool.apply(gc.get_freeze_count))\n")
+              "    print(pool.apply(gc.get_freeze_count), pool.apply(gc.isenabled))\n")
     finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT,
                               timeout=120)
-    # What the server imported (Dagster, pandas, the pipeline): a few hundred thousand objects.
-    assert int(finished.stdout) > 100_000, finished.stderr
+    # What the server imported (Dagster, pandas, the pipeline): a few hundred thousand objects. The collector,
+    # off while it imported, is on again.
+    frozen, enabled = finished.stdout.split()
+    assert int(frozen) > 100_000, finished.stderr
+    assert enabled == "True"
 
 
 def test_the_ui_code_location_loads(make_settings, tmp_path):
