@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from models.diagnostics import FAIL, WARNING, DesignDiagnostics, Thresholds, too_few_participants
 from models.evaluation import STATUS_TOO_FEW_PARTICIPANTS, evaluate_diagnostics
-from pipelines.effects import fingerprint, matching_spec, programme_connection, with_programme
+from pipelines.effects import fingerprint, matching_spec, partition_writer, programme_connection, with_programme
 from pipelines.partitions import (PROGRAMME_DIAGNOSTICS, PROGRAMME_EFFECTS, PROGRAMME_GROUP, PROGRAMMES,
                                  analysed_people_file, existing_partition_file, read_partition, write_partition)
 from pipelines.resources import Warehouse
@@ -129,7 +129,7 @@ def programme_study_diagnostics(context: dg.AssetExecutionContext, warehouse: Wa
     frames = {table: with_programme(frame, programme_id)
               for table, frame in (("diagnostics", result.table), ("diagnostic_estimates", result.estimates))
               if not frame.empty}
-    with programme_connection(warehouse) as con:
+    with partition_writer(settings) as con:
         write_partition(con, settings, programme_id, TABLES, frames)
     return dg.MaterializeResult(metadata={"headline": "withheld" if result.withheld else "shown",
                                           "input_fingerprint": inputs})

@@ -162,16 +162,20 @@ _BYTES_PER_UNIT = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
                    "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
 
 
+def programme_memory_limit(settings: Settings) -> str:
+    """DuckDB's memory limit in a programme step: its share (PROGRAMME_MEMORY_SHARE) of the warehouse's."""
+    amount, unit = re.fullmatch(r"\s*([\d.]+)\s*(\w+)\s*", settings.warehouse.memory_limit).groups()
+    return f"{int(float(amount) * _BYTES_PER_UNIT[unit]) // PROGRAMME_MEMORY_SHARE // 2**10}KiB"
+
+
 @contextmanager
 def programme_connection(warehouse: Warehouse) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only warehouse connection for one programme step, with DuckDB's memory limited to its
-    share (PROGRAMME_MEMORY_SHARE). Closing it gives DuckDB's memory back (and the memory Arrow kept
+    share (programme_memory_limit). Closing it gives DuckDB's memory back (and the memory Arrow kept
     from converting results), so a step holds one open while it queries and none while its models run."""
-    amount, unit = re.fullmatch(r"\s*([\d.]+)\s*(\w+)\s*", warehouse.settings.warehouse.memory_limit).groups()
-    limit = int(float(amount) * _BYTES_PER_UNIT[unit]) // PROGRAMME_MEMORY_SHARE
     try:
         with warehouse.connect(read_only=True) as con:
-            con.execute(f"SET memory_limit = '{limit // 2**10}KiB'")
+            con.execute(f"SET memory_limit = '{programme_memory_limit(warehouse.settings)}'")
             yield con
     finally:
         # Arrow's allocator keeps the pages of the query results converted (at 1,000,000 people about
@@ -179,6 +183,17 @@ def programme_connection(warehouse: Warehouse) -> Iterator[duckdb.DuckDBPyConnec
         # pages inside its heap.
         pa.default_memory_pool().release_unused()
         release_free_memory(collect=False)  # the programme steps leave no cycles to collect
+
+
+@contextmanager
+def partition_writer(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB connection, with a programme step's memory limit, that writes the step's Parquet
+    files (write_partition) from its frames: they need nothing of the warehouse, whose every opening reads
+    its whole catalogue (four openings a programme)."""
+    with duckdb.connect() as con:
+        con.execute("SET enable_progress_bar = false")
+        con.execute(f"SET memory_limit = '{programme_memory_limit(settings)}'")
+        yield con
 
 
 def matching_spec(settings: Settings) -> MatchingSpec:
@@ -321,9 +336,10 @@ def programme_effects(context: dg.AssetExecutionContext, warehouse: Warehouse) -
               if result.status == "ok" else None)
     del people, extra
     context.log.info(f"{programme_id}: {result.status}; {n_treated} participants analysed of {n_people}")
-    with programme_connection(warehouse) as con:
-        if result.status == "not_estimated":
+    if result.status == "not_estimated":
+        with programme_connection(warehouse) as con:
             result.message = unanalysed_reason(con, programme_id) or result.message
+    with partition_writer(settings) as con:
         frames = {"programmes_analysed": pd.DataFrame({
             "programme_id": [programme_id], "name": [name], "status": [result.status],
             "message": [result.message], "n_treated_analysed": [n_treated],
@@ -373,6 +389,6 @@ def programme_survival(context: dg.AssetExecutionContext, warehouse: Warehouse) 
         frames = {table: with_programme(getattr(result, table), programme_id) for table in SURVIVAL_TABLES}
     else:
         context.log.info(f"{programme_id}: not estimated, so no survival analysis")
-    with programme_connection(warehouse) as con:
+    with partition_writer(settings) as con:
         write_partition(con, settings, programme_id, SURVIVAL_TABLES, frames)
     return dg.MaterializeResult(metadata={"estimated": estimated, "input_fingerprint": inputs})

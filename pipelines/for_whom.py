@@ -7,7 +7,7 @@ from desist import warehouse as wh
 from desist.config import Settings
 from models.risk import BANDS, MIN_OUTCOMES, STATUS_OK, fit_risk_model, model_card
 from models.subgroups import age_bands, subgroup_effects
-from pipelines.effects import (fingerprint, matching_spec, pandas_columns, programme_connection,
+from pipelines.effects import (fingerprint, matching_spec, pandas_columns, partition_writer, programme_connection,
                                read_everyone_analysed, with_programme, write_results)
 from pipelines.partitions import (PROGRAMME_EFFECTS, PROGRAMME_GROUP, PROGRAMME_SUBGROUP_EFFECTS, PROGRAMMES,
                                  analysed_people_file, read_partition, write_partition)
@@ -192,7 +192,7 @@ def programme_subgroup_effects(context: dg.AssetExecutionContext, warehouse: War
                          f"estimates of {len(result.effects)}")
         frames = {table: with_programme(frame, programme_id)
                   for table, frame in zip(SUBGROUP_TABLES, (result.effects, result.heterogeneity))}
-    with programme_connection(warehouse) as con:
+    with partition_writer(settings) as con:
         write_partition(con, settings, programme_id, SUBGROUP_TABLES, frames)
     return dg.MaterializeResult(metadata={"estimated": estimated, "input_fingerprint": inputs})
 
