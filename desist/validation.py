@@ -47,7 +47,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from desist.collector import imports_uncollected
+from desist.collector import freeze_survivors, uncollected
 from desist.config import PROJECT_ROOT, Settings
 from desist.contract import ASSESSMENT_STAGES, TABLES, Table
 from desist.warehouse import limit_resources, table_exists
@@ -400,6 +400,7 @@ class TableValidation:
 
 
 _GX_IMPORT: threading.Thread | None = None
+_GX_FROZEN = False
 
 
 def import_in_background() -> None:
@@ -416,9 +417,23 @@ def import_in_background() -> None:
         _GX_IMPORT.start()
 
 
+def freeze_great_expectations() -> None:
+    """Once a process, with Great Expectations imported (the background import waited for): everything
+    alive is frozen out of the garbage collector's walks (desist/collector.py), after a collection.
+    Called before a SuiteRunner exists: a runner frozen would keep its context, and every frame
+    validated, until the process ends."""
+    global _GX_FROZEN
+    if not _GX_FROZEN:
+        if _GX_IMPORT is not None:
+            _GX_IMPORT.join()
+        import great_expectations  # noqa: F401, PLC0415
+        freeze_survivors()
+        _GX_FROZEN = True
+
+
 def _import_great_expectations() -> None:
     try:
-        with imports_uncollected():
+        with uncollected():  # frozen later (freeze_great_expectations), not here: ingest's data is alive
             import great_expectations  # noqa: F401, PLC0415
     except Exception:  # noqa: BLE001 - SuiteRunner imports it again and the error surfaces there
         pass
@@ -1495,6 +1510,7 @@ def validate_warehouse(con: duckdb.DuckDBPyConnection, settings: Settings, run_i
     run_id = run_id or uuid.uuid4().hex
     checked_at = dt.datetime.now(dt.timezone.utc)
     ensure_tables(con)
+    freeze_great_expectations()
     runner = SuiteRunner(suite_parameters(settings), run_name=run_id)
     tables: dict[str, TableValidation] = {}
     quarantined: dict[str, int] = {}

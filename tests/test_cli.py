@@ -154,6 +154,22 @@ def test_imports_uncollected_turns_the_collector_off_then_freezes_what_was_impor
     assert finished.stdout.split() == ["True", "True", "False", "False"], finished.stderr
 
 
+def test_freeze_survivors_collects_the_garbage_before_freezing():
+    # A cycle frozen while unreachable would never be freed: freeze_survivors collects it first.
+    script = ("import gc, weakref\n"
+              "from desist.collector import freeze_survivors\n"
+              "class Held: pass\n"
+              "gc.disable()\n"
+              "cycle = Held(); cycle.me = cycle; alive = Held(); alive.me = alive\n"
+              "gone = weakref.ref(cycle); kept = weakref.ref(alive)\n"
+              "del cycle\n"
+              "freeze_survivors()\n"
+              "walked = {id(o) for o in gc.get_objects()}\n"
+              "print(gone() is None, kept() is alive, id(alive) in walked)\n")
+    finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert finished.stdout.split() == ["True", "True", "False"], finished.stderr
+
+
 def test_the_programme_workers_server_imports_uncollected_and_freezes_what_it_imported():
     # Its exit, when `desist run` ends, then collects nothing: it holds the command's stdout and stderr
     # until it is gone. The workers forked from it inherit the frozen objects.
