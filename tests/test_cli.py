@@ -25,6 +25,12 @@ def desist(*args: str, dagster_home) -> subprocess.CompletedProcess:
                           cwd=PROJECT_ROOT, env=env, timeout=600)
 
 
+def python_process(script: str) -> subprocess.CompletedProcess:
+    """``script`` run by a Python process of its own (what it freezes or imports stays there)."""
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT,
+                          timeout=120)
+
+
 def test_run_prints_the_summary_and_status_lists_the_runs(make_settings, tmp_path):
     settings = make_settings()
     write_extract(settings.paths.landing, people=3_000, seed=5)
@@ -130,14 +136,13 @@ def test_the_command_exits_with_mains_code_after_freezing_the_collector(tmp_path
               "from desist import cli\n"
               f"sys.argv = ['desist', 'status', '--config', {str(tmp_path / 'absent.yaml')!r}]\n"
               "cli.entry()\n")
-    finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    finished = python_process(script)
     assert finished.returncode == 2
     assert finished.stdout.strip() == "frozen True"
     assert finished.stderr.startswith("desist: ")
 
 
 def test_imports_uncollected_turns_the_collector_off_then_freezes_what_was_imported():
-    # In a process of its own: freezing is for the life of the process.
     script = ("import gc\n"
               "from desist.collector import imports_uncollected\n"
               "with imports_uncollected():\n"
@@ -149,7 +154,7 @@ def test_imports_uncollected_turns_the_collector_off_then_freezes_what_was_impor
               "with imports_uncollected():\n"
               "    import decimal\n"
               "print(gc.isenabled())\n")
-    finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    finished = python_process(script)
     # Off inside, on after, the imported class out of the collector's walk; a collector off before stays off.
     assert finished.stdout.split() == ["True", "True", "False", "False"], finished.stderr
 
@@ -166,7 +171,7 @@ def test_freeze_survivors_collects_the_garbage_before_freezing():
               "freeze_survivors()\n"
               "walked = {id(o) for o in gc.get_objects()}\n"
               "print(gone() is None, kept() is alive, id(alive) in walked)\n")
-    finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    finished = python_process(script)
     assert finished.stdout.split() == ["True", "True", "False"], finished.stderr
 
 
@@ -178,8 +183,7 @@ def test_the_programme_workers_server_imports_uncollected_and_freezes_what_it_im
               "worker_server.start([])\n"
               "with worker_server.WORKER_CONTEXT.Pool(1) as pool:\n"
               "    print(pool.apply(gc.get_freeze_count), pool.apply(gc.isenabled))\n")
-    finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT,
-                              timeout=120)
+    finished = python_process(script)
     # What the server imported (Dagster, pandas, the pipeline): a few hundred thousand objects. The collector,
     # off while it imported, is on again.
     frozen, enabled = finished.stdout.split()
