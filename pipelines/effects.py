@@ -322,9 +322,10 @@ def programme_effects(context: dg.AssetExecutionContext, warehouse: Warehouse) -
     with programme_connection(warehouse) as con:
         name = programme_name(con, programme_id)
         inputs = fingerprint(context, con, settings)
-        people = read_cohort(con, settings, programme_id, extra=analysed_people_extra(settings))
+        extra_columns = analysed_people_extra(settings)
+        people = read_cohort(con, settings, programme_id, extra=extra_columns)
     # The later steps' columns are kept aside: the models get the frame they always did.
-    extra = {name: people.pop(name) for name in analysed_people_extra(settings)}
+    extra = {name: people.pop(name) for name in extra_columns}
     result = evaluate_effects(
         programme_id, people, None, matching_spec(settings),
         windows=settings.follow_up.windows_months, headline_window=settings.follow_up.headline_months,

@@ -152,8 +152,8 @@ class ProgrammeWorkers:
         self.stopped = False
         self.processes = [
             worker_server.WORKER_CONTEXT.Process(target=serve_programmes, name=f"desist-programmes-{number}",
-                                   args=(config_file, serialize_value(instance.get_ref()), self.queue,
-                                         "DEBUG" if verbose else "CRITICAL"))
+                                                 args=(config_file, serialize_value(instance.get_ref()), self.queue,
+                                                       "DEBUG" if verbose else "CRITICAL"))
             for number in range(1, (os.cpu_count() or 1) + 1)]
         for worker in self.processes:
             worker.start()
