@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,6 +115,8 @@ def build(
     extra_covariates: dict[str, str] | None = None,
     person_level: bool = True,
     min_count: int = 10,
+    being_written: Collection[str] = (),
+    written: Callable[[], None] = lambda: None,
 ) -> dict[str, int]:
     """Build the researcher database beside the published one (``building_path``) from the warehouse open on
     `con`, which may be read-only, and its Parquet copies beside `parquet_dir`. Nothing published changes.
@@ -122,6 +125,10 @@ def build(
     evaluation.yaml: they are published and documented in ``covariates`` after its own columns.
     `person_level` False publishes aggregates only, with counts and estimates under disclosure
     control at `min_count`. Returns the row count of every published table.
+
+    ``being_written``: the warehouse schemas that steps running meanwhile still write. The person-level
+    tables that read none of them, most of the rows to copy, are copied and written as Parquet first;
+    ``written()`` returns once those steps are done, and the rest is built after it.
     """
     research_path = Path(research_path)
     research_path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,16 +136,15 @@ def build(
     objects = [with_extra_columns(obj, extra_covariates) if obj.name == "covariates" and extra_covariates else obj
                for obj in load_catalogue(catalogue) if person_level or not obj.person_level]
     tables = [obj for obj in objects if obj.kind == "table"]
+    first = [obj for obj in tables if obj.person_level and not schemas_read(obj) & set(being_written)]
+    then = [obj for obj in tables if obj not in first]
+    parquet = None if parquet_dir is None else _fresh_folder(building_path(parquet_dir))
     con.execute("SET VARIABLE publish_person_level = ?", [person_level])
     con.execute(f"ATTACH {literal(str(building_path(research_path)))} AS {BUILD_ALIAS} (READ_WRITE)")
     try:
-        # Copied in the warehouse's order, the order a researcher's SELECT * shows. Measured at 1,000,000 people:
-        # copied unordered (preserve_insertion_order false) the tables take as much CPU and the file is a tenth
-        # larger; the copies are compression-bound and use both cores nearly all the time.
-        for obj in tables:
-            con.execute(f"CREATE TABLE {BUILD_ALIAS}.main.{obj.name} AS {obj.sql}")
-        if not person_level:
-            _disclose_aggregates(con, [obj.name for obj in tables], min_count)
+        _copy(con, first, parquet)
+        written()
+        _copy(con, then, parquet, disclosed=None if person_level else min_count)
         home = con.execute("SELECT current_database()").fetchone()[0]
         con.execute(f"USE {BUILD_ALIAS}")
         try:
@@ -153,8 +159,6 @@ def build(
         # Tables only: counting a view would run it (the person-level views join millions of rows).
         counts = dict(con.execute(" UNION ALL ".join(
             f"SELECT {literal(obj.name)}, count(*) FROM {BUILD_ALIAS}.main.{obj.name}" for obj in tables)).fetchall())
-        if parquet_dir is not None:
-            _export_parquet(con, building_path(parquet_dir), [obj.name for obj in tables])
     finally:
         con.execute(f"DETACH {BUILD_ALIAS}")
     return counts
@@ -237,11 +241,34 @@ def _document(con: duckdb.DuckDBPyConnection, objects: list[PublishedObject]) ->
     con.commit()
 
 
-def _export_parquet(con: duckdb.DuckDBPyConnection, folder: Path, tables: list[str]) -> None:
-    """The built tables as Parquet, one file per table, in a fresh `folder`."""
-    folder = Path(folder)
+def schemas_read(obj: PublishedObject) -> set[str]:
+    """The warehouse schemas a published object's query reads."""
+    return {name.split(".")[0] for name in duckdb.get_table_names(obj.sql, qualified=True) if "." in name}
+
+
+def _copy(con: duckdb.DuckDBPyConnection, tables: list[PublishedObject], parquet: Path | None,
+          disclosed: int | None = None) -> None:
+    """Copy the tables into the build, under disclosure control at `disclosed` when given, then write them as
+    Parquet to `parquet` when given."""
+    # Copied in the warehouse's order, the order a researcher's SELECT * shows. Measured at 1,000,000 people:
+    # copied unordered (preserve_insertion_order false) the tables take as much CPU and the file is a tenth
+    # larger; the copies are compression-bound and use both cores nearly all the time.
+    for obj in tables:
+        con.execute(f"CREATE TABLE {BUILD_ALIAS}.main.{obj.name} AS {obj.sql}")
+    if disclosed is not None:
+        _disclose_aggregates(con, [obj.name for obj in tables], disclosed)
+    if parquet is not None:
+        _export_parquet(con, parquet, [obj.name for obj in tables])
+
+
+def _fresh_folder(folder: Path) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
+    return folder
+
+
+def _export_parquet(con: duckdb.DuckDBPyConnection, folder: Path, tables: list[str]) -> None:
+    """The built tables as Parquet, one file per table, in `folder`."""
     # The copies hold the tables' rows, not their order: each file is written by every thread at once
     # (set for this connection only: others may be reading the warehouse meanwhile).
     # A column with more than a thousand distinct values in a row group (person ids, dates, scores) is

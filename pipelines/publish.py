@@ -1,9 +1,10 @@
 """Provenance of the run and the published researcher database.
 
-The researcher database only reads the warehouse, as the reports do: once only such readers are left to run,
-it is built in a thread of the run's process (``research_build_hooks``) while the reports are written, and
-the research_db step waits for it and swaps it in. A failed step discards the build; the published files
-change only when every step before has succeeded.
+The researcher database only reads the warehouse, as the reports do. Once the steps left to run only read it
+or write its results schema, it is built in a thread of the run's process (``research_build_hooks``): the
+person-level tables, read from the other schemas, while those steps run, the rest once only readers are
+left. The research_db step waits for it and swaps it in. A failed step discards the build; the published
+files change only when every step before has succeeded.
 """
 
 import datetime as dt
@@ -32,11 +33,23 @@ def parquet_folder(settings: Settings) -> Path:
 
 class ResearchBuild:
     """The researcher database and its Parquet copies built beside the published ones (desist.publish.build)
-    in a thread, on its own read-only connection to the warehouse (several readers may share it)."""
+    in a thread, on its own connection to the warehouse.
 
-    def __init__(self, warehouse: Warehouse):
+    ``being_written``: the warehouse schemas steps of the run still write meanwhile. Their tables are copied
+    once ``writers_done`` is called; the connection is then a read-write one, which those steps' connections
+    share (DuckDB opens a file once per process, in one mode). With none, it is read-only (several readers
+    may share it) and nothing is waited for."""
+
+    def __init__(self, warehouse: Warehouse, being_written: Collection[str] = ()):
+        self.warehouse = warehouse
         self.settings = warehouse.settings
-        self.connection = wh.connect(self.settings, read_only=True)
+        self.being_written = frozenset(being_written)
+        self.connection = (warehouse.open_shared() if self.being_written
+                           else wh.connect(self.settings, read_only=True))
+        self.written = threading.Event()
+        if not self.being_written:
+            self.written.set()
+        self.cancelled = False
         self.outcome: Future = Future()
         self.thread = threading.Thread(target=self._build, name="desist-research-db", daemon=True)
         self.thread.start()
@@ -44,14 +57,29 @@ class ResearchBuild:
     def _build(self) -> None:
         settings = self.settings
         try:
-            with self.connection as con:
-                counts = build(con, settings.paths.research, parquet_dir=parquet_folder(settings),
+            try:
+                counts = build(self.connection, settings.paths.research, parquet_dir=parquet_folder(settings),
                                extra_covariates=extra_covariate_columns(settings.tables),
-                               person_level=settings.publish.person_level, min_count=settings.disclosure.min_count)
+                               person_level=settings.publish.person_level, min_count=settings.disclosure.min_count,
+                               being_written=self.being_written, written=self._wait_for_writers)
+            finally:  # before the outcome is known: the research_db step then opens the warehouse itself
+                if self.being_written:
+                    self.warehouse.close_shared(self.connection)
+                else:
+                    self.connection.close()
         except BaseException as error:  # raised where the build is waited for (result)
             self.outcome.set_exception(error)
         else:
             self.outcome.set_result(counts)
+
+    def writers_done(self) -> None:
+        """The steps that wrote the warehouse meanwhile have finished: the build may copy what they wrote."""
+        self.written.set()
+
+    def _wait_for_writers(self) -> None:
+        self.written.wait()
+        if self.cancelled:
+            raise RuntimeError("the researcher database build was cancelled")
 
     def result(self) -> dict[str, int]:
         """Wait for the build: the row count of every table built; raises what stopped it."""
@@ -63,6 +91,8 @@ class ResearchBuild:
 
     def cancel(self) -> None:
         """Stop the build and remove what it left; the published files stay as they are."""
+        self.cancelled = True
+        self.written.set()
         if self.thread.is_alive():
             self.connection.interrupt()
             self.thread.join()
@@ -80,11 +110,14 @@ def _steps_to_execute(context: dg.HookContext) -> set[str]:
     return set(context.instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id).step_keys_to_execute)
 
 
-def research_build_hooks(readers: Collection[dg.AssetKey]) -> set[dg.HookDefinition]:
-    """Hooks for a job that publishes the researcher database: once the steps of a run left to run are all
-    `readers` (assets that only read the warehouse, the research database among them), the build starts while
-    they run; a failed step stops and discards it."""
+def research_build_hooks(readers: Collection[dg.AssetKey],
+                         results_writers: Collection[dg.AssetsDefinition] = ()) -> set[dg.HookDefinition]:
+    """Hooks for a job that publishes the researcher database. Once the steps of a run left to run are all
+    `readers` (assets that only read the warehouse, the research database among them) or `results_writers`
+    (assets that write the results schema only), the build starts while they run: the person-level tables
+    first, the rest once only readers are left. A failed step stops and discards it."""
     reader_steps = {key.to_python_identifier() for key in readers} | {RESEARCH_STEP}
+    writer_schemas = {asset.op.name: {key.path[0] for key in asset.keys} for asset in results_writers}
     succeeded: dict[str, set[str]] = {}
 
     @dg.success_hook(name="start_research_build", required_resource_keys={"warehouse"})
@@ -95,10 +128,17 @@ def research_build_hooks(readers: Collection[dg.AssetKey]) -> set[dg.HookDefinit
         done = succeeded.setdefault(context.run_id, set())
         done.add(context.step_key)
         left = _steps_to_execute(context) - done
-        if RESEARCH_STEP in left and left <= reader_steps and context.run_id not in BUILDS:
-            BUILDS[context.run_id] = ResearchBuild(context.resources.warehouse)
+        if RESEARCH_STEP not in left or not left <= reader_steps | set(writer_schemas):
+            return
+        started = BUILDS.get(context.run_id)
+        if started is None:
+            writing = left - reader_steps
+            BUILDS[context.run_id] = started = ResearchBuild(
+                context.resources.warehouse, being_written={schema for step in writing for schema in writer_schemas[step]})
             context.log.info("the researcher database is being built while "
                              f"{', '.join(sorted(left - {RESEARCH_STEP})) or 'nothing else'} runs")
+        if left <= reader_steps:
+            started.writers_done()
 
     @dg.failure_hook(name="discard_research_build")
     def discard_research_build(context: dg.HookContext) -> None:

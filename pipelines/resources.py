@@ -22,6 +22,12 @@ def _settings_for(path: str) -> Settings:
     return load_settings(path)
 
 
+# Warehouses this process holds open read-write for a task in the background (pipelines/publish.py: the
+# researcher database built while the last steps write the results schema). DuckDB opens a database file once
+# per process, in one mode: a step asking for a read-only connection to one shares the open database instead.
+_SHARED_READ_WRITE: set[str] = set()
+
+
 class Warehouse(dg.ConfigurableResource):
     """The evaluation settings and a connection to the working DuckDB database."""
 
@@ -33,11 +39,22 @@ class Warehouse(dg.ConfigurableResource):
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = warehouse.connect(self.settings, read_only=read_only)
+        shared = str(self.settings.paths.warehouse) in _SHARED_READ_WRITE
+        con = warehouse.connect(self.settings, read_only=read_only and not shared)
         try:
             yield con
         finally:
             con.close()
+
+    def open_shared(self) -> duckdb.DuckDBPyConnection:
+        """A read-write connection for a task in the background, closed with ``close_shared``; meanwhile the
+        steps' connections share its database, read-only ones too."""
+        _SHARED_READ_WRITE.add(str(self.settings.paths.warehouse))  # first: a step opening meanwhile opens read-write
+        return warehouse.connect(self.settings)
+
+    def close_shared(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.close()
+        _SHARED_READ_WRITE.discard(str(self.settings.paths.warehouse))
 
 
 def release_free_memory(collect: bool = True) -> None:

@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_limits
 from desist import warehouse as wh
 from desist.config import Settings, load_settings
 from desist.runs import BATCH_TAG, EVALUATION_JOB_NAME, PUBLISH_JOB_NAME, failure_reason
-from pipelines import worker_server
+from pipelines import assembly, indicators, worker_server
 from pipelines.partitions import (FINGERPRINT_TAG, PLANNED_FINGERPRINTS_TAG, PROGRAMME_GROUP, PROGRAMMES,
                                   programme_fingerprints, remove_partition_files, stale_programmes, warehouse_state)
 from pipelines.publish import research_build_hooks
@@ -51,7 +51,7 @@ PUBLISH_JOB = dg.define_asset_job(
     PUBLISH_JOB_NAME, selection=PROGRAMME_ASSETS.downstream() - PROGRAMME_ASSETS,
     description="Every programme's results assembled into the results tables in one transaction, then "
                 "indicators, and the reports while the researcher database is built.",
-    hooks=research_build_hooks(readers=[REPORTS]))
+    hooks=research_build_hooks(readers=[REPORTS], results_writers=[assembly.assembled_results, indicators.indicators]))
 JOBS = (EVALUATION_JOB, PROGRAMME_JOB, PUBLISH_JOB)
 UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]

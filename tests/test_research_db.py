@@ -10,16 +10,19 @@ import hashlib
 import json
 import re
 import shutil
+import time
 
 import dagster as dg
 import duckdb
 import pytest
-from conftest import SAMPLE_DIR
+from conftest import SAMPLE_DIR, materialize_all
 
 from desist import publish
 from desist.config import PROJECT_ROOT, load_settings, write_settings
 from desist.contract import DIRECT_IDENTIFIERS
 from desist.runs import failure_reason
+from pipelines.publish import ResearchBuild, parquet_folder
+from pipelines.resources import Warehouse
 
 RESEARCH_MD = PROJECT_ROOT / "docs" / "research.md"
 PERSON_LEVEL = {"cohort", "covariates", "measures", "survival_times", "matched_sets", "unmatched", "matched_outcomes",
@@ -297,16 +300,18 @@ def published_copy(sample_run, tmp_path):
     return settings
 
 
-def publish_steps(settings):
-    """Indicators, reports and the researcher database (the end of evaluation_publish) on a throw-away instance."""
+END_OF_PUBLISH = [dg.AssetKey(["results", "indicators"]), dg.AssetKey(["reports", "html"]),
+                  dg.AssetKey(["published", "research_db"])]
+
+
+def publish_steps(settings, assets=END_OF_PUBLISH):
+    """Steps of evaluation_publish (by default indicators, reports and the researcher database; None: all) on a
+    throw-away instance."""
     from pipelines.definitions import build_definitions
 
     job = build_definitions(str(settings.source)).resolve_job_def("evaluation_publish")
     with dg.instance_for_test() as instance:
-        result = job.execute_in_process(
-            instance=instance, raise_on_error=False,
-            asset_selection=[dg.AssetKey(["results", "indicators"]), dg.AssetKey(["reports", "html"]),
-                             dg.AssetKey(["published", "research_db"])])
+        result = job.execute_in_process(instance=instance, raise_on_error=False, asset_selection=assets)
         return result, [(entry.step_key, entry.dagster_event.event_type_value if entry.dagster_event else
                          entry.user_message) for entry in instance.all_logs(result.run_id)]
 
@@ -339,6 +344,55 @@ def test_the_database_is_built_while_the_reports_are_written_and_a_failed_report
     assert ("published__research_db", "STEP_START") not in events
     assert file_digest(settings.paths.research) == before
     assert not settings.paths.research.with_name("research_parquet").exists()
+    assert_nothing_left_building(settings)
+
+
+def test_the_person_level_tables_are_copied_while_indicators_run_and_the_rest_from_what_they_wrote(tmp_path):
+    config = write_settings(tmp_path, SAMPLE_DIR)  # a new warehouse: no indicators until this run writes them
+    with dg.instance_for_test() as instance:
+        outcome = materialize_all(config, instance=instance)
+        events = [(entry.step_key, entry.dagster_event.event_type_value if entry.dagster_event else entry.user_message)
+                  for entry in instance.all_logs(outcome.run_ids[-1])]
+
+    started = events.index(("assembled_results", "the researcher database is being built while reports__html, "
+                                                 "results__indicators runs"))
+    assert events.index(("assembled_results", "STEP_SUCCESS")) < started < events.index(
+        ("results__indicators", "STEP_START"))
+    settings = load_settings(config)
+    with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:
+        indicators = con.execute("SELECT count(*) FROM results.indicators").fetchone()[0]
+    with duckdb.connect(str(settings.paths.research), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM indicators").fetchone()[0] == indicators > 0
+
+
+def test_a_build_beside_the_results_writers_copies_the_person_level_tables_then_waits_for_them(published_copy):
+    settings = published_copy
+    warehouse = Warehouse(config_file=str(settings.source))
+    with warehouse.connect() as con:
+        con.execute("CREATE TABLE results.indicators_kept AS SELECT * FROM results.indicators")
+        con.execute("DELETE FROM results.indicators")  # a step writes them again while the build waits
+
+    build = ResearchBuild(warehouse, being_written={"results"})
+
+    def built() -> set[str]:
+        with warehouse.connect(read_only=True) as con:  # shares the build's read-write database
+            return {name for (name,) in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = 'research_build'").fetchall()}
+
+    first = {"cohort", "covariates", "measures", "survival_times"}  # person-level, read from analysis.*
+    deadline = time.monotonic() + 60
+    while built() != first and build.thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(1)
+    assert built() == first and build.thread.is_alive()
+    with warehouse.connect() as con:
+        written = con.execute("INSERT INTO results.indicators SELECT * FROM results.indicators_kept").fetchone()[0]
+    build.writers_done()
+    counts = build.result()
+    assert counts["indicators"] == written > 0
+    publish.swap_in(settings.paths.research, parquet_folder(settings))
+    with duckdb.connect(str(settings.paths.research), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM indicators").fetchone()[0] == written
     assert_nothing_left_building(settings)
 
 
