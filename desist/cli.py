@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import argparse
-import gc
+import atexit
 import os
 import signal
 import sys
@@ -274,16 +274,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """The `desist` command: ``main``, then exit.
+    """The `desist` command: ``main``, then exit without tearing down the interpreter.
 
-    Before exiting, every object is moved out of the garbage collector's reach (``gc.freeze``): the
-    interpreter's exit otherwise collects across every module a run imported (Dagster, Great
-    Expectations, pandas), 1.3 s after a 100,000-person run. The exit handlers still run (logs are
-    flushed) and the commands close their own files and databases, so nothing waits on a finaliser.
+    The commands close their own files and databases, so nothing waits on a finaliser; the exit
+    handlers still run (logs are flushed). What is skipped is the interpreter's teardown of every
+    module a run imported (Dagster, Great Expectations, pandas): a collection across all of them,
+    1.3 s after a 100,000-person run, and then freeing each module, 0.1 s more.
     """
     code = main()
-    gc.freeze()
-    raise SystemExit(code)
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
