@@ -33,9 +33,9 @@ from desist.runs import BATCH_TAG, EVALUATION_JOB_NAME, PUBLISH_JOB_NAME, failur
 from pipelines import assembly, indicators, worker_server
 from pipelines.partitions import (FINGERPRINT_TAG, PLANNED_FINGERPRINTS_TAG, PROGRAMME_GROUP, PROGRAMMES,
                                   programme_fingerprints, remove_partition_files, stale_programmes, warehouse_state)
-from pipelines.publish import research_build_hooks
+from pipelines.publish import BUILDS, ResearchBuild, research_build_hooks
 from pipelines.reports import REPORTS
-from pipelines.resources import release_free_memory
+from pipelines.resources import Warehouse, release_free_memory
 
 PROGRAMME_ASSETS = dg.AssetSelection.groups(PROGRAMME_GROUP)
 EVALUATION_JOB = dg.define_asset_job(
@@ -47,11 +47,14 @@ PROGRAMME_JOB = dg.define_asset_job(
     "programme_evaluation", selection=PROGRAMME_ASSETS,
     description="One programme: matching, effects, survival, diagnostics and subgroup effects (reads the warehouse, "
                 "writes the programme's Parquet files; several programmes run at once).")
+# The publish job's steps that write the warehouse: the results schema only, so the researcher database's
+# person-level tables, read from the analysis schema, are copied while they run (pipelines/publish.py).
+PUBLISH_WRITERS = [assembly.assembled_results, indicators.indicators]
 PUBLISH_JOB = dg.define_asset_job(
     PUBLISH_JOB_NAME, selection=PROGRAMME_ASSETS.downstream() - PROGRAMME_ASSETS,
     description="Every programme's results assembled into the results tables in one transaction, then "
                 "indicators, and the reports while the researcher database is built.",
-    hooks=research_build_hooks(readers=[REPORTS], results_writers=[assembly.assembled_results, indicators.indicators]))
+    hooks=research_build_hooks(readers=[REPORTS], results_writers=PUBLISH_WRITERS))
 JOBS = (EVALUATION_JOB, PROGRAMME_JOB, PUBLISH_JOB)
 UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
@@ -241,7 +244,17 @@ def run_evaluation(config_file: str, instance: dg.DagsterInstance, run_id: str |
     if failed:
         outcome.reason = "\n".join([*failed, "nothing was published: the previous outputs were kept"])
         return outcome
-    stage(PUBLISH_JOB, tags=plan.publish_tags(batch))
+    # The researcher database starts with the publish run, not after its first step (the run's hooks then
+    # take it over: research_build_hooks); a run that fails before any step leaves it to discard here.
+    publish_run = str(uuid.uuid4())
+    BUILDS[publish_run] = ResearchBuild(Warehouse(config_file=str(settings.source)),
+                                        being_written={key.path[0] for asset in PUBLISH_WRITERS for key in asset.keys})
+    try:
+        stage(PUBLISH_JOB, run_id=publish_run, tags=plan.publish_tags(batch))
+    finally:
+        unfinished = BUILDS.pop(publish_run, None)
+        if unfinished is not None:
+            unfinished.cancel()
     return outcome
 
 
