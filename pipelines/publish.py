@@ -110,14 +110,19 @@ def _steps_to_execute(context: dg.HookContext) -> set[str]:
     return set(context.instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id).step_keys_to_execute)
 
 
+def schemas_written(writers: Collection[dg.AssetsDefinition]) -> set[str]:
+    """The warehouse schemas these assets write: the first part of their keys."""
+    return {key.path[0] for asset in writers for key in asset.keys}
+
+
 def research_build_hooks(readers: Collection[dg.AssetKey],
-                         results_writers: Collection[dg.AssetsDefinition] = ()) -> set[dg.HookDefinition]:
+                         writers: Collection[dg.AssetsDefinition] = ()) -> set[dg.HookDefinition]:
     """Hooks for a job that publishes the researcher database. Once the steps of a run left to run are all
-    `readers` (assets that only read the warehouse, the research database among them) or `results_writers`
-    (assets that write the results schema only), the build starts while they run: the person-level tables
-    first, the rest once only readers are left. A failed step stops and discards it."""
+    `readers` (assets that only read the warehouse, the research database among them) or `writers` (assets
+    writing schemas no person-level table reads: ``schemas_written``), the build starts while they run: the
+    person-level tables first, the rest once only readers are left. A failed step stops and discards it."""
     reader_steps = {key.to_python_identifier() for key in readers} | {RESEARCH_STEP}
-    writer_schemas = {asset.op.name: {key.path[0] for key in asset.keys} for asset in results_writers}
+    writer_schemas = {asset.op.name: schemas_written([asset]) for asset in writers}
     succeeded: dict[str, set[str]] = {}
 
     @dg.success_hook(name="start_research_build", required_resource_keys={"warehouse"})

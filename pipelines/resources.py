@@ -49,8 +49,13 @@ class Warehouse(dg.ConfigurableResource):
     def open_shared(self) -> duckdb.DuckDBPyConnection:
         """A read-write connection for a task in the background, closed with ``close_shared``; meanwhile the
         steps' connections share its database, read-only ones too."""
-        _SHARED_READ_WRITE.add(str(self.settings.paths.warehouse))  # first: a step opening meanwhile opens read-write
-        return warehouse.connect(self.settings)
+        path = str(self.settings.paths.warehouse)
+        _SHARED_READ_WRITE.add(path)  # first: a step opening meanwhile opens read-write
+        try:
+            return warehouse.connect(self.settings)
+        except BaseException:
+            _SHARED_READ_WRITE.discard(path)
+            raise
 
     def close_shared(self, con: duckdb.DuckDBPyConnection) -> None:
         con.close()

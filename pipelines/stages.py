@@ -33,7 +33,7 @@ from desist.runs import BATCH_TAG, EVALUATION_JOB_NAME, PUBLISH_JOB_NAME, failur
 from pipelines import assembly, indicators, worker_server
 from pipelines.partitions import (FINGERPRINT_TAG, PLANNED_FINGERPRINTS_TAG, PROGRAMME_GROUP, PROGRAMMES,
                                   programme_fingerprints, remove_partition_files, stale_programmes, warehouse_state)
-from pipelines.publish import BUILDS, ResearchBuild, research_build_hooks
+from pipelines.publish import BUILDS, ResearchBuild, research_build_hooks, schemas_written
 from pipelines.reports import REPORTS
 from pipelines.resources import Warehouse, release_free_memory
 
@@ -54,7 +54,7 @@ PUBLISH_JOB = dg.define_asset_job(
     PUBLISH_JOB_NAME, selection=PROGRAMME_ASSETS.downstream() - PROGRAMME_ASSETS,
     description="Every programme's results assembled into the results tables in one transaction, then "
                 "indicators, and the reports while the researcher database is built.",
-    hooks=research_build_hooks(readers=[REPORTS], results_writers=PUBLISH_WRITERS))
+    hooks=research_build_hooks(readers=[REPORTS], writers=PUBLISH_WRITERS))
 JOBS = (EVALUATION_JOB, PROGRAMME_JOB, PUBLISH_JOB)
 UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
@@ -248,7 +248,7 @@ def run_evaluation(config_file: str, instance: dg.DagsterInstance, run_id: str |
     # take it over: research_build_hooks); a run that fails before any step leaves it to discard here.
     publish_run = str(uuid.uuid4())
     BUILDS[publish_run] = ResearchBuild(Warehouse(config_file=str(settings.source)),
-                                        being_written={key.path[0] for asset in PUBLISH_WRITERS for key in asset.keys})
+                                        being_written=schemas_written(PUBLISH_WRITERS))
     try:
         stage(PUBLISH_JOB, run_id=publish_run, tags=plan.publish_tags(batch))
     finally:
