@@ -178,10 +178,8 @@ def programme_connection(warehouse: Warehouse) -> Iterator[duckdb.DuckDBPyConnec
             con.execute(f"SET memory_limit = '{programme_memory_limit(warehouse.settings)}'")
             yield con
     finally:
-        # Arrow's allocator keeps the pages of the query results converted (at 1,000,000 people about
-        # 90 MB after a programme's read) for reuse until told to give them back, and glibc the freed
-        # pages inside its heap.
-        pa.default_memory_pool().release_unused()
+        # Arrow's pages of the query results converted (about 90 MB after a programme's read at
+        # 1,000,000 people) and glibc's freed heap pages given back.
         release_free_memory(collect=False)  # the programme steps leave no cycles to collect
 
 
