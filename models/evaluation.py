@@ -66,15 +66,14 @@ class MatchingSpec:
     missing_indicator: Sequence[str] = ()
 
 
-def prepare_covariates(people: pd.DataFrame, spec: MatchingSpec) -> tuple[pd.DataFrame, MatchingSpec, list[str]]:
-    """Design checks before fitting: the people, the covariates the models can use, and notes.
+def with_missing_indicators(people: pd.DataFrame, spec: MatchingSpec) -> tuple[pd.DataFrame, MatchingSpec]:
+    """The people with the gaps of each ``missing_indicator`` covariate filled, and the spec with its
+    indicator ``<name>_missing`` (1 where missing) after it, for each such covariate that has gaps.
 
-    A ``missing_indicator`` covariate with missing values gets the indicator ``<name>_missing``
-    (1 where missing) and its gaps filled: the observed mean for a number (0 when nothing is
-    observed), 0 (false) for a binary covariate, the level ``missing`` for a categorical one.
-    Then a covariate that takes a single value, or on which fewer than ``NEAR_CONSTANT_PEOPLE``
-    people differ from the most common value, is dropped, and a note names it. People are never
-    dropped. The caller's frame is left as it is (its columns are shared, not copied: a
+    A gap is filled with the observed mean for a number (0 when nothing is observed), 0 (false) for
+    a binary covariate, the level ``missing`` for a categorical one. In a model linear in the
+    covariate, beside its indicator, the value filled in changes no prediction, only the indicator's
+    coefficient. The caller's frame is left as it is (its columns are shared, not copied: a
     filled-in column is a new array).
     """
     frame = people.copy(deep=False)
@@ -95,6 +94,19 @@ def prepare_covariates(people: pd.DataFrame, spec: MatchingSpec) -> tuple[pd.Dat
         indicator = f"{name}_missing"
         frame[indicator] = absent.astype(float)
         covariates.insert(covariates.index(name) + 1, indicator)
+    return frame, replace(spec, covariates=tuple(covariates))
+
+
+def prepare_covariates(people: pd.DataFrame, spec: MatchingSpec) -> tuple[pd.DataFrame, MatchingSpec, list[str]]:
+    """Design checks before fitting: the people, the covariates the models can use, and notes.
+
+    The ``missing_indicator`` covariates' gaps are filled and flagged (:func:`with_missing_indicators`).
+    Then a covariate that takes a single value, or on which fewer than ``NEAR_CONSTANT_PEOPLE``
+    people differ from the most common value, is dropped, and a note names it. People are never
+    dropped. The caller's frame is left as it is.
+    """
+    frame, spec = with_missing_indicators(people, spec)
+    covariates, categorical = list(spec.covariates), list(spec.categorical)
     notes = []
     kept = []
     for name in covariates:
@@ -446,6 +458,9 @@ def evaluate_diagnostics(
               for name in ("matched", "naive", "adjusted")}
     values["comparison_value"] = float(matched.comparison_value) if published else np.nan
     values["e_value"] = float(matched.e_value) if published else np.nan
+    # The matched sample's gaps filled as the effects step filled everyone's (their outcome and
+    # negative-control models take the indicators too).
+    people, spec = with_missing_indicators(people, spec)
     weights = matched_sets["weight"].to_numpy(float)
     cohort = _cohort_with_matched_sample(
         matched_sets["treated"].to_numpy(), matched_sets["person_id"], weights > 0, people,

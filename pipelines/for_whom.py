@@ -5,6 +5,7 @@ import pandas as pd
 
 from desist import warehouse as wh
 from desist.config import Settings
+from models.evaluation import with_missing_indicators
 from models.risk import BANDS, MIN_OUTCOMES, STATUS_OK, fit_risk_model, model_card
 from models.subgroups import age_bands, subgroup_effects
 from pipelines.effects import (fingerprint, matching_spec, pandas_columns, partition_writer, programme_connection,
@@ -118,7 +119,8 @@ def risk_model(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Ma
     thresholds = settings.risk_model.band_thresholds
     min_outcomes = max(MIN_OUTCOMES, settings.disclosure.min_count)  # so every count the card shows may be shown
     with warehouse.connect() as con:
-        people = risk_people(con, settings)
+        # Gaps in a missing_indicator covariate filled and flagged, as the effects models have them.
+        people, spec = with_missing_indicators(risk_people(con, settings), spec)
         result = fit_risk_model(
             people, "reoffended", spec.covariates, spec.categorical, quarter="index_quarter",
             test_quarters=settings.risk_model.test_quarters, thresholds=thresholds, audit_groups=AUDIT_GROUPS,

@@ -2,6 +2,8 @@
 set in evaluation.yaml (`contract:` and `covariates:`)."""
 from __future__ import annotations
 
+import shutil
+
 import duckdb
 import pandas as pd
 import pytest
@@ -312,3 +314,27 @@ def test_an_extra_text_column_of_people_is_a_categorical_covariate(tmp_path):
         "(Intercept)", "age_at_index", "index_type[custody_release]", "area_type[urban]"]
     assert "area_type" in set(result.balance["variable"])
     con.close()
+
+
+# --- gaps in a covariate analysed with a missing indicator, end to end --------------------------
+
+def test_gaps_in_a_missing_indicator_covariate_run_end_to_end_with_the_indicator(tmp_path):
+    landing = tmp_path / "landing"
+    shutil.copytree(SAMPLE_DIR, landing)
+    events = pd.read_csv(landing / "index_events.csv", dtype=str, keep_default_na=False)
+    events.loc[events.index % 5 == 0, "risk_score"] = ""  # a fifth of the risk scores not recorded
+    events.to_csv(landing / "index_events.csv", index=False)
+    config = write_settings(tmp_path, landing, covariates={"missing": {"risk_score": "missing_indicator"}})
+
+    outcome = materialize_all(config, raise_on_error=False)
+
+    assert outcome.success, outcome.reason
+    with duckdb.connect(str(load_settings(config).paths.warehouse), read_only=True) as con:
+        # The risk model and the diagnostics' models take the indicator, as the effects models do.
+        assert con.execute("SELECT count(*) FROM results.risk_coefficients WHERE term = 'risk_score_missing'"
+                       ).fetchone() == (1,)
+        assert con.execute("SELECT count(*) FROM results.propensity_model WHERE term = 'risk_score_missing'"
+                       ).fetchone() == (4,)
+        estimated = con.execute("SELECT count(*) FROM results.programmes_analysed WHERE status = 'ok'").fetchone()[0]
+        assert con.execute("SELECT count(*) FROM results.diagnostics WHERE diagnostic = 'doubly_robust' "
+                       "AND isfinite(value)").fetchone()[0] == estimated == 4
