@@ -138,7 +138,10 @@ def build(
     tables = [obj for obj in objects if obj.kind == "table"]
     first = [obj for obj in tables if obj.person_level and not schemas_read(obj) & set(being_written)]
     then = [obj for obj in tables if obj not in first]
-    parquet = None if parquet_dir is None else _fresh_folder(building_path(parquet_dir))
+    parquet = None
+    if parquet_dir is not None:
+        parquet = building_path(parquet_dir)
+        parquet.mkdir(parents=True)  # empty: discard_build removed what an earlier build left there
     con.execute("SET VARIABLE publish_person_level = ?", [person_level])
     con.execute(f"ATTACH {literal(str(building_path(research_path)))} AS {BUILD_ALIAS} (READ_WRITE)")
     try:
@@ -259,12 +262,6 @@ def _copy(con: duckdb.DuckDBPyConnection, tables: list[PublishedObject], parquet
         _disclose_aggregates(con, [obj.name for obj in tables], disclosed)
     if parquet is not None:
         _export_parquet(con, parquet, [obj.name for obj in tables])
-
-
-def _fresh_folder(folder: Path) -> Path:
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    return folder
 
 
 def _export_parquet(con: duckdb.DuckDBPyConnection, folder: Path, tables: list[str]) -> None:

@@ -178,8 +178,7 @@ def test_freeze_survivors_collects_the_garbage_before_freezing():
 
 
 def test_the_programme_workers_server_imports_uncollected_and_freezes_what_it_imported():
-    # Its exit, when `desist run` ends, then collects nothing: it holds the command's stdout and stderr
-    # until it is gone. The workers forked from it inherit the frozen objects.
+    # The workers forked from it inherit the frozen objects: their collections skip what it imported.
     script = ("import gc\n"
               "from pipelines import worker_server\n"
               "worker_server.start([])\n"
