@@ -101,10 +101,24 @@ def build_table(con: duckdb.DuckDBPyConnection, name: str) -> int:
     """(Re)build one analysis table from its statement file; returns its row count."""
     table = TABLES_BY_NAME[name]
     check_inputs_exist(con, table)
+    if name in VIEWS_BY_INDEX:
+        _drop_table_now_a_view(con, name)
     warehouse.run_sql(con, table.sql_file)
     if name == "covariates":
         check_configured_covariates(con)
     return con.execute(f"SELECT count(*) FROM analysis.{name}").fetchall()[0][0]
+
+
+# Views giving each programme the rows of a table stored once per person and index date (the
+# statement files build both).
+VIEWS_BY_INDEX = ("covariates", "measures")
+
+
+def _drop_table_now_a_view(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """A warehouse built by an earlier desist holds analysis.<name> as a table, which a view cannot replace."""
+    if con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+                   "AND schema_name = 'analysis' AND table_name = ?", [name]).fetchall()[0][0]:
+        con.execute(f"DROP TABLE analysis.{name}")
 
 
 def build_analysis(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

@@ -58,13 +58,20 @@ def load_catalogue(path: Path = CATALOGUE) -> list[PublishedObject]:
     return objects
 
 
-def with_extra_columns(obj: PublishedObject, columns: dict[str, str]) -> PublishedObject:
-    """A published table of analysis.covariates with more of its columns, documented.
+# The published characteristics: the table stored once per person and index date, and the view giving
+# it to every programme (its ``covariate.*`` carries whatever columns the table has).
+CHARACTERISTICS = ("covariates_by_index", "covariates")
 
-    The extra columns are read in the same scan as the table's own (its query ends with ``FROM
-    analysis.covariates``): joining the table back to itself would hash every person a second time.
+
+def with_extra_columns(obj: PublishedObject, columns: dict[str, str]) -> PublishedObject:
+    """A published table of analysis.covariates_by_index, or the view on it, with more of its columns, documented.
+
+    The table reads the extra columns in the same scan as its own (its query ends with ``FROM
+    analysis.covariates_by_index``): joining the table back to itself would hash every person a second time.
     """
-    source = "FROM analysis.covariates"
+    if obj.kind == "view":
+        return dataclasses.replace(obj, columns={**obj.columns, **columns})
+    source = "FROM analysis.covariates_by_index"
     if not obj.sql.endswith(source):
         raise ValueError(f"published table '{obj.name}' must end with '{source}' to take the extract's own columns")
     extra = ", ".join(columns)
@@ -122,7 +129,8 @@ def build(
     `con`, which may be read-only, and its Parquet copies beside `parquet_dir`. Nothing published changes.
 
     ``extra_covariates`` (column -> meaning) are the extract's own columns declared in
-    evaluation.yaml: they are published and documented in ``covariates`` after its own columns.
+    evaluation.yaml: they are published and documented in ``covariates_by_index`` and the ``covariates``
+    view after their own columns.
     `person_level` False publishes aggregates only, with counts and estimates under disclosure
     control at `min_count`. Returns the row count of every published table.
 
@@ -133,7 +141,7 @@ def build(
     research_path = Path(research_path)
     research_path.parent.mkdir(parents=True, exist_ok=True)
     discard_build(research_path, parquet_dir)
-    objects = [with_extra_columns(obj, extra_covariates) if obj.name == "covariates" and extra_covariates else obj
+    objects = [with_extra_columns(obj, extra_covariates) if obj.name in CHARACTERISTICS and extra_covariates else obj
                for obj in load_catalogue(catalogue) if person_level or not obj.person_level]
     tables = [obj for obj in objects if obj.kind == "table"]
     first = [obj for obj in tables if obj.person_level and not schemas_read(obj) & set(being_written)]

@@ -43,27 +43,29 @@ ANALYSED_SURVIVAL = """
 
 
 # The people analysed (desist.analysis.ANALYSED_PEOPLE, in its order) with only the columns the
-# models read: person_id, treated and the configured covariates (and the `{extra}` columns asked for).
+# models read: person_id, treated and the configured covariates (and the `{extra}` columns asked for),
+# then their index date as `measured_from` (the key of their measures). Read from the tables stored
+# once per person and index date, not through the views that give them to every programme.
 ANALYSED_COVARIATES = """
-    SELECT covariates.person_id, covariates.treated,
-           COLUMNS(lambda c: list_contains(getvariable('covariates'), c)){extra}
-    FROM analysis.covariates AS covariates
-    SEMI JOIN (SELECT programme_id, person_id, index_date FROM analysis.measures
-               WHERE programme_id = $programme_id AND window_months = getvariable('headline_months')
-                 AND complete) AS headline
-      USING (programme_id, person_id, index_date)
-    WHERE covariates.programme_id = $programme_id AND covariates.covariates_complete
-    ORDER BY covariates.person_id
+    SELECT cohort.person_id, cohort.treated,
+           COLUMNS(lambda c: list_contains(getvariable('covariates'), c)){extra},
+           cohort.index_date AS measured_from
+    FROM (SELECT person_id, treated, index_date FROM analysis.cohort WHERE programme_id = $programme_id) AS cohort
+    JOIN analysis.covariates_by_index AS covariates USING (person_id, index_date)
+    SEMI JOIN (SELECT person_id, index_date FROM analysis.measures_by_index
+               WHERE window_months = getvariable('headline_months') AND complete) AS headline
+      USING (person_id, index_date)
+    WHERE covariates.covariates_complete
+    ORDER BY cohort.person_id
 """
-# Every measure row of the people analysed (registered as `analysed`: person_id and their row
-# number) in the follow-up windows, by row number: one hash join, streamed.
+# Every measure row of the people analysed (registered as `analysed`: person_id, index_date and their
+# row number) in the follow-up windows, by row number: one hash join, streamed.
 ANALYSED_MEASURES = f"""
     SELECT analysed.row, measures.window_months,
            {", ".join(f"CAST(measures.{measure} AS DOUBLE) AS {measure}" for measure, _ in MEASURES)}
-    FROM analysis.measures AS measures
-    JOIN analysed USING (person_id)
-    WHERE measures.programme_id = $programme_id
-      AND list_contains(getvariable('windows_months'), measures.window_months)
+    FROM analysis.measures_by_index AS measures
+    JOIN analysed USING (person_id, index_date)
+    WHERE list_contains(getvariable('windows_months'), measures.window_months)
 """
 
 
@@ -82,7 +84,8 @@ def read_cohort(con: duckdb.DuckDBPyConnection, settings: Settings, programme_id
     where = {"programme_id": programme_id}
     table = con.sql(ANALYSED_COVARIATES.format(extra="".join(f", covariates.{wh.quoted(name)}" for name in extra)),
                     params=where).to_arrow_table()
-    person_ids = table.column("person_id")
+    person_ids, index_dates = table.column("person_id"), table.column("measured_from")
+    table = table.drop_columns("measured_from")
     if len(person_ids) > 1 and pc.any(pc.equal(person_ids[1:], person_ids[:-1])).as_py():
         raise dg.Failure(description=f"programme {programme_id}: analysis.covariates holds more than one "
                                      "analysed row for a person")
@@ -97,9 +100,10 @@ def read_cohort(con: duckdb.DuckDBPyConnection, settings: Settings, programme_id
     cells = wide.reshape(len(person_ids) * len(windows), len(names))  # a row per person and window
     # A person and window given twice fills fewer cells than rows came.
     filled, n_rows = np.zeros(len(cells), dtype=bool), 0
-    con.register("analysed", pa.table({"person_id": person_ids, "row": np.arange(len(person_ids))}))
+    con.register("analysed", pa.table({"person_id": person_ids, "index_date": index_dates,
+                                       "row": np.arange(len(person_ids))}))
     try:
-        for batch in con.sql(ANALYSED_MEASURES, params=where).to_arrow_reader():
+        for batch in con.sql(ANALYSED_MEASURES).to_arrow_reader():
             cell = (batch.column("row").to_numpy() * len(windows)
                     + window_index.get_indexer(batch.column("window_months").to_numpy()))
             filled[cell] = True

@@ -21,25 +21,21 @@ AUDIT_GROUPS = ("sex", "ethnic_group", "age_band")
 
 # One row per person and index date analysed for any programme: complete headline follow-up and
 # every covariate present, with the headline outcome; in_pool marks people no programme touched
-# (never enrolled in any programme), on whom the risk model is fitted. The analysis tables hold
-# a (person, index date) once per programme with the same characteristics, outcome and quarter,
-# so each is brought down to one row per person and index date before the joins (joining the
-# programmes' rows first and dropping the copies after costs three times as much). The
-# characteristics are many columns: the row of each person and index date is picked by its row id
-# (one small aggregate) and only those rows are read, rather than every column of every row
-# passing through the aggregate. Kept as a temporary table, in person order, so the scores are
-# written back beside its keys by position.
+# (never enrolled in any programme), on whom the risk model is fitted. Characteristics and outcomes
+# are read from the tables stored once per person and index date; the cohort holds a (person,
+# index date) once per programme with the same quarter, so it is brought down to one row per
+# person and index date before the join. Kept as a temporary table, in person order, so the
+# scores are written back beside its keys by position.
 RISK_PEOPLE = """
     CREATE OR REPLACE TEMP TABLE risk_people AS
     WITH characteristics AS (
         SELECT person_id, index_date, {columns}
-        FROM analysis.covariates
-        WHERE rowid IN (SELECT min(rowid) FROM analysis.covariates WHERE covariates_complete
-                        GROUP BY person_id, index_date)
+        FROM analysis.covariates_by_index
+        WHERE covariates_complete
     ),
     headline AS (
-        SELECT DISTINCT ON (person_id, index_date) person_id, index_date, reoffended::INTEGER AS reoffended
-        FROM analysis.measures
+        SELECT person_id, index_date, reoffended::INTEGER AS reoffended
+        FROM analysis.measures_by_index
         WHERE window_months = getvariable('headline_months') AND complete
     ),
     quarters AS (

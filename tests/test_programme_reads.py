@@ -37,7 +37,7 @@ def sample_warehouse(tmp_path_factory):
     analysis.build_analysis(con)
     # Some people without a risk score: their covariates are complete (missing_indicator), the
     # value is NULL in the read.
-    con.execute("UPDATE analysis.covariates SET risk_score = NULL WHERE hash(person_id) % 40 = 0")
+    con.execute("UPDATE analysis.covariates_by_index SET risk_score = NULL WHERE hash(person_id) % 40 = 0")
     yield settings, con
     con.close()
 
@@ -82,13 +82,18 @@ def test_read_cohort_gives_the_analysed_people_and_their_measures_as_the_plain_r
 
 
 def programme_copy(con, settings, programme_id: str) -> duckdb.DuckDBPyConnection:
-    """An in-memory warehouse holding one programme's analysis.covariates and analysis.measures."""
+    """An in-memory warehouse holding one programme's analysis.cohort and the rows of
+    analysis.covariates_by_index and analysis.measures_by_index its cohort reads."""
     copy = duckdb.connect()
     warehouse.set_variables(copy, settings)
     copy.execute("CREATE SCHEMA analysis")
-    for table in ("covariates", "measures"):
-        copy.register("source", con.execute(f"SELECT * FROM analysis.{table} WHERE programme_id = $programme_id",
-                                            {"programme_id": programme_id}).df())
+    cohort = "(SELECT person_id, index_date FROM analysis.cohort WHERE programme_id = $programme_id)"
+    for table, query in [("cohort", "SELECT * FROM analysis.cohort WHERE programme_id = $programme_id"),
+                         ("covariates_by_index", f"SELECT * FROM analysis.covariates_by_index SEMI JOIN {cohort} "
+                                                 "USING (person_id, index_date)"),
+                         ("measures_by_index", f"SELECT * FROM analysis.measures_by_index SEMI JOIN {cohort} "
+                                               "USING (person_id, index_date)")]:
+        copy.register("source", con.execute(query, {"programme_id": programme_id}).df())
         copy.execute(f"CREATE TABLE analysis.{table} AS SELECT * FROM source")
     return copy
 
@@ -97,8 +102,10 @@ def test_a_duplicated_measure_row_stops_the_read_naming_the_programme(sample_war
     settings, con = sample_warehouse
     copy = programme_copy(con, settings, "P02")
     copy.execute("""
-        INSERT INTO analysis.measures SELECT * FROM analysis.measures WHERE window_months = 6 AND person_id = (
-            SELECT min(person_id) FROM analysis.covariates JOIN analysis.measures USING (person_id, index_date)
+        INSERT INTO analysis.measures_by_index
+        SELECT * FROM analysis.measures_by_index WHERE window_months = 6 AND person_id = (
+            SELECT min(person_id) FROM analysis.covariates_by_index JOIN analysis.measures_by_index
+                                  USING (person_id, index_date)
             WHERE covariates_complete AND window_months = 12 AND complete)""")
     with pytest.raises(dg.Failure, match="programme P02: analysis.measures holds more than one row for a person "
                                          "and follow-up window"):
@@ -112,8 +119,9 @@ def test_a_measure_too_large_for_its_float32_column_stops_the_read(sample_wareho
     copy = programme_copy(con, settings, "P02")
     assert len(read_cohort(copy, settings, "P02")) > 100
     copy.execute("""
-        UPDATE analysis.measures SET frequency = 16777216 WHERE window_months = 6 AND person_id = (
-            SELECT min(person_id) FROM analysis.covariates JOIN analysis.measures USING (person_id, index_date)
+        UPDATE analysis.measures_by_index SET frequency = 16777216 WHERE window_months = 6 AND person_id = (
+            SELECT min(person_id) FROM analysis.covariates_by_index JOIN analysis.measures_by_index
+                                  USING (person_id, index_date)
             WHERE covariates_complete AND window_months = 12 AND complete)""")
     with pytest.raises(dg.Failure, match="programme P02: analysis.measures.frequency holds a value of 16,777,216 "
                                          "or more, out of the measures' range"):

@@ -179,7 +179,7 @@ def test_a_headline_row_removed_after_the_effects_step_stops_the_later_reads(ana
     settings, con, path, inputs = analysed
     con.execute("BEGIN")
     try:
-        con.execute("DELETE FROM analysis.measures WHERE window_months = getvariable('headline_months') "
+        con.execute("DELETE FROM analysis.measures_by_index WHERE window_months = getvariable('headline_months') "
                     "AND person_id IN (SELECT person_id FROM read_parquet($path) LIMIT 2)", {"path": str(path)})
         now = programme_fingerprints(con, settings, [PROGRAMME])[PROGRAMME]
         assert now != inputs

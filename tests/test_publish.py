@@ -74,41 +74,52 @@ def test_the_extracts_own_columns_follow_the_covariates_own_row_for_row(make_set
     (folder / "tables").mkdir(parents=True)
     (folder / "views").mkdir()
     (folder / "catalogue.yaml").write_text(textwrap.dedent("""\
+        covariates_by_index:
+          description: Covariates once per person.
+          columns:
+            person_id: Person.
+            score: Score.
         covariates:
-          description: Covariates.
+          kind: view
+          description: Covariates per programme.
           columns:
             programme_id: Programme.
             person_id: Person.
             score: Score.
     """))
-    # As in sql/published/tables/covariates.sql: a comment between the columns and FROM.
-    (folder / "tables" / "covariates.sql").write_text(
-        "SELECT programme_id, person_id, score\n-- notes is left out on purpose\nFROM analysis.covariates\n")
+    # As in sql/published/tables/covariates_by_index.sql: a comment between the columns and FROM.
+    (folder / "tables" / "covariates_by_index.sql").write_text(
+        "SELECT person_id, score\n-- notes is left out on purpose\nFROM analysis.covariates_by_index\n")
+    (folder / "views" / "covariates.sql").write_text(
+        "SELECT programme.programme_id, covariate.* FROM covariates_by_index AS covariate "
+        "CROSS JOIN (SELECT 'P1' AS programme_id) AS programme")
     settings = make_settings()
     with warehouse.connect(settings) as con:
-        con.execute("CREATE TABLE analysis.covariates AS SELECT * FROM (VALUES ('P2', 'B', 2.5, 'no', 7, 'b'), "
-                    "('P1', 'B', 1.5, 'yes', NULL, 'a'), ('P1', 'A', 0.5, NULL, 3, 'c')) "
-                    "AS t(programme_id, person_id, score, needs, visits, notes)")
+        con.execute("CREATE TABLE analysis.covariates_by_index AS SELECT * FROM (VALUES ('C', 2.5, 'no', 7, 'b'), "
+                    "('B', 1.5, 'yes', NULL, 'a'), ('A', 0.5, NULL, 3, 'c')) "
+                    "AS t(person_id, score, needs, visits, notes)")
         counts = publish.publish(con, settings.paths.research, tmp_path / "parquet", folder / "catalogue.yaml",
                                  extra_covariates={"needs": "Needs, as supplied.", "visits": "Visits."})
-    assert counts == {"covariates": 3}
-    expected = [("P2", "B", 2.5, "no", 7), ("P1", "B", 1.5, "yes", None), ("P1", "A", 0.5, None, 3)]
+    assert counts == {"covariates_by_index": 3}
+    expected = [("C", 2.5, "no", 7), ("B", 1.5, "yes", None), ("A", 0.5, None, 3)]
+    extra_comments = [("needs", "Needs, as supplied."), ("visits", "Visits.")]
     with duckdb.connect(str(settings.paths.research), read_only=True) as reader:
-        assert reader.execute("SELECT * FROM covariates").fetchall() == expected  # the warehouse's order
-        assert reader.execute("SELECT column_name, comment FROM duckdb_columns() WHERE table_name = 'covariates' "
-                              "ORDER BY column_index").fetchall() == [
-            ("programme_id", "Programme."), ("person_id", "Person."), ("score", "Score."),
-            ("needs", "Needs, as supplied."), ("visits", "Visits.")]
-    assert sorted(duckdb.sql(f"SELECT * FROM '{tmp_path / 'parquet' / 'covariates.parquet'}'").fetchall(),
+        assert reader.execute("SELECT * FROM covariates_by_index").fetchall() == expected  # the warehouse's order
+        assert sorted(reader.execute("SELECT * FROM covariates").fetchall()) == sorted(("P1", *row) for row in expected)
+        for name, own in [("covariates_by_index", []), ("covariates", [("programme_id", "Programme.")])]:
+            assert reader.execute("SELECT column_name, comment FROM duckdb_columns() WHERE table_name = ? "
+                                  "ORDER BY column_index", [name]).fetchall() == [
+                *own, ("person_id", "Person."), ("score", "Score."), *extra_comments], name
+    assert sorted(duckdb.sql(f"SELECT * FROM '{tmp_path / 'parquet' / 'covariates_by_index.parquet'}'").fetchall(),
                   key=str) == sorted(expected, key=str)
 
 
 def test_the_extracts_own_columns_need_the_covariates_query_to_end_with_its_table():
-    covariates = next(obj for obj in load_catalogue() if obj.name == "covariates")
+    covariates = next(obj for obj in load_catalogue() if obj.name == "covariates_by_index")
     assert publish.with_extra_columns(covariates, {"needs": "Needs."}).sql.endswith(
-        "-- history instead).\n, needs\nFROM analysis.covariates")
+        "-- history instead).\n, needs\nFROM analysis.covariates_by_index")
     joined = dataclasses.replace(covariates, sql=covariates.sql + " JOIN analysis.cohort USING (person_id)")
-    with pytest.raises(ValueError, match=r"'covariates' must end with 'FROM analysis.covariates'"):
+    with pytest.raises(ValueError, match=r"'covariates_by_index' must end with 'FROM analysis.covariates_by_index'"):
         publish.with_extra_columns(joined, {"needs": "Needs."})
 
 

@@ -25,8 +25,8 @@ from pipelines.publish import ResearchBuild, parquet_folder
 from pipelines.resources import Warehouse
 
 RESEARCH_MD = PROJECT_ROOT / "docs" / "research.md"
-PERSON_LEVEL = {"cohort", "covariates", "measures", "survival_times", "matched_sets", "unmatched", "matched_outcomes",
-                "risk_scores"}
+PERSON_LEVEL = {"cohort", "covariates_by_index", "measures_by_index", "covariates", "measures", "survival_times",
+                "matched_sets", "unmatched", "matched_outcomes", "risk_scores"}
 BIRTH_LIKE = re.compile(r"birth|dob|born")
 QUARANTINED_VALUES = {"raw_value", "raw_record", "detail", "source_file", "source_row", "unexpected_sample"}
 
@@ -175,7 +175,8 @@ def test_every_published_table_and_its_parquet_copy_hold_exactly_the_warehouse_r
 
 
 def test_person_level_tables_hold_the_warehouse_rows(research, warehouse):
-    for published, source in [("cohort", "analysis.cohort"), ("covariates", "analysis.covariates"),
+    for published, source in [("cohort", "analysis.cohort"), ("covariates_by_index", "analysis.covariates_by_index"),
+                              ("covariates", "analysis.covariates"), ("measures_by_index", "analysis.measures_by_index"),
                               ("measures", "analysis.measures"), ("survival_times", "analysis.survival"),
                               ("matched_sets", "results.matched_sets")]:
         assert research.execute(f"SELECT count(*) FROM {published}").fetchall() == \
@@ -183,6 +184,12 @@ def test_person_level_tables_hold_the_warehouse_rows(research, warehouse):
     # 20,000 people in the sample; four programmes, each with every eligible person once.
     assert research.execute("SELECT count(*), count(DISTINCT person_id) FROM cohort").fetchall() == [(80_000, 20_000)]
     assert research.execute("SELECT count(*) FROM measures").fetchall() == [(240_000,)]
+    # Stored once per person and index date in cohort (427 participants' index dates differ from the one
+    # they have in the other programmes' comparison pools), three windows each.
+    assert research.execute("SELECT count(DISTINCT (person_id, index_date)) FROM cohort").fetchall() == [(20_427,)]
+    assert research.execute("SELECT count(*), count(DISTINCT (person_id, index_date)) FROM covariates_by_index"
+                            ).fetchall() == [(20_427, 20_427)]
+    assert research.execute("SELECT count(*) FROM measures_by_index").fetchall() == [(61_281,)]
 
 
 def test_the_matched_sample_is_one_to_one(research):
@@ -395,7 +402,7 @@ def test_a_build_beside_the_results_writers_copies_the_person_level_tables_then_
             return {name for (name,) in con.execute(
                 "SELECT table_name FROM duckdb_tables() WHERE database_name = 'research_build'").fetchall()}
 
-    first = {"cohort", "covariates", "measures", "survival_times"}  # person-level, read from analysis.*
+    first = {"cohort", "covariates_by_index", "measures_by_index", "survival_times"}  # person-level, read from analysis.*
     deadline = time.monotonic() + 60
     while built() != first and build.thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.02)

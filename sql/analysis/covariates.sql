@@ -1,4 +1,6 @@
--- Characteristics at the index date, one row per programme x person in analysis.cohort.
+-- Characteristics at the index date: analysis.covariates_by_index holds one row per person and
+-- index date in analysis.cohort, and the view analysis.covariates gives it to every programme whose
+-- cohort holds that person and index date, one row per programme x person in analysis.cohort.
 --
 -- Derived from the offence history, counting only what was known at the index date:
 --   prior_proven_offences      offences committed and proven strictly before the index date
@@ -17,8 +19,9 @@
 -- covariates_complete says whether every complete-case covariate named in evaluation.yaml (the
 -- SQL variable 'complete_case_covariates', in order) is present, and missing_covariate names
 -- the first one that is not.
--- Nothing here depends on the programme, so it is worked out once per person and index date.
-CREATE OR REPLACE TABLE analysis.covariates AS
+-- Nothing here depends on the programme, so it is worked out and stored once per person and index
+-- date.
+CREATE OR REPLACE TABLE analysis.covariates_by_index AS
 WITH index_points AS (
     SELECT DISTINCT person_id, index_date FROM analysis.cohort
 ),
@@ -105,14 +108,19 @@ first_absent AS (
     GROUP BY person_id, index_date
 )
 SELECT
+    characteristics.*,
+    completeness.covariates_complete,
+    first_absent.missing_covariate
+FROM characteristics
+JOIN completeness USING (person_id, index_date)
+LEFT JOIN first_absent USING (person_id, index_date);
+
+CREATE OR REPLACE VIEW analysis.covariates AS
+SELECT
     cohort.programme_id,
     cohort.person_id,
     cohort.treated,
     cohort.index_date,
-    characteristics.* EXCLUDE (person_id, index_date),
-    completeness.covariates_complete,
-    first_absent.missing_covariate
+    covariate.* EXCLUDE (person_id, index_date)
 FROM analysis.cohort AS cohort
-JOIN characteristics USING (person_id, index_date)
-JOIN completeness USING (person_id, index_date)
-LEFT JOIN first_absent USING (person_id, index_date);
+JOIN analysis.covariates_by_index AS covariate USING (person_id, index_date);

@@ -1,5 +1,7 @@
--- Proven reoffending over fixed follow-up windows, one row per programme x person x window
--- (the windows are the SQL variable 'windows_months').
+-- Proven reoffending over fixed follow-up windows (the SQL variable 'windows_months'):
+-- analysis.measures_by_index holds one row per person x index date x window, and the view
+-- analysis.measures gives it to every programme whose cohort holds that person and index date,
+-- one row per programme x person x window.
 --
 -- For a window of N months and a waiting period of W months (dates are whole days):
 --   window_end     = index_date + N months (calendar months; a day missing from the target
@@ -21,13 +23,14 @@
 --   days_to_first          days from index_date to the first offence that counts (NULL if none)
 --   custodial_reoffence    1 when an offence that counts was disposed of by custody, else 0
 --   most_serious_severity  highest severity among offences that count (NULL if none)
-CREATE OR REPLACE TABLE analysis.measures AS
+--
+-- Every measure depends on the person and index date only, not on the programme: each is worked
+-- out and stored once per person, index date and window. A person in every programme's cohort
+-- would otherwise be stored once per programme.
+CREATE OR REPLACE TABLE analysis.measures_by_index AS
 WITH windows AS (
     SELECT unnest(getvariable('windows_months')) AS window_months
 ),
--- Every measure depends on the person and index date only, not on the programme: each is worked
--- out once per person, index date and window, then given to every programme whose cohort holds
--- that person and index date.
 points AS (
     SELECT DISTINCT person_id, index_date FROM analysis.cohort
 ),
@@ -84,6 +87,9 @@ point_measures AS (
     FROM follow_up
     LEFT JOIN reoffences AS reoffence USING (person_id, index_date, window_months)
 )
+SELECT * FROM point_measures;
+
+CREATE OR REPLACE VIEW analysis.measures AS
 SELECT
     cohort.programme_id,
     cohort.person_id,
@@ -91,4 +97,4 @@ SELECT
     cohort.index_date,
     measure.* EXCLUDE (person_id, index_date)
 FROM analysis.cohort AS cohort
-JOIN point_measures AS measure USING (person_id, index_date);
+JOIN analysis.measures_by_index AS measure USING (person_id, index_date);

@@ -1,7 +1,5 @@
 SELECT
-    programme_id,
     person_id,
-    treated,
     index_date,
     age_at_index,
     prior_proven_offences,
@@ -20,4 +18,4 @@ SELECT
 -- sex and ethnic_group (female is the covariate used), and the supplied prior_offences,
 -- prior_custody and age_first_offence (the analysis uses the counts derived from the offence
 -- history instead).
-FROM analysis.covariates
+FROM analysis.covariates_by_index
