@@ -111,7 +111,7 @@ def build_table(con: duckdb.DuckDBPyConnection, name: str) -> int:
 
 # Views giving each programme the rows of a table stored once per person and index date (the
 # statement files build both).
-VIEWS_BY_INDEX = ("covariates", "measures")
+VIEWS_BY_INDEX = ("covariates", "measures", "negative_controls")
 
 
 def _drop_table_now_a_view(con: duckdb.DuckDBPyConnection, name: str) -> None:

@@ -28,15 +28,14 @@ CHECKS = {
 # with their covariates, the headline measure and the negative controls: no diagnostic reads the
 # covariates or outcomes of the people left out of the matched sample, whose participation and
 # propensity scores come from the matched sets. In no order (the diagnostics find each person by
-# id); the controls' programme is picked before the join, so only the people's ids and dates are matched.
+# id). The controls are read from their table stored once per person and index date: the people's ids
+# and dates find them.
 MATCHED_SAMPLE = """
     SELECT people.*, controls.pre_offences_12, controls.pre_offended_24_12
     FROM (SELECT person_id, index_date::DATE AS index_date,
                  COLUMNS(lambda c: list_contains(getvariable('covariates'), c)), reoffended
           FROM read_parquet($people) WHERE weight > 0) AS people
-    JOIN (SELECT person_id, index_date, pre_offences_12, pre_offended_24_12 FROM analysis.negative_controls
-          WHERE programme_id = $programme_id) AS controls
-      USING (person_id, index_date)
+    JOIN analysis.negative_controls_by_index AS controls USING (person_id, index_date)
 """
 
 
@@ -52,8 +51,7 @@ def read_diagnostic_inputs(con, settings, programme_id: str, inputs: str) -> dic
     """What the diagnostics of an estimated programme read: its matched sets, the matched sample
     (MATCHED_SAMPLE) and its partition's balance and effects; stops if the effects step's analysed_people
     file is missing or not from ``inputs`` (analysed_people_file)."""
-    sample = con.execute(MATCHED_SAMPLE, {"programme_id": programme_id, "people": str(
-        analysed_people_file(settings, programme_id, inputs))}).df()
+    sample = con.execute(MATCHED_SAMPLE, {"people": str(analysed_people_file(settings, programme_id, inputs))}).df()
     return {"matched_sets": read_matched_sets(con, settings, programme_id), "sample": sample,
             **{table: read_partition(con, settings, table, programme_id) for table in ("balance", "effects")}}
 

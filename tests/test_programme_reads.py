@@ -149,7 +149,7 @@ def test_diagnostics_from_the_matched_sample_equal_those_from_everyone(sample_wa
         "JOIN analysis.negative_controls AS controls USING (programme_id, person_id, index_date) "
         "WHERE headline.window_months = getvariable('headline_months') ORDER BY people.person_id",
         {"programme_id": "P02"}).df()
-    sample = con.execute(MATCHED_SAMPLE, {"programme_id": "P02", "people": str(path)}).df()
+    sample = con.execute(MATCHED_SAMPLE, {"people": str(path)}).df()
     assert len(sample) == int((effects.matched_sets["weight"] > 0).sum()) < len(everyone)
 
     arguments = (effects.matched_sets, effects.balance, effects.effects, spec, settings.follow_up.headline_months,
