@@ -98,7 +98,8 @@ ANALYSED_PEOPLE = """
 
 
 def build_table(con: duckdb.DuckDBPyConnection, name: str) -> int:
-    """(Re)build one analysis table from its statement file; returns its row count."""
+    """(Re)build one analysis table from its statement file; returns the row count of the table stored
+    (:func:`stored_table`: counting a view by index would join every programme's rows again)."""
     table = TABLES_BY_NAME[name]
     check_inputs_exist(con, table)
     if name in VIEWS_BY_INDEX:
@@ -106,12 +107,17 @@ def build_table(con: duckdb.DuckDBPyConnection, name: str) -> int:
     warehouse.run_sql(con, table.sql_file)
     if name == "covariates":
         check_configured_covariates(con)
-    return con.execute(f"SELECT count(*) FROM analysis.{name}").fetchall()[0][0]
+    return con.execute(f"SELECT count(*) FROM {stored_table(name)}").fetchall()[0][0]
 
 
 # Views giving each programme the rows of a table stored once per person and index date (the
 # statement files build both).
 VIEWS_BY_INDEX = ("covariates", "measures", "negative_controls")
+
+
+def stored_table(name: str) -> str:
+    """The table analysis.<name>'s statement file stores: analysis.<name>_by_index for a view by index."""
+    return f"analysis.{name}_by_index" if name in VIEWS_BY_INDEX else f"analysis.{name}"
 
 
 def _drop_table_now_a_view(con: duckdb.DuckDBPyConnection, name: str) -> None:
@@ -122,7 +128,7 @@ def _drop_table_now_a_view(con: duckdb.DuckDBPyConnection, name: str) -> None:
 
 
 def build_analysis(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """Build every analysis table in order; returns the row count of each."""
+    """Build every analysis table in order; returns the row count of each (build_table)."""
     return {table.name: build_table(con, table.name) for table in ANALYSIS_TABLES}
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from desist.analysis import ANALYSIS_TABLES, AnalysisTable, build_table
+from desist.analysis import ANALYSIS_TABLES, AnalysisTable, build_table, stored_table
 from pipelines.resources import WAREHOUSE_POOL, Warehouse
 
 
@@ -23,7 +23,8 @@ def analysis_asset(table: AnalysisTable) -> dg.AssetsDefinition:
     def _asset(warehouse: Warehouse) -> dg.MaterializeResult:
         with warehouse.connect() as con:
             rows = build_table(con, table.name)
-        return dg.MaterializeResult(metadata={"rows": dg.MetadataValue.int(rows)})
+        return dg.MaterializeResult(metadata={"rows": dg.MetadataValue.int(rows),
+                                              "table": dg.MetadataValue.text(stored_table(table.name))})
 
     return _asset
 

@@ -22,10 +22,10 @@ AUDIT_GROUPS = ("sex", "ethnic_group", "age_band")
 # One row per person and index date analysed for any programme: complete headline follow-up and
 # every covariate present, with the headline outcome; in_pool marks people no programme touched
 # (never enrolled in any programme), on whom the risk model is fitted. Characteristics and outcomes
-# are read from the tables stored once per person and index date; the cohort holds a (person,
-# index date) once per programme with the same quarter, so it is brought down to one row per
-# person and index date before the join. Kept as a temporary table, in person order, so the
-# scores are written back beside its keys by position.
+# are read from the tables stored once per person and index date, and the index quarter is worked
+# out from the index date as sql/analysis/cohort.sql does (rather than picked from the cohort's
+# row of every programme). Kept as a temporary table, in person order, so the scores are written
+# back beside its keys by position.
 RISK_PEOPLE = """
     CREATE OR REPLACE TEMP TABLE risk_people AS
     WITH characteristics AS (
@@ -37,19 +37,14 @@ RISK_PEOPLE = """
         SELECT person_id, index_date, reoffended::INTEGER AS reoffended
         FROM analysis.measures_by_index
         WHERE window_months = getvariable('headline_months') AND complete
-    ),
-    quarters AS (
-        SELECT DISTINCT ON (person_id, index_date) person_id, index_date, index_quarter
-        FROM analysis.cohort
     )
     SELECT
         characteristics.*,
-        quarters.index_quarter,
+        year(index_date)::VARCHAR || 'Q' || quarter(index_date)::VARCHAR AS index_quarter,
         headline.reoffended,
         person_id NOT IN (SELECT person_id FROM staging.participation) AS in_pool
     FROM characteristics
     JOIN headline USING (person_id, index_date)
-    JOIN quarters USING (person_id, index_date)
     ORDER BY person_id, index_date
 """
 

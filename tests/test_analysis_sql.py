@@ -366,7 +366,7 @@ def test_negative_controls_count_offending_before_the_index_date(con):
         offence("k2", "K", "2020-06-01", "2020-07-01"), offence("k3", "K", "2020-07-01", "2020-08-01"),
         offence("k4", "K", "2021-05-31", "2021-05-31"), offence("k5", "K", "2021-05-01", "2021-06-10"),
     ])
-    assert analysis.build_table(con, "negative_controls") == 27
+    assert analysis.build_table(con, "negative_controls") == 15  # stored once per person and index date
     k = one_row(con, "negative_controls", programme_id="P1", person_id="K")
     assert (k["pre_offences_12"], k["pre_offended_24_12"]) == (3, 1)
 
@@ -524,12 +524,21 @@ def test_dagster_assets_build_the_analysis_tables(make_settings):
         for event in result.get_asset_materialization_events()
     }
     # 8 enrolment-event pairs (A, D twice, F, G, H, N, L); 27 programme x person rows
-    # (P1: 5 + 7, P2: 1 + 14), three windows each; 2 programmes x 2 groups x 3 windows;
+    # (P1: 5 + 7, P2: 1 + 14) at 15 people and index dates, which covariates, measures (three
+    # windows each) and negative_controls store once; 2 programmes x 2 groups x 3 windows;
     # 9 attrition steps per programme and 4 covariate steps; 6 participants.
     assert rows_by_asset == {
-        "enrolment_links": 8, "cohort": 27, "covariates": 27, "engagement": 6, "measures": 81,
-        "follow_up_completeness": 12, "negative_controls": 27, "survival": 27, "attrition": 22,
+        "enrolment_links": 8, "cohort": 27, "covariates": 15, "engagement": 6, "measures": 45,
+        "follow_up_completeness": 12, "negative_controls": 15, "survival": 27, "attrition": 22,
     }
+    tables = {event.asset_key.path[1]: event.step_materialization_data.materialization.metadata["table"].value
+              for event in result.get_asset_materialization_events()}
+    assert tables["measures"] == "analysis.measures_by_index" and tables["cohort"] == "analysis.cohort"
+    with warehouse.connect(settings, read_only=True) as con:
+        assert con.execute("SELECT count(DISTINCT (person_id, index_date)) FROM analysis.cohort").fetchall() == [(15,)]
+        # The views give every programme its rows.
+        assert [con.execute(f"SELECT count(*) FROM analysis.{name}").fetchall()[0][0]
+                for name in ("covariates", "measures", "negative_controls")] == [27, 81, 27]
 
 
 def test_missing_staging_table_is_named(make_settings):

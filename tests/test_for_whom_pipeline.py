@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from statsmodels.stats.multitest import multipletests
 
+from desist import warehouse
 from desist.config import load_settings, write_settings
 from desist.generate import generate, subgroup_truth, write_extract
-from pipelines.for_whom import participant_subgroups
+from pipelines.for_whom import participant_subgroups, risk_people
 from conftest import SAMPLE_DIR, materialize_all
 
 
@@ -45,6 +46,25 @@ def test_risk_model_on_the_sample_reaches_the_true_auc_and_is_calibrated(sample_
     assert (samples["train"], samples["test"]) == (p["n_train"], p["n_test"])
     assert pooled == 0  # nobody who took part in any programme is in the model's own data
     assert bands == 0
+
+
+def test_the_risk_models_people_carry_the_cohorts_index_quarter(sample_run):
+    """The risk model's people, one per person and index date analysed, with the quarter the cohort gives them."""
+    with duckdb.connect(str(sample_run.paths.warehouse), read_only=True) as con:
+        warehouse.set_variables(con, sample_run)
+        people = risk_people(con, sample_run)
+        joined, differing = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE people.index_quarter <> cohort.index_quarter) "
+            "FROM risk_people AS people "
+            "JOIN (SELECT DISTINCT person_id, index_date, index_quarter FROM analysis.cohort) AS cohort "
+            "USING (person_id, index_date)").fetchone()
+        analysed = con.execute(
+            "SELECT count(*) FROM analysis.covariates_by_index "
+            "JOIN analysis.measures_by_index USING (person_id, index_date) "
+            "WHERE covariates_complete AND complete AND window_months = 12").fetchone()[0]
+    assert len(people) == joined == analysed > 10_000
+    assert people["index_quarter"].str.fullmatch(r"20\d\dQ[1-4]").all()
+    assert differing == 0
 
 
 def test_subgroup_tables_on_the_sample(sample_run):
