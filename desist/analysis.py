@@ -112,7 +112,7 @@ def build_table(con: duckdb.DuckDBPyConnection, name: str) -> int:
 
 # Views giving each programme the rows of a table stored once per person and index date (the
 # statement files build both).
-VIEWS_BY_INDEX = ("covariates", "measures", "negative_controls")
+VIEWS_BY_INDEX = ("covariates", "measures", "negative_controls", "survival")
 
 
 def stored_table(name: str) -> str:

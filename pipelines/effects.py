@@ -30,15 +30,16 @@ SURVIVAL_TABLES = ("km_curves", "km_horizons", "logrank", "cox", "ph_tests", "rm
 # weight, matched set, the configured covariates (for the adjusted model on the whole cohort) and
 # the survival pair, numbered by their row in the file (`row`), with the person id only where the
 # person is in the matched sample (the matched analyses' clusters after matching with
-# replacement). Unordered: :func:`read_survival_cohort` orders the rows in NumPy by time and
-# row number, far cheaper than sorting in DuckDB.
+# replacement). The survival pair is read from its table stored once per person and index date: the
+# people's ids and dates find it. Unordered: :func:`read_survival_cohort` orders the rows in NumPy by
+# time and row number, far cheaper than sorting in DuckDB.
 ANALYSED_SURVIVAL = """
     SELECT people.file_row_number AS row, CASE WHEN people.weight > 0 THEN people.person_id END AS person_id,
            people.treated, people.weight, people.subclass,
            COLUMNS(lambda c: list_contains(getvariable('covariates'), c)), survival.time_days, survival.event
-    FROM read_parquet($people, file_row_number = true) AS people
-    JOIN (SELECT person_id, time_days, event FROM analysis.survival WHERE programme_id = $programme_id) AS survival
-      USING (person_id)
+    FROM (SELECT * REPLACE (index_date::DATE AS index_date)
+          FROM read_parquet($people, file_row_number = true)) AS people
+    JOIN analysis.survival_by_index AS survival USING (person_id, index_date)
 """
 
 

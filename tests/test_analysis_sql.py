@@ -525,11 +525,11 @@ def test_dagster_assets_build_the_analysis_tables(make_settings):
     }
     # 8 enrolment-event pairs (A, D twice, F, G, H, N, L); 27 programme x person rows
     # (P1: 5 + 7, P2: 1 + 14) at 15 people and index dates, which covariates, measures (three
-    # windows each) and negative_controls store once; 2 programmes x 2 groups x 3 windows;
+    # windows each), negative_controls and survival store once; 2 programmes x 2 groups x 3 windows;
     # 9 attrition steps per programme and 4 covariate steps; 6 participants.
     assert rows_by_asset == {
         "enrolment_links": 8, "cohort": 27, "covariates": 15, "engagement": 6, "measures": 45,
-        "follow_up_completeness": 12, "negative_controls": 15, "survival": 27, "attrition": 22,
+        "follow_up_completeness": 12, "negative_controls": 15, "survival": 15, "attrition": 22,
     }
     tables = {event.asset_key.path[1]: event.step_materialization_data.materialization.metadata["table"].value
               for event in result.get_asset_materialization_events()}
@@ -538,7 +538,7 @@ def test_dagster_assets_build_the_analysis_tables(make_settings):
         assert con.execute("SELECT count(DISTINCT (person_id, index_date)) FROM analysis.cohort").fetchall() == [(15,)]
         # The views give every programme its rows.
         assert [con.execute(f"SELECT count(*) FROM analysis.{name}").fetchall()[0][0]
-                for name in ("covariates", "measures", "negative_controls")] == [27, 81, 27]
+                for name in ("covariates", "measures", "negative_controls", "survival")] == [27, 81, 27, 27]
 
 
 def test_missing_staging_table_is_named(make_settings):

@@ -111,10 +111,11 @@ def test_the_subgroup_read_gives_everyone_analysed_in_the_order_they_were_matche
 
 
 @pytest.mark.parametrize("change, message", [
-    ("DELETE FROM analysis.survival WHERE person_id = (SELECT max(person_id) FROM read_parquet($path))",
+    ("DELETE FROM analysis.survival_by_index WHERE person_id = (SELECT max(person_id) FROM read_parquet($path))",
      "lacks 1 of the {n} people analysed for its effects$"),
-    ("INSERT INTO analysis.survival SELECT * FROM analysis.survival "
-     "WHERE person_id = (SELECT min(person_id) FROM read_parquet($path)) AND programme_id = 'P02'",
+    ("INSERT INTO analysis.survival_by_index SELECT * FROM analysis.survival_by_index "
+     "WHERE (person_id, index_date) = (SELECT (person_id, index_date::DATE) FROM read_parquet($path) "
+     "ORDER BY person_id LIMIT 1)",
      "holds more than one row for 1 of the {n} people analysed for its effects$"),
 ])
 def test_a_person_missing_or_doubled_in_the_survival_table_stops_the_read(analysed, change, message):

@@ -25,8 +25,8 @@ from pipelines.publish import ResearchBuild, parquet_folder
 from pipelines.resources import Warehouse
 
 RESEARCH_MD = PROJECT_ROOT / "docs" / "research.md"
-PERSON_LEVEL = {"cohort", "covariates_by_index", "measures_by_index", "covariates", "measures", "survival_times",
-                "matched_sets", "unmatched", "matched_outcomes", "risk_scores"}
+PERSON_LEVEL = {"cohort", "covariates_by_index", "measures_by_index", "survival_times_by_index", "covariates",
+                "measures", "survival_times", "matched_sets", "unmatched", "matched_outcomes", "risk_scores"}
 BIRTH_LIKE = re.compile(r"birth|dob|born")
 QUARANTINED_VALUES = {"raw_value", "raw_record", "detail", "source_file", "source_row", "unexpected_sample"}
 
@@ -177,7 +177,9 @@ def test_every_published_table_and_its_parquet_copy_hold_exactly_the_warehouse_r
 def test_person_level_tables_hold_the_warehouse_rows(research, warehouse):
     for published, source in [("cohort", "analysis.cohort"), ("covariates_by_index", "analysis.covariates_by_index"),
                               ("covariates", "analysis.covariates"), ("measures_by_index", "analysis.measures_by_index"),
-                              ("measures", "analysis.measures"), ("survival_times", "analysis.survival"),
+                              ("measures", "analysis.measures"),
+                              ("survival_times_by_index", "analysis.survival_by_index"),
+                              ("survival_times", "analysis.survival"),
                               ("matched_sets", "results.matched_sets")]:
         assert research.execute(f"SELECT count(*) FROM {published}").fetchall() == \
             warehouse.execute(f"SELECT count(*) FROM {source}").fetchall(), published
@@ -190,6 +192,7 @@ def test_person_level_tables_hold_the_warehouse_rows(research, warehouse):
     assert research.execute("SELECT count(*), count(DISTINCT (person_id, index_date)) FROM covariates_by_index"
                             ).fetchall() == [(20_427, 20_427)]
     assert research.execute("SELECT count(*) FROM measures_by_index").fetchall() == [(61_281,)]
+    assert research.execute("SELECT count(*) FROM survival_times_by_index").fetchall() == [(20_427,)]
 
 
 def test_the_matched_sample_is_one_to_one(research):
@@ -402,7 +405,8 @@ def test_a_build_beside_the_results_writers_copies_the_person_level_tables_then_
             return {name for (name,) in con.execute(
                 "SELECT table_name FROM duckdb_tables() WHERE database_name = 'research_build'").fetchall()}
 
-    first = {"cohort", "covariates_by_index", "measures_by_index", "survival_times"}  # person-level, read from analysis.*
+    # person-level, read from analysis.*
+    first = {"cohort", "covariates_by_index", "measures_by_index", "survival_times_by_index"}
     deadline = time.monotonic() + 60
     while built() != first and build.thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.02)
