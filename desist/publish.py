@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,8 +122,8 @@ def build(
     extra_covariates: dict[str, str] | None = None,
     person_level: bool = True,
     min_count: int = 10,
-    being_written: Collection[str] = (),
-    written: Callable[[], None] = lambda: None,
+    being_written: Sequence[str] = (),
+    written: Callable[[str], None] = lambda name: None,
 ) -> dict[str, int]:
     """Build the researcher database beside the published one (``building_path``) from the warehouse open on
     `con`, which may be read-only, and its Parquet copies beside `parquet_dir`. Nothing published changes.
@@ -134,9 +134,11 @@ def build(
     `person_level` False publishes aggregates only, with counts and estimates under disclosure
     control at `min_count`. Returns the row count of every published table.
 
-    ``being_written``: the warehouse schemas that steps running meanwhile still write. The person-level
-    tables that read none of them, most of the rows to copy, are copied and written as Parquet first;
-    ``written()`` returns once those steps are done, and the rest is built after it.
+    ``being_written``: what steps running meanwhile still write, warehouse schemas or tables (``results``,
+    ``results.indicators``), in the order those steps finish; ``written(name)`` returns once the step writing
+    `name` is done. A table is copied, and written as Parquet, once nothing it reads is still being written:
+    first the person-level tables (most of the rows to copy), then the others as the steps finish.
+    Aggregates under disclosure control are copied together, once every step is done.
     """
     research_path = Path(research_path)
     research_path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,8 +146,9 @@ def build(
     objects = [with_extra_columns(obj, extra_covariates) if obj.name in CHARACTERISTICS and extra_covariates else obj
                for obj in load_catalogue(catalogue) if person_level or not obj.person_level]
     tables = [obj for obj in objects if obj.kind == "table"]
-    first = [obj for obj in tables if obj.person_level and not schemas_read(obj) & set(being_written)]
-    then = [obj for obj in tables if obj not in first]
+    pending = list(being_written)
+    first = [obj for obj in tables if obj.person_level and not reads_any(obj, pending)]
+    rest = [obj for obj in tables if obj not in first]
     parquet = None
     if parquet_dir is not None:
         parquet = building_path(parquet_dir)
@@ -154,8 +157,17 @@ def build(
     con.execute(f"ATTACH {literal(str(building_path(research_path)))} AS {BUILD_ALIAS} (READ_WRITE)")
     try:
         _copy(con, first, parquet)
-        written()
-        _copy(con, then, parquet, disclosed=None if person_level else min_count)
+        if person_level:
+            while pending:  # what no step still running writes, then wait for the next step
+                ready = [obj for obj in rest if not reads_any(obj, pending)]
+                _copy(con, ready, parquet)
+                rest = [obj for obj in rest if obj not in ready]
+                written(pending.pop(0))
+            _copy(con, rest, parquet)
+        else:
+            for name in pending:
+                written(name)
+            _copy(con, rest, parquet, disclosed=min_count)
         home = con.execute("SELECT current_database()").fetchone()[0]
         con.execute(f"USE {BUILD_ALIAS}")
         try:
@@ -252,9 +264,10 @@ def _document(con: duckdb.DuckDBPyConnection, objects: list[PublishedObject]) ->
     con.commit()
 
 
-def schemas_read(obj: PublishedObject) -> set[str]:
-    """The warehouse schemas a published object's query reads."""
-    return {name.split(".")[0] for name in duckdb.get_table_names(obj.sql, qualified=True) if "." in name}
+def reads_any(obj: PublishedObject, names: Collection[str]) -> bool:
+    """Whether a published object's query reads one of ``names``: warehouse schemas or tables (``schema.table``)."""
+    return any(table in names or table.split(".")[0] in names
+               for table in duckdb.get_table_names(obj.sql, qualified=True) if "." in table)
 
 
 def _copy(con: duckdb.DuckDBPyConnection, tables: list[PublishedObject], parquet: Path | None,

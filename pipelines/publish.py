@@ -9,7 +9,7 @@ files change only when every step before has succeeded.
 
 import datetime as dt
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -35,20 +35,18 @@ class ResearchBuild:
     """The researcher database and its Parquet copies built beside the published ones (desist.publish.build)
     in a thread, on its own connection to the warehouse.
 
-    ``being_written``: the warehouse schemas steps of the run still write meanwhile. Their tables are copied
-    once ``writers_done`` is called; the connection is then a read-write one, which those steps' connections
-    share (DuckDB opens a file once per process, in one mode). With none, it is read-only (several readers
-    may share it) and nothing is waited for."""
+    ``being_written``: the warehouse schemas or tables steps of the run still write meanwhile, in the order
+    those steps finish. A table reading one of them is copied once ``writers_done`` names it; the connection
+    is then a read-write one, which those steps' connections share (DuckDB opens a file once per process, in
+    one mode). With none, it is read-only (several readers may share it) and nothing is waited for."""
 
-    def __init__(self, warehouse: Warehouse, being_written: Collection[str] = ()):
+    def __init__(self, warehouse: Warehouse, being_written: Sequence[str] = ()):
         self.warehouse = warehouse
         self.settings = warehouse.settings
-        self.being_written = frozenset(being_written)
+        self.being_written = tuple(being_written)
         self.connection = (warehouse.open_shared() if self.being_written
                            else wh.connect(self.settings, read_only=True))
-        self.written = threading.Event()
-        if not self.being_written:
-            self.written.set()
+        self.written = {name: threading.Event() for name in self.being_written}
         self.cancelled = False
         self.outcome: Future = Future()
         self.thread = threading.Thread(target=self._build, name="desist-research-db", daemon=True)
@@ -61,7 +59,7 @@ class ResearchBuild:
                 counts = build(self.connection, settings.paths.research, parquet_dir=parquet_folder(settings),
                                extra_covariates=extra_covariate_columns(settings.tables),
                                person_level=settings.publish.person_level, min_count=settings.disclosure.min_count,
-                               being_written=self.being_written, written=self._wait_for_writers)
+                               being_written=self.being_written, written=self._wait_for_writer)
             finally:  # before the outcome is known: the research_db step then opens the warehouse itself
                 if self.being_written:
                     self.warehouse.close_shared(self.connection)
@@ -72,12 +70,15 @@ class ResearchBuild:
         else:
             self.outcome.set_result(counts)
 
-    def writers_done(self) -> None:
-        """The steps that wrote the warehouse meanwhile have finished: the build may copy what they wrote."""
-        self.written.set()
+    def writers_done(self, names: Collection[str] | None = None) -> None:
+        """The steps that wrote ``names`` (all of ``being_written`` when None) have finished: the build may copy
+        what they wrote."""
+        for name in self.being_written if names is None else names:
+            if name in self.written:
+                self.written[name].set()
 
-    def _wait_for_writers(self) -> None:
-        self.written.wait()
+    def _wait_for_writer(self, name: str) -> None:
+        self.written[name].wait()
         if self.cancelled:
             raise RuntimeError("the researcher database build was cancelled")
 
@@ -92,7 +93,7 @@ class ResearchBuild:
     def cancel(self) -> None:
         """Stop the build and remove what it left; the published files stay as they are."""
         self.cancelled = True
-        self.written.set()
+        self.writers_done()
         if self.thread.is_alive():
             self.connection.interrupt()
             self.thread.join()
@@ -110,19 +111,15 @@ def _steps_to_execute(context: dg.HookContext) -> set[str]:
     return set(context.instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id).step_keys_to_execute)
 
 
-def schemas_written(writers: Collection[dg.AssetsDefinition]) -> set[str]:
-    """The warehouse schemas these assets write: the first part of their keys."""
-    return {key.path[0] for asset in writers for key in asset.keys}
-
-
 def research_build_hooks(readers: Collection[dg.AssetKey],
-                         writers: Collection[dg.AssetsDefinition] = ()) -> set[dg.HookDefinition]:
+                         writers: Mapping[dg.AssetsDefinition, Sequence[str]] = {}) -> set[dg.HookDefinition]:
     """Hooks for a job that publishes the researcher database. Once the steps of a run left to run are all
     `readers` (assets that only read the warehouse, the research database among them) or `writers` (assets
-    writing schemas no person-level table reads: ``schemas_written``), the build starts while they run: the
-    person-level tables first, the rest once only readers are left. A failed step stops and discards it."""
+    writing warehouse schemas or tables that no person-level table reads, in the order they run, with what
+    each writes), the build starts while they run: the person-level tables first, the rest as the writers
+    finish. A failed step stops and discards it."""
     reader_steps = {key.to_python_identifier() for key in readers} | {RESEARCH_STEP}
-    writer_schemas = {asset.op.name: schemas_written([asset]) for asset in writers}
+    writer_names = {asset.op.name: tuple(names) for asset, names in writers.items()}
     succeeded: dict[str, set[str]] = {}
 
     @dg.success_hook(name="start_research_build", required_resource_keys={"warehouse"})
@@ -133,17 +130,16 @@ def research_build_hooks(readers: Collection[dg.AssetKey],
         done = succeeded.setdefault(context.run_id, set())
         done.add(context.step_key)
         left = _steps_to_execute(context) - done
-        if RESEARCH_STEP not in left or not left <= reader_steps | set(writer_schemas):
+        if RESEARCH_STEP not in left or not left <= reader_steps | set(writer_names):
             return
         started = BUILDS.get(context.run_id)
         if started is None:
-            writing = left - reader_steps
             BUILDS[context.run_id] = started = ResearchBuild(
-                context.resources.warehouse, being_written={schema for step in writing for schema in writer_schemas[step]})
+                context.resources.warehouse,
+                being_written=[name for step, names in writer_names.items() if step in left for name in names])
             context.log.info("the researcher database is being built while "
                              f"{', '.join(sorted(left - {RESEARCH_STEP})) or 'nothing else'} runs")
-        if left <= reader_steps:
-            started.writers_done()
+        started.writers_done([name for step, names in writer_names.items() if step not in left for name in names])
 
     @dg.failure_hook(name="discard_research_build")
     def discard_research_build(context: dg.HookContext) -> None:

@@ -33,7 +33,7 @@ from desist.runs import BATCH_TAG, EVALUATION_JOB_NAME, PUBLISH_JOB_NAME, failur
 from pipelines import assembly, indicators, worker_server
 from pipelines.partitions import (FINGERPRINT_TAG, PLANNED_FINGERPRINTS_TAG, PROGRAMME_GROUP, PROGRAMMES,
                                   programme_fingerprints, remove_partition_files, stale_programmes, warehouse_state)
-from pipelines.publish import BUILDS, ResearchBuild, research_build_hooks, schemas_written
+from pipelines.publish import BUILDS, ResearchBuild, research_build_hooks
 from pipelines.reports import REPORTS
 from pipelines.resources import Warehouse, release_free_memory
 
@@ -47,9 +47,11 @@ PROGRAMME_JOB = dg.define_asset_job(
     "programme_evaluation", selection=PROGRAMME_ASSETS,
     description="One programme: matching, effects, survival, diagnostics and subgroup effects (reads the warehouse, "
                 "writes the programme's Parquet files; several programmes run at once).")
-# The publish job's steps that write the warehouse: the results schema only, so the researcher database's
-# person-level tables, read from the analysis schema, are copied while they run (pipelines/publish.py).
-PUBLISH_WRITERS = [assembly.assembled_results, indicators.indicators]
+# The publish job's steps that write the warehouse, in the order they run, with what each writes: the results
+# schema only, so the researcher database's person-level tables, read from the analysis schema, are copied while
+# they run, and its other tables as soon as the step writing what they read is done (pipelines/publish.py).
+# The indicators step writes results.indicators alone: the other results tables are copied beside it.
+PUBLISH_WRITERS = {assembly.assembled_results: ("results",), indicators.indicators: ("results.indicators",)}
 PUBLISH_JOB = dg.define_asset_job(
     PUBLISH_JOB_NAME, selection=PROGRAMME_ASSETS.downstream() - PROGRAMME_ASSETS,
     description="Every programme's results assembled into the results tables in one transaction, then "
@@ -248,7 +250,7 @@ def run_evaluation(config_file: str, instance: dg.DagsterInstance, run_id: str |
     # take it over: research_build_hooks); a run that fails before any step leaves it to discard here.
     publish_run = str(uuid.uuid4())
     BUILDS[publish_run] = ResearchBuild(Warehouse(config_file=str(settings.source)),
-                                        being_written=schemas_written(PUBLISH_WRITERS))
+                                        being_written=[name for names in PUBLISH_WRITERS.values() for name in names])
     try:
         stage(PUBLISH_JOB, run_id=publish_run, tags=plan.publish_tags(batch))
     finally:

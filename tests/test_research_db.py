@@ -391,35 +391,45 @@ def test_the_researcher_database_publishes_what_the_publish_runs_writers_wrote(t
     assert published == written > 0
 
 
-def test_a_build_beside_the_results_writers_copies_the_person_level_tables_then_waits_for_them(published_copy):
+def test_a_build_beside_the_results_writers_copies_each_table_once_its_writer_is_done(published_copy):
     settings = published_copy
     warehouse = Warehouse(config_file=str(settings.source))
     with warehouse.connect() as con:
-        con.execute("CREATE TABLE results.indicators_kept AS SELECT * FROM results.indicators")
-        con.execute("DELETE FROM results.indicators")  # a step writes them again while the build waits
+        for table in ("rmst", "indicators"):  # the assembly and the indicators step write them again meanwhile
+            con.execute(f"CREATE TABLE results.{table}_kept AS SELECT * FROM results.{table}")
+            con.execute(f"DELETE FROM results.{table}")
 
-    build = ResearchBuild(warehouse, being_written={"results"})
+    build = ResearchBuild(warehouse, being_written=["results", "results.indicators"])
 
     def built() -> set[str]:
         with warehouse.connect(read_only=True) as con:  # shares the build's read-write database
             return {name for (name,) in con.execute(
                 "SELECT table_name FROM duckdb_tables() WHERE database_name = 'research_build'").fetchall()}
 
-    # person-level, read from analysis.*
-    first = {"cohort", "covariates_by_index", "measures_by_index", "survival_times_by_index"}
-    deadline = time.monotonic() + 60
-    while built() != first and build.thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(1)
-    assert built() == first and build.thread.is_alive()
+    def waiting_with(tables: set[str]) -> bool:
+        deadline = time.monotonic() + 60
+        while not tables <= built() and build.thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(1)
+        return tables <= built() and build.thread.is_alive()
+
+    # Read from the other schemas (the person-level ones, most of the rows, first): copied at once.
+    unwritten = {"cohort", "covariates_by_index", "measures_by_index", "survival_times_by_index", "attrition",
+                 "ingest_summary", "programmes", "quarantine_summary"}
+    assert waiting_with(unwritten) and built() == unwritten
     with warehouse.connect() as con:
-        written = con.execute("INSERT INTO results.indicators SELECT * FROM results.indicators_kept").fetchone()[0]
-    build.writers_done()
+        rmst = con.execute("INSERT INTO results.rmst SELECT * FROM results.rmst_kept").fetchone()[0]
+    build.writers_done(["results"])
+    assert waiting_with({"rmst", "effects", "matched_sets", "risk_scores"}) and "indicators" not in built()
+    with warehouse.connect() as con:
+        indicators = con.execute("INSERT INTO results.indicators SELECT * FROM results.indicators_kept").fetchone()[0]
+    build.writers_done(["results.indicators"])
     counts = build.result()
-    assert counts["indicators"] == written > 0
+    assert counts["rmst"] == rmst > 0 and counts["indicators"] == indicators > 0
     publish.swap_in(settings.paths.research, parquet_folder(settings))
     with duckdb.connect(str(settings.paths.research), read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM indicators").fetchone()[0] == written
+        assert con.execute("SELECT count(*) FROM indicators").fetchone()[0] == indicators
+        assert con.execute("SELECT count(*) FROM rmst").fetchone()[0] == rmst
     assert_nothing_left_building(settings)
 
 
