@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import logging
 import os
 import signal
 import sys
@@ -261,7 +262,18 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def keep_library_logs_off_stderr() -> None:
+    """Give the root logger a handler that drops records, so a library calling ``logging.info()`` and the like
+    (Dagster's SQLite storage does, when two processes create its tables at once) does not install one
+    writing to stderr, where every later record of every library would follow desist's own lines. The runs'
+    records are kept in Dagster's event log and the run's log file."""
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.NullHandler())
+
+
 def main(argv: list[str] | None = None) -> int:
+    keep_library_logs_off_stderr()
     args = parser().parse_args(argv)
     try:
         return args.func(args)

@@ -144,6 +144,24 @@ def test_the_command_runs_the_exit_handlers_and_exits_with_mains_code(tmp_path):
     assert finished.stderr.startswith("desist: ")
 
 
+def test_a_librarys_root_logging_call_leaves_stderr_to_desists_own_lines(tmp_path):
+    # Dagster's SQLite storage calls logging.info() when two processes create its tables at once. Without a
+    # handler of the command's own on the root logger, that call installs one writing to stderr, and a later
+    # Great Expectations record landed there, before the command's one line (seen under load).
+    script = ("import logging, sys\n"
+              "from desist import cli\n"
+              "logging.getLogger('great_expectations').setLevel(logging.INFO)\n"
+              f"sys.argv = ['desist', 'status', '--config', {str(tmp_path / 'absent.yaml')!r}]\n"
+              "code = cli.main()\n"
+              "logging.info('concurrent init, retrying')\n"
+              "logging.warning('a library warning')\n"
+              "logging.getLogger('great_expectations').info('Created temporary directory')\n"
+              "sys.exit(code)\n")
+    finished = python_process(script)
+    assert finished.returncode == 2
+    assert finished.stderr.splitlines() == [f"desist: settings file not found: {tmp_path / 'absent.yaml'}"]
+
+
 def test_imports_uncollected_turns_the_collector_off_then_freezes_what_was_imported():
     script = ("import gc\n"
               "from desist.collector import imports_uncollected\n"
