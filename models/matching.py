@@ -41,7 +41,8 @@ outside the block (and an unmatched unit must have no outside control within the
 Blocks for which this holds made exactly the decisions the global greedy pass makes (by
 induction over the matching order, nothing outside a block can change them) and are kept;
 windows of units that fail are widened (at least to their block's width) and only the
-new blocks are simulated again. Sorting dominates: O(n log n).
+new blocks are simulated again. Sorting all units by distance dominates; it is a bucket
+sort shared among the cores (:func:`_sorted_rows`).
 
 Example::
 
@@ -63,10 +64,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from models.threads import cores, map_in_threads
+
 # First window: this many control ranks on each side per match wanted, plus one.
 _INITIAL_WINDOW_PER_MATCH = 2
 # A unit whose block decision cannot be certified gets a window this many times wider.
 _WINDOW_GROWTH = 4
+# Buckets of distance in the first, radix, stage of the sort of all units.
+_BUCKETS = 1 << 16
+# The sort of all units is shared among threads when each would get at least this many rows.
+_MIN_SORT_PART_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -251,28 +258,82 @@ class _Line:
     stratum_hi: np.ndarray
 
 
+def _order_keys(distance: np.ndarray) -> np.ndarray:
+    """Integers in the order of the (finite) distances, ties kept: an IEEE double compares as a
+    sign-magnitude integer, so flipping the magnitude bits of negative ones gives two's
+    complement order. Adding 0.0 turns -0.0 into 0.0, which it equals. Sorting integers is a
+    third faster than sorting doubles."""
+    bits = (distance + 0.0).view(np.int64)
+    return bits ^ ((bits >> 63) & np.int64(0x7FFF_FFFF_FFFF_FFFF))
+
+
+def _stable_order(values: np.ndarray) -> np.ndarray:
+    """``np.argsort(values, kind="stable")``; small non-negative integers as 16-bit ones, which
+    NumPy sorts by radix sort in linear time."""
+    if len(values) and values.dtype.kind in "iu" and values.min() >= 0 and values.max() < 1 << 16:
+        values = values.astype(np.uint16)
+    return np.argsort(values, kind="stable")
+
+
+def _sorted_rows(distance: np.ndarray, strata: np.ndarray) -> np.ndarray:
+    """Row order by (stratum, distance, row): ``np.lexsort((distance, strata))``, stable as R's
+    sort.list, in a third of its time.
+
+    A bucket sort: rows are first put in order of 2^16 equal-width buckets of distance (a
+    radix sort), which leaves the distances almost in order, so the stable sort of their keys
+    that follows is quick; it is shared among the cores, each thread sorting a range of
+    whole buckets. Ties stay in row order throughout, and a last stable sort by stratum
+    keeps the distance order within each stratum.
+    """
+    n = len(distance)
+    low, high = (distance.min(), distance.max()) if n else (0.0, 0.0)
+    if high > low:
+        scale = (_BUCKETS - 1) / (high - low)
+        # Rounding cannot break the order: subtracting, scaling and truncating are monotone.
+        bucket = np.minimum((distance - low) * scale, _BUCKETS - 1).astype(np.uint16)
+        by_bucket = np.argsort(bucket, kind="stable")
+        key = _order_keys(distance)
+        parts = max(1, min(cores(), n // _MIN_SORT_PART_ROWS))
+        cuts = np.searchsorted(bucket[by_bucket], np.arange(1, parts) * (_BUCKETS // parts))
+        ranges = list(zip([0, *cuts], [*cuts, n]))
+
+        def sort_range(bounds: tuple[int, int]) -> np.ndarray:
+            rows = by_bucket[bounds[0]:bounds[1]]
+            return rows[np.argsort(key[rows], kind="stable")]
+
+        order = np.concatenate(map_in_threads(sort_range, ranges))
+    else:
+        order = np.arange(n)
+    if n and strata.min() != strata.max():
+        order = order[_stable_order(strata[order])]
+    return order
+
+
 def _line(treated: np.ndarray, distance: np.ndarray, strata: np.ndarray) -> _Line:
-    order = np.lexsort((distance, strata))  # stable: ties keep row order, as sort.list
-    is_control = ~treated[order]
-    controls_before = np.cumsum(is_control) - is_control
-    control_rows = order[is_control]
-    control_strata = strata[control_rows]
+    order = _sorted_rows(distance, strata)
+    treated_in_line = treated[order]
+    treated_places = np.flatnonzero(treated_in_line)
+    control_rows = order[~treated_in_line]
+    # Controls left of a treated unit: its place in the line less the treated units before it.
+    # Looked up by row through an array left uninitialised but for the treated rows.
+    controls_before = np.empty(len(order), dtype=np.int64)
+    controls_before[order[treated_places]] = treated_places - np.arange(len(treated_places))
 
     treated_rows_data_order = np.flatnonzero(treated)
     # matching order: descending distance, ties in data order (R order(decreasing = TRUE))
     matching_order = treated_rows_data_order[np.argsort(-distance[treated_rows_data_order], kind="stable")]
-    rank_in_line = np.empty(len(order), dtype=np.int64)
-    rank_in_line[order] = np.arange(len(order))
-    insert = controls_before[rank_in_line[matching_order]]
-    treated_strata = strata[matching_order]
-    lo = np.searchsorted(control_strata, treated_strata, side="left")
-    hi = np.searchsorted(control_strata, treated_strata, side="right")
+    if strata.min() == strata.max():
+        lo, hi = np.zeros(len(matching_order), dtype=np.int64), np.full(len(matching_order), len(control_rows))
+    else:
+        control_strata, treated_strata = strata[control_rows], strata[matching_order]
+        lo = np.searchsorted(control_strata, treated_strata, side="left")
+        hi = np.searchsorted(control_strata, treated_strata, side="right")
     return _Line(
         control_rows=control_rows,
         control_x=distance[control_rows],
         treated_rows=matching_order,
         treated_x=distance[matching_order],
-        insert=insert,
+        insert=controls_before[matching_order],
         stratum_lo=lo,
         stratum_hi=hi,
     )

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import models.matching
 from models.matching import match_nearest, match_propensity
 from models.propensity import fit_propensity
 
@@ -248,3 +249,38 @@ def test_agrees_with_sequential_algorithm(seed):
     rows = np.flatnonzero(treated)
     got = {int(r): [int(c) for c in result.match_matrix[i] if c >= 0] for i, r in enumerate(rows)}
     assert got == expected
+
+
+@pytest.mark.parametrize("shape", ["continuous", "ties", "signed_zeros", "skewed", "constant"])
+def test_line_order_is_lexsorts_at_scale(shape):
+    # 300,000 units: the bucket sort's ranges are sorted by separate threads.
+    rng = np.random.default_rng(11)
+    n = 300_000
+    distance = {
+        "continuous": lambda: rng.normal(size=n),
+        "ties": lambda: rng.integers(-20, 20, n).astype(float),
+        "signed_zeros": lambda: np.where(rng.random(n) < 0.5, -0.0, 0.0) + np.where(rng.random(n) < 0.1, 1.0, 0.0),
+        "skewed": lambda: np.exp(3 * rng.normal(size=n)),
+        "constant": lambda: np.full(n, 2.5),
+    }[shape]()
+    for strata in [np.zeros(n, dtype=np.int64), rng.integers(0, 3, n)]:
+        np.testing.assert_array_equal(models.matching._sorted_rows(distance, strata), np.lexsort((distance, strata)))
+
+
+def test_agrees_with_sequential_algorithm_on_many_ties():
+    # Enough units for the threaded sort, in few distinct distances: every tie is broken by row.
+    rng = np.random.default_rng(5)
+    n = 250_000
+    treated = rng.random(n) < 0.002
+    distance = np.round(rng.normal(size=n) + treated, 2)
+    result = match_nearest(treated, distance, caliper=0.1)
+    # The sequential transcription on the units that can matter: those within the caliper of
+    # a treated unit's distance (the others are never candidates and do not move the order).
+    near = np.zeros(n, dtype=bool)
+    for value in np.unique(distance[treated]):
+        near |= np.abs(distance - value) <= result.caliper_width
+    rows = np.flatnonzero(near)
+    expected = _sequential_matchit(list(treated[rows]), list(distance[rows]), 1, result.caliper_width, [0] * len(rows))
+    got = {int(r): [int(c) for c in result.match_matrix[i] if c >= 0] for i, r in enumerate(np.flatnonzero(treated))}
+    assert {int(rows[t]): [int(rows[c]) for c in cs] for t, cs in expected.items()} == got
+    assert (len(got), sum(map(len, got.values()))) == (int(treated.sum()), int(result.counts.loc["Matched", "treated"]))
