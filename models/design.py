@@ -111,6 +111,14 @@ class DesignColumns:
         """Every row, as one (n, k) C-ordered float array."""
         return self.rows(slice(0, self.n_rows))
 
+    def column(self, j: int) -> np.ndarray:
+        """Design column ``j`` for every row: the source array itself for a number, an indicator
+        as booleans, a constant repeated."""
+        _, values, level = self.fills[j]
+        if level is not None:
+            return values == level
+        return values if np.ndim(values) else np.full(self.n_rows, float(values))
+
     def _fill(self, rows: slice | np.ndarray, block: np.ndarray) -> None:
         for j, values, level in self.fills:
             if level is not None:
@@ -139,7 +147,8 @@ def design_columns(
     parts: list[tuple[str, np.ndarray | None, pd.Index | None]] = []  # (covariate, codes, levels)
     for name in covariates:
         column = data[name]
-        missing = int(column.isna().sum())
+        # NumPy integers and booleans cannot be missing (pandas' nullable ones can).
+        missing = 0 if isinstance(column.dtype, np.dtype) and column.dtype.kind in "biu" else int(column.isna().sum())
         if missing:
             raise ValueError(f"covariate {name!r} has {missing} missing values")
         if name not in categorical and _is_number(column):

@@ -8,8 +8,12 @@ treatment contrasts: levels in sorted order, or in category order for a pandas
 matching uses (MatchIt ``link = "linear.logit"``).
 
 The fit is Newton's method (for the logit link the same as glm's IRLS) on one float64
-design matrix built once (categorical columns from their category codes), with the score
-and information accumulated over blocks of rows by BLAS. On large data it starts from a fit
+design matrix built once (categorical columns from their category codes), each covariate
+column centred on its mean (estimates are reported on the covariates' own scale), with the
+score and information accumulated over blocks of rows by BLAS, the blocks shared among the
+cores by threads in a fixed split (the same sums, in the same order, on any machine). The
+information at the first pass doubles as the check that the covariates are linearly
+independent. On large data it starts from a fit
 on a case-control subsample (everyone in the smaller group and a systematic sample of the
 larger one, the intercept corrected for the sampling fractions), so a million rows take
 about four passes. It stops once the Newton decrement ``g' I^-1 g`` falls below 1e-14,
@@ -47,10 +51,10 @@ import numpy as np
 import pandas as pd
 import scipy.linalg
 import scipy.linalg.lapack
-import scipy.special
 import scipy.stats
 
-from models.design import numeric_design
+from models.design import DesignColumns, design_columns, numeric_design
+from models.threads import map_in_threads
 
 INTERCEPT = "(Intercept)"
 
@@ -65,6 +69,10 @@ _DECREMENT_TOLERANCE = 1e-14
 _MAX_ITERATIONS = 25
 # Rows per block when accumulating score and information: small enough to stay in cache.
 _BLOCK_ROWS = 8192
+# Rows per task when a sweep is shared among threads (NumPy and BLAS release the GIL). The
+# split does not depend on the number of cores, so partial sums are added in the same order,
+# and give the same estimates, on any machine.
+_TASK_ROWS = 16 * _BLOCK_ROWS
 # The starting fit uses a case-control subsample when the data have more rows than this...
 _SUBSAMPLE_FROM_ROWS = 200_000
 # ...keeping every person of the smaller group and this many of the larger group per person.
@@ -132,8 +140,12 @@ def design_matrix(
     return _model_matrix(data, covariates, categorical).design(data.index)
 
 
-def _blocks(n: int):
-    return (slice(start, start + _BLOCK_ROWS) for start in range(0, n, _BLOCK_ROWS))
+def _blocks(rows: slice):
+    return (slice(start, min(start + _BLOCK_ROWS, rows.stop)) for start in range(rows.start, rows.stop, _BLOCK_ROWS))
+
+
+def _tasks(n: int) -> list[slice]:
+    return [slice(start, min(start + _TASK_ROWS, n)) for start in range(0, n, _TASK_ROWS)]
 
 
 class _ColumnSummary:
@@ -160,31 +172,41 @@ class _ColumnSummary:
 
     def check(self, names: list[str], source: dict[str, str]) -> None:
         """Raise CollinearCovariatesError for a constant column or exact linear dependence."""
-        constant = [name for name, low, high in zip(names, self.low, self.high) if low == high]
-        if constant:
-            culprits = sorted({source[name] for name in constant})
-            raise CollinearCovariatesError(
-                f"covariate(s) {', '.join(map(repr, constant))} take a single value, so their effect "
-                "cannot be estimated; drop them from the propensity model",
-                culprits,
-            )
-        cross = self.cross - np.outer(self.total, self.total) / self.n
-        scale = np.sqrt(np.diag(cross))
-        correlation = cross / np.outer(scale, scale)
-        factor, pivot, rank, _ = scipy.linalg.lapack.dpstrf(correlation, tol=_RANK_TOLERANCE)
-        pivot = pivot - 1
-        if rank < len(names):
-            dependent = [names[j] for j in pivot[rank:]]
-            # Name every column involved: the dependent ones and those they are built from.
-            combination = scipy.linalg.solve_triangular(factor[:rank, :rank], factor[:rank, rank:])
-            involved = {names[pivot[i]] for i in np.flatnonzero(np.abs(combination).max(axis=1) > 1e-6)}
-            involved.update(dependent)
-            culprits = sorted({source[name] for name in involved})
-            raise CollinearCovariatesError(
-                f"covariate column(s) {', '.join(map(repr, dependent))} are exact linear combinations of "
-                f"other covariates (involved: {', '.join(map(repr, culprits))}); drop one of them",
-                culprits,
-            )
+        _check_not_constant(self.low == self.high, names, source)
+        _check_full_rank(self.cross - np.outer(self.total, self.total) / self.n, names, source)
+
+
+def _check_not_constant(constant: np.ndarray, names: list[str], source: dict[str, str]) -> None:
+    """Raise CollinearCovariatesError naming the columns flagged ``constant``."""
+    if constant.any():
+        constant = [name for name, flag in zip(names, constant) if flag]
+        culprits = sorted({source[name] for name in constant})
+        raise CollinearCovariatesError(
+            f"covariate(s) {', '.join(map(repr, constant))} take a single value, so their effect "
+            "cannot be estimated; drop them from the propensity model",
+            culprits,
+        )
+
+
+def _check_full_rank(cross: np.ndarray, names: list[str], source: dict[str, str]) -> None:
+    """Raise CollinearCovariatesError when the columns whose centred (possibly weighted)
+    cross-products are ``cross`` are linearly dependent."""
+    scale = np.sqrt(np.diag(cross))
+    correlation = cross / np.outer(scale, scale)
+    factor, pivot, rank, _ = scipy.linalg.lapack.dpstrf(correlation, tol=_RANK_TOLERANCE)
+    pivot = pivot - 1
+    if rank < len(names):
+        dependent = [names[j] for j in pivot[rank:]]
+        # Name every column involved: the dependent ones and those they are built from.
+        combination = scipy.linalg.solve_triangular(factor[:rank, :rank], factor[:rank, rank:])
+        involved = {names[pivot[i]] for i in np.flatnonzero(np.abs(combination).max(axis=1) > 1e-6)}
+        involved.update(dependent)
+        culprits = sorted({source[name] for name in involved})
+        raise CollinearCovariatesError(
+            f"covariate column(s) {', '.join(map(repr, dependent))} are exact linear combinations of "
+            f"other covariates (involved: {', '.join(map(repr, culprits))}); drop one of them",
+            culprits,
+        )
 
 
 def check_estimable(design: Design) -> None:
@@ -197,7 +219,7 @@ def check_estimable(design: Design) -> None:
     """
     values = design.matrix.to_numpy()
     summary = _ColumnSummary(values[:_BLOCK_ROWS])
-    for rows in _blocks(len(values)):
+    for rows in _blocks(slice(0, len(values))):
         summary.add(values[rows])
     summary.check(list(design.matrix.columns), design.source)
 
@@ -218,6 +240,15 @@ def _separating_columns(values: np.ndarray, names: list[str], treated: np.ndarra
     return [name for name, s in zip(names, standardised) if s >= 0.5 * standardised.max()]
 
 
+def _logistic(linear_predictor: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """1 / (1 + exp(-eta)), within an ulp of scipy.special.expit and three times as fast
+    (NumPy's exp is vectorised); it is 0 rather than tiny below eta = -709."""
+    probability = np.negative(linear_predictor, out=out)
+    np.exp(probability, out=probability)
+    probability += 1.0
+    return np.reciprocal(probability, out=probability)
+
+
 @dataclass
 class _NewtonPass:
     """Score vector, information matrix and largest |residual| at one coefficient vector."""
@@ -227,22 +258,31 @@ class _NewtonPass:
     largest_residual: float
 
 
-def _newton_pass(x: np.ndarray, treated: np.ndarray, beta: np.ndarray, summary: _ColumnSummary | None = None) -> _NewtonPass:
-    """One sweep over the rows; with ``summary``, also the design's column summary (the
-    first pass doubles as the estimability check, saving a sweep)."""
+def _newton_pass(x: np.ndarray, treated: np.ndarray, beta: np.ndarray) -> _NewtonPass:
+    """One sweep over the rows, a task of blocks per thread; the tasks' sums are added in order."""
     k = x.shape[1]
-    score, information, largest = np.zeros(k), np.zeros((k, k)), 0.0
-    for rows in _blocks(len(x)):
-        block = x[rows]
-        if summary is not None:
-            summary.add(block[:, 1:])
-        probability = scipy.special.expit(block @ beta)
-        residual = treated[rows] - probability
-        score += residual @ block
-        weighted = block * np.sqrt(probability * (1.0 - probability))[:, None]
-        information += weighted.T @ weighted  # A'A: NumPy calls BLAS syrk
-        largest = max(largest, float(np.abs(residual).max()))
-    return _NewtonPass(score, information, largest)
+
+    def over(task: slice) -> _NewtonPass:
+        score, information, largest = np.zeros(k), np.zeros((k, k)), 0.0
+        # One buffer per task for the weighted rows: a fresh array per block would cost page faults.
+        weighted = np.empty((_BLOCK_ROWS, k), order="F" if x.flags.f_contiguous else "C")
+        for rows in _blocks(task):
+            block = x[rows]
+            probability = _logistic(np.dot(block, beta))
+            residual = treated[rows] - probability
+            score += np.dot(residual, block)
+            root_weight = np.sqrt(probability * (1.0 - probability))
+            scaled = np.multiply(block, root_weight[:, None], out=weighted[: len(block)])
+            information += np.dot(scaled.T, scaled)  # A'A: BLAS syrk (np.dot, unlike @, runs in parallel threads)
+            largest = max(largest, float(np.abs(residual).max()))
+        return _NewtonPass(score, information, largest)
+
+    parts = map_in_threads(over, _tasks(len(x)))
+    return _NewtonPass(
+        sum(part.score for part in parts),
+        sum(part.information for part in parts),
+        max(part.largest_residual for part in parts),
+    )
 
 
 class _Separated(Exception):
@@ -290,6 +330,33 @@ def _intercept_only(treated: np.ndarray, k: int) -> np.ndarray:
     share = treated.mean()
     start[0] = np.log(share / (1 - share))
     return start
+
+
+def _centred_design(design: DesignColumns) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The design (intercept first) in column order, every column but the intercept centred on
+    its mean; the means; and which columns are constant.
+
+    Centring reparametrises the model (the slopes are unchanged, the intercept moves by
+    ``means @ slopes``) and leaves Newton's steps as they are. It lets the information at the
+    first pass serve the rank check without cancellation: with the intercept partialled out it
+    is the weighted cross-product matrix of the centred columns (weights p(1 - p) > 0, which
+    leave exact dependence as it is). Each column is one contiguous copy; threads share them.
+    """
+    n, k = design.n_rows, len(design.names)
+    x = np.empty((n, k), order="F")
+    means, constant = np.zeros(k), np.zeros(k, dtype=bool)
+
+    def fill(j: int) -> None:
+        column = design.column(j)
+        if j == 0:
+            x[:, 0] = column
+            return
+        constant[j] = column.min() == column.max()
+        means[j] = column.mean()
+        np.subtract(column, means[j], out=x[:, j])
+
+    map_in_threads(fill, range(k))
+    return x, means, constant
 
 
 def _starting_values(x: np.ndarray, treated: np.ndarray) -> np.ndarray:
@@ -412,25 +479,38 @@ def fit_propensity(
     if not covariates:
         raise ValueError("no covariates given for the propensity model")
     treated = _treatment_indicator(data, treatment)
-    model = _model_matrix(data, covariates, categorical)
-    x = model.values
+    design = design_columns(data, covariates, categorical, leading={INTERCEPT: 1.0})
+    columns, source = list(design.names[1:]), dict(zip(design.names[1:], design.source[1:]))
+    x, means, constant = _centred_design(design)
+    _check_not_constant(constant[1:], columns, source)
     start = _starting_values(x, treated)
-    summary = _ColumnSummary(x[:_BLOCK_ROWS, 1:])
-    first = _newton_pass(x, treated, start, summary)
-    summary.check(model.columns, model.source)
+    first = _newton_pass(x, treated, start)
+    # The information with the intercept partialled out: weighted cross-products of the centred columns.
+    information = first.information
+    _check_full_rank(information[1:, 1:] - np.outer(information[1:, 0], information[0, 1:]) / information[0, 0],
+                     columns, source)
     try:
-        beta, information, iterations = _newton(x, treated, start, _DECREMENT_TOLERANCE, _MAX_ITERATIONS, first)
-        linear_predictor = x @ beta
-        score = scipy.special.expit(linear_predictor)
-        covariance = scipy.linalg.cho_solve(scipy.linalg.cho_factor(information), np.eye(len(beta)))
-        se = np.sqrt(np.diag(covariance))
+        centred, information, iterations = _newton(x, treated, start, _DECREMENT_TOLERANCE, _MAX_ITERATIONS, first)
+        linear_predictor, score = np.empty(len(x)), np.empty(len(x))
+
+        def predict(task: slice) -> None:
+            np.matmul(x[task], centred, out=linear_predictor[task])
+            _logistic(linear_predictor[task], out=score[task])
+
+        map_in_threads(predict, _tasks(len(x)))
+        # Back to the covariates' own scale: beta = uncentre @ centred.
+        uncentre = np.eye(len(centred))
+        uncentre[0, 1:] = -means[1:]
+        beta = uncentre @ centred
+        centred_covariance = scipy.linalg.cho_solve(scipy.linalg.cho_factor(information), np.eye(len(beta)))
+        se = np.sqrt(np.diag(uncentre @ centred_covariance @ uncentre.T))
         extreme = (score < _SEPARATION_PROBABILITY) | (score > 1 - _SEPARATION_PROBABILITY)
         separated = bool(extreme.any()) or not np.all(np.isfinite(se))
     except _Separated as stopped:
         beta, separated = stopped.coefficients, True
     if separated:
-        columns = _separating_columns(x[:, 1:], model.columns, treated, beta[1:])
-        culprits = sorted({model.source[name] for name in columns})
+        columns = _separating_columns(x[:, 1:] + means[1:], columns, treated, beta[1:])
+        culprits = sorted({source[name] for name in columns})
         raise SeparationError(
             f"covariate(s) {', '.join(map(repr, columns))} separate treated from comparison people "
             "perfectly, so the propensity model has no finite estimate; coarsen or drop them, "
@@ -440,7 +520,7 @@ def fit_propensity(
     z = beta / se
     coefficients = pd.DataFrame(
         {"coef": beta, "se": se, "z": z, "p": 2 * scipy.stats.norm.sf(np.abs(z))},
-        index=pd.Index([INTERCEPT, *model.columns], name="term"),
+        index=pd.Index([INTERCEPT, *columns], name="term"),
     )
     return PropensityResult(
         coefficients=coefficients,
@@ -452,6 +532,6 @@ def fit_propensity(
         treatment=treatment,
         covariates=tuple(covariates),
         categorical=tuple(categorical or ()),
-        design_columns=tuple(model.columns),
+        design_columns=tuple(columns),
         iterations=iterations,
     )

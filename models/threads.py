@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 _pool: ThreadPoolExecutor | None = None
 _pool_process: int | None = None
 _pool_lock = threading.Lock()
+_THREAD_NAME = "desist-numpy"
 
 
 def cores() -> int:
@@ -31,14 +32,15 @@ def _shared_pool() -> ThreadPoolExecutor:
     global _pool, _pool_process
     with _pool_lock:
         if _pool is None or _pool_process != os.getpid():
-            _pool, _pool_process = ThreadPoolExecutor(max_workers=cores(), thread_name_prefix="desist-numpy"), os.getpid()
+            _pool, _pool_process = ThreadPoolExecutor(max_workers=cores(), thread_name_prefix=_THREAD_NAME), os.getpid()
         return _pool
 
 
 def map_in_threads(function: Callable, tasks: Iterable) -> list:
     """``[function(task) for task in tasks]``, the tasks shared among one thread per core;
-    results in task order."""
+    results in task order. Called from one of those threads it runs the tasks itself (a
+    task waiting for the pool it occupies could wait for ever)."""
     tasks = list(tasks)
-    if min(len(tasks), cores()) <= 1:
+    if min(len(tasks), cores()) <= 1 or threading.current_thread().name.startswith(_THREAD_NAME):
         return [function(task) for task in tasks]
     return list(_shared_pool().map(function, tasks))

@@ -88,6 +88,8 @@ def _mixed_cohort(n: int, treated_share: float, seed: int = 7) -> pd.DataFrame:
 def test_fit_equals_statsmodels_glm_binomial(monkeypatch, n, treated_share, subsample_from):
     if subsample_from is not None:
         monkeypatch.setattr(models.propensity, "_SUBSAMPLE_FROM_ROWS", subsample_from)
+        # Tasks of one block, so the passes' sums come from several threads.
+        monkeypatch.setattr(models.propensity, "_TASK_ROWS", models.propensity._BLOCK_ROWS)
     data = _mixed_cohort(n, treated_share)
     covariates = ["age", "prior_offences", "sentence_months", "employed", "housed", "region", "order_type"]
     fit = fit_propensity(data, "treat", covariates, categorical=["region"])
@@ -155,6 +157,37 @@ def test_linear_combination_is_named():
     with pytest.raises(CollinearCovariatesError, match="linear combinations") as caught:
         fit_propensity(data, "treated", ["age", "score", "age_in_months"])
     assert caught.value.covariates == ["age", "age_in_months"]
+
+
+def _far_from_zero(n=20_000, seed=4):
+    """A calendar year (mean 2019, SD 2) beside age: sums of squares about zero would cancel."""
+    rng = np.random.default_rng(seed)
+    data = pd.DataFrame({"year": 2015.0 + rng.integers(0, 9, n), "age": rng.normal(30, 8, n)})
+    logit = -2 + 0.15 * (data.year - 2019) + 0.02 * (data.age - 30)
+    data["treated"] = rng.binomial(1, 1 / (1 + np.exp(-logit)))
+    return data
+
+
+def test_covariate_far_from_zero_is_estimated_exactly():
+    data = _far_from_zero()
+    fit = fit_propensity(data, "treated", ["year", "age"])
+    exog = sm.add_constant(data[["year", "age"]])
+    reference = sm.GLM(data.treated, exog, family=sm.families.Binomial()).fit(tol=1e-14, maxiter=100)
+    np.testing.assert_allclose(fit.coefficients.coef, reference.params, rtol=1e-8)
+    np.testing.assert_allclose(fit.coefficients.se, reference.bse, rtol=1e-8)
+    np.testing.assert_allclose(fit.linear_predictor, exog.to_numpy() @ reference.params.to_numpy(), rtol=0, atol=1e-8)
+
+
+def test_dependence_through_a_covariate_far_from_zero_is_told_from_near_dependence():
+    data = _far_from_zero()
+    data["birth_year"] = data.year - data.age
+    with pytest.raises(CollinearCovariatesError, match="linear combinations") as caught:
+        fit_propensity(data, "treated", ["year", "age", "birth_year"])
+    assert caught.value.covariates == ["age", "birth_year", "year"]
+    # Birth years recorded to the day are not a combination of year and age: the fit goes on.
+    data["birth_year"] += np.random.default_rng(9).uniform(-0.5, 0.5, len(data)) / 365
+    fit = fit_propensity(data, "treated", ["year", "age", "birth_year"])
+    assert fit.coefficients.index.tolist() == ["(Intercept)", "year", "age", "birth_year"]
 
 
 def test_perfect_separation_is_named():
