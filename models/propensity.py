@@ -69,9 +69,11 @@ _DECREMENT_TOLERANCE = 1e-14
 _MAX_ITERATIONS = 25
 # Rows per block when accumulating score and information: small enough to stay in cache.
 _BLOCK_ROWS = 8192
-# Rows per task when a sweep is shared among threads (NumPy and BLAS release the GIL). The
-# split does not depend on the number of cores, so partial sums are added in the same order,
-# and give the same estimates, on any machine.
+# A sweep is shared among threads (NumPy and BLAS release the GIL) in about this many tasks
+# of whole blocks, each at most _TASK_ROWS rows. The split depends on the rows only, not on
+# the cores, so partial sums are added in the same order, and give the same estimates, on
+# any machine.
+_TASKS = 8
 _TASK_ROWS = 16 * _BLOCK_ROWS
 # The starting fit uses a case-control subsample when the data have more rows than this...
 _SUBSAMPLE_FROM_ROWS = 200_000
@@ -145,7 +147,9 @@ def _blocks(rows: slice):
 
 
 def _tasks(n: int) -> list[slice]:
-    return [slice(start, min(start + _TASK_ROWS, n)) for start in range(0, n, _TASK_ROWS)]
+    blocks = -(-n // (_TASKS * _BLOCK_ROWS))  # per task, rounded up
+    size = min(_TASK_ROWS, max(blocks, 1) * _BLOCK_ROWS)
+    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
 
 
 class _ColumnSummary:

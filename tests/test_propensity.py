@@ -88,8 +88,8 @@ def _mixed_cohort(n: int, treated_share: float, seed: int = 7) -> pd.DataFrame:
 def test_fit_equals_statsmodels_glm_binomial(monkeypatch, n, treated_share, subsample_from):
     if subsample_from is not None:
         monkeypatch.setattr(models.propensity, "_SUBSAMPLE_FROM_ROWS", subsample_from)
-        # Tasks of one block, so the passes' sums come from several threads.
-        monkeypatch.setattr(models.propensity, "_TASK_ROWS", models.propensity._BLOCK_ROWS)
+        # The passes' sums come from several tasks, run by threads.
+        assert len(models.propensity._tasks(n)) == 5
     data = _mixed_cohort(n, treated_share)
     covariates = ["age", "prior_offences", "sentence_months", "employed", "housed", "region", "order_type"]
     fit = fit_propensity(data, "treat", covariates, categorical=["region"])
