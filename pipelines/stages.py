@@ -30,6 +30,7 @@ from threadpoolctl import threadpool_limits
 from desist import warehouse as wh
 from desist.config import Settings, load_settings
 from desist.runs import BATCH_TAG, EVALUATION_JOB_NAME, PUBLISH_JOB_NAME, failure_reason
+from models.threads import threads_limited
 from pipelines import assembly, indicators, worker_server
 from pipelines.partitions import (FINGERPRINT_TAG, PLANNED_FINGERPRINTS_TAG, PROGRAMME_GROUP, PROGRAMMES,
                                   programme_fingerprints, remove_partition_files, stale_programmes, warehouse_state)
@@ -327,9 +328,10 @@ def serve_programmes(config_file: str, instance_ref: str, queue, log_level: str)
     """In a worker process: the stage 2 run of each programme handed out on ``queue`` (programme, run id, tags,
     BLAS threads) until it hands out None (each run's success or failure is in the instance).
 
-    The models' matrix products use the BLAS threads given: the workers already fill the cores, and
-    BLAS threads of two workers competing for them wait on each other (at 1,000,000 people the
-    effects models took 6.7 s of CPU with two threads each, 3.9 s with one)."""
+    The models' matrix products, and the work they share among threads, use the BLAS threads given:
+    the workers already fill the cores, and threads of two workers competing for them wait on each
+    other (at 1,000,000 people the effects models took 6.7 s of CPU with two threads each, 3.9 s
+    with one)."""
     from pipelines.definitions import build_definitions
 
     job = build_definitions(config_file).resolve_job_def(PROGRAMME_JOB.name)
@@ -340,7 +342,7 @@ def serve_programmes(config_file: str, instance_ref: str, queue, log_level: str)
         while (programme := queue.get()) is not None:
             release_free_memory()  # the programme starts on the heap the one before it gave back
             programme_id, run_id, tags, blas_threads = programme
-            with threadpool_limits(limits=blas_threads, user_api="blas"):
+            with threadpool_limits(limits=blas_threads, user_api="blas"), threads_limited(blas_threads):
                 job.execute_in_process(
                     instance=instance, partition_key=programme_id, run_id=run_id, tags=tags,
                     run_config={"loggers": {"console": {"config": {"log_level": log_level}}}}, raise_on_error=False)

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from models.threads import cores, map_in_threads
+from models.threads import cores, map_in_threads, threads_limited
 
 
 def test_results_come_back_in_task_order():
@@ -18,6 +18,12 @@ def test_results_come_back_in_task_order():
 def test_tasks_run_in_pool_threads():
     names = set(map_in_threads(lambda _: threading.current_thread().name, range(8)))
     assert all(name.startswith("desist-numpy") for name in names)
+
+
+def test_a_limit_of_one_thread_runs_the_tasks_in_the_caller():
+    with threads_limited(1):
+        names = set(map_in_threads(lambda _: threading.current_thread().name, range(8)))
+    assert names == {threading.current_thread().name}
 
 
 def test_a_task_that_shares_out_work_itself_runs_it():
