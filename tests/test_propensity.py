@@ -210,6 +210,22 @@ def test_quasi_complete_separation_is_named():
     assert caught.value.covariates == ["referred"]
 
 
+@pytest.mark.parametrize("kind", ["flag", "shifted", "quasi"])
+def test_separation_is_named_when_the_fit_starts_from_a_subsample(monkeypatch, kind):
+    # The first pass's information (weighted by p(1 - p) at the subsample's start) checks the
+    # rank: separation must still be told from collinearity there.
+    monkeypatch.setattr(models.propensity, "_SUBSAMPLE_FROM_ROWS", 5_000)
+    rng = np.random.default_rng(8)
+    data = _toy(n=40_000)
+    data["treated"] = (rng.random(len(data)) < 0.02).astype(int)
+    flag = data.treated.astype(float)
+    data["culprit"] = {"flag": flag, "shifted": 100 * flag + data.age,
+                       "quasi": np.where(flag == 1, 1.0, (rng.random(len(data)) < 0.5).astype(float))}[kind]
+    with pytest.raises(SeparationError, match="'culprit'") as caught:
+        fit_propensity(data, "treated", ["age", "score", "culprit"])
+    assert caught.value.covariates == ["culprit"]
+
+
 def test_separation_by_a_continuous_covariate():
     data = _toy()
     data["days_waiting"] = np.where(data.treated == 1, 100.0, 0.0) + data.age
