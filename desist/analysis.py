@@ -1,7 +1,8 @@
 """The analysis layer: cohort, covariates, engagement and proven-reoffending measures.
 
 Each table is one statement file in sql/analysis/ that reads staging tables (and earlier
-analysis tables) and the evaluation settings through SQL variables. The Dagster assets and
+analysis tables) and the evaluation settings through SQL variables; a table stored once per person
+and index date is given to the programmes by a view (VIEWS_BY_INDEX). The Dagster assets and
 the tests both build through this module, so they run exactly the same statements.
 """
 from __future__ import annotations
@@ -105,13 +106,16 @@ def build_table(con: duckdb.DuckDBPyConnection, name: str) -> int:
     if name in VIEWS_BY_INDEX:
         _drop_table_now_a_view(con, name)
     warehouse.run_sql(con, table.sql_file)
+    if name in VIEWS_BY_INDEX:
+        con.execute(f"CREATE OR REPLACE VIEW analysis.{name} AS "
+                    + warehouse.by_index_view("analysis.cohort", stored_table(name)))
     if name == "covariates":
         check_configured_covariates(con)
     return con.execute(f"SELECT count(*) FROM {stored_table(name)}").fetchall()[0][0]
 
 
-# Views giving each programme the rows of a table stored once per person and index date (the
-# statement files build both).
+# Views giving each programme the rows of a table stored once per person and index date: the statement
+# file builds analysis.<name>_by_index, and build_table the view analysis.<name> on it (by_index_view).
 VIEWS_BY_INDEX = ("covariates", "measures", "negative_controls", "survival")
 
 

@@ -25,7 +25,7 @@ import yaml
 
 from desist.config import PROJECT_ROOT
 from desist.contract import COVARIATE_TABLES
-from desist.warehouse import literal
+from desist.warehouse import by_index_view, literal
 
 CATALOGUE = PROJECT_ROOT / "sql" / "published" / "catalogue.yaml"
 DATA_DICTIONARY = PROJECT_ROOT / "docs" / "data-dictionary.md"
@@ -48,18 +48,21 @@ def load_catalogue(path: Path = CATALOGUE) -> list[PublishedObject]:
     objects = []
     for name, entry in entries.items():
         kind = entry.get("kind", "table")
-        sql_file = path.parent / ("views" if kind == "view" else "tables") / f"{name}.sql"
+        if "by_index" in entry:
+            sql = by_index_view("cohort", entry["by_index"])
+        else:
+            sql = (path.parent / ("views" if kind == "view" else "tables") / f"{name}.sql").read_text()
         objects.append(PublishedObject(
             name=name, kind=kind, description=entry["description"].strip(),
             columns={col: text.strip() for col, text in entry["columns"].items()},
-            sql=sql_file.read_text().strip().rstrip(";"),
+            sql=sql.strip().rstrip(";"),
             person_level=bool(entry.get("person_level", False)),
         ))
     return objects
 
 
 # The published characteristics: the table stored once per person and index date, and the view giving
-# it to every programme (its ``covariate.*`` carries whatever columns the table has).
+# it to every programme (its ``by_index.*`` carries whatever columns the table has).
 CHARACTERISTICS = ("covariates_by_index", "covariates")
 
 

@@ -109,6 +109,18 @@ def quoted(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+def by_index_view(cohort: str, by_index: str) -> str:
+    """The SELECT giving a table stored once per person and index date (``by_index``) to every programme
+    whose cohort holds that person and index date: one row per programme x person in ``cohort``, its
+    programme, person, treatment and index date first."""
+    return (
+        "SELECT cohort.programme_id, cohort.person_id, cohort.treated, cohort.index_date,\n"
+        "       by_index.* EXCLUDE (person_id, index_date)\n"
+        f"FROM {cohort} AS cohort\n"
+        f"JOIN {by_index} AS by_index USING (person_id, index_date)"
+    )
+
+
 def literal(text: str) -> str:
     """A text value as an SQL string literal."""
     return "'" + text.replace("'", "''") + "'"

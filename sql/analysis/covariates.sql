@@ -1,6 +1,7 @@
 -- Characteristics at the index date: analysis.covariates_by_index holds one row per person and
--- index date in analysis.cohort, and the view analysis.covariates gives it to every programme whose
--- cohort holds that person and index date, one row per programme x person in analysis.cohort.
+-- index date in analysis.cohort, and the view analysis.covariates (desist/analysis.py) gives it to
+-- every programme whose cohort holds that person and index date, one row per programme x person in
+-- analysis.cohort.
 --
 -- Derived from the offence history, counting only what was known at the index date:
 --   prior_proven_offences      offences committed and proven strictly before the index date
@@ -114,13 +115,3 @@ SELECT
 FROM characteristics
 JOIN completeness USING (person_id, index_date)
 LEFT JOIN first_absent USING (person_id, index_date);
-
-CREATE OR REPLACE VIEW analysis.covariates AS
-SELECT
-    cohort.programme_id,
-    cohort.person_id,
-    cohort.treated,
-    cohort.index_date,
-    covariate.* EXCLUDE (person_id, index_date)
-FROM analysis.cohort AS cohort
-JOIN analysis.covariates_by_index AS covariate USING (person_id, index_date);

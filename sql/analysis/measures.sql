@@ -1,7 +1,7 @@
 -- Proven reoffending over fixed follow-up windows (the SQL variable 'windows_months'):
 -- analysis.measures_by_index holds one row per person x index date x window, and the view
--- analysis.measures gives it to every programme whose cohort holds that person and index date,
--- one row per programme x person x window.
+-- analysis.measures (desist/analysis.py) gives it to every programme whose cohort holds that
+-- person and index date, one row per programme x person x window.
 --
 -- For a window of N months and a waiting period of W months (dates are whole days):
 --   window_end     = index_date + N months (calendar months; a day missing from the target
@@ -88,13 +88,3 @@ point_measures AS (
     LEFT JOIN reoffences AS reoffence USING (person_id, index_date, window_months)
 )
 SELECT * FROM point_measures;
-
-CREATE OR REPLACE VIEW analysis.measures AS
-SELECT
-    cohort.programme_id,
-    cohort.person_id,
-    cohort.treated,
-    cohort.index_date,
-    measure.* EXCLUDE (person_id, index_date)
-FROM analysis.cohort AS cohort
-JOIN analysis.measures_by_index AS measure USING (person_id, index_date);

@@ -1,8 +1,8 @@
 -- Negative-control outcomes: offending before the index date, which taking part (after it)
 -- cannot have changed. They depend on the person and index date only: stored once per person and
 -- index date in analysis.negative_controls_by_index, and given to every programme whose cohort
--- holds that person and index date by the view analysis.negative_controls, one row per
--- programme x person in analysis.cohort.
+-- holds that person and index date by the view analysis.negative_controls (desist/analysis.py),
+-- one row per programme x person in analysis.cohort.
 --   pre_offences_12     offences committed in the 12 months before the index date
 --                       (index_date - 12 months <= offence_date < index_date) and proven before it
 --   pre_offended_24_12  1 when an offence was committed 24 to 12 months before the index date
@@ -43,13 +43,3 @@ SELECT
     coalesce(before_index.offended_24_12, false)::INTEGER AS pre_offended_24_12
 FROM index_points AS point
 LEFT JOIN before_index USING (person_id, index_date);
-
-CREATE OR REPLACE VIEW analysis.negative_controls AS
-SELECT
-    cohort.programme_id,
-    cohort.person_id,
-    cohort.treated,
-    cohort.index_date,
-    controls.* EXCLUDE (person_id, index_date)
-FROM analysis.cohort AS cohort
-JOIN analysis.negative_controls_by_index AS controls USING (person_id, index_date);

@@ -8,7 +8,8 @@
 -- their waiting period.
 -- Both depend on the person and index date only: stored once per person and index date in
 -- analysis.survival_by_index, and given to every programme whose cohort holds that person and
--- index date by the view analysis.survival, one row per programme x person in analysis.cohort.
+-- index date by the view analysis.survival (desist/analysis.py), one row per programme x person in
+-- analysis.cohort.
 CREATE OR REPLACE TABLE analysis.survival_by_index AS
 WITH index_points AS (
     SELECT DISTINCT person_id, index_date FROM analysis.cohort
@@ -29,13 +30,3 @@ SELECT
     (first_reoffence.first_offence_date IS NOT NULL)::INTEGER AS event
 FROM index_points AS point
 LEFT JOIN first_reoffences AS first_reoffence USING (person_id, index_date);
-
-CREATE OR REPLACE VIEW analysis.survival AS
-SELECT
-    cohort.programme_id,
-    cohort.person_id,
-    cohort.treated,
-    cohort.index_date,
-    survival.* EXCLUDE (person_id, index_date)
-FROM analysis.cohort AS cohort
-JOIN analysis.survival_by_index AS survival USING (person_id, index_date);
